@@ -1,0 +1,335 @@
+"""Converge: after every input, bring the trade's orders in line with what its state wants.
+
+Each rule compares what should be working on the venue with the orders the trade records,
+and emits only the difference: an order is placed where none is live, cancelled where a live
+one no longer fits, and nothing is done while a cancel is still in flight (its outcome may
+be a fill). Because the comparison is against recorded orders, running it twice emits
+nothing the second time: no intent ever concerns an order that already exists.
+
+Rules that the spec leaves open, decided here:
+- Take-profit orders follow the position as it fills: a step is topped up by an extra order
+  when its allocation grows by a tradable amount, and replaced when its target moves or its
+  allocation shrinks (see `take_profit`).
+- A market exit (stop loss, close at market, trailing take profit) first cancels every other
+  live order of the trade and waits for the venue to confirm, so that late fills are counted
+  and the exit sells exactly what is left, rounded down to the lot.
+- Reduce Funds likewise frees the take-profit orders first (they lock the coins), sells, and
+  lets the take-profit plan re-place the smaller remainder.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from smarttrade.domain.changes import Changes
+from smarttrade.domain.fsm import LegState, LegTrigger, TradeState, TradeTrigger
+from smarttrade.domain.messages import EventType
+from smarttrade.domain.model import ZERO, CloseReason, Leg, LegKind, Order, SmartTrade
+from smarttrade.domain.position import Position, position_of
+from smarttrade.domain.prices import stop_trigger
+from smarttrade.domain.spec import EntryType
+from smarttrade.domain.take_profit import plan_steps
+from smarttrade.domain.validation import entry_units
+from smarttrade.domain.values import OrderStatus, OrderType
+
+
+def converge(changes: Changes) -> None:
+    trade = changes.trade
+    if trade.state.is_terminal:
+        return
+    position = position_of(trade)
+    if trade.state is TradeState.PENDING and position.units_bought > 0:
+        _open_position(changes)
+    _progress_sized_legs(changes)
+    if trade.state in (TradeState.PENDING, TradeState.ACTIVE):
+        _plan_entry(changes)
+        _plan_add_funds(changes)
+    if trade.state is TradeState.ACTIVE:
+        position = position_of(trade)
+        if _reduce_due(trade) is not None:
+            _plan_reduce(changes, position)
+        else:
+            _plan_take_profit(changes, position)
+    if trade.state is TradeState.CLOSING:
+        _plan_exit(changes, position_of(trade))
+    if not trade.state.is_terminal:
+        _show_working_prices(changes, position_of(trade))
+
+
+def _open_position(changes: Changes) -> None:
+    """The first entry-side fill: the trade becomes ACTIVE and its exits start working."""
+    trade = changes.trade
+    changes.move_trade(TradeTrigger.ENTRY_FILLED)
+    last = trade.last_price
+    stop = trade.stop_loss_leg
+    if stop is not None and trade.spec.stop_loss is not None and stop.state is LegState.IDLE:
+        stop.trailing_extreme = last
+        changes.move_leg(stop, LegTrigger.ARM)
+    for leg in trade.take_profit_legs:
+        spec = trade.spec.take_profit[leg.step - 1]
+        if spec.trailing_percent is not None and leg.state is LegState.IDLE:
+            changes.move_leg(leg, LegTrigger.ARM)
+
+
+def _last_order(leg: Leg) -> Order | None:
+    return leg.orders[-1] if leg.orders else None
+
+
+def _progress_sized_legs(changes: Changes) -> None:
+    """Entry, Add Funds and Reduce Funds legs have a fixed size: fill, end or fail by it."""
+    trade = changes.trade
+    for leg in trade.legs:
+        if leg.kind not in (LegKind.ENTRY, LegKind.ADD_FUNDS, LegKind.REDUCE_FUNDS):
+            continue
+        if leg.state.is_done or leg.id == trade.exit_leg_id:
+            continue
+        filled = leg.filled
+        if leg.amount is not None and filled >= leg.amount:
+            changes.move_leg(leg, LegTrigger.FILL)
+            continue
+        if filled and leg.state is LegState.ORDER_PLACED:
+            changes.move_leg(leg, LegTrigger.PARTIAL_FILL)
+        last = _last_order(leg)
+        if last is None or leg.live_orders:
+            continue
+        if last.status is OrderStatus.REJECTED:
+            _leg_refused(changes, leg, last.error or "the exchange refused the order")
+        elif last.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED) and not (
+            last.cancel_requested
+        ):
+            _leg_ended_on_venue(changes, leg, last)
+
+
+def _leg_refused(changes: Changes, leg: Leg, reason: str) -> None:
+    trade = changes.trade
+    changes.move_leg(leg, LegTrigger.REJECT, note=reason)
+    changes.set_error(f"{leg.id}: {reason}")
+    nothing_bought = position_of(trade).units_bought == 0
+    entry_over = all(other.state.is_done for other in trade.legs if other.kind.is_entry_side)
+    if trade.state is TradeState.PENDING and nothing_bought and entry_over:
+        changes.move_trade(TradeTrigger.REJECTED)
+        _cancel_remaining_legs(changes)
+
+
+def _leg_ended_on_venue(changes: Changes, leg: Leg, order: Order) -> None:
+    """The venue ended the leg's order without our asking (cancelled by hand, expired)."""
+    trade = changes.trade
+    why = f"order {order.client_order_id} was {order.status.value.lower()} on the exchange"
+    if leg.filled:
+        changes.move_leg(leg, LegTrigger.FILL, note=f"{why}; kept the part filled")
+        return
+    changes.move_leg(leg, LegTrigger.CANCEL, note=why)
+    nothing_bought = position_of(trade).units_bought == 0
+    entry_over = not any(other.live_orders for other in trade.legs if other.kind.is_entry_side)
+    pending = trade.state is TradeState.PENDING
+    if leg.kind is LegKind.ENTRY and pending and nothing_bought and entry_over:
+        changes.set_error(why)
+        changes.move_trade(TradeTrigger.ENTRY_ENDED)
+        _cancel_remaining_legs(changes)
+
+
+def _plan_entry(changes: Changes) -> None:
+    trade = changes.trade
+    leg = trade.entry_leg
+    spec = trade.spec.entry
+    if leg.state.is_done or not leg.released or spec.type is EntryType.SKIP:
+        return
+    as_limit = spec.executes_as_limit and not spec.is_trailing and not leg.open_now
+    order_type = OrderType.LIMIT if as_limit else OrderType.MARKET
+    price = spec.limit_price if as_limit else None
+    reference = price or trade.last_price
+    if leg.amount is None and reference is not None:
+        leg.amount = entry_units(spec, trade.market, reference)
+    if leg.amount is None or reference is None:
+        return
+    _keep_sized_leg_working(changes, leg, order_type, price, leg.amount - leg.filled, reference)
+
+
+def _plan_add_funds(changes: Changes) -> None:
+    trade = changes.trade
+    for leg in trade.legs_of(LegKind.ADD_FUNDS):
+        if leg.state.is_done or leg.orders:
+            continue
+        reference = leg.limit_price or trade.last_price
+        if reference is None:
+            continue
+        if leg.amount is None and leg.total is not None:
+            leg.amount = trade.market.round_amount(leg.total / reference)
+        if leg.amount is not None:
+            _keep_sized_leg_working(
+                changes, leg, leg.order_type, leg.limit_price, leg.amount, reference
+            )
+
+
+def _keep_sized_leg_working(
+    changes: Changes,
+    leg: Leg,
+    order_type: OrderType,
+    price: Decimal | None,
+    remaining: Decimal,
+    reference: Decimal,
+) -> None:
+    """One live order of the right type, price and size for what is left of the leg."""
+    trade = changes.trade
+    live = leg.live_orders
+    if live:
+        fits = all(order.type is order_type and order.price == price for order in live)
+        if not fits or leg.live_remaining > remaining:
+            changes.cancel_live_orders(leg)
+        return
+    if remaining > 0 and trade.market.is_tradable(remaining, reference):
+        changes.place(leg, order_type, remaining, price)
+    elif leg.filled:
+        changes.move_leg(leg, LegTrigger.FILL, note="the rest is below the market minimum")
+    else:
+        _leg_refused(changes, leg, "the size is below the market minimum at this price")
+
+
+def _reduce_due(trade: SmartTrade) -> Leg | None:
+    for leg in trade.legs_of(LegKind.REDUCE_FUNDS):
+        if not leg.state.is_done:
+            return leg
+    return None
+
+
+def _plan_reduce(changes: Changes, position: Position) -> None:
+    trade = changes.trade
+    leg = _reduce_due(trade)
+    assert leg is not None
+    assert leg.amount is not None
+    busy = False
+    for step in trade.take_profit_legs:
+        busy = changes.cancel_live_orders(step) or busy
+    if busy or leg.live_orders:
+        return
+    price = trade.last_price or position.average_entry_price or ZERO
+    held = trade.market.round_amount(position.units_held)
+    _keep_sized_leg_working(
+        changes, leg, OrderType.MARKET, None, min(leg.amount - leg.filled, held), price
+    )
+
+
+def _plan_take_profit(changes: Changes, position: Position) -> None:
+    trade = changes.trade
+    plans = plan_steps(trade, position)
+    entry_settled = not any(
+        leg.live_orders or (leg.kind is LegKind.ENTRY and leg.released and not leg.state.is_done)
+        for leg in trade.legs
+        if leg.kind.is_entry_side
+    )
+    for plan in plans:
+        leg = plan.leg
+        if plan.trailing:
+            continue
+        live = leg.live_orders
+        if any(order.cancel_requested for order in live):
+            continue
+        if plan.target is None:
+            continue
+        stale = [order for order in live if order.price != plan.target]
+        if stale or leg.live_remaining > plan.remaining:
+            changes.cancel_live_orders(leg)
+            continue
+        top_up = plan.remaining - leg.live_remaining
+        if top_up > 0 and trade.market.is_tradable(top_up, plan.target):
+            changes.place(leg, OrderType.LIMIT, top_up, plan.target)
+        elif not live and entry_settled:
+            if plan.exited > 0:
+                changes.move_leg(leg, LegTrigger.FILL)
+            else:
+                changes.move_leg(leg, LegTrigger.CANCEL, note="its volume went to another step")
+        if leg.filled and leg.state is LegState.ORDER_PLACED:
+            changes.move_leg(leg, LegTrigger.PARTIAL_FILL)
+    steps = trade.take_profit_legs
+    if steps and all(step.state.is_done for step in steps) and trade.state is TradeState.ACTIVE:
+        trade.close_reason = CloseReason.TAKE_PROFIT
+        _finish(changes)
+
+
+def start_exit(changes: Changes, leg: Leg, reason: CloseReason) -> None:
+    """Begin a market exit carried by `leg`: CLOSING until nothing tradable is left."""
+    trade = changes.trade
+    trade.close_reason = reason
+    trade.exit_leg_id = leg.id
+    changes.move_trade(TradeTrigger.EXIT_STARTED)
+
+
+def _plan_exit(changes: Changes, position: Position) -> None:
+    trade = changes.trade
+    assert trade.exit_leg_id is not None
+    exit_leg = trade.leg(trade.exit_leg_id)
+    busy = False
+    for leg in trade.legs:
+        if leg is not exit_leg:
+            busy = changes.cancel_live_orders(leg) or busy
+    if busy or exit_leg.live_orders:
+        return
+    last = _last_order(exit_leg)
+    if last is not None and last.status is OrderStatus.REJECTED:
+        changes.move_leg(exit_leg, LegTrigger.REJECT, note=last.error)
+        changes.set_error(f"{exit_leg.id}: {last.error or 'the exchange refused the exit'}")
+        changes.move_trade(TradeTrigger.REJECTED)
+        _cancel_remaining_legs(changes)
+        return
+    amount = trade.market.round_amount(position.units_held)
+    price = trade.last_price or position.average_entry_price or ZERO
+    if amount > 0 and trade.market.is_tradable(amount, price):
+        stop = trade.spec.stop_loss
+        if exit_leg.kind is LegKind.STOP_LOSS and stop and stop.order_type is OrderType.LIMIT:
+            changes.place(exit_leg, OrderType.LIMIT, amount, stop.limit_price)
+        else:
+            changes.place(exit_leg, OrderType.MARKET, amount)
+        return
+    _finish(changes)
+
+
+def _finish(changes: Changes) -> None:
+    """Nothing tradable is left of the position: CLOSED, with the reason already set."""
+    trade = changes.trade
+    if trade.exit_leg_id is not None:
+        exit_leg = trade.leg(trade.exit_leg_id)
+        if not exit_leg.state.is_done and exit_leg.filled:
+            changes.move_leg(exit_leg, LegTrigger.FILL)
+    changes.move_trade(TradeTrigger.POSITION_EXITED)
+    _cancel_remaining_legs(changes)
+
+
+def _cancel_remaining_legs(changes: Changes) -> None:
+    """At a terminal state: every leg not done is abandoned, its live orders cancelled."""
+    for leg in changes.trade.legs:
+        changes.cancel_live_orders(leg)
+        if not leg.state.is_done:
+            changes.move_leg(leg, LegTrigger.CANCEL)
+
+
+def cancel_trade(changes: Changes) -> None:
+    changes.move_trade(TradeTrigger.CANCEL)
+    _cancel_remaining_legs(changes)
+
+
+def _show_working_prices(changes: Changes, position: Position) -> None:
+    """Keep each leg's displayed price equal to what it works at, announcing moves."""
+    trade = changes.trade
+    average = position.average_entry_price
+    stop_leg = trade.stop_loss_leg
+    if stop_leg is not None and trade.spec.stop_loss is not None:
+        stop = stop_trigger(trade, average)
+        if stop is not None and stop != stop_leg.price:
+            moved = stop_leg.price is not None
+            stop_leg.price = stop
+            if moved:
+                changes.emit(EventType.STOP_MOVED, leg_id=stop_leg.id, price=stop)
+            else:
+                changes.dirty = True
+    for plan in plan_steps(trade, position):
+        leg = plan.leg
+        if plan.target is not None and plan.target != leg.price:
+            moved = leg.price is not None
+            leg.price = plan.target
+            if moved:
+                changes.emit(EventType.TARGET_MOVED, leg_id=leg.id, price=plan.target)
+            else:
+                changes.dirty = True
+        if leg.amount != plan.allocation:
+            leg.amount = plan.allocation
+            changes.dirty = True

@@ -1,0 +1,90 @@
+"""Price rules, written once for both sides.
+
+For a BUY (long) trade "favourable" is up and "adverse" is down; a SELL (short) trade
+mirrors every rule, which `Side.sign` does here: `sign * (a - b) >= 0` reads "a is at or
+beyond b on the favourable side".
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from smarttrade.domain.fsm import LegState
+from smarttrade.domain.model import SmartTrade
+from smarttrade.domain.spec import StopLossSpec, TakeProfitStepSpec
+from smarttrade.domain.values import Side
+
+HUNDRED = Decimal(100)
+
+
+def at_or_beyond(side: Side, price: Decimal, level: Decimal) -> bool:
+    """`price` has reached `level` on the favourable side (BUY: price >= level)."""
+    return side.sign * (price - level) >= 0
+
+
+def at_or_before(side: Side, price: Decimal, level: Decimal) -> bool:
+    """`price` has reached `level` on the adverse side (BUY: price <= level)."""
+    return side.sign * (price - level) <= 0
+
+
+def best(side: Side, *prices: Decimal) -> Decimal:
+    """The most favourable of the prices (BUY: the highest)."""
+    return max(prices) if side is Side.BUY else min(prices)
+
+
+def worst(side: Side, *prices: Decimal) -> Decimal:
+    """The least favourable of the prices (BUY: the lowest)."""
+    return min(prices) if side is Side.BUY else max(prices)
+
+
+def offset(side: Side, price: Decimal, percent: Decimal) -> Decimal:
+    """`price` moved `percent` in the favourable direction (negative: adverse)."""
+    return price * (1 + side.sign * percent / HUNDRED)
+
+
+def take_profit_target(
+    trade: SmartTrade, step: TakeProfitStepSpec, average: Decimal | None
+) -> Decimal | None:
+    """The absolute target of a step: its price, or percent beyond the average entry."""
+    if step.price is not None:
+        return step.price
+    if average is None or step.percent is None:
+        return None
+    return trade.market.round_price(offset(trade.spec.side, average, step.percent))
+
+
+def base_stop(trade: SmartTrade, stop: StopLossSpec, average: Decimal | None) -> Decimal | None:
+    if stop.price is not None:
+        return stop.price
+    if average is None or stop.percent is None:
+        return None
+    return offset(trade.spec.side, average, -stop.percent)
+
+
+def stop_trigger(trade: SmartTrade, average: Decimal | None) -> Decimal | None:
+    """The stop-loss trigger in force: the best of the set stop, breakeven (once a step has
+    filled) and the trailing level below the best price since the position opened.
+
+    Breakeven is "the first take-profit step to complete", whichever step that is: with
+    targets in order it is step 1.
+    """
+    stop = trade.spec.stop_loss
+    leg = trade.stop_loss_leg
+    if stop is None or leg is None:
+        return None
+    side = trade.spec.side
+    candidates = []
+    base = base_stop(trade, stop, average)
+    if base is not None:
+        candidates.append(base)
+    if (
+        stop.move_to_breakeven
+        and average is not None
+        and any(step.state is LegState.FILLED for step in trade.take_profit_legs)
+    ):
+        candidates.append(average)
+    if stop.trailing_percent is not None and leg.trailing_extreme is not None:
+        candidates.append(offset(side, leg.trailing_extreme, -stop.trailing_percent))
+    if not candidates:
+        return None
+    return trade.market.round_price(best(side, *candidates))

@@ -1,0 +1,223 @@
+"""The rules a trade's settings must meet (DESIGN §2.5), one violation per bad field.
+
+Field paths are those of the API (`take_profit.steps[1].price`) so a caller can point at the
+field. Parsing (decimal strings, enums) happens at the API boundary; these are the trading
+rules, checked against the market's precision and limits.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from smarttrade.domain.errors import FieldViolation, InvalidSpec
+from smarttrade.domain.market import Market
+from smarttrade.domain.prices import at_or_beyond
+from smarttrade.domain.spec import (
+    MAX_TAKE_PROFIT_STEPS,
+    EntrySpec,
+    EntryType,
+    LeverageSpec,
+    MarketType,
+    StopLossSpec,
+    TakeProfitStepSpec,
+    TradeSpec,
+)
+from smarttrade.domain.values import OrderType, Side
+
+HUNDRED = Decimal(100)
+
+
+def entry_price_estimate(entry: EntrySpec, last_price: Decimal) -> Decimal:
+    """The price the entry is expected to execute at, for size conversion and side checks."""
+    if entry.type is EntryType.SKIP and entry.average_price:
+        return entry.average_price
+    if entry.executes_as_limit and entry.limit_price:
+        return entry.limit_price
+    if entry.type is EntryType.CONDITIONAL and entry.trigger_price:
+        return entry.trigger_price
+    return last_price
+
+
+def entry_units(entry: EntrySpec, market: Market, price: Decimal) -> Decimal:
+    """The entry size in base units, rounded down to the lot."""
+    if entry.units is not None:
+        return market.round_amount(entry.units)
+    assert entry.total is not None
+    return market.round_amount(entry.total / price)
+
+
+def check_spec(spec: TradeSpec, market: Market, reference_price: Decimal) -> None:
+    """Raise `InvalidSpec` naming every bad field. `reference_price` is where targets must be
+    beyond: the expected entry price (PENDING) or the average entry price (ACTIVE)."""
+    violations = spec_violations(spec, market, reference_price)
+    if violations:
+        raise InvalidSpec(violations)
+
+
+def spec_violations(
+    spec: TradeSpec, market: Market, reference_price: Decimal
+) -> list[FieldViolation]:
+    out: list[FieldViolation] = []
+    entry_price = entry_price_estimate(spec.entry, reference_price)
+    _check_entry(spec.entry, market, entry_price, out)
+    _check_take_profit(spec.take_profit, spec.side, entry_price, out)
+    if spec.stop_loss is not None:
+        _check_stop_loss(spec.stop_loss, spec.side, entry_price, len(spec.take_profit), out)
+    _check_leverage(spec.leverage, out)
+    return out
+
+
+def _positive(value: Decimal | None, field: str, out: list[FieldViolation]) -> bool:
+    if value is not None and value <= 0:
+        out.append(FieldViolation(field, "must be greater than 0"))
+        return False
+    return value is not None
+
+
+def _percent(value: Decimal | None, field: str, out: list[FieldViolation]) -> None:
+    if value is not None and not 0 < value < HUNDRED:
+        out.append(FieldViolation(field, "must be between 0 and 100, exclusive"))
+
+
+def _absent(value: object, field: str, why: str, out: list[FieldViolation]) -> None:
+    if value is not None:
+        out.append(FieldViolation(field, f"must be empty {why}"))
+
+
+def _check_entry(
+    entry: EntrySpec, market: Market, price: Decimal, out: list[FieldViolation]
+) -> None:
+    kind = entry.type
+    if (entry.units is None) == (entry.total is None):
+        out.append(FieldViolation("entry.units", "exactly one of units or total is required"))
+    size_ok = _positive(entry.units, "entry.units", out) or _positive(
+        entry.total, "entry.total", out
+    )
+    wants_limit = entry.executes_as_limit
+    if wants_limit:
+        if entry.limit_price is None:
+            out.append(FieldViolation("entry.limit_price", f"is required for a {_kind(entry)}"))
+        _positive(entry.limit_price, "entry.limit_price", out)
+    else:
+        _absent(entry.limit_price, "entry.limit_price", f"for a {_kind(entry)}", out)
+    if kind is EntryType.CONDITIONAL:
+        if entry.trigger_price is None:
+            out.append(FieldViolation("entry.trigger_price", "is required for CONDITIONAL"))
+        _positive(entry.trigger_price, "entry.trigger_price", out)
+    else:
+        _absent(entry.trigger_price, "entry.trigger_price", f"for {kind.value}", out)
+    if kind is EntryType.SKIP:
+        if entry.average_price is None:
+            out.append(FieldViolation("entry.average_price", "is required for SKIP"))
+        _positive(entry.average_price, "entry.average_price", out)
+    else:
+        _absent(entry.average_price, "entry.average_price", f"for {kind.value}", out)
+    if entry.trailing_percent is not None:
+        if wants_limit or kind is EntryType.SKIP:
+            out.append(
+                FieldViolation("entry.trailing_percent", "trailing entries execute at market")
+            )
+        _percent(entry.trailing_percent, "entry.trailing_percent", out)
+    if size_ok and price > 0 and not out:
+        units = entry_units(entry, market, price)
+        field = "entry.units" if entry.units is not None else "entry.total"
+        if units <= 0 or units < market.min_amount:
+            out.append(
+                FieldViolation(field, f"is below the market minimum of {market.min_amount} base")
+            )
+        elif units * price < market.min_cost:
+            out.append(
+                FieldViolation(field, f"is below the market minimum cost of {market.min_cost}")
+            )
+        elif market.max_amount is not None and units > market.max_amount:
+            out.append(FieldViolation(field, f"is above the market maximum {market.max_amount}"))
+
+
+def _beyond(side: Side, price: Decimal | None, entry_price: Decimal) -> bool:
+    """Strictly beyond the entry on the favourable side of `side`."""
+    return price is not None and at_or_beyond(side, price, entry_price) and price != entry_price
+
+
+def _kind(entry: EntrySpec) -> str:
+    if entry.type is EntryType.CONDITIONAL:
+        return f"CONDITIONAL entry with a {entry.order_type.value} order"
+    return f"{entry.type.value} entry"
+
+
+def _check_take_profit(
+    steps: tuple[TakeProfitStepSpec, ...],
+    side: Side,
+    entry_price: Decimal,
+    out: list[FieldViolation],
+) -> None:
+    if len(steps) > MAX_TAKE_PROFIT_STEPS:
+        out.append(
+            FieldViolation("take_profit.steps", f"at most {MAX_TAKE_PROFIT_STEPS} steps allowed")
+        )
+        return
+    for index, step in enumerate(steps):
+        path = f"take_profit.steps[{index}]"
+        if (step.price is None) == (step.percent is None):
+            out.append(FieldViolation(f"{path}.price", "exactly one of price or percent"))
+        price_ok = _positive(step.price, f"{path}.price", out) and step.price is not None
+        if price_ok and not _beyond(side, step.price, entry_price):
+            where = "above" if side is Side.BUY else "below"
+            out.append(
+                FieldViolation(f"{path}.price", f"must be {where} the entry price {entry_price}")
+            )
+        if _positive(step.percent, f"{path}.percent", out) and side is Side.SELL:
+            _percent(step.percent, f"{path}.percent", out)
+        _positive(step.volume_percent, f"{path}.volume_percent", out)
+        if step.trailing_percent is not None:
+            if index != len(steps) - 1:
+                out.append(
+                    FieldViolation(f"{path}.trailing_percent", "only the last step may trail")
+                )
+            _percent(step.trailing_percent, f"{path}.trailing_percent", out)
+    if steps and sum(step.volume_percent for step in steps) != HUNDRED:
+        out.append(FieldViolation("take_profit.steps", "volume_percent must sum to exactly 100"))
+
+
+def _check_stop_loss(
+    stop: StopLossSpec,
+    side: Side,
+    entry_price: Decimal,
+    step_count: int,
+    out: list[FieldViolation],
+) -> None:
+    if (stop.price is None) == (stop.percent is None):
+        out.append(FieldViolation("stop_loss.price", "exactly one of price or percent"))
+    price_ok = _positive(stop.price, "stop_loss.price", out) and stop.price is not None
+    if price_ok and not _beyond(side.opposite, stop.price, entry_price):
+        where = "below" if side is Side.BUY else "above"
+        out.append(
+            FieldViolation("stop_loss.price", f"must be {where} the entry price {entry_price}")
+        )
+    if _positive(stop.percent, "stop_loss.percent", out) and side is Side.BUY:
+        _percent(stop.percent, "stop_loss.percent", out)
+    if stop.order_type is OrderType.LIMIT:
+        if stop.limit_price is None:
+            out.append(FieldViolation("stop_loss.limit_price", "is required for a LIMIT stop"))
+        _positive(stop.limit_price, "stop_loss.limit_price", out)
+    else:
+        _absent(stop.limit_price, "stop_loss.limit_price", "for a MARKET stop", out)
+    if stop.timeout is not None and (
+        stop.timeout.total_seconds() <= 0 or stop.timeout.microseconds
+    ):
+        out.append(
+            FieldViolation("stop_loss.timeout", "must be a positive whole number of seconds")
+        )
+    _percent(stop.trailing_percent, "stop_loss.trailing_percent", out)
+    if stop.move_to_breakeven and step_count < 2:
+        out.append(
+            FieldViolation("stop_loss.move_to_breakeven", "needs at least 2 take-profit steps")
+        )
+
+
+def _check_leverage(leverage: LeverageSpec, out: list[FieldViolation]) -> None:
+    if leverage.value is None:
+        return
+    if leverage.value < 1:
+        out.append(FieldViolation("leverage.value", "must be at least 1"))
+    elif leverage.market_type is MarketType.SPOT and leverage.value != 1:
+        out.append(FieldViolation("leverage.value", "spot markets have no leverage"))

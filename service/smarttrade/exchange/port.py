@@ -1,0 +1,167 @@
+"""The Exchange port: what the engine needs from a venue, in the core's own types.
+
+Adapters (ccxt for real venues, paper for the simulated one) implement `Exchange` and
+translate every library error into the errors below, so nothing above them knows ccxt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Protocol
+
+from smarttrade.domain.market import Market
+from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """An order to send. `client_order_id` is deterministic, so a lost answer can be looked up."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    amount: Decimal
+    price: Decimal | None = None
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReport:
+    """What the venue says of one order now: status, cumulative fill and the fills themselves."""
+
+    client_order_id: str
+    exchange_order_id: str | None
+    symbol: str
+    side: Side
+    type: OrderType
+    amount: Decimal
+    price: Decimal | None
+    status: OrderStatus
+    filled: Decimal
+    fills: tuple[Fill, ...] = ()
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    symbol: str
+    last: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    currency: str
+    free: Decimal
+    locked: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.free + self.locked
+
+
+class ExchangeError(Exception):
+    """Base of every error an adapter raises. Messages never contain credentials."""
+
+
+class RejectReason(Enum):
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    INVALID_ORDER = "INVALID_ORDER"
+    BAD_SYMBOL = "BAD_SYMBOL"
+    AUTHENTICATION = "AUTHENTICATION"
+
+
+class OrderRejected(ExchangeError):
+    """The venue finally refused: retrying the same request cannot succeed."""
+
+    def __init__(self, reason: RejectReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class TransientError(ExchangeError):
+    """Network, venue unavailable, rate limited: retry later (after `retry_after` seconds if set)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(TransientError):
+    """The venue asked us to slow down; `retry_after` is the wait it asked for, when it said."""
+
+
+class OutcomeUnknown(ExchangeError):
+    """An order was sent but the answer was lost (timeout, 5xx): it may exist at the venue.
+
+    Never re-send on this: look the order up by its client order id first.
+    """
+
+
+class AlreadyPlaced(ExchangeError):
+    """The venue refused a client order id it already has (e.g. Binance -2010 "Duplicate order
+    sent."): the order exists, so the request must be treated as accepted and looked up."""
+
+
+class OrderNotFound(ExchangeError):
+    """The venue has no order with that client order id (not yet visible, or never arrived)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a venue offers beyond the basics; decides streaming versus polling."""
+
+    watch_ticker: bool = False
+    watch_orders: bool = False
+    futures: bool = False
+    extra: Mapping[str, bool] = field(default_factory=dict)
+
+
+class Exchange(Protocol):
+    """One account on one venue."""
+
+    @property
+    def exchange_id(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    async def load_markets(self) -> Mapping[str, Market]:
+        """All markets of the venue by unified symbol, with precision and limits."""
+        ...
+
+    async def fetch_ticker(self, symbol: str) -> Ticker: ...
+
+    async def create_order(self, request: OrderRequest) -> OrderReport:
+        """Send an order. Raises OrderRejected, TransientError (nothing was sent, or it was
+        surely refused), OutcomeUnknown (it may exist) or AlreadyPlaced."""
+        ...
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        """Cancel by client order id; returns the order's final report (it may have filled
+        meanwhile). Raises OrderNotFound when the venue has no such order."""
+        ...
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        """Look an order up by client order id, with its fills. Raises OrderNotFound."""
+        ...
+
+    async def fetch_open_orders(self, symbol: str) -> Sequence[OrderReport]: ...
+
+    async def fetch_balances(self) -> Mapping[str, Balance]: ...
+
+    def watch_ticker(self, symbol: str) -> AsyncIterator[Ticker]:
+        """Last prices as they change: streamed where the venue can, polled otherwise."""
+        ...
+
+    def watch_orders(self, symbol: str) -> AsyncIterator[OrderReport]:
+        """Order changes (status, fills) as they happen: streamed where the venue can, polled
+        from the open orders otherwise."""
+        ...
+
+    async def close(self) -> None: ...

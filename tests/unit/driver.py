@@ -1,0 +1,165 @@
+"""Runs trades through the pure core against the real paper matching book, synchronously,
+the way the engine does: decide, carry out the intents, feed the venue's answers back."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from smarttrade.domain.decide import create, decide
+from smarttrade.domain.market import Market
+from smarttrade.domain.messages import (
+    CancelOrder,
+    Decision,
+    Event,
+    EventType,
+    Input,
+    Intent,
+    OrderMissing,
+    OrderReported,
+    PlaceOrder,
+    PriceTicked,
+    TimeElapsed,
+)
+from smarttrade.domain.model import SmartTrade
+from smarttrade.domain.spec import TradeSpec
+from smarttrade.exchange.paper_book import PaperBook, PaperSettings
+from smarttrade.exchange.port import OrderNotFound, OrderRejected, OrderReport, OrderRequest
+
+BTC = Market(
+    symbol="BTC/USDT",
+    base="BTC",
+    quote="USDT",
+    amount_step=Decimal("0.00001"),
+    price_tick=Decimal("0.01"),
+    min_amount=Decimal("0.00001"),
+    min_cost=Decimal("5"),
+)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ACCOUNT = "acct-1"
+
+
+def d(value: str | int) -> Decimal:
+    return Decimal(value)
+
+
+def reported(report: OrderReport, at: datetime) -> OrderReported:
+    return OrderReported(
+        client_order_id=report.client_order_id,
+        status=report.status,
+        at=at,
+        fills=report.fills,
+        exchange_order_id=report.exchange_order_id,
+    )
+
+
+@dataclass
+class Run:
+    """One trade on a paper book. `now` advances with `tick` and `wait`."""
+
+    book: PaperBook
+    trade: SmartTrade
+    now: datetime
+    events: list[Event] = field(default_factory=list)
+    intents: list[Intent] = field(default_factory=list)
+
+    @classmethod
+    def start(
+        cls,
+        spec: TradeSpec,
+        price: str,
+        balances: dict[str, str] | None = None,
+        settings: PaperSettings | None = None,
+        market: Market = BTC,
+        auto: bool = True,
+    ) -> Run:
+        book = PaperBook([market])
+        book.open_account(ACCOUNT, settings or PaperSettings())
+        for currency, amount in (balances or {"USDT": "100000"}).items():
+            book.set_balance(ACCOUNT, currency, d(amount))
+        book.prices[market.symbol] = d(price)
+        decision = create(
+            trade_id="t1",
+            tenant_id="tenant",
+            account_id=ACCOUNT,
+            exchange_id="paper",
+            spec=spec,
+            market=market,
+            last_price=d(price),
+            at=T0,
+        )
+        run = cls(book=book, trade=decision.trade, now=T0)
+        run._carry(decision, auto)
+        return run
+
+    # ---- driving -------------------------------------------------------------------------
+
+    def feed(self, input: Input, auto: bool = True) -> Decision:
+        decision = decide(self.trade, input)
+        self._carry(decision, auto)
+        return decision
+
+    def tick(self, price: str, seconds: float = 1) -> None:
+        """The venue fills crossed limits, then the trade sees the price."""
+        self.now += timedelta(seconds=seconds)
+        changed = self.book.tick(self.trade.spec.symbol, d(price), self.now)
+        for order in changed:
+            if order.account_id == ACCOUNT:
+                self.feed(reported(order.report(), self.now))
+        self.feed(PriceTicked(d(price), self.now))
+
+    def wait(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+        self.feed(TimeElapsed(self.now))
+
+    def _carry(self, decision: Decision, auto: bool) -> None:
+        self.trade = decision.trade
+        self.events.extend(decision.events)
+        self.intents.extend(decision.intents)
+        if not auto:
+            return
+        queue = deque(decision.intents)
+        while queue:
+            follow = decide(self.trade, self._execute(queue.popleft()))
+            self.trade = follow.trade
+            self.events.extend(follow.events)
+            self.intents.extend(follow.intents)
+            queue.extend(follow.intents)
+
+    def _execute(self, intent: Intent) -> Input:
+        if isinstance(intent, PlaceOrder):
+            request = OrderRequest(
+                client_order_id=intent.client_order_id,
+                symbol=intent.symbol,
+                side=intent.side,
+                type=intent.type,
+                amount=intent.amount,
+                price=intent.price,
+            )
+            try:
+                return reported(self.book.place(ACCOUNT, request, self.now), self.now)
+            except OrderRejected as error:
+                return OrderReported(
+                    intent.client_order_id, OrderStatusRejected, self.now, error=str(error)
+                )
+        assert isinstance(intent, CancelOrder)
+        try:
+            return reported(self.book.cancel(ACCOUNT, intent.client_order_id, self.now), self.now)
+        except OrderNotFound:
+            return OrderMissing(intent.client_order_id, self.now)
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def event_types(self) -> list[EventType]:
+        return [event.type for event in self.events]
+
+    def balance(self, currency: str) -> Decimal:
+        balance = self.book.balances(ACCOUNT).get(currency)
+        return balance.total if balance else Decimal(0)
+
+
+from smarttrade.domain.values import OrderStatus  # noqa: E402
+
+OrderStatusRejected = OrderStatus.REJECTED
