@@ -1,0 +1,560 @@
+"""The ccxt adapter of the Exchange port: one account on any ccxt venue, in the core's types.
+
+This is the only module of the service that imports ccxt. Orders are placed and looked up by
+our deterministic client order id (ccxt `clientOrderId`, Binance `newClientOrderId` /
+`origClientOrderId`); amounts go through ccxt's `amount_to_precision` (truncates to the lot)
+and prices through `price_to_precision` (rounds to the tick). Numbers leave ccxt as floats or
+strings and become `Decimal(str(x))` at once; nothing here does float arithmetic.
+
+Every ccxt error becomes a port error (`raise PortError(...) from e`). The first row that
+matches wins, so the order follows ccxt's hierarchy (ccxt/base/errors.py): OrderNotFound and
+DuplicateOrderId are InvalidOrders; RateLimitExceeded is NOT a DDoSProtection; OnMaintenance
+is an ExchangeNotAvailable; InsufficientFunds, BadSymbol and AuthenticationError are
+ExchangeErrors; NetworkError and BadResponse are OperationFaileds. "Placing" is the
+create_order request itself, after which the order may exist at the venue:
+
+    ccxt error                                      while placing         any other call
+    ----------------------------------------------  --------------------  ------------------
+    (cooldown after a Retry-After still running)    RateLimited           RateLimited
+    DDoSProtection (418, 429), RateLimitExceeded    RateLimited           RateLimited
+    InsufficientFunds                               OrderRejected(INSUFFICIENT_FUNDS)  same
+    BadSymbol                                       OrderRejected(BAD_SYMBOL)          same
+    AuthenticationError, PermissionDenied, ...      OrderRejected(AUTHENTICATION)      same
+    OrderNotFound                                   OrderNotFound         OrderNotFound
+    DuplicateOrderId, or InvalidOrder saying        AlreadyPlaced         OrderRejected
+      "Duplicate order sent." (Binance -2010)                               (INVALID_ORDER)
+    InvalidOrder                                    OrderRejected(INVALID_ORDER)       same
+    OnMaintenance, InvalidNonce, CancelPending,     TransientError        TransientError
+      ExchangeNotAvailable from a failed connect
+    RequestTimeout (incl. Binance -1007),           OutcomeUnknown        TransientError
+      ExchangeNotAvailable (5xx, dropped line),
+      other NetworkError, BadResponse, other
+      OperationFailed (Binance -1000, -1006)
+    other ExchangeError (BadRequest, ...)           OrderRejected(INVALID_ORDER)  ExchangeError
+    other ccxt error                                OutcomeUnknown        ExchangeError
+    a non-ccxt exception (e.g. a parsing bug)       OutcomeUnknown        (propagates)
+
+A Retry-After (seconds or HTTP date) on a 418/429 starts a per-instance cooldown: until it
+ends, every call raises RateLimited(retry_after=remaining) without sending a request. ccxt's
+own throttle (`enableRateLimit`) stays on. Messages name the operation and ccxt's error, with
+the api key, secret, password and request signature blanked out.
+
+`watch_ticker` / `watch_orders` stream through ccxt.pro when `streaming=True` and the venue
+has `watchTicker` / `watchOrders`; otherwise they poll `fetch_ticker` / `fetch_open_orders`
+every `poll_interval` seconds and yield only changes. Futures: `prepare_symbol` sets margin
+mode and leverage on linear swaps. The streaming path and `prepare_symbol` are NOT exercised by
+the integration tests (the Binance stub speaks spot REST only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import decimal
+import email.utils
+import re
+import socket
+import time
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
+
+from smarttrade.domain.market import Market
+from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
+from smarttrade.exchange.port import (
+    AlreadyPlaced,
+    Balance,
+    Capabilities,
+    ExchangeError,
+    OrderNotFound,
+    OrderRejected,
+    OrderReport,
+    OrderRequest,
+    OutcomeUnknown,
+    RateLimited,
+    RejectReason,
+    Ticker,
+    TransientError,
+)
+
+_DUPLICATE_ORDER = "Duplicate order sent."  # Binance -2010, which ccxt raises as InvalidOrder
+_SIGNATURE = re.compile(r"(signature=)[^&\s\"']+", re.IGNORECASE)
+_MAX_MESSAGE = 400
+
+_STATUSES: Mapping[str, OrderStatus] = {
+    "open": OrderStatus.OPEN,
+    "closed": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELLED,
+    "cancelled": OrderStatus.CANCELLED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+    "canceling": OrderStatus.OPEN,  # Binance PENDING_CANCEL: live until the venue confirms
+}
+
+
+class CcxtExchange:
+    """One account on the ccxt venue `exchange_id` (e.g. "binance")."""
+
+    def __init__(
+        self,
+        exchange_id: str,
+        api_key: str,
+        secret: str,
+        password: str | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        urls: Mapping[str, Any] | None = None,
+        sandbox: bool = False,
+        streaming: bool = False,
+        poll_interval: float = 1.0,
+        timeout: float = 10.0,
+        rate_limit_ms: int | None = None,
+    ) -> None:
+        """`options` and `urls` are deep-merged into ccxt's (tests point `urls` at a stub);
+        `timeout` is ccxt's request timeout in seconds; `rate_limit_ms` overrides ccxt's
+        pause between requests (its throttle stays enabled)."""
+        module = ccxt_pro if streaming and hasattr(ccxt_pro, exchange_id) else ccxt_async
+        if not hasattr(module, exchange_id):
+            raise ValueError(f"ccxt has no exchange {exchange_id!r}")
+        config: dict[str, Any] = {
+            "apiKey": api_key,
+            "secret": secret,
+            "enableRateLimit": True,
+            "timeout": int(timeout * 1000),
+            "options": dict(options or {}),
+        }
+        if password:
+            config["password"] = password
+        if urls:
+            config["urls"] = dict(urls)
+        if rate_limit_ms is not None:
+            config["rateLimit"] = rate_limit_ms
+        self._ccxt: Any = getattr(module, exchange_id)(config)
+        if sandbox:
+            self._ccxt.set_sandbox_mode(True)
+        self._exchange_id = exchange_id
+        self._streaming = streaming
+        self._poll_interval = poll_interval
+        self._credentials = tuple(c for c in (api_key, secret, password) if c)
+        self._markets: dict[str, Market] | None = None
+        self._markets_lock = asyncio.Lock()
+        self._cooldown_until = 0.0  # time.monotonic() before which no request is sent
+
+    @property
+    def exchange_id(self) -> str:
+        return self._exchange_id
+
+    @property
+    def capabilities(self) -> Capabilities:
+        has = self._ccxt.has
+        return Capabilities(
+            watch_ticker=self._streams("watchTicker"),
+            watch_orders=self._streams("watchOrders"),
+            futures=bool(has.get("swap")),
+            extra={
+                "setLeverage": bool(has.get("setLeverage")),
+                "setMarginMode": bool(has.get("setMarginMode")),
+            },
+        )
+
+    def _streams(self, feature: str) -> bool:
+        return self._streaming and bool(self._ccxt.has.get(feature))
+
+    # ----- markets and prices ----------------------------------------------------------
+
+    async def load_markets(self) -> Mapping[str, Market]:
+        async with self._markets_lock:
+            if self._markets is None:
+                with self._translated("load markets"):
+                    raw = await self._ccxt.load_markets()
+                self._markets = {
+                    symbol: market
+                    for symbol, entry in raw.items()
+                    if (market := self._market(entry)) is not None
+                }
+            return self._markets
+
+    def _market(self, entry: Mapping[str, Any]) -> Market | None:
+        """None for a market without precision: it cannot be traded safely."""
+        precision, limits = entry.get("precision") or {}, entry.get("limits") or {}
+        amount_step = self._step(precision.get("amount"))
+        price_tick = self._step(precision.get("price"))
+        if amount_step is None or price_tick is None:
+            return None
+        amount_limits, cost_limits = limits.get("amount") or {}, limits.get("cost") or {}
+        return Market(
+            symbol=entry["symbol"],
+            base=entry["base"],
+            quote=entry["quote"],
+            amount_step=amount_step,
+            price_tick=price_tick,
+            min_amount=_decimal(amount_limits.get("min")) or Decimal(0),
+            min_cost=_decimal(cost_limits.get("min")) or Decimal(0),
+            max_amount=_decimal(amount_limits.get("max")),
+        )
+
+    def _step(self, precision: object) -> Decimal | None:
+        if precision is None:
+            return None
+        if self._ccxt.precisionMode == ccxt_async.TICK_SIZE:
+            return Decimal(str(precision)).normalize()
+        # DECIMAL_PLACES: 2 means 0.01. SIGNIFICANT_DIGITS has no fixed step; read as places it
+        # gives a finer grid, and create_order still goes through ccxt's own rounding.
+        return Decimal(1).scaleb(-int(str(precision)))
+
+    async def fetch_ticker(self, symbol: str) -> Ticker:
+        await self.load_markets()
+        with self._translated(f"fetch ticker {symbol}"):
+            raw = await self._ccxt.fetch_ticker(symbol)
+        last = _decimal(raw.get("last"))
+        if last is None:
+            raise ExchangeError(f"fetch ticker {symbol}: the venue reports no last price")
+        return Ticker(symbol=symbol, last=last, at=_at(raw.get("timestamp")) or _now())
+
+    # ----- orders ----------------------------------------------------------------------
+
+    async def create_order(self, request: OrderRequest) -> OrderReport:
+        await self.load_markets()
+        what = f"create order {request.client_order_id} on {request.symbol}"
+        if request.type is OrderType.LIMIT and request.price is None:
+            raise OrderRejected(RejectReason.INVALID_ORDER, f"{what}: a limit order needs a price")
+        with self._translated(what):
+            amount = self._ccxt.amount_to_precision(request.symbol, _plain(request.amount))
+            price = None
+            # Never pass a price with a market order: ccxt's binance then sends quoteOrderQty =
+            # amount * price (a spend in quote currency) instead of the amount.
+            if request.type is OrderType.LIMIT and request.price is not None:
+                price = self._ccxt.price_to_precision(request.symbol, _plain(request.price))
+            params: dict[str, Any] = {"clientOrderId": request.client_order_id}
+            # Spot has no position to reduce and Binance spot refuses unknown parameters.
+            if request.reduce_only and self._ccxt.market(request.symbol).get("contract"):
+                params["reduceOnly"] = True
+        with self._translated(what, placing=True):
+            raw = await self._ccxt.create_order(
+                request.symbol,
+                request.type.value.lower(),
+                request.side.value.lower(),
+                amount,
+                price,
+                params,
+            )
+        return self._report(raw, request.client_order_id, placed=request)
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        await self.load_markets()
+        try:
+            with self._translated(f"cancel order {client_order_id} on {symbol}"):
+                raw = await self._ccxt.cancel_order(
+                    None, symbol, {"origClientOrderId": client_order_id}
+                )
+        except OrderNotFound:
+            # Binance answers -2011 "Unknown order sent." also for an order that is no longer
+            # open (filled, cancelled): its final report is what the caller wants then.
+            report = await self.fetch_order(symbol, client_order_id)
+            if report.status.is_live:
+                raise
+            return report
+        # The cancel answer's clientOrderId is the cancel request's own id on Binance, so the
+        # report takes ours.
+        return await self._with_fills(self._report(raw, client_order_id), symbol)
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        await self.load_markets()
+        with self._translated(f"fetch order {client_order_id} on {symbol}"):
+            raw = await self._ccxt.fetch_order(None, symbol, {"origClientOrderId": client_order_id})
+        return await self._with_fills(self._report(raw, client_order_id), symbol)
+
+    async def fetch_open_orders(self, symbol: str) -> Sequence[OrderReport]:
+        await self.load_markets()
+        with self._translated(f"fetch open orders on {symbol}"):
+            raws = await self._ccxt.fetch_open_orders(symbol)
+        return [await self._with_fills(self._report(raw), symbol) for raw in raws]
+
+    async def _with_fills(self, report: OrderReport, symbol: str) -> OrderReport:
+        """The report with the order's fills from the trade history (Binance myTrades?orderId)."""
+        order_id = report.exchange_order_id
+        if report.filled <= 0 or order_id is None:
+            return report
+        with self._translated(f"fetch fills of order {report.client_order_id} on {symbol}"):
+            trades = await self._ccxt.fetch_my_trades(symbol, None, None, {"orderId": order_id})
+        # Filtered here too: a venue may ignore the orderId parameter.
+        mine = (t for t in trades if str(t.get("order") or order_id) == order_id)
+        fills = _unique_fills([*report.fills, *(_fill(t, report.at) for t in mine)])
+        return dataclasses.replace(report, fills=fills)
+
+    def _report(
+        self,
+        raw: Mapping[str, Any],
+        client_order_id: str | None = None,
+        placed: OrderRequest | None = None,
+    ) -> OrderReport:
+        """ccxt's order structure as a report; `placed` fills in what a terse answer omits."""
+        side, order_type, status = raw.get("side"), raw.get("type"), raw.get("status")
+        if placed is not None:
+            side = side or placed.side.value.lower()
+            order_type = order_type or placed.type.value.lower()
+            status = status or "open"  # accepted, and nothing more said
+        report_type = OrderType.MARKET if order_type == "market" else OrderType.LIMIT
+        at = _at(raw.get("lastUpdateTimestamp") or raw.get("timestamp"))
+        exchange_order_id = raw.get("id")
+        amount = _decimal(raw.get("amount"))
+        return OrderReport(
+            client_order_id=client_order_id or str(raw.get("clientOrderId") or ""),
+            exchange_order_id=None if exchange_order_id is None else str(exchange_order_id),
+            symbol=str(raw.get("symbol") or (placed.symbol if placed else "")),
+            side=Side.BUY if side == "buy" else Side.SELL,
+            type=report_type,
+            amount=amount if amount is not None else (placed.amount if placed else Decimal(0)),
+            # ccxt puts a market order's average in `price`; the port's price is the limit.
+            price=_decimal(raw.get("price")) if report_type is OrderType.LIMIT else None,
+            status=_STATUSES.get(str(status), OrderStatus.UNKNOWN),
+            filled=_decimal(raw.get("filled")) or Decimal(0),
+            fills=_unique_fills(_fill(t, at) for t in raw.get("trades") or ()),
+            at=at,
+        )
+
+    # ----- balances --------------------------------------------------------------------
+
+    async def fetch_balances(self) -> Mapping[str, Balance]:
+        with self._translated("fetch balances"):
+            raw = await self._ccxt.fetch_balance()
+        free: Mapping[str, Any] = raw.get("free") or {}
+        used: Mapping[str, Any] = raw.get("used") or {}
+        return {
+            currency: Balance(
+                currency=currency,
+                free=_decimal(free.get(currency)) or Decimal(0),
+                locked=_decimal(used.get(currency)) or Decimal(0),
+            )
+            for currency in sorted({*free, *used})
+        }
+
+    # ----- watching --------------------------------------------------------------------
+
+    async def watch_ticker(self, symbol: str) -> AsyncGenerator[Ticker]:
+        last: Decimal | None = None
+        streaming = self._streams("watchTicker")
+        while True:
+            try:
+                ticker = await (
+                    self._streamed_ticker(symbol) if streaming else self.fetch_ticker(symbol)
+                )
+            except TransientError as error:  # a watch outlives blips; the consumer cancels it
+                await asyncio.sleep(error.retry_after or self._poll_interval)
+                continue
+            if ticker.last != last:
+                last = ticker.last
+                yield ticker
+            if not streaming:
+                await asyncio.sleep(self._poll_interval)
+
+    async def _streamed_ticker(self, symbol: str) -> Ticker:
+        with self._translated(f"watch ticker {symbol}"):
+            raw = await self._ccxt.watch_ticker(symbol)
+        last = _decimal(raw.get("last"))
+        if last is None:
+            raise TransientError(f"watch ticker {symbol}: an update without a last price")
+        return Ticker(symbol=symbol, last=last, at=_at(raw.get("timestamp")) or _now())
+
+    async def watch_orders(self, symbol: str) -> AsyncGenerator[OrderReport]:
+        """Polled: the open orders first, then each change of status or fill; an order that
+        leaves the open orders is looked up once for its final report."""
+        known: dict[str, OrderReport] = {}
+        streaming = self._streams("watchOrders")
+        while True:
+            try:
+                if streaming:
+                    changes = await self._streamed_orders(symbol)
+                else:
+                    changes = await self._polled_order_changes(symbol, known)
+            except TransientError as error:
+                await asyncio.sleep(error.retry_after or self._poll_interval)
+                continue
+            for report in changes:
+                yield report
+            if not streaming:
+                await asyncio.sleep(self._poll_interval)
+
+    async def _streamed_orders(self, symbol: str) -> list[OrderReport]:
+        with self._translated(f"watch orders on {symbol}"):
+            raws = await self._ccxt.watch_orders(symbol)
+        return [await self._with_fills(self._report(raw), symbol) for raw in raws]
+
+    async def _polled_order_changes(
+        self, symbol: str, known: dict[str, OrderReport]
+    ) -> list[OrderReport]:
+        now_open = {r.client_order_id: r for r in await self.fetch_open_orders(symbol)}
+        changes = [r for cid, r in now_open.items() if _state(known.get(cid)) != _state(r)]
+        for client_order_id in known.keys() - now_open.keys():
+            with suppress(OrderNotFound):  # gone without trace: nothing more to report
+                changes.append(await self.fetch_order(symbol, client_order_id))
+        known.clear()
+        known.update(now_open)
+        return changes
+
+    # ----- futures ---------------------------------------------------------------------
+
+    async def prepare_symbol(
+        self, symbol: str, leverage: Decimal | None, margin_mode: str | None
+    ) -> None:
+        """Set margin mode ("cross"/"isolated") and leverage before trading a linear swap
+        (e.g. Binance USDⓈ-M with options {"defaultType": "swap"}); other markets need none."""
+        markets = await self.load_markets()
+        if symbol not in markets:
+            raise OrderRejected(RejectReason.BAD_SYMBOL, f"prepare {symbol}: no such market")
+        entry = self._ccxt.market(symbol)
+        if not (entry.get("swap") and entry.get("linear")):
+            return
+        what = f"prepare {symbol}"
+        if margin_mode is not None:
+            # Binance answers -4046 "No need to change margin type." when it is already set.
+            with self._translated(what), suppress(ccxt_async.MarginModeAlreadySet):
+                await self._ccxt.set_margin_mode(margin_mode, symbol)
+        if leverage is not None:
+            whole = leverage == leverage.to_integral_value()
+            with self._translated(what):
+                await self._ccxt.set_leverage(int(leverage) if whole else float(leverage), symbol)
+
+    async def close(self) -> None:
+        await self._ccxt.close()
+
+    # ----- error translation -----------------------------------------------------------
+
+    @contextmanager
+    def _translated(self, what: str, *, placing: bool = False) -> Iterator[None]:
+        """Refuses during a rate-limit cooldown, then runs the block translating ccxt errors.
+
+        ccxt's decimal_to_precision sets ROUND_HALF_UP and traps Underflow on the *current*
+        decimal context; a local context keeps that from leaking into the core's arithmetic.
+        """
+        remaining = self._cooldown_until - time.monotonic()
+        if remaining > 0:
+            raise RateLimited(f"{what}: cooling down after a rate limit", retry_after=remaining)
+        with decimal.localcontext():
+            try:
+                yield
+            except ccxt_async.BaseError as error:
+                raise self._translate(error, what, placing=placing) from error
+            except Exception as error:
+                if not placing or isinstance(error, ExchangeError):
+                    raise
+                raise OutcomeUnknown(self._message(what, error)) from error
+
+    def _translate(self, error: Exception, what: str, *, placing: bool) -> ExchangeError:
+        message = self._message(what, error)
+        if isinstance(error, ccxt_async.DDoSProtection | ccxt_async.RateLimitExceeded):
+            # ccxt keeps the headers of the instance's last response, set just before it
+            # raises; a concurrent call could replace them in between (worst case: another
+            # Retry-After, or none).
+            retry_after = _retry_after(self._ccxt.last_response_headers)
+            if retry_after is not None:
+                until = time.monotonic() + retry_after
+                self._cooldown_until = max(self._cooldown_until, until)
+            return RateLimited(message, retry_after=retry_after)
+        if isinstance(error, ccxt_async.InsufficientFunds):
+            return OrderRejected(RejectReason.INSUFFICIENT_FUNDS, message)
+        if isinstance(error, ccxt_async.BadSymbol):
+            return OrderRejected(RejectReason.BAD_SYMBOL, message)
+        if isinstance(error, ccxt_async.AuthenticationError):
+            return OrderRejected(RejectReason.AUTHENTICATION, message)
+        if isinstance(error, ccxt_async.OrderNotFound):
+            return OrderNotFound(message)
+        duplicate = isinstance(error, ccxt_async.DuplicateOrderId) or (
+            isinstance(error, ccxt_async.InvalidOrder) and _DUPLICATE_ORDER in str(error)
+        )
+        if duplicate and placing:
+            return AlreadyPlaced(message)
+        if isinstance(error, ccxt_async.InvalidOrder):
+            return OrderRejected(RejectReason.INVALID_ORDER, message)
+        refused = ccxt_async.OnMaintenance | ccxt_async.InvalidNonce | ccxt_async.CancelPending
+        if isinstance(error, refused) or _never_sent(error):
+            return TransientError(message)
+        if isinstance(error, ccxt_async.OperationFailed):  # NetworkError, BadResponse, ...
+            return OutcomeUnknown(message) if placing else TransientError(message)
+        if isinstance(error, ccxt_async.ExchangeError):
+            return (
+                OrderRejected(RejectReason.INVALID_ORDER, message)
+                if placing
+                else ExchangeError(message)
+            )
+        return OutcomeUnknown(message) if placing else ExchangeError(message)
+
+    def _message(self, what: str, error: Exception) -> str:
+        text = f"{what}: {type(error).__name__}: {error}"
+        for credential in self._credentials:
+            text = text.replace(credential, "***")
+        text = _SIGNATURE.sub(r"\1***", text)
+        return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+# ----- conversions ---------------------------------------------------------------------
+
+
+def _decimal(value: object) -> Decimal | None:
+    return None if value is None or value == "" else Decimal(str(value))
+
+
+def _plain(value: Decimal) -> str:
+    """Fixed-point text: ccxt's precision helpers read str(), and 1E-7 is not what we mean."""
+    return format(value, "f")
+
+
+def _at(timestamp_ms: object) -> datetime | None:
+    if timestamp_ms is None:
+        return None
+    return datetime.fromtimestamp(int(str(timestamp_ms)) / 1000, tz=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def _fill(trade: Mapping[str, Any], default_at: datetime | None) -> Fill:
+    fee = trade.get("fee") or {}
+    trade_id = trade.get("id")
+    if trade_id is None:  # no id from the venue: one that is stable across lookups
+        trade_id = f"{trade.get('order')}:{trade.get('timestamp')}:{trade.get('amount')}"
+    return Fill(
+        trade_id=str(trade_id),
+        price=_decimal(trade.get("price")) or Decimal(0),
+        amount=_decimal(trade.get("amount")) or Decimal(0),
+        fee=_decimal(fee.get("cost")) or Decimal(0),
+        fee_currency=str(fee.get("currency") or ""),
+        at=_at(trade.get("timestamp")) or default_at or _now(),
+    )
+
+
+def _unique_fills(fills: Iterable[Fill]) -> tuple[Fill, ...]:
+    """One fill per trade id; a later report of a trade (from the history) wins."""
+    return tuple({fill.trade_id: fill for fill in fills}.values())
+
+
+def _state(report: OrderReport | None) -> tuple[OrderStatus, Decimal] | None:
+    return None if report is None else (report.status, report.filled)
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    value = next((v for k, v in (headers or {}).items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - _now()).total_seconds())
+
+
+def _never_sent(error: Exception) -> bool:
+    """ccxt raises ExchangeNotAvailable for a failed connect too: nothing reached the venue."""
+    return isinstance(error.__cause__, aiohttp.ClientConnectorError | socket.gaierror)

@@ -1,0 +1,552 @@
+"""A loopback stub of Binance's spot REST API (`/api/v3`) for real ccxt to talk to.
+
+It serves what ccxt's `binance` class calls for spot trading (exchangeInfo, tickers, time,
+signed order, openOrders, myTrades and account endpoints), checks the HMAC-SHA256 signature
+and answers errors with Binance's own JSON bodies and HTTP statuses, so ccxt maps them as it
+would the real venue. MARKET orders fill at once at the stub's last price; LIMIT orders rest
+(their funds locked) and fill at their price when `set_price` crosses them; one that crosses
+on arrival fills at the last price. The fee is 0.1% of what is received, in that asset.
+
+Faults a real venue has on a bad day are injected with `fail_next_create` (see `CreateFault`)
+and `rate_limit_storm`. Every request is logged in `requests`, so tests can count them.
+
+    async with BinanceStub(api_key="key", secret="secret") as venue:
+        await venue.set_price("BTC/USDT", Decimal("50000"))
+        # point ccxt's urls['api']['public'] and ['private'] at venue.url
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from enum import Enum
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+FEE_RATE = Decimal("0.001")
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolRules:
+    base: str
+    quote: str
+    tick_size: Decimal
+    step_size: Decimal  # also the minimum quantity
+    min_notional: Decimal
+
+
+DEFAULT_SYMBOLS: Mapping[str, SymbolRules] = {
+    "BTCUSDT": SymbolRules("BTC", "USDT", Decimal("0.01"), Decimal("0.00001"), Decimal(5)),
+    "ETHUSDT": SymbolRules("ETH", "USDT", Decimal("0.01"), Decimal("0.0001"), Decimal(5)),
+}
+
+
+class CreateFault(Enum):
+    """What goes wrong with the next `POST /api/v3/order`."""
+
+    ACCEPT_THEN_503 = "accept-then-503"  # the order is placed, the answer is a bare HTTP 503
+    ACCEPT_THEN_TIMEOUT = "accept-then-timeout"  # placed, the answer comes after `seconds`
+    INVISIBLE = "invisible"  # placed and answered, but not queryable for `seconds`
+    DUPLICATE = "duplicate"  # refused with -2010 "Duplicate order sent."
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    method: str
+    path: str
+    params: Mapping[str, str]
+    at: float  # time.monotonic()
+
+
+@dataclass(slots=True)
+class _Order:
+    order_id: int
+    symbol: str
+    client_order_id: str
+    side: str
+    type: str
+    quantity: Decimal
+    price: Decimal  # 0 for MARKET, as Binance reports it
+    created_ms: int
+    visible_at: float  # time.monotonic() from which queries see it
+    status: str = "NEW"
+    executed: Decimal = Decimal(0)
+    quote_executed: Decimal = Decimal(0)
+    updated_ms: int = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("NEW", "PARTIALLY_FILLED")
+
+    def as_json(self) -> dict[str, Any]:
+        """As GET /api/v3/order answers."""
+        return {
+            "symbol": self.symbol,
+            "orderId": self.order_id,
+            "orderListId": -1,
+            "clientOrderId": self.client_order_id,
+            "price": _fmt(self.price),
+            "origQty": _fmt(self.quantity),
+            "executedQty": _fmt(self.executed),
+            "cummulativeQuoteQty": _fmt(self.quote_executed),
+            "status": self.status,
+            "timeInForce": "GTC",
+            "type": self.type,
+            "side": self.side,
+            "time": self.created_ms,
+            "updateTime": self.updated_ms,
+            "isWorking": True,
+            "workingTime": self.created_ms,
+        }
+
+
+class BinanceError(Exception):
+    """An error answer in Binance's format: an HTTP status and {"code": ..., "msg": ...}."""
+
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+def _fmt(value: Decimal) -> str:
+    return f"{value:.8f}"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _missing(name: str) -> BinanceError:
+    msg = f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+    return BinanceError(400, -1102, msg)
+
+
+Params = dict[str, str]
+Handler = Callable[[Params], Awaitable[Any]]
+
+
+@dataclass
+class BinanceStub:
+    api_key: str
+    secret: str
+    symbols: Mapping[str, SymbolRules] = field(default_factory=lambda: dict(DEFAULT_SYMBOLS))
+    requests: list[LoggedRequest] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self._prices: dict[str, Decimal] = {s: Decimal(100) for s in self.symbols}
+        self._free: dict[str, Decimal] = {}
+        self._locked: dict[str, Decimal] = {}
+        self._orders: dict[int, _Order] = {}
+        self._trades: list[dict[str, Any]] = []  # as myTrades returns them
+        self._ids = itertools.count(1)
+        self._create_faults: list[tuple[CreateFault, float]] = []
+        self._throttled: list[tuple[int, int]] = []  # (HTTP status, Retry-After) to answer next
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+
+    # ----- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        routes: dict[tuple[str, str], tuple[Handler, bool]] = {  # (handler, signed)
+            ("GET", "time"): (self._time, False),
+            ("GET", "exchangeInfo"): (self._exchange_info, False),
+            ("GET", "ticker/24hr"): (self._ticker_24hr, False),
+            ("GET", "ticker/price"): (self._ticker_price, False),
+            ("POST", "order"): (self._create_order, True),
+            ("GET", "order"): (self._get_order, True),
+            ("DELETE", "order"): (self._cancel_order, True),
+            ("GET", "openOrders"): (self._open_orders, True),
+            ("GET", "myTrades"): (self._my_trades, True),
+            ("GET", "account"): (self._account, True),
+        }
+        app = web.Application(middlewares=[self._middleware])
+        for (method, path), (handler, signed) in routes.items():
+            app.router.add_route(method, f"/api/v3/{path}", self._endpoint(handler, signed))
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        self._closing.set()  # releases a handler that delays its answer
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> BinanceStub:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        """What to put in ccxt's urls['api']['public'] and ['private']."""
+        return f"http://127.0.0.1:{self._port}/api/v3"
+
+    # ----- test API ------------------------------------------------------------------------
+
+    async def set_price(self, symbol: str, price: Decimal) -> None:
+        """Move the last price of `symbol` ("BTC/USDT" or "BTCUSDT"); limits it crosses fill."""
+        symbol_id = symbol.replace("/", "")
+        self._prices[symbol_id] = price
+        for order in list(self._orders.values()):
+            if order.symbol == symbol_id and order.is_open and self._crosses(order, price):
+                self._fill(order, order.price, resting=True)
+
+    async def set_balance(self, asset: str, amount: Decimal) -> None:
+        """Set the free balance of `asset`."""
+        self._free[asset] = amount
+
+    def balance(self, asset: str) -> tuple[Decimal, Decimal]:
+        """(free, locked) of `asset`."""
+        return self._free.get(asset, Decimal(0)), self._locked.get(asset, Decimal(0))
+
+    def requests_to(self, method: str, path: str) -> list[LoggedRequest]:
+        return [r for r in self.requests if r.method == method and r.path.endswith(path)]
+
+    def fail_next_create(self, kind: CreateFault, *, seconds: float = 0.0) -> None:
+        """Make the next order placement go wrong; `seconds` for ACCEPT_THEN_TIMEOUT/INVISIBLE."""
+        self._create_faults.append((kind, seconds))
+
+    def rate_limit_storm(
+        self, *, requests: int, retry_after: int, ban_retry_after: int | None = None
+    ) -> None:
+        """The next `requests` requests, whatever they are, answer 429 with Retry-After:
+        `retry_after`; then, if `ban_retry_after` is set, one more answers 418 (IP banned)."""
+        self._throttled = [(429, retry_after)] * requests
+        if ban_retry_after is not None:
+            self._throttled.append((418, ban_retry_after))
+
+    # ----- HTTP plumbing -------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        body = await request.text() if request.can_read_body else ""
+        params = dict(request.query) | dict(parse_qsl(body, keep_blank_values=True))
+        self.requests.append(LoggedRequest(request.method, request.path, params, time.monotonic()))
+        if self._throttled:
+            status, retry_after = self._throttled.pop(0)
+            if status == 418:
+                msg = f"Way too many requests; IP banned until {_now_ms() + retry_after * 1000}."
+            else:
+                msg = "Too many requests; current limit is 6000 request weight per 1 MINUTE."
+            headers = {"Retry-After": str(retry_after)}
+            return web.json_response({"code": -1003, "msg": msg}, status=status, headers=headers)
+        try:
+            return await handler(request)
+        except BinanceError as error:
+            return web.json_response({"code": error.code, "msg": error.msg}, status=error.status)
+
+    def _endpoint(
+        self, handler: Handler, signed: bool
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            params = await self._verified_params(request) if signed else dict(request.query)
+            answer = await handler(params)
+            return answer if isinstance(answer, web.StreamResponse) else web.json_response(answer)
+
+        return endpoint
+
+    async def _verified_params(self, request: web.Request) -> Params:
+        api_key = request.headers.get("X-MBX-APIKEY")
+        if not api_key:
+            raise BinanceError(401, -2014, "API-key format invalid.")
+        if not hmac.compare_digest(api_key, self.api_key):
+            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        # The signature covers the query string as sent (GET, DELETE) or the form body (POST).
+        if request.method in ("GET", "DELETE"):
+            raw = request.rel_url.raw_query_string
+        else:
+            raw = await request.text()
+        payload, separator, signature = raw.rpartition("&signature=")
+        if not separator:
+            raise _missing("signature")
+        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise BinanceError(400, -1022, "Signature for this request is not valid.")
+        params = dict(parse_qsl(payload, keep_blank_values=True))
+        timestamp, recv_window = int(params["timestamp"]), int(params.get("recvWindow", 5000))
+        if abs(_now_ms() - timestamp) > recv_window:
+            msg = "Timestamp for this request is outside of the recvWindow."
+            raise BinanceError(400, -1021, msg)
+        return params
+
+    # ----- public endpoints ----------------------------------------------------------------
+
+    async def _time(self, params: Params) -> Any:
+        return {"serverTime": _now_ms()}
+
+    async def _exchange_info(self, params: Params) -> Any:
+        return {
+            "timezone": "UTC",
+            "serverTime": _now_ms(),
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "symbols": [self._symbol_info(s, rules) for s, rules in self.symbols.items()],
+        }
+
+    @staticmethod
+    def _symbol_info(symbol_id: str, rules: SymbolRules) -> dict[str, Any]:
+        tick, step = _fmt(rules.tick_size), _fmt(rules.step_size)
+        return {
+            "symbol": symbol_id,
+            "status": "TRADING",
+            "baseAsset": rules.base,
+            "baseAssetPrecision": 8,
+            "quoteAsset": rules.quote,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "filters": [
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": tick,
+                    "maxPrice": "1000000.00000000",
+                    "tickSize": tick,
+                },
+                {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "9000", "stepSize": step},
+                {"filterType": "NOTIONAL", "minNotional": _fmt(rules.min_notional)},
+            ],
+            "permissions": [],
+            "permissionSets": [["SPOT"]],
+        }
+
+    async def _ticker_24hr(self, params: Params) -> Any:
+        if "symbol" in params:
+            return self._ticker(self._known_symbol(params["symbol"]))
+        return [self._ticker(s) for s in self.symbols]
+
+    async def _ticker_price(self, params: Params) -> Any:
+        if "symbol" in params:
+            symbol_id = self._known_symbol(params["symbol"])
+            return {"symbol": symbol_id, "price": _fmt(self._prices[symbol_id])}
+        return [{"symbol": s, "price": _fmt(p)} for s, p in self._prices.items()]
+
+    def _ticker(self, symbol_id: str) -> dict[str, Any]:
+        last, now = _fmt(self._prices[symbol_id]), _now_ms()
+        prices = ("lastPrice", "bidPrice", "askPrice", "openPrice", "highPrice", "lowPrice")
+        return {"symbol": symbol_id, **dict.fromkeys(prices, last)} | {
+            "volume": "0",
+            "quoteVolume": "0",
+            "openTime": now - 86_400_000,
+            "closeTime": now,
+        }
+
+    def _known_symbol(self, symbol_id: str) -> str:
+        if symbol_id not in self.symbols:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        return symbol_id
+
+    # ----- signed endpoints ----------------------------------------------------------------
+
+    async def _create_order(self, params: Params) -> Any:
+        fault, seconds = self._create_faults.pop(0) if self._create_faults else (None, 0.0)
+        if fault is CreateFault.DUPLICATE:
+            raise BinanceError(400, -2010, "Duplicate order sent.")
+        order = self._place(params, visible_in=seconds if fault is CreateFault.INVISIBLE else 0)
+        if fault is CreateFault.ACCEPT_THEN_503:
+            return web.Response(status=503, text="Service Unavailable", content_type="text/html")
+        if fault is CreateFault.ACCEPT_THEN_TIMEOUT:
+            with contextlib.suppress(TimeoutError):  # answers late, or at once when stopping
+                await asyncio.wait_for(self._closing.wait(), timeout=seconds)
+        # Always the FULL answer (with fills): the newOrderRespType ccxt asks for.
+        return order.as_json() | {
+            "transactTime": order.created_ms,
+            "fills": [
+                {k: t[k] for k in ("price", "qty", "commission", "commissionAsset")}
+                | {"tradeId": t["id"]}
+                for t in self._trades
+                if t["orderId"] == order.order_id
+            ],
+        }
+
+    def _place(self, params: Params, visible_in: float) -> _Order:
+        symbol_id = self._known_symbol(params.get("symbol", ""))
+        rules = self.symbols[symbol_id]
+        side, order_type = params.get("side"), params.get("type")
+        if side not in ("BUY", "SELL"):
+            raise _missing("side")
+        if order_type not in ("LIMIT", "MARKET"):
+            raise BinanceError(400, -1116, "Invalid orderType.")
+        client_order_id = params.get("newClientOrderId") or f"stub-{next(self._ids)}"
+        # Binance refuses a client order id only while an order that has it is open.
+        if any(o.client_order_id == client_order_id and o.is_open for o in self._orders.values()):
+            raise BinanceError(400, -2010, "Duplicate order sent.")
+        if "quantity" not in params:
+            raise _missing("quantity")
+        quantity = Decimal(params["quantity"])
+        if quantity < rules.step_size or quantity % rules.step_size:
+            raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
+        last, price = self._prices[symbol_id], Decimal(0)
+        if order_type == "LIMIT":
+            for name in ("price", "timeInForce"):
+                if name not in params:
+                    raise _missing(name)
+            price = Decimal(params["price"])
+            if price <= 0 or price % rules.tick_size:
+                raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
+        if quantity * (price or last) < rules.min_notional:
+            raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
+        pays, needed = (
+            (rules.quote, quantity * (price or last)) if side == "BUY" else (rules.base, quantity)
+        )
+        if self._free.get(pays, Decimal(0)) < needed:
+            raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+        order = _Order(
+            order_id=next(self._ids),
+            symbol=symbol_id,
+            client_order_id=client_order_id,
+            side=side,
+            type=order_type,
+            quantity=quantity,
+            price=price,
+            created_ms=_now_ms(),
+            updated_ms=_now_ms(),
+            visible_at=time.monotonic() + visible_in,
+        )
+        self._orders[order.order_id] = order
+        if order_type == "MARKET" or self._crosses(order, last):
+            self._fill(order, last, resting=False)
+        else:
+            self._move(pays, free=-needed, locked=needed)
+        return order
+
+    async def _get_order(self, params: Params) -> Any:
+        order = self._find(params)
+        if order is None or not self._visible(order):
+            raise BinanceError(400, -2013, "Order does not exist.")
+        return order.as_json()
+
+    async def _cancel_order(self, params: Params) -> Any:
+        order = self._find(params)
+        if order is None or not order.is_open:  # Binance says the same for a closed order
+            raise BinanceError(400, -2011, "Unknown order sent.")
+        rules = self.symbols[order.symbol]
+        remaining = order.quantity - order.executed
+        if order.side == "BUY":
+            self._move(rules.quote, free=remaining * order.price, locked=-remaining * order.price)
+        else:
+            self._move(rules.base, free=remaining, locked=-remaining)
+        order.status, order.updated_ms = "CANCELED", _now_ms()
+        # Binance's answer carries the *cancel's* own id in clientOrderId, the order's in
+        # origClientOrderId.
+        return order.as_json() | {
+            "origClientOrderId": order.client_order_id,
+            "clientOrderId": params.get("newClientOrderId") or f"cancel-{next(self._ids)}",
+            "transactTime": order.updated_ms,
+        }
+
+    async def _open_orders(self, params: Params) -> Any:
+        symbol_id = self._known_symbol(params["symbol"]) if "symbol" in params else None
+        return [
+            o.as_json()
+            for o in self._orders.values()
+            if o.is_open and self._visible(o) and symbol_id in (None, o.symbol)
+        ]
+
+    async def _my_trades(self, params: Params) -> Any:
+        if "symbol" not in params:
+            raise _missing("symbol")
+        symbol_id = self._known_symbol(params["symbol"])
+        order_id = int(params["orderId"]) if "orderId" in params else None
+        return [
+            t
+            for t in self._trades
+            if t["symbol"] == symbol_id
+            and order_id in (None, t["orderId"])
+            and self._visible(self._orders[t["orderId"]])
+        ]
+
+    async def _account(self, params: Params) -> Any:
+        balances = []
+        for asset in sorted(set(self._free) | set(self._locked)):
+            free, locked = self.balance(asset)
+            balances.append({"asset": asset, "free": _fmt(free), "locked": _fmt(locked)})
+        return {
+            "canTrade": True,
+            "accountType": "SPOT",
+            "balances": balances,
+            "permissions": ["SPOT"],
+        }
+
+    # ----- matching and bookkeeping --------------------------------------------------------
+
+    @staticmethod
+    def _crosses(order: _Order, price: Decimal) -> bool:
+        if order.type != "LIMIT":
+            return False
+        return price <= order.price if order.side == "BUY" else price >= order.price
+
+    def _fill(self, order: _Order, price: Decimal, *, resting: bool) -> None:
+        """Fill what remains of `order` at `price`; the fee is taken from what it receives."""
+        rules = self.symbols[order.symbol]
+        qty = order.quantity - order.executed
+        cost = qty * price
+        if order.side == "BUY":
+            pays, paid, gets, got = rules.quote, cost, rules.base, qty
+        else:
+            pays, paid, gets, got = rules.base, qty, rules.quote, cost
+        fee = (got * FEE_RATE).quantize(Decimal("1e-8"), rounding=ROUND_DOWN)
+        if resting:  # its funds were locked at its limit price, which is `price`
+            self._move(pays, locked=-paid)
+        else:
+            self._move(pays, free=-paid)
+        self._move(gets, free=got - fee)
+        self._trades.append(
+            {
+                "symbol": order.symbol,
+                "id": next(self._ids),
+                "orderId": order.order_id,
+                "orderListId": -1,
+                "price": _fmt(price),
+                "qty": _fmt(qty),
+                "quoteQty": _fmt(cost),
+                "commission": _fmt(fee),
+                "commissionAsset": gets,
+                "time": _now_ms(),
+                "isBuyer": order.side == "BUY",
+                "isMaker": resting,
+                "isBestMatch": True,
+            }
+        )
+        order.executed += qty
+        order.quote_executed += cost
+        order.status, order.updated_ms = "FILLED", _now_ms()
+
+    def _move(
+        self, asset: str, *, free: Decimal = Decimal(0), locked: Decimal = Decimal(0)
+    ) -> None:
+        self._free[asset] = self._free.get(asset, Decimal(0)) + free
+        self._locked[asset] = self._locked.get(asset, Decimal(0)) + locked
+
+    def _find(self, params: Params) -> _Order | None:
+        if "orderId" in params:
+            return self._orders.get(int(params["orderId"]))
+        if "origClientOrderId" in params:
+            # A client order id may be reused once its order is closed: the latest one wins.
+            wanted = params["origClientOrderId"]
+            return next(
+                (o for o in reversed(self._orders.values()) if o.client_order_id == wanted), None
+            )
+        msg = "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
+        raise BinanceError(400, -1102, msg)
+
+    @staticmethod
+    def _visible(order: _Order) -> bool:
+        return time.monotonic() >= order.visible_at
