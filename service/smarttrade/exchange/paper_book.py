@@ -190,6 +190,9 @@ class PaperBook:
             raise OrderNotFound(f"no order {client_order_id}")
         return order.report()
 
+    def order_record(self, account_id: str, client_order_id: str) -> PaperOrder:
+        return self._orders[(account_id, client_order_id)]
+
     def open_orders(self, account_id: str, symbol: str) -> list[OrderReport]:
         return [o.report() for o in self._resting.get(symbol, []) if o.account_id == account_id]
 
@@ -203,7 +206,9 @@ class PaperBook:
         if order.status is OrderStatus.OPEN:
             self._resting.setdefault(order.symbol, []).append(order)
 
-    def restore_balance(self, account_id: str, currency: str, free: Decimal, locked: Decimal) -> None:
+    def restore_balance(
+        self, account_id: str, currency: str, free: Decimal, locked: Decimal
+    ) -> None:
         wallet = self._wallet(account_id, currency)
         wallet.free, wallet.locked = free, locked
 
@@ -220,7 +225,9 @@ class PaperBook:
             if order.type is OrderType.MARKET:
                 market = self.markets[symbol]
                 settings = self.settings.get(order.account_id, PaperSettings())
-                self._fill(order, self._market_price(market, order.side, price, settings), at, False)
+                self._fill(
+                    order, self._market_price(market, order.side, price, settings), at, False
+                )
             elif self._crosses(order, price):
                 assert order.price is not None
                 self._fill(order, order.price, at, True)
@@ -268,8 +275,9 @@ class PaperBook:
                 amount = part
         rate = settings.maker_fee_rate if maker else settings.taker_fee_rate
         value = price * amount
-        base, quote = self._wallet(order.account_id, market.base), self._wallet(
-            order.account_id, market.quote
+        base, quote = (
+            self._wallet(order.account_id, market.base),
+            self._wallet(order.account_id, market.quote),
         )
         if order.side is Side.BUY:
             fee, fee_currency = amount * rate, market.base

@@ -85,7 +85,7 @@ class OrderRejected(ExchangeError):
 
 
 class TransientError(ExchangeError):
-    """Network, venue unavailable, rate limited: retry later (after `retry_after` seconds if set)."""
+    """Network, venue unavailable, rate limited: retry later (after `retry_after` s, if set)."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)

@@ -1,0 +1,1 @@
+"""The gRPC API: servicers, converters (parse, render), error mapping, authentication."""

@@ -1,0 +1,117 @@
+"""ExchangeAccountService: convert, call the application, convert back."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import grpc
+
+from smarttrade.api import parse, render
+from smarttrade.api.auth import tenant
+from smarttrade.api.errors import unary
+from smarttrade.api.smart_trades import require_request_id
+from smarttrade.engine.accounts import AccountService, NewAccount
+from smarttrade.exchange.paper_book import PaperSettings
+from smarttrade.store.credentials import Credentials
+from smarttrade.v1 import exchange_account_service_pb2 as pb
+from smarttrade.v1 import exchange_account_service_pb2_grpc as pb_grpc
+
+Context = grpc.aio.ServicerContext[Any, Any]
+ACCOUNTS = "exchangeAccounts"
+MAX_TEXT = 200
+
+
+def _paper_settings(
+    message: pb.PaperAccountSettings, out: parse.Violations
+) -> tuple[PaperSettings, dict[str, Decimal]]:
+    defaults = PaperSettings()
+    with out.under("exchange_account.paper_settings"):
+        maker = parse.decimal(message.maker_fee_rate, "maker_fee_rate", out)
+        taker = parse.decimal(message.taker_fee_rate, "taker_fee_rate", out)
+        slippage = parse.decimal(message.slippage_percent, "slippage_percent", out)
+        for name, value in (("maker_fee_rate", maker), ("taker_fee_rate", taker)):
+            if value is not None and not 0 <= value < 1:
+                out.add(name, "must be a rate in [0, 1), e.g. 0.001 for 0.1%")
+        if slippage is not None and not 0 <= slippage < 100:
+            out.add("slippage_percent", "must be a percentage in [0, 100)")
+        balances: dict[str, Decimal] = {}
+        for currency, amount in message.initial_balances.items():
+            path = f"initial_balances[{currency}]"
+            if not currency.isalnum() or len(currency) > 20:
+                out.add(path, "must be a currency code such as USDT")
+            value = parse.decimal(amount, path, out, required=True)
+            if value is not None and value < 0:
+                out.add(path, "must not be negative")
+            elif value is not None:
+                balances[currency] = value
+    settings = PaperSettings(
+        maker_fee_rate=defaults.maker_fee_rate if maker is None else maker,
+        taker_fee_rate=defaults.taker_fee_rate if taker is None else taker,
+        slippage_percent=defaults.slippage_percent if slippage is None else slippage,
+        partial_fills=message.partial_fills,
+    )
+    return settings, balances
+
+
+class ExchangeAccountServicer(pb_grpc.ExchangeAccountServiceServicer):
+    def __init__(self, accounts: AccountService) -> None:
+        self._accounts = accounts
+
+    @unary
+    async def CreateExchangeAccount(
+        self, request: pb.CreateExchangeAccountRequest, context: Context
+    ) -> pb.CreateExchangeAccountResponse:
+        message = request.exchange_account
+        out = parse.Violations()
+        if not message.exchange:
+            out.add("exchange_account.exchange", "is required, e.g. binance or paper")
+        if len(message.display_name) > MAX_TEXT:
+            out.add("exchange_account.display_name", f"at most {MAX_TEXT} characters")
+        credentials = None
+        if message.HasField("credentials"):
+            given = message.credentials
+            credentials = Credentials(given.api_key, given.secret, given.password)
+        settings: PaperSettings | None = None
+        balances: dict[str, Decimal] = {}
+        if message.HasField("paper_settings"):
+            settings, balances = _paper_settings(message.paper_settings, out)
+        out.raise_any()
+        require_request_id(request.request_id)
+        account = await self._accounts.create(
+            tenant(),
+            NewAccount(
+                display_name=message.display_name,
+                exchange=message.exchange,
+                credentials=credentials,
+                paper_settings=settings,
+                initial_balances=balances,
+            ),
+        )
+        return pb.CreateExchangeAccountResponse(exchange_account=render.exchange_account(account))
+
+    @unary
+    async def GetExchangeAccount(
+        self, request: pb.GetExchangeAccountRequest, context: Context
+    ) -> pb.GetExchangeAccountResponse:
+        account = await self._accounts.get(tenant(), parse.name_id(request.name, ACCOUNTS))
+        return pb.GetExchangeAccountResponse(exchange_account=render.exchange_account(account))
+
+    @unary
+    async def ListExchangeAccounts(
+        self, request: pb.ListExchangeAccountsRequest, context: Context
+    ) -> pb.ListExchangeAccountsResponse:
+        accounts, token = await self._accounts.list(tenant(), request.page_size, request.page_token)
+        return pb.ListExchangeAccountsResponse(
+            exchange_accounts=[render.exchange_account(account) for account in accounts],
+            next_page_token=token,
+        )
+
+    @unary
+    async def DeleteExchangeAccount(
+        self, request: pb.DeleteExchangeAccountRequest, context: Context
+    ) -> pb.DeleteExchangeAccountResponse:
+        account_id = parse.name_id(request.name, ACCOUNTS)
+        require_request_id(request.request_id)
+        await self._accounts.delete(tenant(), account_id)
+        return pb.DeleteExchangeAccountResponse()

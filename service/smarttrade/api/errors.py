@@ -1,0 +1,153 @@
+"""The one mapping from the service's errors to gRPC statuses (AIP-193).
+
+Every error carries a `google.rpc.Status` with one `ErrorInfo` (domain `smarttrade.v1`, a
+stable reason), plus `BadRequest` for field errors, `PreconditionFailure` naming the state
+and the action, and `RetryInfo` on UNAVAILABLE. Bad input is never INTERNAL; an unexpected
+error is INTERNAL with no detail beyond its class, and is logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from smarttrade.domain.errors import ActionNotAllowed, InvalidSpec
+from smarttrade.engine.errors import EtagMismatch, NotFound, PreconditionFailed, Unavailable
+from smarttrade.engine.watch import StreamClosed, StreamOverflow
+from smarttrade.exchange.port import OrderRejected, TransientError
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "smarttrade.v1"
+
+R = TypeVar("R")
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def _status(
+    code: int, reason: str, message: str, metadata: dict[str, str], *details: Any
+) -> status_pb2.Status:
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
+    return status_pb2.Status(
+        code=code, message=message, details=[_pack(info), *(_pack(d) for d in details)]
+    )
+
+
+def _retry(seconds: float | None) -> error_details_pb2.RetryInfo:
+    delay = duration_pb2.Duration()
+    delay.FromMilliseconds(int((seconds or 1.0) * 1000))
+    return error_details_pb2.RetryInfo(retry_delay=delay)
+
+
+def status_of(error: Exception) -> status_pb2.Status:
+    match error:
+        case InvalidSpec():
+            bad = error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description
+                    )
+                    for v in error.violations
+                ]
+            )
+            fields = ",".join(v.field for v in error.violations)
+            return _status(
+                code_pb2.INVALID_ARGUMENT, "INVALID_FIELD", str(error), {"fields": fields}, bad
+            )
+        case ActionNotAllowed():
+            state, action = str(error.state.value), str(error.action.value)
+            failure = error_details_pb2.PreconditionFailure(
+                violations=[
+                    error_details_pb2.PreconditionFailure.Violation(
+                        type="STATE", subject=f"{action} in {state}", description=str(error)
+                    )
+                ]
+            )
+            metadata = {"state": state, "action": action}
+            return _status(
+                code_pb2.FAILED_PRECONDITION, "ACTION_NOT_ALLOWED", str(error), metadata, failure
+            )
+        case NotFound():
+            return _status(code_pb2.NOT_FOUND, "NOT_FOUND", str(error), {"resource": error.name})
+        case EtagMismatch():
+            return _status(code_pb2.ABORTED, "ETAG_MISMATCH", str(error), {"resource": error.name})
+        case PreconditionFailed():
+            failure = error_details_pb2.PreconditionFailure(
+                violations=[
+                    error_details_pb2.PreconditionFailure.Violation(
+                        type=error.reason, description=str(error)
+                    )
+                ]
+            )
+            return _status(code_pb2.FAILED_PRECONDITION, error.reason, str(error), {}, failure)
+        case OrderRejected():
+            metadata = {"exchange_reason": error.reason.value}
+            return _status(code_pb2.FAILED_PRECONDITION, "EXCHANGE_REJECTED", str(error), metadata)
+        case Unavailable() | TransientError():
+            return _status(
+                code_pb2.UNAVAILABLE,
+                "EXCHANGE_UNAVAILABLE",
+                str(error),
+                {},
+                _retry(error.retry_after),
+            )
+        case StreamOverflow() | StreamClosed():
+            reason = "STREAM_OVERFLOW" if isinstance(error, StreamOverflow) else "SHUTTING_DOWN"
+            metadata = {"last_sequence": str(error.last_sequence)}
+            return _status(code_pb2.UNAVAILABLE, reason, str(error), metadata, _retry(0.1))
+    log.exception("unexpected error", exc_info=error)
+    return _status(code_pb2.INTERNAL, "INTERNAL", "internal error", {})
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> NoReturn:
+    await context.abort_with_status(rpc_status.to_status(status_of(error)))
+    raise AssertionError("abort_with_status returns only by raising")  # pragma: no cover
+
+
+def unary(
+    method: Callable[..., Awaitable[R]],
+) -> Callable[..., Awaitable[R]]:
+    """Map every error a unary servicer method raises to its status."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> R:
+        try:
+            return await method(self, request, context)
+        except Exception as error:
+            if isinstance(error, grpc.aio.AbortError):
+                raise
+            await abort(context, error)
+
+    return wrapper
+
+
+def streaming(
+    method: Callable[..., AsyncIterator[R]],
+) -> Callable[..., AsyncIterator[R]]:
+    """Map every error a server-streaming method raises to its status."""
+
+    @functools.wraps(method)
+    async def wrapper(
+        self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[R]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except Exception as error:
+            if isinstance(error, grpc.aio.AbortError):
+                raise
+            await abort(context, error)
+
+    return wrapper

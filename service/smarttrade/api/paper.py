@@ -1,0 +1,67 @@
+"""PaperMarketService, the sandbox: convert, call the application, convert back."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import grpc
+
+from smarttrade.api import parse, render
+from smarttrade.api.auth import tenant
+from smarttrade.api.errors import unary
+from smarttrade.api.smart_trades import require_request_id
+from smarttrade.engine.sandbox import PaperSandbox
+from smarttrade.v1 import paper_market_service_pb2 as pb
+from smarttrade.v1 import paper_market_service_pb2_grpc as pb_grpc
+
+Context = grpc.aio.ServicerContext[Any, Any]
+ACCOUNTS = "exchangeAccounts"
+
+
+class PaperMarketServicer(pb_grpc.PaperMarketServiceServicer):
+    def __init__(self, sandbox: PaperSandbox) -> None:
+        self._sandbox = sandbox
+
+    @unary
+    async def SetPaperPrice(
+        self, request: pb.SetPaperPriceRequest, context: Context
+    ) -> pb.SetPaperPriceResponse:
+        out = parse.Violations()
+        if not request.symbol:
+            out.add("symbol", "is required")
+        price = parse.decimal(request.price, "price", out, required=True, positive=True)
+        out.raise_any()
+        require_request_id(request.request_id)
+        assert price is not None
+        applied = await self._sandbox.set_price(tenant(), request.symbol, price)
+        return pb.SetPaperPriceResponse(symbol=request.symbol, price=render.text(applied))
+
+    @unary
+    async def GetPaperBalances(
+        self, request: pb.GetPaperBalancesRequest, context: Context
+    ) -> pb.GetPaperBalancesResponse:
+        account_id = parse.name_id(request.account, ACCOUNTS, "account")
+        balances = await self._sandbox.balances(tenant(), account_id)
+        return pb.GetPaperBalancesResponse(balances=render.balances(balances))
+
+    @unary
+    async def SetPaperBalances(
+        self, request: pb.SetPaperBalancesRequest, context: Context
+    ) -> pb.SetPaperBalancesResponse:
+        account_id = parse.name_id(request.account, ACCOUNTS, "account")
+        out = parse.Violations()
+        totals: dict[str, Decimal] = {}
+        for index, balance in enumerate(request.balances):
+            path = f"balances[{index}]"
+            if not balance.currency.isalnum() or len(balance.currency) > 20:
+                out.add(f"{path}.currency", "must be a currency code such as USDT")
+            total = parse.decimal(balance.total, f"{path}.total", out, required=True)
+            if total is not None and total < 0:
+                out.add(f"{path}.total", "must not be negative")
+            elif total is not None:
+                totals[balance.currency] = total
+        out.raise_any()
+        require_request_id(request.request_id)
+        balances = await self._sandbox.set_balances(tenant(), account_id, totals)
+        return pb.SetPaperBalancesResponse(balances=render.balances(balances))

@@ -1,0 +1,261 @@
+"""Requests -> domain values. Every bad field is collected and reported at once, by its path.
+
+Decimal strings are strict: an optional minus sign, digits, an optional fraction, at most
+30 digits on each side; no exponent, no NaN or Infinity, no spaces. Anything else is an
+INVALID_ARGUMENT naming the field, never an exception further in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from google.protobuf.duration_pb2 import Duration
+
+from smarttrade.domain.errors import FieldViolation, InvalidSpec
+from smarttrade.domain.spec import (
+    EntrySpec,
+    EntryType,
+    LeverageSpec,
+    MarginMode,
+    MarketType,
+    StopLossSpec,
+    TakeProfitStepSpec,
+    TradeSpec,
+)
+from smarttrade.domain.values import OrderType, Side
+from smarttrade.v1 import smart_trade_pb2 as pb
+
+DECIMAL = re.compile(r"-?\d{1,30}(\.\d{1,30})?")
+MAX_NOTE = 1000
+MAX_SYMBOL = 64
+
+E = TypeVar("E")
+
+
+class Violations:
+    """Collects field violations under a path prefix, then raises them all together."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+        self._prefix: list[str] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append(FieldViolation(".".join([*self._prefix, field]), description))
+
+    @contextmanager
+    def under(self, prefix: str) -> Iterator[None]:
+        self._prefix.append(prefix)
+        try:
+            yield
+        finally:
+            self._prefix.pop()
+
+    def raise_any(self) -> None:
+        if self.items:
+            raise InvalidSpec(self.items)
+
+
+def decimal(
+    text: str, field: str, out: Violations, *, required: bool = False, positive: bool = False
+) -> Decimal | None:
+    if not text:
+        if required:
+            out.add(field, "is required")
+        return None
+    if not DECIMAL.fullmatch(text):
+        out.add(field, f"{text[:40]!r} is not a decimal number such as 12.5")
+        return None
+    value = Decimal(text)
+    if positive and value <= 0:
+        out.add(field, "must be greater than 0")
+        return None
+    return value
+
+
+def resource_id(name: str, collection: str, field: str, out: Violations) -> str:
+    """The id of `{collection}/{id}`; ids are the service's own (hex)."""
+    prefix = f"{collection}/"
+    if not name:
+        out.add(field, "is required")
+        return ""
+    ident = name[len(prefix) :] if name.startswith(prefix) else ""
+    if not ident or not re.fullmatch(r"[0-9a-f]{1,64}", ident):
+        out.add(field, f"must be a resource name {prefix}{{id}}")
+        return ""
+    return ident
+
+
+def name_id(name: str, collection: str, field: str = "name") -> str:
+    out = Violations()
+    ident = resource_id(name, collection, field, out)
+    out.raise_any()
+    return ident
+
+
+def enum(value: int, mapping: Mapping[Any, E], field: str, out: Violations) -> E | None:
+    result = mapping.get(value)
+    if result is None:
+        out.add(field, "is required" if value == 0 else f"unknown value {value}")
+    return result
+
+
+SIDES = {pb.SIDE_BUY: Side.BUY, pb.SIDE_SELL: Side.SELL}
+ORDER_TYPES = {pb.ORDER_TYPE_MARKET: OrderType.MARKET, pb.ORDER_TYPE_LIMIT: OrderType.LIMIT}
+ENTRY_TYPES = {
+    pb.ENTRY_TYPE_MARKET: EntryType.MARKET,
+    pb.ENTRY_TYPE_LIMIT: EntryType.LIMIT,
+    pb.ENTRY_TYPE_CONDITIONAL: EntryType.CONDITIONAL,
+    pb.ENTRY_TYPE_SKIP: EntryType.SKIP,
+}
+MARKET_TYPES = {
+    pb.MARKET_TYPE_UNSPECIFIED: MarketType.SPOT,
+    pb.MARKET_TYPE_SPOT: MarketType.SPOT,
+    pb.MARKET_TYPE_LINEAR: MarketType.LINEAR,
+}
+MARGIN_MODES = {
+    pb.MARGIN_MODE_ISOLATED: MarginMode.ISOLATED,
+    pb.MARGIN_MODE_CROSS: MarginMode.CROSS,
+}
+
+
+def order_type(value: int, field: str, out: Violations) -> OrderType:
+    """Unset means MARKET, as the contract documents."""
+    if value == pb.ORDER_TYPE_UNSPECIFIED:
+        return OrderType.MARKET
+    return enum(value, ORDER_TYPES, field, out) or OrderType.MARKET
+
+
+def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
+    """The settings of a SmartTrade message (paths relative to it)."""
+    symbol = message.symbol
+    if not symbol:
+        out.add("symbol", "is required")
+    elif len(symbol) > MAX_SYMBOL or not re.fullmatch(r"[A-Za-z0-9._:-]+/[A-Za-z0-9._:-]+", symbol):
+        out.add("symbol", "must be a unified symbol such as BTC/USDT")
+    side = enum(message.side, SIDES, "side", out)
+    entry = _entry(message.entry, out) if message.HasField("entry") else None
+    if entry is None and not message.HasField("entry"):
+        out.add("entry", "is required")
+    steps = _take_profit(message.take_profit, out)
+    stop = _stop_loss(message.stop_loss, out) if message.HasField("stop_loss") else None
+    leverage = _leverage(message.leverage, out)
+    if len(message.note) > MAX_NOTE:
+        out.add("note", f"must be at most {MAX_NOTE} characters")
+    if side is None or entry is None or out.items:
+        return None
+    return TradeSpec(
+        symbol=symbol,
+        side=side,
+        entry=entry,
+        take_profit=steps,
+        stop_loss=stop,
+        leverage=leverage,
+        note=message.note,
+    )
+
+
+def _entry(message: pb.Entry, out: Violations) -> EntrySpec | None:
+    with out.under("entry"):
+        kind = enum(message.type, ENTRY_TYPES, "type", out)
+        size = message.WhichOneof("size")
+        units = decimal(message.units, "units", out, positive=True) if size == "units" else None
+        total = decimal(message.total, "total", out, positive=True) if size == "total" else None
+        if size is None:
+            out.add("units", "one of units or total is required")
+        limit_price = decimal(message.limit_price, "limit_price", out, positive=True)
+        trigger_price = decimal(message.trigger_price, "trigger_price", out, positive=True)
+        then = order_type(message.order_type, "order_type", out)
+        trailing = decimal(message.trailing_percent, "trailing_percent", out, positive=True)
+        average = decimal(message.average_price, "average_price", out, positive=True)
+    if kind is None:
+        return None
+    return EntrySpec(
+        type=kind,
+        units=units,
+        total=total,
+        limit_price=limit_price,
+        trigger_price=trigger_price,
+        order_type=then,
+        trailing_percent=trailing,
+        average_price=average,
+    )
+
+
+def _take_profit(message: pb.TakeProfit, out: Violations) -> tuple[TakeProfitStepSpec, ...]:
+    steps = []
+    if len(message.steps) > 8:
+        out.add("take_profit.steps", "at most 8 steps allowed")
+        return ()
+    for index, step in enumerate(message.steps):
+        with out.under(f"take_profit.steps[{index}]"):
+            target = step.WhichOneof("target")
+            price = decimal(step.price, "price", out, positive=True) if target == "price" else None
+            percent = (
+                decimal(step.percent, "percent", out, positive=True)
+                if target == "percent"
+                else None
+            )
+            if target is None:
+                out.add("price", "one of price or percent is required")
+            volume = decimal(step.volume_percent, "volume_percent", out, required=True)
+            trailing = decimal(step.trailing_percent, "trailing_percent", out, positive=True)
+        steps.append(
+            TakeProfitStepSpec(
+                volume_percent=volume if volume is not None else Decimal(0),
+                price=price,
+                percent=percent,
+                trailing_percent=trailing,
+            )
+        )
+    return tuple(steps)
+
+
+def _stop_loss(message: pb.StopLoss, out: Violations) -> StopLossSpec:
+    with out.under("stop_loss"):
+        trigger = message.WhichOneof("trigger")
+        price = decimal(message.price, "price", out, positive=True) if trigger == "price" else None
+        percent = (
+            decimal(message.percent, "percent", out, positive=True)
+            if trigger == "percent"
+            else None
+        )
+        if trigger is None:
+            out.add("price", "one of price or percent is required")
+        kind = order_type(message.order_type, "order_type", out)
+        limit_price = decimal(message.limit_price, "limit_price", out, positive=True)
+        trailing = decimal(message.trailing_percent, "trailing_percent", out, positive=True)
+        timeout = _timeout(message, out) if message.HasField("timeout") else None
+    return StopLossSpec(
+        price=price,
+        percent=percent,
+        order_type=kind,
+        limit_price=limit_price,
+        timeout=timeout,
+        trailing_percent=trailing,
+        move_to_breakeven=message.move_to_breakeven,
+    )
+
+
+def _timeout(message: pb.StopLoss, out: Violations) -> timedelta | None:
+    duration: Duration = message.timeout
+    if duration.nanos or duration.seconds <= 0 or duration.seconds > 365 * 86400:
+        out.add("timeout", "must be whole seconds, more than 0 and at most a year")
+        return None
+    return timedelta(seconds=duration.seconds)
+
+
+def _leverage(message: pb.Leverage, out: Violations) -> LeverageSpec:
+    with out.under("leverage"):
+        market_type = enum(message.market_type, MARKET_TYPES, "market_type", out)
+        value = decimal(message.value, "value", out, positive=True)
+        mode = (
+            enum(message.margin_mode, MARGIN_MODES, "margin_mode", out)
+            if message.margin_mode
+            else None
+        )
+    return LeverageSpec(market_type=market_type or MarketType.SPOT, value=value, margin_mode=mode)

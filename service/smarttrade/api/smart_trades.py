@@ -1,0 +1,273 @@
+"""SmartTradeService: convert, call the application, convert back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from smarttrade.api import parse, render
+from smarttrade.api.auth import tenant
+from smarttrade.api.errors import streaming, unary
+from smarttrade.domain.errors import FieldViolation, InvalidSpec
+from smarttrade.domain.fsm import TradeState
+from smarttrade.domain.messages import (
+    AddFunds,
+    Cancel,
+    CloseAtMarket,
+    Edit,
+    OpenNow,
+    ReduceFunds,
+    Refresh,
+)
+from smarttrade.engine.trades import TradeService
+from smarttrade.engine.watch import WatchService
+from smarttrade.store.reads import TradeFilter
+from smarttrade.v1 import smart_trade_pb2 as pb
+from smarttrade.v1 import smart_trade_service_pb2 as service_pb
+from smarttrade.v1 import smart_trade_service_pb2_grpc as service_grpc
+
+Context = grpc.aio.ServicerContext[Any, Any]
+TRADES = "smartTrades"
+STATES = {
+    pb.SMART_TRADE_STATE_PENDING: TradeState.PENDING,
+    pb.SMART_TRADE_STATE_ACTIVE: TradeState.ACTIVE,
+    pb.SMART_TRADE_STATE_CLOSING: TradeState.CLOSING,
+    pb.SMART_TRADE_STATE_CLOSED: TradeState.CLOSED,
+    pb.SMART_TRADE_STATE_CANCELLED: TradeState.CANCELLED,
+    pb.SMART_TRADE_STATE_FAILED: TradeState.FAILED,
+}
+DEFAULT_HEARTBEAT = 15.0
+
+
+@contextmanager
+def fields_under(prefix: str) -> Iterator[None]:
+    """Report the core's field paths (`entry.units`) as request paths (`smart_trade.entry...`)."""
+    try:
+        yield
+    except InvalidSpec as error:
+        raise InvalidSpec(
+            [FieldViolation(f"{prefix}.{v.field}", v.description) for v in error.violations]
+        ) from error
+
+
+def require_request_id(request_id: str) -> None:
+    if not request_id:
+        raise InvalidSpec([FieldViolation("request_id", "is required (a UUID per mutation)")])
+    if len(request_id) > 128:
+        raise InvalidSpec([FieldViolation("request_id", "must be at most 128 characters")])
+
+
+class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
+    def __init__(
+        self, trades: TradeService, watch: WatchService, clock: Callable[[], datetime]
+    ) -> None:
+        self._trades = trades
+        self._watch = watch
+        self._clock = clock
+
+    @unary
+    async def CreateSmartTrade(
+        self, request: service_pb.CreateSmartTradeRequest, context: Context
+    ) -> service_pb.CreateSmartTradeResponse:
+        out = parse.Violations()
+        with out.under("smart_trade"):
+            account_id = parse.resource_id(
+                request.smart_trade.account, "exchangeAccounts", "account", out
+            )
+            spec = parse.trade_spec(request.smart_trade, out)
+        if request.share_token:
+            out.add("share_token", "creating from a share is not available yet")
+        out.raise_any()
+        require_request_id(request.request_id)
+        assert spec is not None
+        with fields_under("smart_trade"):
+            trade = await self._trades.create(tenant(), account_id, spec)
+        return service_pb.CreateSmartTradeResponse(smart_trade=render.smart_trade(trade))
+
+    @unary
+    async def GetSmartTrade(
+        self, request: service_pb.GetSmartTradeRequest, context: Context
+    ) -> service_pb.GetSmartTradeResponse:
+        trade = await self._trades.get(tenant(), parse.name_id(request.name, TRADES))
+        return service_pb.GetSmartTradeResponse(smart_trade=render.smart_trade(trade))
+
+    @unary
+    async def ListSmartTrades(
+        self, request: service_pb.ListSmartTradesRequest, context: Context
+    ) -> service_pb.ListSmartTradesResponse:
+        out = parse.Violations()
+        states = [parse.enum(value, STATES, "states", out) for value in request.states]
+        account_id = (
+            parse.resource_id(request.account, "exchangeAccounts", "account", out)
+            if request.account
+            else ""
+        )
+        out.raise_any()
+        where = TradeFilter(
+            states=tuple(state for state in states if state is not None),
+            symbol=request.symbol,
+            account_id=account_id,
+            created_from=(
+                request.create_time_start.ToDatetime(tzinfo=UTC)
+                if request.HasField("create_time_start")
+                else None
+            ),
+            created_before=(
+                request.create_time_end.ToDatetime(tzinfo=UTC)
+                if request.HasField("create_time_end")
+                else None
+            ),
+        )
+        page = await self._trades.list(tenant(), where, request.page_size, request.page_token)
+        return service_pb.ListSmartTradesResponse(
+            smart_trades=[render.smart_trade(trade) for trade in page.trades],
+            next_page_token=page.next_page_token,
+        )
+
+    @unary
+    async def UpdateSmartTrade(
+        self, request: service_pb.UpdateSmartTradeRequest, context: Context
+    ) -> service_pb.UpdateSmartTradeResponse:
+        trade_id = parse.name_id(request.smart_trade.name, TRADES, "smart_trade.name")
+        require_request_id(request.request_id)
+        mask: FieldMask = request.update_mask
+        if not mask.paths or not mask.IsValidForDescriptor(pb.SmartTrade.DESCRIPTOR):
+            raise InvalidSpec([FieldViolation("update_mask", "must name fields of SmartTrade")])
+        current = await self._trades.get(tenant(), trade_id)
+        merged = pb.SmartTrade()
+        render.settings_into(merged, current.spec, None)
+        mask.MergeMessage(
+            request.smart_trade, merged, replace_message_field=True, replace_repeated_field=True
+        )
+        out = parse.Violations()
+        with out.under("smart_trade"):
+            spec = parse.trade_spec(merged, out)
+        out.raise_any()
+        assert spec is not None
+        edit = Edit(self._clock(), spec, frozenset(mask.paths))
+        with fields_under("smart_trade"):
+            trade = await self._trades.act(tenant(), trade_id, edit, request.smart_trade.etag)
+        return service_pb.UpdateSmartTradeResponse(smart_trade=render.smart_trade(trade))
+
+    @unary
+    async def RefreshSmartTrade(
+        self, request: service_pb.RefreshSmartTradeRequest, context: Context
+    ) -> service_pb.RefreshSmartTradeResponse:
+        trade_id = parse.name_id(request.name, TRADES)
+        trade = await self._trades.refresh(tenant(), trade_id, Refresh(self._clock()))
+        return service_pb.RefreshSmartTradeResponse(smart_trade=render.smart_trade(trade))
+
+    @unary
+    async def AddSmartTradeFunds(
+        self, request: service_pb.AddSmartTradeFundsRequest, context: Context
+    ) -> service_pb.AddSmartTradeFundsResponse:
+        trade_id = parse.name_id(request.name, TRADES)
+        require_request_id(request.request_id)
+        out = parse.Violations()
+        size = request.WhichOneof("size")
+        add = AddFunds(
+            at=self._clock(),
+            order_type=parse.order_type(request.order_type, "order_type", out),
+            limit_price=parse.decimal(request.limit_price, "limit_price", out, positive=True),
+            units=parse.decimal(request.units, "units", out, positive=True)
+            if size == "units"
+            else None,
+            total=parse.decimal(request.total, "total", out, positive=True)
+            if size == "total"
+            else None,
+        )
+        out.raise_any()
+        trade = await self._trades.act(tenant(), trade_id, add, request.etag)
+        return service_pb.AddSmartTradeFundsResponse(smart_trade=render.smart_trade(trade))
+
+    @unary
+    async def ReduceSmartTradeFunds(
+        self, request: service_pb.ReduceSmartTradeFundsRequest, context: Context
+    ) -> service_pb.ReduceSmartTradeFundsResponse:
+        trade_id = parse.name_id(request.name, TRADES)
+        require_request_id(request.request_id)
+        out = parse.Violations()
+        amount = request.WhichOneof("amount")
+        reduce = ReduceFunds(
+            at=self._clock(),
+            units=parse.decimal(request.units, "units", out, positive=True)
+            if amount == "units"
+            else None,
+            percent=parse.decimal(request.percent, "percent", out, positive=True)
+            if amount == "percent"
+            else None,
+        )
+        out.raise_any()
+        trade = await self._trades.act(tenant(), trade_id, reduce, request.etag)
+        return service_pb.ReduceSmartTradeFundsResponse(smart_trade=render.smart_trade(trade))
+
+    @unary
+    async def OpenSmartTrade(
+        self, request: service_pb.OpenSmartTradeRequest, context: Context
+    ) -> service_pb.OpenSmartTradeResponse:
+        trade_id = parse.name_id(request.name, TRADES)
+        require_request_id(request.request_id)
+        trade = await self._trades.act(tenant(), trade_id, OpenNow(self._clock()), request.etag)
+        return service_pb.OpenSmartTradeResponse(smart_trade=render.smart_trade(trade))
+
+    @unary
+    async def CloseSmartTrade(
+        self, request: service_pb.CloseSmartTradeRequest, context: Context
+    ) -> service_pb.CloseSmartTradeResponse:
+        trade_id = parse.name_id(request.name, TRADES)
+        require_request_id(request.request_id)
+        close = CloseAtMarket(self._clock())
+        trade = await self._trades.act(tenant(), trade_id, close, request.etag)
+        return service_pb.CloseSmartTradeResponse(smart_trade=render.smart_trade(trade))
+
+    @unary
+    async def CancelSmartTrade(
+        self, request: service_pb.CancelSmartTradeRequest, context: Context
+    ) -> service_pb.CancelSmartTradeResponse:
+        trade_id = parse.name_id(request.name, TRADES)
+        require_request_id(request.request_id)
+        trade = await self._trades.act(tenant(), trade_id, Cancel(self._clock()), request.etag)
+        return service_pb.CancelSmartTradeResponse(smart_trade=render.smart_trade(trade))
+
+    async def ShareSmartTrade(
+        self, request: service_pb.ShareSmartTradeRequest, context: Context
+    ) -> service_pb.ShareSmartTradeResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "sharing is not implemented yet")
+        raise AssertionError  # pragma: no cover
+
+    async def GetSmartTradeShare(
+        self, request: service_pb.GetSmartTradeShareRequest, context: Context
+    ) -> service_pb.GetSmartTradeShareResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "sharing is not implemented yet")
+        raise AssertionError  # pragma: no cover
+
+    async def DeleteSmartTradeShare(
+        self, request: service_pb.DeleteSmartTradeShareRequest, context: Context
+    ) -> service_pb.DeleteSmartTradeShareResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "sharing is not implemented yet")
+        raise AssertionError  # pragma: no cover
+
+    @streaming
+    async def WatchSmartTrades(
+        self, request: service_pb.WatchSmartTradesRequest, context: Context
+    ) -> AsyncIterator[service_pb.WatchSmartTradesResponse]:
+        trade_id = parse.name_id(request.name, TRADES) if request.name else None
+        if request.after_sequence < 0:
+            raise InvalidSpec([FieldViolation("after_sequence", "must not be negative")])
+        heartbeat = DEFAULT_HEARTBEAT
+        if request.HasField("heartbeat_interval"):
+            heartbeat = request.heartbeat_interval.ToTimedelta().total_seconds()
+            if heartbeat < 1:
+                raise InvalidSpec(
+                    [FieldViolation("heartbeat_interval", "must be at least 1 second")]
+                )
+        if trade_id is not None:
+            await self._trades.get(tenant(), trade_id)  # NOT_FOUND before the stream starts
+        items = self._watch.watch(tenant(), trade_id, request.after_sequence, heartbeat)
+        async for item in items:
+            yield render.stream_item(item)

@@ -1,0 +1,137 @@
+"""The composition root: builds every part from the settings and runs the gRPC server.
+
+Health reports NOT_SERVING until the engine has recovered every live trade (startup
+reconciliation), then SERVING; on shutdown it turns NOT_SERVING first, streams end with
+UNAVAILABLE (resumable), and in-flight calls get `shutdown_grace` seconds to finish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from smarttrade.api.accounts import ExchangeAccountServicer
+from smarttrade.api.auth import Authenticator, AuthInterceptor
+from smarttrade.api.paper import PaperMarketServicer
+from smarttrade.api.smart_trades import SmartTradeServicer
+from smarttrade.config import Settings, master_keys, token_entries
+from smarttrade.engine.accounts import AccountService
+from smarttrade.engine.bus import EventBus
+from smarttrade.engine.engine import Engine
+from smarttrade.engine.executor import Executor, RetryPolicy
+from smarttrade.engine.page_tokens import PageTokens
+from smarttrade.engine.sandbox import PaperSandbox
+from smarttrade.engine.trades import TradeService
+from smarttrade.engine.venues import Venues
+from smarttrade.engine.watch import WatchService
+from smarttrade.exchange.paper import PaperVenue
+from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
+from smarttrade.store.database import Database, open_database
+from smarttrade.store.paper_storage import PostgresPaperStorage
+from smarttrade.store.unit_of_work import Store
+from smarttrade.v1 import (
+    exchange_account_service_pb2,
+    exchange_account_service_pb2_grpc,
+    paper_market_service_pb2,
+    paper_market_service_pb2_grpc,
+    smart_trade_service_pb2,
+    smart_trade_service_pb2_grpc,
+)
+
+log = logging.getLogger("smarttrade")
+
+SERVICES = (
+    smart_trade_service_pb2.DESCRIPTOR.services_by_name["SmartTradeService"].full_name,
+    exchange_account_service_pb2.DESCRIPTOR.services_by_name["ExchangeAccountService"].full_name,
+    paper_market_service_pb2.DESCRIPTOR.services_by_name["PaperMarketService"].full_name,
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Running:
+    server: grpc.aio.Server
+    port: int
+    health: health_aio.HealthServicer
+    engine: Engine
+    bus: EventBus
+    database: Database
+    local_token: str | None
+
+
+async def start(settings: Settings) -> Running:
+    tokens, local_token = token_entries(settings)
+    keys = master_keys(settings)
+    database = await open_database(settings.database_url, settings.data_dir)
+    bus = EventBus()
+    store = Store(database.engine, bus)
+    paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(database.engine), clock=utc_now)
+    await paper.start()
+    venues = Venues(paper)
+    executor = Executor(RetryPolicy(unknown_grace=settings.unknown_order_grace))
+    engine = Engine(store=store, venues=venues, executor=executor, clock=utc_now)
+    page_tokens = PageTokens(hashlib.sha256(b"page-tokens" + keys.keys[keys.current]).digest())
+
+    server = grpc.aio.server(
+        interceptors=[
+            AuthInterceptor(
+                Authenticator.of_tokens((t.tenant_id, t.token, t.scopes) for t in tokens)
+            )
+        ]
+    )
+    smart_trade_service_pb2_grpc.add_SmartTradeServiceServicer_to_server(
+        SmartTradeServicer(
+            TradeService(engine, page_tokens, utc_now),
+            WatchService(store, bus, utc_now),
+            utc_now,
+        ),
+        server,
+    )
+    exchange_account_service_pb2_grpc.add_ExchangeAccountServiceServicer_to_server(
+        ExchangeAccountServicer(
+            AccountService(engine, keys, page_tokens, supported=lambda _: False, clock=utc_now)
+        ),
+        server,
+    )
+    paper_market_service_pb2_grpc.add_PaperMarketServiceServicer_to_server(
+        PaperMarketServicer(PaperSandbox(engine)), server
+    )
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (
+            *SERVICES,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    port = server.add_insecure_port(settings.listen)
+    for service in ("", *SERVICES):
+        await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
+    log.info("listening on %s (port %d); recovering live trades", settings.listen, port)
+    await engine.start()
+    for service in ("", *SERVICES):
+        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving")
+    return Running(server, port, health, engine, bus, database, local_token)
+
+
+async def stop(running: Running, grace: float) -> None:
+    await running.health.enter_graceful_shutdown()
+    running.bus.close_all()
+    await running.server.stop(grace)
+    await running.engine.stop()
+    await running.engine.venues.close()
+    await running.database.close()

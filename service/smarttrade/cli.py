@@ -1,0 +1,68 @@
+"""The `smarttrade` command. `smarttrade serve` runs the service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from smarttrade import app
+from smarttrade.config import ConfigError, Settings, add_serve_flags, from_environment, with_flags
+
+
+def _event_loop_runner() -> asyncio.Runner:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; stay portable anyway
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
+async def serve(settings: Settings) -> None:
+    running = await app.start(settings)
+    if running.local_token is not None:
+        print(
+            f"smarttrade: serving on {settings.listen}; local token (tenant 'local'):\n"
+            f"  authorization: Bearer {running.local_token}",
+            flush=True,
+        )
+    else:
+        print(f"smarttrade: serving on {settings.listen}", flush=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    logging.getLogger("smarttrade").info("shutting down")
+    await app.stop(running, settings.shutdown_grace)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="smarttrade", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the gRPC service")
+    add_serve_flags(serve_parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = with_flags(from_environment(), args)
+    except ConfigError as error:
+        print(f"smarttrade: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for chatty in ("pgserver", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    try:
+        with _event_loop_runner() as runner:
+            runner.run(serve(settings))
+    except ConfigError as error:
+        print(f"smarttrade: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

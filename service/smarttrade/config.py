@@ -1,0 +1,157 @@
+"""Settings: one object, read once in the composition root, from SMARTTRADE_* environment
+variables and command-line flags (flags win)."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import ipaddress
+import json
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from smarttrade.store.credentials import MasterKeys
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_DATA_DIR = Path("~/.local/share/smarttrade").expanduser()
+LOCAL_TENANT = "local"
+ALL_SCOPES = frozenset({"trade", "sandbox"})
+
+
+class ConfigError(Exception):
+    """The settings cannot work; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class TokenEntry:
+    tenant_id: str
+    token: str = field(repr=False)
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Settings:
+    listen: str = DEFAULT_LISTEN
+    database_url: str | None = None  # None: the embedded PostgreSQL in data_dir
+    data_dir: Path = DEFAULT_DATA_DIR
+    tokens: tuple[TokenEntry, ...] = ()
+    master_keys: str = field(default="", repr=False)  # "id:base64key,..."; empty: a local file
+    master_key_id: str = ""
+    unknown_order_grace: float = 10.0
+    shutdown_grace: float = 5.0
+    log_level: str = "INFO"
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def on_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def parse_tokens(text: str) -> tuple[TokenEntry, ...]:
+    """`tenant:token[:scope+scope],...`; scopes default to all (trade, sandbox)."""
+    entries = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        parts = item.split(":")
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+            raise ConfigError("SMARTTRADE_TOKENS entries are tenant:token[:scope+scope]")
+        scopes = frozenset(parts[2].split("+")) if len(parts) == 3 else ALL_SCOPES
+        if not scopes <= ALL_SCOPES:
+            raise ConfigError(f"unknown scopes {sorted(scopes - ALL_SCOPES)} in SMARTTRADE_TOKENS")
+        entries.append(TokenEntry(parts[0], parts[1], scopes))
+    return tuple(entries)
+
+
+def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
+    def number(name: str, default: float) -> float:
+        try:
+            return float(env.get(name, default))
+        except ValueError as error:
+            raise ConfigError(f"{name} must be a number of seconds") from error
+
+    return Settings(
+        listen=env.get("SMARTTRADE_LISTEN", DEFAULT_LISTEN),
+        database_url=env.get("SMARTTRADE_DATABASE_URL") or None,
+        data_dir=Path(env.get("SMARTTRADE_DATA_DIR", str(DEFAULT_DATA_DIR))).expanduser(),
+        tokens=parse_tokens(env.get("SMARTTRADE_TOKENS", "")),
+        master_keys=env.get("SMARTTRADE_MASTER_KEYS", ""),
+        master_key_id=env.get("SMARTTRADE_MASTER_KEY_ID", ""),
+        unknown_order_grace=number("SMARTTRADE_UNKNOWN_ORDER_GRACE", 10.0),
+        shutdown_grace=number("SMARTTRADE_SHUTDOWN_GRACE", 5.0),
+        log_level=env.get("SMARTTRADE_LOG_LEVEL", "INFO"),
+    )
+
+
+def add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", help=f"host:port to serve gRPC on (default {DEFAULT_LISTEN})")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL URL (postgresql://user:pass@host/db); default: embedded PostgreSQL",
+    )
+    parser.add_argument("--data-dir", type=Path, help=f"default {DEFAULT_DATA_DIR}")
+
+
+def with_flags(settings: Settings, flags: argparse.Namespace) -> Settings:
+    changes: dict[str, object] = {}
+    if flags.listen:
+        changes["listen"] = flags.listen
+    if flags.database_url:
+        changes["database_url"] = flags.database_url
+    if flags.data_dir:
+        changes["data_dir"] = flags.data_dir.expanduser()
+    return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+def _private_file(path: Path, make: str) -> str:
+    """Read a secret file, creating it (0600) with `make` the first time."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(make)
+    return path.read_text().strip()
+
+
+def master_keys(settings: Settings) -> MasterKeys:
+    """The configured master keys, or (single-node quick start) a key kept in the data dir."""
+    text = settings.master_keys
+    if not text:
+        generated = json.dumps({"local-1": base64.b64encode(secrets.token_bytes(32)).decode()})
+        stored = json.loads(_private_file(settings.data_dir / "master-keys.json", generated))
+        keys = {key_id: base64.b64decode(value) for key_id, value in stored.items()}
+        return MasterKeys(keys, settings.master_key_id or sorted(keys)[-1])
+    keys = {}
+    for item in text.split(","):
+        key_id, _, value = item.strip().partition(":")
+        try:
+            keys[key_id] = base64.b64decode(value, validate=True)
+        except ValueError as error:
+            raise ConfigError("SMARTTRADE_MASTER_KEYS entries are id:base64key") from error
+    current = settings.master_key_id or next(iter(keys))
+    try:
+        return MasterKeys(keys, current)
+    except ValueError as error:
+        raise ConfigError(f"SMARTTRADE_MASTER_KEYS: {error}") from error
+
+
+def token_entries(settings: Settings) -> tuple[Sequence[TokenEntry], str | None]:
+    """The tokens to accept, and the local token to show (quick start on loopback only)."""
+    if settings.tokens:
+        return settings.tokens, None
+    if not settings.on_loopback:
+        raise ConfigError(
+            f"refusing to serve on {settings.listen} without SMARTTRADE_TOKENS: "
+            "configure tokens (tenant:token) or listen on 127.0.0.1"
+        )
+    token = _private_file(settings.data_dir / "local-token", secrets.token_urlsafe(24))
+    return (TokenEntry(LOCAL_TENANT, token, ALL_SCOPES),), token

@@ -1,0 +1,1 @@
+"""The runtime: trade runners, order execution, recovery, market data and the event bus."""

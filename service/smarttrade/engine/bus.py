@@ -1,0 +1,62 @@
+"""The in-process event bus: committed events fan out to the watchers, in sequence order.
+
+Publishing never blocks: each subscription has a bounded buffer, and a subscriber that
+falls behind by more than it holds is marked overflowed and dropped, so one slow consumer
+never stalls the engine or the other watchers (its stream ends with a resumable status and
+the client resumes from the last sequence it saw).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from smarttrade.store.unit_of_work import StoredEvent
+
+
+@dataclass(eq=False)
+class Subscription:
+    tenant_id: str
+    trade_id: str | None
+    queue: asyncio.Queue[StoredEvent]
+    overflowed: bool = False
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wants(self, event: StoredEvent) -> bool:
+        if event.tenant_id != self.tenant_id:
+            return False
+        return self.trade_id is None or event.trade.id == self.trade_id
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscriptions: set[Subscription] = set()
+        self.last_sequence = 0
+
+    def subscribe(self, tenant_id: str, trade_id: str | None, buffer: int) -> Subscription:
+        subscription = Subscription(tenant_id, trade_id, asyncio.Queue(maxsize=buffer))
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    def publish(self, events: Sequence[StoredEvent]) -> None:
+        for event in events:
+            self.last_sequence = max(self.last_sequence, event.sequence)
+            for subscription in list(self._subscriptions):
+                if not subscription.wants(event):
+                    continue
+                try:
+                    subscription.queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    subscription.overflowed = True
+                    self._subscriptions.discard(subscription)
+                    subscription.closed.set()
+
+    def close_all(self) -> None:
+        """Graceful shutdown: every stream ends."""
+        for subscription in self._subscriptions:
+            subscription.closed.set()
+        self._subscriptions.clear()

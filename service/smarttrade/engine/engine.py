@@ -1,0 +1,181 @@
+"""The engine: every live trade's runner, and the routing of prices and venue reports.
+
+Startup and recovery are one code path (crash-only): `start` loads every trade that is not
+terminal, hands each its pending intents (looked up at the venue before anything is sent
+again), reconciles its orders with the venue, and only then reports ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from smarttrade.domain.messages import Decision, Input, PriceTicked
+from smarttrade.domain.model import SmartTrade
+from smarttrade.engine.errors import NotFound
+from smarttrade.engine.executor import Executor, reported
+from smarttrade.engine.runner import TradeRunner
+from smarttrade.engine.venues import Venues, price_feed_of
+from smarttrade.exchange.port import ExchangeError, OrderNotFound, OrderReport
+from smarttrade.store.accounts import ExchangeAccount, all_accounts, get_account
+from smarttrade.store.reads import load_live_trades, pending_intents
+from smarttrade.store.unit_of_work import Store
+
+log = logging.getLogger(__name__)
+
+FeedKey = tuple[str, str]  # (price feed, symbol)
+STARTUP_CONCURRENCY = 64
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def trade_id_of(client_order_id: str) -> str:
+    """Client order ids are `{trade}-{leg}-{generation}`: the trade is the first part."""
+    return client_order_id.split("-", 1)[0]
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        venues: Venues,
+        executor: Executor,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.venues = venues
+        self._executor = executor
+        self._clock = clock
+        self._runners: dict[str, TradeRunner] = {}
+        self._feeds: dict[FeedKey, set[str]] = defaultdict(set)
+        self._accounts: dict[str, ExchangeAccount] = {}
+        self.ready = asyncio.Event()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self.store.engine.connect() as connection:
+            for account in await all_accounts(connection):
+                self._accounts[account.id] = account
+            trades = await load_live_trades(connection)
+            intents = {trade.id: await pending_intents(connection, trade.id) for trade in trades}
+        gate = asyncio.Semaphore(STARTUP_CONCURRENCY)
+
+        async def resume(trade: SmartTrade) -> None:
+            async with gate:
+                runner = await self._runner_for(trade)
+                await runner.start(recovered=intents[trade.id])
+                await self.reconcile(runner)
+
+        await asyncio.gather(*(resume(trade) for trade in trades))
+        self.ready.set()
+        log.info("engine ready: %d live trades", len(self._runners))
+
+    async def stop(self) -> None:
+        for runner in self._runners.values():
+            runner.stop()
+
+    # ---- trades --------------------------------------------------------------------------
+
+    def remember_account(self, account: ExchangeAccount) -> None:
+        self._accounts[account.id] = account
+
+    async def account(self, account_id: str) -> ExchangeAccount:
+        account = self._accounts.get(account_id)
+        if account is None:
+            async with self.store.engine.connect() as connection:
+                account = await get_account(connection, None, account_id)
+            if account is None:
+                raise NotFound("exchange account", account_id)
+            self._accounts[account_id] = account
+        return account
+
+    async def launch(self, decision: Decision) -> SmartTrade:
+        """Record a new trade's first decision and run it."""
+        runner = await self._runner_for(decision.trade)
+        await runner.start(new=decision)
+        return runner.trade
+
+    def runner(self, trade_id: str) -> TradeRunner | None:
+        return self._runners.get(trade_id)
+
+    async def submit(self, trade_id: str, input: Input) -> SmartTrade:
+        runner = self._runners.get(trade_id)
+        if runner is None:
+            raise NotFound("smart trade", trade_id)
+        return await runner.submit(input)
+
+    async def reconcile(self, runner: TradeRunner) -> None:
+        """Ask the venue for every order the trade believes live, and apply the answers:
+        the same facts, through the same path, as live updates."""
+        exchange = self.venues.exchange(await self.account(runner.trade.account_id))
+        symbol = runner.trade.spec.symbol
+        for order in runner.trade.orders():
+            if not order.status.is_live or runner.has_pending(order.client_order_id):
+                continue
+            try:
+                report = await exchange.fetch_order(symbol, order.client_order_id)
+            except OrderNotFound:
+                continue  # the pending placement's own lookup settles it
+            except ExchangeError as error:
+                log.warning("reconciling %s: %s", order.client_order_id, error)
+                continue
+            await runner.submit(reported(report, self._clock()))
+
+    async def _runner_for(self, trade: SmartTrade) -> TradeRunner:
+        account = await self.account(trade.account_id)
+        runner = TradeRunner(
+            trade,
+            exchange=self.venues.exchange(account),
+            store=self.store,
+            executor=self._executor,
+            clock=self._clock,
+            on_change=self._on_change,
+        )
+        self._runners[trade.id] = runner
+        self._feeds[(price_feed_of(account), trade.spec.symbol)].add(trade.id)
+        return runner
+
+    def _on_change(self, runner: TradeRunner) -> None:
+        if runner.finished:
+            runner.stop()
+            self._runners.pop(runner.trade.id, None)
+            for members in self._feeds.values():
+                members.discard(runner.trade.id)
+
+    # ---- the venues' news ----------------------------------------------------------------
+
+    async def on_price(self, feed: str, symbol: str, price: Decimal) -> None:
+        """A new last price: every trade on that venue and symbol sees it (concurrently; each
+        trade applies its inputs in order)."""
+        at = self._clock()
+        tick = PriceTicked(price, at)
+        members = list(self._feeds.get((feed, symbol), ()))
+        await self._for_each(members, tick)
+
+    async def on_order_reports(self, reports: Iterable[OrderReport]) -> None:
+        """Venue reports, in the order the venue produced them."""
+        at = self._clock()
+        for report in reports:
+            runner = self._runners.get(trade_id_of(report.client_order_id))
+            if runner is not None:
+                await runner.submit(reported(report, at))
+
+    async def _for_each(self, trade_ids: list[str], input: Input) -> None:
+        async def one(trade_id: str) -> None:
+            runner = self._runners.get(trade_id)
+            if runner is None:
+                return
+            try:
+                await runner.submit(input)
+            except Exception:
+                log.exception("trade %s failed on %s", trade_id, type(input).__name__)
+
+        await asyncio.gather(*(one(trade_id) for trade_id in trade_ids))

@@ -1,0 +1,273 @@
+"""One trade at runtime: the single writer that applies its inputs one at a time.
+
+Every input (a price, a venue report, a trader's action, a timer) goes through `submit`,
+which holds the trade's lock while it decides, records the decision (persist, then act),
+carries out the intents and feeds the venue's answers back, until nothing is left to do
+now. Intents that must wait (a transient fault, an order not yet visible) are retried by
+a timer, outside the lock, so a slow venue never holds up the trade's other inputs for
+long, and never holds up other trades at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import DBAPIError
+
+from smarttrade.domain.decide import decide
+from smarttrade.domain.fsm import LegState
+from smarttrade.domain.messages import (
+    CancelOrder,
+    Decision,
+    ErrorRecorded,
+    Input,
+    Intent,
+    PlaceOrder,
+    TimeElapsed,
+)
+from smarttrade.domain.model import SmartTrade
+from smarttrade.domain.values import OrderStatus
+from smarttrade.engine.errors import EtagMismatch
+from smarttrade.engine.executor import Attempt, Executor, Outcome
+from smarttrade.exchange.port import Exchange
+from smarttrade.store.reads import get_trade
+from smarttrade.store.unit_of_work import ConcurrentUpdate, Store
+
+log = logging.getLogger(__name__)
+
+IntentKey = tuple[str, str]  # (kind, client order id)
+STORE_RETRIES = 5
+
+
+def etag_of(trade: SmartTrade) -> str:
+    """The trade's version as an opaque tag (AIP-154)."""
+    return f"v{trade.version}"
+
+
+def intent_key(intent: Intent) -> IntentKey:
+    return ("PLACE" if isinstance(intent, PlaceOrder) else "CANCEL", intent.client_order_id)
+
+
+@dataclass(slots=True)
+class _Pending:
+    intent: Intent
+    attempt: Attempt
+    due: datetime
+
+
+class TradeRunner:
+    def __init__(
+        self,
+        trade: SmartTrade,
+        *,
+        exchange: Exchange,
+        store: Store,
+        executor: Executor,
+        clock: Callable[[], datetime],
+        on_change: Callable[[TradeRunner], None],
+    ) -> None:
+        self.trade = trade
+        self.lock = asyncio.Lock()
+        self._exchange = exchange
+        self._store = store
+        self._executor = executor
+        self._clock = clock
+        self._on_change = on_change
+        self._pending: dict[IntentKey, _Pending] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._wake_task: asyncio.Task[None] | None = None
+        self._transient_error = False
+
+    def has_pending(self, client_order_id: str) -> bool:
+        return any(key[1] == client_order_id for key in self._pending)
+
+    @property
+    def finished(self) -> bool:
+        return self.trade.state.is_terminal and not self._pending
+
+    # ---- entry points --------------------------------------------------------------------
+
+    async def submit(self, input: Input, etag: str = "") -> SmartTrade:
+        """Apply one input and everything it sets off now. Errors of the input itself (an
+        action not allowed, an invalid edit, a stale `etag`) propagate and change nothing."""
+        async with self.lock:
+            if etag and etag != etag_of(self.trade):
+                raise EtagMismatch(f"smartTrades/{self.trade.id}")
+            await self._drive(deque([input]))
+            return self.trade
+
+    async def start(self, new: Decision | None = None, recovered: Sequence[Intent] = ()) -> None:
+        """Begin running: record a new trade's first decision, or take over a stored trade
+        whose intents were left pending (each is first looked up at the venue, as an unknown
+        outcome: it may or may not have been sent before the service stopped)."""
+        async with self.lock:
+            now = self._clock()
+            if new is not None:
+                await self._record(new, (), expected_version=None)
+                self._enqueue(new.intents, now)
+            for intent in recovered:
+                attempt = (
+                    Attempt(unknown_since=now) if isinstance(intent, PlaceOrder) else Attempt()
+                )
+                self._pending[intent_key(intent)] = _Pending(intent, attempt, now)
+            await self._drive(deque())
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    async def _drive(self, facts: deque[Input]) -> None:
+        while True:
+            if facts:
+                await self._apply(facts.popleft(), ())
+                continue
+            key = self._next_due()
+            if key is None:
+                break
+            outcome = await self._carry_out(key)
+            done = (key,) if outcome.done else ()
+            if outcome.fact is not None:
+                await self._apply(outcome.fact, done)
+            elif done:
+                await self._store_with_retry(None, done)
+            if outcome.done:
+                self._pending.pop(key, None)
+            else:
+                pending = self._pending[key]
+                pending.due = self._clock() + timedelta(seconds=outcome.retry_after)
+            if outcome.error and not self._transient_error:
+                self._transient_error = True
+                facts.append(ErrorRecorded(outcome.error, self._clock()))
+            elif outcome.done and self._transient_error:
+                self._transient_error = False
+                facts.append(ErrorRecorded("", self._clock()))
+        self._schedule_wake()
+        self._on_change(self)
+
+    async def _apply(self, fact: Input, done: Sequence[IntentKey]) -> None:
+        """Decide on one input and record the decision; a version conflict (another writer,
+        or our own commit whose answer was lost) reloads the trade and decides again unless
+        the stored trade already is our decision."""
+        for _ in range(STORE_RETRIES):
+            decision = decide(self.trade, fact)
+            try:
+                await self._store_with_retry(decision, done)
+            except ConcurrentUpdate:
+                await self._reload()
+                if self.trade.version == decision.trade.version:
+                    self._enqueue(decision.intents, self._clock())
+                    return
+                continue
+            self._enqueue(decision.intents, self._clock())
+            return
+        raise ConcurrentUpdate(self.trade.id)
+
+    def _enqueue(self, intents: Sequence[Intent], now: datetime) -> None:
+        for intent in intents:
+            self._pending.setdefault(intent_key(intent), _Pending(intent, Attempt(), now))
+
+    def _next_due(self) -> IntentKey | None:
+        now = self._clock()
+        due = [(p.due, key) for key, p in self._pending.items() if p.due <= now]
+        return min(due)[1] if due else None
+
+    async def _carry_out(self, key: IntentKey) -> Outcome:
+        pending = self._pending[key]
+        if not self._still_wanted(pending.intent):
+            return Outcome(None, True)
+        return await self._executor.carry_out(
+            self._exchange, pending.intent, pending.attempt, self._clock()
+        )
+
+    def _still_wanted(self, intent: Intent) -> bool:
+        """An intent outlives its reason when the order's fate is already known."""
+        found = self.trade.find_order(intent.client_order_id)
+        if found is None:
+            return False
+        _, order = found
+        if isinstance(intent, CancelOrder):
+            return order.status.is_live
+        return order.status in (OrderStatus.PENDING, OrderStatus.UNKNOWN)
+
+    # ---- persistence ---------------------------------------------------------------------
+
+    async def _store_with_retry(self, decision: Decision | None, done: Sequence[IntentKey]) -> None:
+        """Persist, surviving a lost connection: nothing is half-written (one transaction)."""
+        for attempt in range(STORE_RETRIES):
+            try:
+                await self._record(decision, done, self.trade.version)
+                return
+            except (DBAPIError, OSError) as error:
+                if attempt == STORE_RETRIES - 1:
+                    raise
+                log.warning("storing trade %s failed, retrying: %s", self.trade.id, error)
+                await asyncio.sleep(0.05 * 2**attempt)
+
+    async def _record(
+        self,
+        decision: Decision | None,
+        done: Sequence[IntentKey],
+        expected_version: int | None,
+    ) -> None:
+        async with self._store.transaction() as unit:
+            if decision is not None and decision.persist:
+                await unit.save(decision, expected_version)
+            for kind, client_order_id in done:
+                await unit.complete_intent(client_order_id, kind)
+            await unit.commit()
+        if decision is not None:
+            self.trade = decision.trade
+
+    async def _reload(self) -> None:
+        async with self._store.engine.connect() as connection:
+            stored = await get_trade(connection, self.trade.tenant_id, self.trade.id)
+        if stored is not None:
+            self.trade = stored
+
+    # ---- timers --------------------------------------------------------------------------
+
+    def next_deadline(self) -> datetime | None:
+        """When the trade next needs the clock: a stop-loss timeout, or an intent to retry."""
+        times = [pending.due for pending in self._pending.values()]
+        stop = self.trade.stop_loss_leg
+        spec = self.trade.spec.stop_loss
+        if (
+            stop is not None
+            and spec is not None
+            and spec.timeout is not None
+            and stop.state is LegState.WAITING
+            and stop.breach_since is not None
+        ):
+            times.append(stop.breach_since + spec.timeout)
+        return min(times) if times else None
+
+    def _schedule_wake(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.next_deadline()
+        if deadline is None:
+            return
+        delay = max((deadline - self._clock()).total_seconds(), 0.0)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, self._wake)
+
+    def _wake(self) -> None:
+        self._timer = None
+        self._wake_task = asyncio.get_running_loop().create_task(self._on_wake())
+
+    async def _on_wake(self) -> None:
+        try:
+            await self.submit(TimeElapsed(self._clock()))
+        except Exception:  # a timer has no caller to report to: log, and retry later
+            log.exception("trade %s: timed work failed", self.trade.id)
+            async with self.lock:
+                self._schedule_wake()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

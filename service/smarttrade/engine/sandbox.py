@@ -1,0 +1,56 @@
+"""The paper sandbox: a tenant pushes prices and sets balances on its own paper book."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Mapping
+from decimal import Decimal
+
+from smarttrade.domain.errors import FieldViolation, InvalidSpec
+from smarttrade.engine.engine import Engine
+from smarttrade.engine.errors import NotFound
+from smarttrade.engine.venues import paper_feed
+from smarttrade.exchange.port import Balance
+from smarttrade.store.accounts import ExchangeAccount
+
+
+class PaperSandbox:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._ticks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def set_price(self, tenant_id: str, symbol: str, price: Decimal) -> Decimal:
+        """Apply a tick and return once every trade on the symbol has fully reacted: the
+        venue's fills routed, triggers fired, orders placed and filled, all persisted."""
+        paper = self._engine.venues.paper
+        if symbol not in paper.book(tenant_id).markets:
+            raise InvalidSpec([FieldViolation("symbol", f"{symbol!r} is not a paper market")])
+        if price <= 0:
+            raise InvalidSpec([FieldViolation("price", "must be greater than 0")])
+        async with self._ticks[(tenant_id, symbol)]:
+            changed = await paper.set_price(tenant_id, symbol, price)
+            await self._engine.on_order_reports(order.report() for order in changed)
+            await self._engine.on_price(paper_feed(tenant_id), symbol, price)
+        return price
+
+    async def _paper_account(self, tenant_id: str, account_id: str) -> ExchangeAccount:
+        try:
+            account = await self._engine.account(account_id)
+        except NotFound:
+            account = None
+        if account is None or account.tenant_id != tenant_id or not account.is_paper:
+            raise NotFound("paper account", f"exchangeAccounts/{account_id}")
+        return account
+
+    async def balances(self, tenant_id: str, account_id: str) -> dict[str, Balance]:
+        await self._paper_account(tenant_id, account_id)
+        return self._engine.venues.paper.balances(tenant_id, account_id)
+
+    async def set_balances(
+        self, tenant_id: str, account_id: str, totals: Mapping[str, Decimal]
+    ) -> dict[str, Balance]:
+        await self._paper_account(tenant_id, account_id)
+        paper = self._engine.venues.paper
+        await paper.set_balances(tenant_id, account_id, totals)
+        return paper.balances(tenant_id, account_id)

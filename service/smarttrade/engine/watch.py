@@ -1,0 +1,141 @@
+"""Watching trades: a snapshot, then every event in sequence order, resumable.
+
+The subscription to live events is taken first and the history read after, so nothing
+committed in between is missed; anything seen twice (in both) is dropped by sequence.
+Commit order equals sequence order (see store.unit_of_work), so "after N" is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from smarttrade.domain.model import SmartTrade
+from smarttrade.engine.bus import EventBus, Subscription
+from smarttrade.engine.errors import NotFound
+from smarttrade.store.reads import events_after, get_trade, latest_sequence, tenant_live_trades
+from smarttrade.store.unit_of_work import Store, StoredEvent
+
+HISTORY_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotTrade:
+    trade: SmartTrade
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotEnd:
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    sequence: int
+    at: datetime
+
+
+StreamItem = SnapshotTrade | SnapshotEnd | StoredEvent | Heartbeat
+
+
+class StreamOverflow(Exception):
+    """The consumer fell too far behind; it resumes with the last sequence it received."""
+
+    def __init__(self, last_sequence: int) -> None:
+        super().__init__(f"the stream fell behind; resume after sequence {last_sequence}")
+        self.last_sequence = last_sequence
+
+
+class StreamClosed(Exception):
+    """The server is shutting down; resume elsewhere with the last sequence received."""
+
+    def __init__(self, last_sequence: int) -> None:
+        super().__init__(f"the server is shutting down; resume after sequence {last_sequence}")
+        self.last_sequence = last_sequence
+
+
+class WatchService:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        clock: Callable[[], datetime],
+        buffer: int = 1000,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+        self._buffer = buffer
+
+    async def watch(
+        self, tenant_id: str, trade_id: str | None, after_sequence: int, heartbeat: float
+    ) -> AsyncIterator[StreamItem]:
+        subscription = self._bus.subscribe(tenant_id, trade_id, self._buffer)
+        try:
+            last = after_sequence
+            if after_sequence == 0:
+                sequence, trades = await self._snapshot(tenant_id, trade_id)
+                for trade in trades:
+                    yield SnapshotTrade(trade)
+                yield SnapshotEnd(sequence)
+                last = sequence
+            while True:
+                async with self._store.engine.connect() as connection:
+                    history = await events_after(
+                        connection, tenant_id, trade_id, last, HISTORY_PAGE
+                    )
+                for event in history:
+                    yield event
+                    last = event.sequence
+                if len(history) < HISTORY_PAGE:
+                    break
+            async for item in self._follow(subscription, last, heartbeat):
+                yield item
+        finally:
+            self._bus.unsubscribe(subscription)
+
+    async def _snapshot(self, tenant_id: str, trade_id: str | None) -> tuple[int, list[SmartTrade]]:
+        """The trades and the last sequence they reflect, read in one consistent snapshot."""
+        async with self._store.engine.connect() as connection:
+            connection = await connection.execution_options(isolation_level="REPEATABLE READ")
+            async with connection.begin():
+                sequence = await latest_sequence(connection)
+                if trade_id is None:
+                    return sequence, await tenant_live_trades(connection, tenant_id)
+                trade = await get_trade(connection, tenant_id, trade_id)
+        if trade is None:
+            raise NotFound("smart trade", f"smartTrades/{trade_id}")
+        return sequence, [trade]
+
+    async def _follow(
+        self, subscription: Subscription, last: int, heartbeat: float
+    ) -> AsyncIterator[StreamItem]:
+        closed = asyncio.ensure_future(subscription.closed.wait())
+        try:
+            while True:
+                getter = asyncio.ensure_future(subscription.queue.get())
+                done, _ = await asyncio.wait(
+                    {getter, closed}, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED
+                )
+                if getter in done:
+                    event = getter.result()
+                    if event.sequence > last:
+                        yield event
+                        last = event.sequence
+                    continue
+                getter.cancel()
+                if closed in done:
+                    # Deliver what was buffered before the stream ended, then say why.
+                    while not subscription.queue.empty():
+                        event = subscription.queue.get_nowait()
+                        if event.sequence > last and not subscription.overflowed:
+                            yield event
+                            last = event.sequence
+                    if subscription.overflowed:
+                        raise StreamOverflow(last)
+                    raise StreamClosed(last)
+                yield Heartbeat(last, self._clock())
+        finally:
+            closed.cancel()

@@ -1,0 +1,1 @@
+"""PostgreSQL, the store of record: schema, migrations, the trade repository."""

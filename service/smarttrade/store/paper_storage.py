@@ -1,0 +1,87 @@
+"""The paper venue's state in Postgres: prices, balances and orders (with their fills)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
+from smarttrade.exchange.paper import PaperChanges, PaperVenue
+from smarttrade.exchange.paper_book import PaperOrder
+from smarttrade.store import tables
+from smarttrade.store.codec import from_document, to_document
+from smarttrade.store.sql import upsert
+
+
+class PostgresPaperStorage:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def load(self, venue: PaperVenue) -> None:
+        async with self._engine.connect() as connection:
+            for row in await connection.execute(select(tables.paper_prices)):
+                venue.book(row.tenant_id).prices[row.symbol] = row.price
+            for row in await connection.execute(select(tables.paper_balances)):
+                book = venue.book(row.tenant_id)
+                book.restore_balance(row.account_id, row.currency, row.free, row.locked)
+            query = select(tables.paper_orders).order_by(tables.paper_orders.c.created_at)
+            for row in await connection.execute(query):
+                venue.book(row.tenant_id).restore_order(
+                    PaperOrder(
+                        account_id=row.account_id,
+                        client_order_id=row.client_order_id,
+                        exchange_order_id=row.exchange_order_id,
+                        symbol=row.symbol,
+                        side=Side(row.side),
+                        type=OrderType(row.type),
+                        amount=row.amount,
+                        price=row.price,
+                        created_at=row.created_at,
+                        status=OrderStatus(row.status),
+                        fills=[from_document(Fill, fill) for fill in row.fills],
+                        locked=row.locked,
+                    )
+                )
+
+    async def save(self, changes: PaperChanges) -> None:
+        balance_rows = [
+            {
+                "tenant_id": changes.tenant_id,
+                "account_id": account,
+                "currency": balance.currency,
+                "free": balance.free,
+                "locked": balance.locked,
+            }
+            for account, balances in changes.balances.items()
+            for balance in balances.values()
+        ]
+        order_rows = [
+            {
+                "tenant_id": changes.tenant_id,
+                "account_id": order.account_id,
+                "client_order_id": order.client_order_id,
+                "exchange_order_id": order.exchange_order_id,
+                "symbol": order.symbol,
+                "side": order.side.value,
+                "type": order.type.value,
+                "amount": order.amount,
+                "price": order.price,
+                "status": order.status.value,
+                "locked": order.locked,
+                "fills": to_document(order.fills),
+                "created_at": order.created_at,
+            }
+            for order in changes.orders
+        ]
+        price_rows = [
+            {"tenant_id": changes.tenant_id, "symbol": symbol, "price": price, "updated_at": at}
+            for symbol, (price, at) in changes.prices.items()
+        ]
+        async with self._engine.begin() as connection:
+            await upsert(
+                connection, tables.paper_balances, balance_rows, ["account_id", "currency"]
+            )
+            await upsert(
+                connection, tables.paper_orders, order_rows, ["account_id", "client_order_id"]
+            )
+            await upsert(connection, tables.paper_prices, price_rows, ["tenant_id", "symbol"])

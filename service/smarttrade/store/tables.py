@@ -1,0 +1,224 @@
+"""The schema, as SQLAlchemy Core tables. Migrations (store/migrations) create and evolve it.
+
+Money and sizes are NUMERIC (exact); JSONB holds the parts that are documents (a trade's
+settings, a leg's watch state, an event's snapshot) rather than things queried by column.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+TIMESTAMP = DateTime(timezone=True)
+
+exchange_accounts = Table(
+    "exchange_accounts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("display_name", Text, nullable=False, server_default=""),
+    Column("exchange", Text, nullable=False),
+    # AES-256-GCM ciphertext of the credentials, its data key wrapped by the master key.
+    Column("credentials", LargeBinary),
+    Column("paper_settings", JSONB),
+    Column("created_at", TIMESTAMP, nullable=False),
+    # Deleted accounts stay as rows: their finished trades still name them.
+    Column("deleted_at", TIMESTAMP),
+    Index("exchange_accounts_by_tenant", "tenant_id", "created_at", "id"),
+)
+
+smart_trades = Table(
+    "smart_trades",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("account_id", Text, ForeignKey("exchange_accounts.id"), nullable=False),
+    Column("exchange", Text, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("side", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("close_reason", Text),
+    Column("spec", JSONB, nullable=False),
+    Column("market", JSONB, nullable=False),
+    Column("reference_price", Numeric, nullable=False),
+    Column("last_price", Numeric),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("exit_leg_id", Text),
+    Column("version", Integer, nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False),
+    Column("updated_at", TIMESTAMP, nullable=False),
+    Column("ended_at", TIMESTAMP),
+    Index("smart_trades_by_tenant", "tenant_id", "created_at", "id"),
+    Index(
+        "smart_trades_live",
+        "state",
+        postgresql_where=text("state IN ('PENDING', 'ACTIVE', 'CLOSING')"),
+    ),
+)
+
+legs = Table(
+    "legs",
+    metadata,
+    Column("trade_id", Text, ForeignKey("smart_trades.id", ondelete="CASCADE"), nullable=False),
+    Column("id", Text, nullable=False),
+    Column("position", Integer, nullable=False),  # order within the trade
+    Column("kind", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("amount", Numeric),
+    Column("price", Numeric),
+    Column("generation", Integer, nullable=False),
+    Column("watch", JSONB, nullable=False),  # trailing extremes, trigger flags, breach start
+    Column("params", JSONB, nullable=False),  # Add/Reduce Funds parameters
+    Column("note", Text, nullable=False, server_default=""),
+    PrimaryKeyConstraint("trade_id", "id"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("client_order_id", Text, primary_key=True),
+    Column("trade_id", Text, nullable=False),
+    Column("leg_id", Text, nullable=False),
+    Column("position", Integer, nullable=False),  # order within the leg
+    Column("side", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("amount", Numeric, nullable=False),
+    Column("price", Numeric),
+    Column("status", Text, nullable=False),
+    Column("exchange_order_id", Text),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("reduce_only", Boolean, nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False),
+    Column("updated_at", TIMESTAMP, nullable=False),
+    ForeignKeyConstraint(["trade_id", "leg_id"], ["legs.trade_id", "legs.id"], ondelete="CASCADE"),
+    Index("orders_by_trade", "trade_id"),
+)
+
+fills = Table(
+    "fills",
+    metadata,
+    Column("client_order_id", Text, ForeignKey("orders.client_order_id", ondelete="CASCADE")),
+    Column("trade_id", Text, nullable=False),  # the exchange's trade id: fills are unique by it
+    Column("smart_trade_id", Text, nullable=False),
+    Column("price", Numeric, nullable=False),
+    Column("amount", Numeric, nullable=False),
+    Column("fee", Numeric, nullable=False),
+    Column("fee_currency", Text, nullable=False),
+    Column("at", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("client_order_id", "trade_id"),
+    Index("fills_by_smart_trade", "smart_trade_id"),
+)
+
+# The outbox: an order to send or cancel, committed with the decision that wants it and
+# deleted in the transaction that records the venue's answer. What is left after a crash
+# is looked up at the venue by client order id before anything is sent again.
+order_intents = Table(
+    "order_intents",
+    metadata,
+    Column("client_order_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),  # PLACE or CANCEL
+    Column("trade_id", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("client_order_id", "kind"),
+    Index("order_intents_by_trade", "trade_id"),
+)
+
+# One row per committed decision: the trade as it was right after it. Events point here.
+trade_snapshots = Table(
+    "trade_snapshots",
+    metadata,
+    Column("trade_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("data", JSONB, nullable=False),
+    PrimaryKeyConstraint("trade_id", "version"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("trade_id", Text, nullable=False),
+    Column("trade_version", Integer, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("at", TIMESTAMP, nullable=False),
+    Column("facts", JSONB, nullable=False),
+    Index("events_by_tenant", "tenant_id", "sequence"),
+    Index("events_by_trade", "trade_id", "sequence"),
+)
+
+# The paper venue keeps one book per tenant: a tenant's sandbox prices move only its trades.
+paper_balances = Table(
+    "paper_balances",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("account_id", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("free", Numeric, nullable=False),
+    Column("locked", Numeric, nullable=False),
+    PrimaryKeyConstraint("account_id", "currency"),
+)
+
+paper_orders = Table(
+    "paper_orders",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("account_id", Text, nullable=False),
+    Column("client_order_id", Text, nullable=False),
+    Column("exchange_order_id", Text, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("side", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("amount", Numeric, nullable=False),
+    Column("price", Numeric),
+    Column("status", Text, nullable=False),
+    Column("locked", Numeric, nullable=False),
+    Column("fills", JSONB, nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("account_id", "client_order_id"),
+)
+
+paper_prices = Table(
+    "paper_prices",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("price", Numeric, nullable=False),
+    Column("updated_at", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "symbol"),
+)
+
+# AIP-155: a retried mutation returns its first response.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("request_id", Text, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("request_hash", Text, nullable=False),
+    Column("resource", Text, nullable=False),  # what the first call created or changed
+    Column("response", LargeBinary),  # set once the first call finished
+    Column("created_at", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "request_id"),
+)

@@ -1,0 +1,265 @@
+"""The unit of work: one transaction that records decisions and their events atomically.
+
+It rolls back unless `commit()` is called. Events get their global sequence at commit, under
+a Postgres advisory lock held until the commit (and an in-process lock around it), so commit
+order equals sequence order: a reader that has seen sequence N has seen everything before
+it. The events are published to the in-process sink right after the commit, in that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from smarttrade.domain.messages import Decision, Event, Intent, PlaceOrder
+from smarttrade.domain.model import SmartTrade
+from smarttrade.store import tables
+from smarttrade.store.codec import market_document, spec_document, to_document, trade_document
+from smarttrade.store.sql import upsert
+
+EVENTS_LOCK = 0x5354_4556  # "STEV": serialises the event tail of commits across replicas
+
+
+class ConcurrentUpdate(Exception):
+    """The trade changed under us (another writer): the caller reloads and retries."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event with its global sequence and the trade as it was right after it."""
+
+    sequence: int
+    tenant_id: str
+    trade: SmartTrade
+    event: Event
+
+
+class EventSink(Protocol):
+    def publish(self, events: Sequence[StoredEvent]) -> None: ...
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine, sink: EventSink) -> None:
+        self.engine = engine
+        self.sink = sink
+        self._append_lock = asyncio.Lock()
+
+    def transaction(self) -> UnitOfWork:
+        return UnitOfWork(self)
+
+
+class UnitOfWork:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._connection: AsyncConnection | None = None
+        self._events: list[tuple[SmartTrade, Event]] = []
+
+    @property
+    def connection(self) -> AsyncConnection:
+        assert self._connection is not None, "use `async with store.transaction()`"
+        return self._connection
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._connection = await self._store.engine.connect()
+        await self._connection.begin()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection = self.connection
+        try:
+            if connection.in_transaction():
+                await connection.rollback()
+        finally:
+            await connection.close()
+
+    async def save(self, decision: Decision, expected_version: int | None) -> None:
+        """Record a decision: the trade's rows, its snapshot, its intents and (at commit) its
+        events. `expected_version` None means the trade is new."""
+        trade = decision.trade
+        connection = self.connection
+        row = _trade_row(trade)
+        if expected_version is None:
+            await connection.execute(insert(tables.smart_trades), [row])
+        else:
+            result = await connection.execute(
+                update(tables.smart_trades)
+                .where(tables.smart_trades.c.id == trade.id)
+                .where(tables.smart_trades.c.version == expected_version)
+                .values(row)
+            )
+            if result.rowcount != 1:
+                raise ConcurrentUpdate(trade.id)
+        await _upsert_legs(connection, trade)
+        await connection.execute(
+            insert(tables.trade_snapshots),
+            [{"trade_id": trade.id, "version": trade.version, "data": trade_document(trade)}],
+        )
+        if decision.intents:
+            await connection.execute(
+                pg_insert(tables.order_intents).on_conflict_do_nothing(),
+                [_intent_row(trade, intent) for intent in decision.intents],
+            )
+        self._events.extend((trade, event) for event in decision.events)
+
+    async def complete_intent(self, client_order_id: str, kind: str) -> None:
+        table = tables.order_intents
+        await self.connection.execute(
+            table.delete()
+            .where(table.c.client_order_id == client_order_id)
+            .where(table.c.kind == kind)
+        )
+
+    async def commit(self) -> list[StoredEvent]:
+        connection = self.connection
+        if not self._events:
+            await connection.commit()
+            return []
+        async with self._store._append_lock:
+            await connection.execute(select(func.pg_advisory_xact_lock(EVENTS_LOCK)))
+            result = await connection.execute(
+                insert(tables.events).returning(
+                    tables.events.c.sequence, sort_by_parameter_order=True
+                ),
+                [_event_row(trade, event) for trade, event in self._events],
+            )
+            sequences = list(result.scalars())
+            await connection.commit()
+            stored = [
+                StoredEvent(sequence, trade.tenant_id, trade, event)
+                for sequence, (trade, event) in zip(sequences, self._events, strict=True)
+            ]
+            self._events = []
+            self._store.sink.publish(stored)
+        return stored
+
+
+def _trade_row(trade: SmartTrade) -> dict[str, object]:
+    return {
+        "id": trade.id,
+        "tenant_id": trade.tenant_id,
+        "account_id": trade.account_id,
+        "exchange": trade.exchange_id,
+        "symbol": trade.spec.symbol,
+        "side": trade.spec.side.value,
+        "state": trade.state.value,
+        "close_reason": trade.close_reason.value if trade.close_reason else None,
+        "spec": spec_document(trade.spec),
+        "market": market_document(trade.market),
+        "reference_price": trade.reference_price,
+        "last_price": trade.last_price,
+        "last_error": trade.last_error,
+        "exit_leg_id": trade.exit_leg_id,
+        "version": trade.version,
+        "created_at": trade.created_at,
+        "updated_at": trade.updated_at,
+        "ended_at": trade.ended_at,
+    }
+
+
+async def _upsert_legs(connection: AsyncConnection, trade: SmartTrade) -> None:
+    leg_rows: list[dict[str, object]] = []
+    order_rows: list[dict[str, object]] = []
+    fill_rows: list[dict[str, object]] = []
+    for position, leg in enumerate(trade.legs):
+        leg_rows.append(
+            {
+                "trade_id": trade.id,
+                "id": leg.id,
+                "position": position,
+                "kind": leg.kind.value,
+                "state": leg.state.value,
+                "step": leg.step,
+                "amount": leg.amount,
+                "price": leg.price,
+                "generation": leg.generation,
+                "watch": to_document(
+                    {
+                        "released": leg.released,
+                        "triggered": leg.triggered,
+                        "trailing_active": leg.trailing_active,
+                        "trailing_extreme": leg.trailing_extreme,
+                        "breach_since": leg.breach_since,
+                        "open_now": leg.open_now,
+                    }
+                ),
+                "params": to_document(
+                    {
+                        "order_type": leg.order_type,
+                        "limit_price": leg.limit_price,
+                        "total": leg.total,
+                    }
+                ),
+                "note": leg.note,
+            }
+        )
+        for index, order in enumerate(leg.orders):
+            order_rows.append(
+                {
+                    "client_order_id": order.client_order_id,
+                    "trade_id": trade.id,
+                    "leg_id": leg.id,
+                    "position": index,
+                    "side": order.side.value,
+                    "type": order.type.value,
+                    "amount": order.amount,
+                    "price": order.price,
+                    "status": order.status.value,
+                    "exchange_order_id": order.exchange_order_id,
+                    "error": order.error,
+                    "cancel_requested": order.cancel_requested,
+                    "reduce_only": order.reduce_only,
+                    "created_at": order.created_at,
+                    "updated_at": order.updated_at,
+                }
+            )
+            fill_rows.extend(
+                {
+                    "client_order_id": order.client_order_id,
+                    "trade_id": fill.trade_id,
+                    "smart_trade_id": trade.id,
+                    "price": fill.price,
+                    "amount": fill.amount,
+                    "fee": fill.fee,
+                    "fee_currency": fill.fee_currency,
+                    "at": fill.at,
+                }
+                for fill in order.fills
+            )
+    await upsert(connection, tables.legs, leg_rows, ["trade_id", "id"])
+    await upsert(connection, tables.orders, order_rows, ["client_order_id"])
+    if fill_rows:
+        await connection.execute(pg_insert(tables.fills).on_conflict_do_nothing(), fill_rows)
+
+
+def _intent_row(trade: SmartTrade, intent: Intent) -> dict[str, object]:
+    return {
+        "client_order_id": intent.client_order_id,
+        "kind": "PLACE" if isinstance(intent, PlaceOrder) else "CANCEL",
+        "trade_id": trade.id,
+        "payload": to_document(intent),
+        "created_at": trade.updated_at,
+    }
+
+
+def _event_row(trade: SmartTrade, event: Event) -> dict[str, object]:
+    facts = to_document(event)
+    return {
+        "tenant_id": trade.tenant_id,
+        "trade_id": trade.id,
+        "trade_version": trade.version,
+        "type": event.type.value,
+        "at": event.at,
+        "facts": facts,
+    }
