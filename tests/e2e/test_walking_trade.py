@@ -22,7 +22,9 @@ def market_buy(account: str, units: str, take_profit: str, stop: str) -> pb.Smar
         symbol=BTC,
         side=pb.SIDE_BUY,
         entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units=units),
-        take_profit=pb.TakeProfit(steps=[pb.TakeProfitStep(price=take_profit, volume_percent="100")]),
+        take_profit=pb.TakeProfit(
+            steps=[pb.TakeProfitStep(price=take_profit, volume_percent="100")]
+        ),
         stop_loss=pb.StopLoss(price=stop),
     )
 
@@ -97,7 +99,9 @@ async def test_trades_are_read_listed_in_pages_and_cancelled(service: Service) -
     client = service.a
     account = await client.paper_account(USDT="10000")
     await client.set_price(BTC, "100")
-    names = [(await client.create(limit_buy(account, "1", price))).name for price in ("95", "96", "97")]
+    names = [
+        (await client.create(limit_buy(account, "1", price))).name for price in ("95", "96", "97")
+    ]
 
     first = await client.trades.ListSmartTrades(
         trades_pb.ListSmartTradesRequest(page_size=2), metadata=client.metadata
@@ -120,9 +124,9 @@ async def test_trades_are_read_listed_in_pages_and_cancelled(service: Service) -
     assert trade.state == pb.SMART_TRADE_STATE_CANCELLED
     assert trade.legs[0].orders[0].status == pb.ORDER_STATUS_CANCELLED
     balances = await service.a.paper.GetPaperBalances(
-        __import__("smarttrade.v1.paper_market_service_pb2", fromlist=["x"]).GetPaperBalancesRequest(
-            account=account
-        ),
+        __import__(
+            "smarttrade.v1.paper_market_service_pb2", fromlist=["x"]
+        ).GetPaperBalancesRequest(account=account),
         metadata=client.metadata,
     )
     usdt = next(b for b in balances.balances if b.currency == "USDT")

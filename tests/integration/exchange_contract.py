@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Protocol, TypeVar
 
 import pytest
+
 from smarttrade.domain.values import OrderStatus, OrderType, Side
 from smarttrade.exchange.port import (
     AlreadyPlaced,

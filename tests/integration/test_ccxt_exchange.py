@@ -23,7 +23,6 @@ from smarttrade.exchange.port import (
     RejectReason,
     TransientError,
 )
-
 from tests.integration.exchange_contract import (
     CONTRACT,
     PRICE,

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install, static checks, the contract, then every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+export PATH="$PWD/.venv/bin:$PATH"
+scripts/ensure-postgres.sh
+echo "== lint and types"
+ruff check .
+ruff format --check .
+mypy
+echo "== contract"
+buf lint
+scripts/generate.sh --check
+echo "== tests"
+pytest -q "$@"
