@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -25,14 +27,18 @@ from smarttrade.config import Settings, master_keys, token_entries
 from smarttrade.engine.accounts import AccountService
 from smarttrade.engine.bus import EventBus
 from smarttrade.engine.engine import Engine
+from smarttrade.engine.errors import PreconditionFailed
 from smarttrade.engine.executor import Executor, RetryPolicy
 from smarttrade.engine.page_tokens import PageTokens
 from smarttrade.engine.sandbox import PaperSandbox
 from smarttrade.engine.trades import TradeService
-from smarttrade.engine.venues import Venues
+from smarttrade.engine.venues import ExchangeFactory, Venues
 from smarttrade.engine.watch import WatchService
 from smarttrade.exchange.paper import PaperVenue
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
+from smarttrade.exchange.port import Exchange
+from smarttrade.store.accounts import ExchangeAccount
+from smarttrade.store.credentials import MasterKeys, unseal
 from smarttrade.store.database import Database, open_database
 from smarttrade.store.paper_storage import PostgresPaperStorage
 from smarttrade.store.unit_of_work import Store
@@ -58,6 +64,38 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def ccxt_venues(
+    keys: MasterKeys, overrides: Mapping[str, Mapping[str, Any]]
+) -> tuple[ExchangeFactory, Callable[[str], bool]]:
+    """Real venues through ccxt (imported on first use: it is heavy). The factory unseals the
+    account's credentials and hands them to the adapter, which keeps them out of messages."""
+
+    def build(account: ExchangeAccount) -> Exchange:
+        from smarttrade.exchange.ccxt_exchange import CcxtExchange
+
+        if account.sealed_credentials is None:
+            raise PreconditionFailed("NO_CREDENTIALS", f"{account.exchange} needs credentials")
+        credentials = unseal(account.sealed_credentials, account.id, keys)
+        settings = overrides.get(account.exchange, {})
+        return CcxtExchange(
+            account.exchange,
+            credentials.api_key,
+            credentials.secret,
+            credentials.password or None,
+            urls=settings.get("urls"),
+            options=settings.get("options"),
+            poll_interval=float(settings.get("poll_interval", 1.0)),
+            rate_limit_ms=settings.get("rate_limit_ms"),
+        )
+
+    def supported(exchange_id: str) -> bool:
+        from smarttrade.exchange.ccxt_exchange import exchange_ids
+
+        return exchange_id in exchange_ids()
+
+    return build, supported
+
+
 @dataclass
 class Running:
     server: grpc.aio.Server
@@ -77,9 +115,16 @@ async def start(settings: Settings) -> Running:
     store = Store(database.engine, bus)
     paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(database.engine), clock=utc_now)
     await paper.start()
-    venues = Venues(paper)
+    build, supported = ccxt_venues(keys, settings.exchange_overrides)
+    venues = Venues(paper, build)
     executor = Executor(RetryPolicy(unknown_grace=settings.unknown_order_grace))
-    engine = Engine(store=store, venues=venues, executor=executor, clock=utc_now)
+    engine = Engine(
+        store=store,
+        venues=venues,
+        executor=executor,
+        clock=utc_now,
+        order_poll_interval=settings.order_poll_interval,
+    )
     page_tokens = PageTokens(hashlib.sha256(b"page-tokens" + keys.keys[keys.current]).digest())
 
     server = grpc.aio.server(
@@ -99,7 +144,7 @@ async def start(settings: Settings) -> Running:
     )
     exchange_account_service_pb2_grpc.add_ExchangeAccountServiceServicer_to_server(
         ExchangeAccountServicer(
-            AccountService(engine, keys, page_tokens, supported=lambda _: False, clock=utc_now)
+            AccountService(engine, keys, page_tokens, supported=supported, clock=utc_now)
         ),
         server,
     )

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from smarttrade.store.credentials import MasterKeys
 
@@ -40,7 +41,11 @@ class Settings:
     tokens: tuple[TokenEntry, ...] = ()
     master_keys: str = field(default="", repr=False)  # "id:base64key,..."; empty: a local file
     master_key_id: str = ""
+    # Per ccxt exchange id: "urls", "options" (deep-merged into ccxt's), "poll_interval" and
+    # "rate_limit_ms": to point a venue at its testnet, a proxy, or a local stub.
+    exchange_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     unknown_order_grace: float = 10.0
+    order_poll_interval: float = 1.0  # venues that cannot stream order updates
     shutdown_grace: float = 5.0
     log_level: str = "INFO"
 
@@ -85,11 +90,26 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         data_dir=Path(env.get("SMARTTRADE_DATA_DIR", str(DEFAULT_DATA_DIR))).expanduser(),
         tokens=parse_tokens(env.get("SMARTTRADE_TOKENS", "")),
         master_keys=env.get("SMARTTRADE_MASTER_KEYS", ""),
+        exchange_overrides=_json_object(env, "SMARTTRADE_EXCHANGE_OVERRIDES"),
         master_key_id=env.get("SMARTTRADE_MASTER_KEY_ID", ""),
         unknown_order_grace=number("SMARTTRADE_UNKNOWN_ORDER_GRACE", 10.0),
+        order_poll_interval=number("SMARTTRADE_ORDER_POLL_INTERVAL", 1.0),
         shutdown_grace=number("SMARTTRADE_SHUTDOWN_GRACE", 5.0),
         log_level=env.get("SMARTTRADE_LOG_LEVEL", "INFO"),
     )
+
+
+def _json_object(env: Mapping[str, str], name: str) -> dict[str, Any]:
+    text = env.get(name, "")
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise ConfigError(f"{name} must be a JSON object: {error}") from error
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a JSON object")
+    return value
 
 
 def add_serve_flags(parser: argparse.ArgumentParser) -> None:

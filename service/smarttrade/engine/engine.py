@@ -16,8 +16,10 @@ from decimal import Decimal
 
 from smarttrade.domain.messages import Decision, Input, PriceTicked
 from smarttrade.domain.model import SmartTrade
+from smarttrade.domain.values import OrderStatus
 from smarttrade.engine.errors import NotFound
 from smarttrade.engine.executor import Executor, reported
+from smarttrade.engine.market_data import MarketData
 from smarttrade.engine.runner import TradeRunner
 from smarttrade.engine.venues import Venues, price_feed_of
 from smarttrade.exchange.port import ExchangeError, OrderNotFound, OrderReport
@@ -48,14 +50,17 @@ class Engine:
         venues: Venues,
         executor: Executor,
         clock: Callable[[], datetime] = utc_now,
+        order_poll_interval: float = 1.0,
     ) -> None:
         self.store = store
+        self._order_poll_interval = order_poll_interval
         self.venues = venues
         self._executor = executor
         self._clock = clock
         self._runners: dict[str, TradeRunner] = {}
         self._feeds: dict[FeedKey, set[str]] = defaultdict(set)
         self._accounts: dict[str, ExchangeAccount] = {}
+        self.market_data = MarketData(self.on_price, self.on_order_reports)
         self.ready = asyncio.Event()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -79,6 +84,7 @@ class Engine:
         log.info("engine ready: %d live trades", len(self._runners))
 
     async def stop(self) -> None:
+        await self.market_data.close()
         for runner in self._runners.values():
             runner.stop()
 
@@ -140,15 +146,67 @@ class Engine:
             on_change=self._on_change,
         )
         self._runners[trade.id] = runner
-        self._feeds[(price_feed_of(account), trade.spec.symbol)].add(trade.id)
+        feed, symbol = price_feed_of(account), trade.spec.symbol
+        self._feeds[(feed, symbol)].add(trade.id)
+        if not account.is_paper:
+            exchange = self.venues.exchange(account)
+            self.market_data.watch_prices(feed, symbol, lambda: exchange.watch_ticker(symbol))
+            if exchange.capabilities.watch_orders:
+                self.market_data.stream_orders(
+                    account.id, symbol, lambda: exchange.watch_orders(symbol)
+                )
+            else:
+                self.market_data.poll_orders(
+                    account.id,
+                    symbol,
+                    lambda: self._poll_orders(account, symbol),
+                    self._order_poll_interval,
+                )
         return runner
 
+    async def _poll_orders(self, account: ExchangeAccount, symbol: str) -> list[OrderReport]:
+        """What changed at the venue among the orders the trades believe open: those whose
+        fill moved, and those that left the open orders (looked up for how they ended)."""
+        exchange = self.venues.exchange(account)
+        believed = [
+            order
+            for runner in self._runners.values()
+            if runner.trade.account_id == account.id and runner.trade.spec.symbol == symbol
+            for order in runner.trade.orders()
+            if order.status is OrderStatus.OPEN
+        ]
+        if not believed:
+            return []
+        open_now = {r.client_order_id: r for r in await exchange.fetch_open_orders(symbol)}
+        reports = []
+        for order in believed:
+            seen = open_now.get(order.client_order_id)
+            if seen is not None and seen.filled == order.filled:
+                continue
+            try:
+                reports.append(await exchange.fetch_order(symbol, order.client_order_id))
+            except OrderNotFound:
+                continue  # not visible (yet): the next poll asks again
+        return reports
+
     def _on_change(self, runner: TradeRunner) -> None:
-        if runner.finished:
-            runner.stop()
-            self._runners.pop(runner.trade.id, None)
-            for members in self._feeds.values():
-                members.discard(runner.trade.id)
+        if not runner.finished:
+            return
+        trade = runner.trade
+        runner.stop()
+        self._runners.pop(trade.id, None)
+        account = self._accounts[trade.account_id]
+        feed = price_feed_of(account)
+        members = self._feeds.get((feed, trade.spec.symbol), set())
+        members.discard(trade.id)
+        if not members:
+            self._feeds.pop((feed, trade.spec.symbol), None)
+            self.market_data.release("price", feed, trade.spec.symbol)
+        if not any(
+            other.trade.account_id == account.id and other.trade.spec.symbol == trade.spec.symbol
+            for other in self._runners.values()
+        ):
+            self.market_data.release("orders", account.id, trade.spec.symbol)
 
     # ---- the venues' news ----------------------------------------------------------------
 

@@ -98,6 +98,11 @@ _STATUSES: Mapping[str, OrderStatus] = {
 }
 
 
+def exchange_ids() -> frozenset[str]:
+    """Every exchange id ccxt knows."""
+    return frozenset(ccxt_async.exchanges)
+
+
 class CcxtExchange:
     """One account on the ccxt venue `exchange_id` (e.g. "binance")."""
 
