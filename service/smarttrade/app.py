@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from smarttrade.api.accounts import ExchangeAccountServicer
 from smarttrade.api.auth import Authenticator, AuthInterceptor
+from smarttrade.api.idempotency import Idempotency
 from smarttrade.api.paper import PaperMarketServicer
 from smarttrade.api.smart_trades import SmartTradeServicer
 from smarttrade.config import Settings, master_keys, token_entries
@@ -127,6 +128,7 @@ async def start(settings: Settings) -> Running:
     )
     page_tokens = PageTokens(hashlib.sha256(b"page-tokens" + keys.keys[keys.current]).digest())
 
+    idempotency = Idempotency(database.engine)
     server = grpc.aio.server(
         interceptors=[
             AuthInterceptor(
@@ -138,18 +140,20 @@ async def start(settings: Settings) -> Running:
         SmartTradeServicer(
             TradeService(engine, page_tokens, utc_now),
             WatchService(store, bus, utc_now),
+            idempotency,
             utc_now,
         ),
         server,
     )
     exchange_account_service_pb2_grpc.add_ExchangeAccountServiceServicer_to_server(
         ExchangeAccountServicer(
-            AccountService(engine, keys, page_tokens, supported=supported, clock=utc_now)
+            AccountService(engine, keys, page_tokens, supported=supported, clock=utc_now),
+            idempotency,
         ),
         server,
     )
     paper_market_service_pb2_grpc.add_PaperMarketServiceServicer_to_server(
-        PaperMarketServicer(PaperSandbox(engine)), server
+        PaperMarketServicer(PaperSandbox(engine), idempotency), server
     )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -10,10 +10,12 @@ import grpc
 from smarttrade.api import parse, render
 from smarttrade.api.auth import tenant
 from smarttrade.api.errors import unary
-from smarttrade.api.smart_trades import require_request_id
+from smarttrade.api.idempotency import Idempotency
 from smarttrade.engine.accounts import AccountService, NewAccount
+from smarttrade.engine.errors import PreconditionFailed
 from smarttrade.exchange.paper_book import PaperSettings
 from smarttrade.store.credentials import Credentials
+from smarttrade.store.idempotency import Claim
 from smarttrade.v1 import exchange_account_service_pb2 as pb
 from smarttrade.v1 import exchange_account_service_pb2_grpc as pb_grpc
 
@@ -55,8 +57,9 @@ def _paper_settings(
 
 
 class ExchangeAccountServicer(pb_grpc.ExchangeAccountServiceServicer):
-    def __init__(self, accounts: AccountService) -> None:
+    def __init__(self, accounts: AccountService, idempotency: Idempotency) -> None:
         self._accounts = accounts
+        self._idempotency = idempotency
 
     @unary
     async def CreateExchangeAccount(
@@ -77,18 +80,34 @@ class ExchangeAccountServicer(pb_grpc.ExchangeAccountServiceServicer):
         if message.HasField("paper_settings"):
             settings, balances = _paper_settings(message.paper_settings, out)
         out.raise_any()
-        require_request_id(request.request_id)
-        account = await self._accounts.create(
-            tenant(),
-            NewAccount(
-                display_name=message.display_name,
-                exchange=message.exchange,
-                credentials=credentials,
-                paper_settings=settings,
-                initial_balances=balances,
-            ),
+        new = NewAccount(
+            display_name=message.display_name,
+            exchange=message.exchange,
+            credentials=credentials,
+            paper_settings=settings,
+            initial_balances=balances,
         )
-        return pb.CreateExchangeAccountResponse(exchange_account=render.exchange_account(account))
+
+        async def perform(claim: Claim) -> pb.CreateExchangeAccountResponse:
+            account = await self._accounts.create(tenant(), new, claim)
+            return pb.CreateExchangeAccountResponse(
+                exchange_account=render.exchange_account(account)
+            )
+
+        async def current(name: str) -> pb.CreateExchangeAccountResponse:
+            raise PreconditionFailed(
+                "REQUEST_INTERRUPTED", "the first call with this request_id did not finish"
+            )
+
+        return await self._idempotency.once(
+            "CreateExchangeAccount",
+            request,
+            request.request_id,
+            "",
+            pb.CreateExchangeAccountResponse,
+            perform,
+            current,
+        )
 
     @unary
     async def GetExchangeAccount(
@@ -112,6 +131,20 @@ class ExchangeAccountServicer(pb_grpc.ExchangeAccountServiceServicer):
         self, request: pb.DeleteExchangeAccountRequest, context: Context
     ) -> pb.DeleteExchangeAccountResponse:
         account_id = parse.name_id(request.name, ACCOUNTS)
-        require_request_id(request.request_id)
-        await self._accounts.delete(tenant(), account_id)
-        return pb.DeleteExchangeAccountResponse()
+
+        async def perform(claim: Claim) -> pb.DeleteExchangeAccountResponse:
+            await self._accounts.delete(tenant(), account_id, claim)
+            return pb.DeleteExchangeAccountResponse()
+
+        async def current(name: str) -> pb.DeleteExchangeAccountResponse:
+            return pb.DeleteExchangeAccountResponse()
+
+        return await self._idempotency.once(
+            "DeleteExchangeAccount",
+            request,
+            request.request_id,
+            request.name,
+            pb.DeleteExchangeAccountResponse,
+            perform,
+            current,
+        )

@@ -10,8 +10,9 @@ import grpc
 from smarttrade.api import parse, render
 from smarttrade.api.auth import tenant
 from smarttrade.api.errors import unary
-from smarttrade.api.smart_trades import require_request_id
+from smarttrade.api.idempotency import Idempotency
 from smarttrade.engine.sandbox import PaperSandbox
+from smarttrade.store.idempotency import Claim
 from smarttrade.v1 import paper_market_service_pb2 as pb
 from smarttrade.v1 import paper_market_service_pb2_grpc as pb_grpc
 
@@ -20,8 +21,9 @@ ACCOUNTS = "exchangeAccounts"
 
 
 class PaperMarketServicer(pb_grpc.PaperMarketServiceServicer):
-    def __init__(self, sandbox: PaperSandbox) -> None:
+    def __init__(self, sandbox: PaperSandbox, idempotency: Idempotency) -> None:
         self._sandbox = sandbox
+        self._idempotency = idempotency
 
     @unary
     async def SetPaperPrice(
@@ -32,10 +34,26 @@ class PaperMarketServicer(pb_grpc.PaperMarketServiceServicer):
             out.add("symbol", "is required")
         price = parse.decimal(request.price, "price", out, required=True, positive=True)
         out.raise_any()
-        require_request_id(request.request_id)
         assert price is not None
-        applied = await self._sandbox.set_price(tenant(), request.symbol, price)
-        return pb.SetPaperPriceResponse(symbol=request.symbol, price=render.text(applied))
+
+        async def perform(claim: Claim) -> pb.SetPaperPriceResponse:
+            assert price is not None
+            applied = await self._sandbox.set_price(tenant(), request.symbol, price, claim)
+            return pb.SetPaperPriceResponse(symbol=request.symbol, price=render.text(applied))
+
+        async def current(name: str) -> pb.SetPaperPriceResponse:
+            now = self._sandbox.last_price(tenant(), request.symbol)
+            return pb.SetPaperPriceResponse(symbol=request.symbol, price=render.text(now))
+
+        return await self._idempotency.once(
+            "SetPaperPrice",
+            request,
+            request.request_id,
+            request.symbol,
+            pb.SetPaperPriceResponse,
+            perform,
+            current,
+        )
 
     @unary
     async def GetPaperBalances(
@@ -62,6 +80,21 @@ class PaperMarketServicer(pb_grpc.PaperMarketServiceServicer):
             elif total is not None:
                 totals[balance.currency] = total
         out.raise_any()
-        require_request_id(request.request_id)
-        balances = await self._sandbox.set_balances(tenant(), account_id, totals)
-        return pb.SetPaperBalancesResponse(balances=render.balances(balances))
+
+        async def perform(claim: Claim) -> pb.SetPaperBalancesResponse:
+            balances = await self._sandbox.set_balances(tenant(), account_id, totals, claim)
+            return pb.SetPaperBalancesResponse(balances=render.balances(balances))
+
+        async def current(name: str) -> pb.SetPaperBalancesResponse:
+            balances = await self._sandbox.balances(tenant(), account_id)
+            return pb.SetPaperBalancesResponse(balances=render.balances(balances))
+
+        return await self._idempotency.once(
+            "SetPaperBalances",
+            request,
+            request.request_id,
+            request.account,
+            pb.SetPaperBalancesResponse,
+            perform,
+            current,
+        )

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
 
 from smarttrade.api import parse, render
 from smarttrade.api.auth import tenant
 from smarttrade.api.errors import streaming, unary
+from smarttrade.api.idempotency import Idempotency, require_request_id
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.messages import (
@@ -20,12 +22,14 @@ from smarttrade.domain.messages import (
     Cancel,
     CloseAtMarket,
     Edit,
+    Input,
     OpenNow,
     ReduceFunds,
     Refresh,
 )
-from smarttrade.engine.trades import TradeService
+from smarttrade.engine.trades import TradeService, trade_id_for
 from smarttrade.engine.watch import WatchService
+from smarttrade.store.idempotency import Claim
 from smarttrade.store.reads import TradeFilter
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as service_pb
@@ -42,6 +46,7 @@ STATES = {
     pb.SMART_TRADE_STATE_FAILED: TradeState.FAILED,
 }
 DEFAULT_HEARTBEAT = 15.0
+R = TypeVar("R", bound=Message)
 
 
 @contextmanager
@@ -55,20 +60,48 @@ def fields_under(prefix: str) -> Iterator[None]:
         ) from error
 
 
-def require_request_id(request_id: str) -> None:
-    if not request_id:
-        raise InvalidSpec([FieldViolation("request_id", "is required (a UUID per mutation)")])
-    if len(request_id) > 128:
-        raise InvalidSpec([FieldViolation("request_id", "must be at most 128 characters")])
-
-
 class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     def __init__(
-        self, trades: TradeService, watch: WatchService, clock: Callable[[], datetime]
+        self,
+        trades: TradeService,
+        watch: WatchService,
+        idempotency: Idempotency,
+        clock: Callable[[], datetime],
     ) -> None:
         self._trades = trades
         self._watch = watch
+        self._idempotency = idempotency
         self._clock = clock
+
+    async def _act(
+        self,
+        method: str,
+        request: Any,
+        trade_id: str,
+        input: Input,
+        etag: str,
+        response_type: type[R],
+    ) -> R:
+        """An action on a trade, once per request id."""
+
+        async def perform(claim: Claim) -> R:
+            with fields_under("smart_trade"):
+                trade = await self._trades.act(tenant(), trade_id, input, etag, claim)
+            return response_type(smart_trade=render.smart_trade(trade))
+
+        async def current(name: str) -> R:
+            trade = await self._trades.get(tenant(), trade_id)
+            return response_type(smart_trade=render.smart_trade(trade))
+
+        return await self._idempotency.once(
+            method,
+            request,
+            request.request_id,
+            f"{TRADES}/{trade_id}",
+            response_type,
+            perform,
+            current,
+        )
 
     @unary
     async def CreateSmartTrade(
@@ -85,9 +118,27 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         out.raise_any()
         require_request_id(request.request_id)
         assert spec is not None
-        with fields_under("smart_trade"):
-            trade = await self._trades.create(tenant(), account_id, spec)
-        return service_pb.CreateSmartTradeResponse(smart_trade=render.smart_trade(trade))
+        trade_id = trade_id_for(tenant(), request.request_id)
+
+        async def perform(claim: Claim) -> service_pb.CreateSmartTradeResponse:
+            assert spec is not None
+            with fields_under("smart_trade"):
+                trade = await self._trades.create(tenant(), account_id, spec, claim)
+            return service_pb.CreateSmartTradeResponse(smart_trade=render.smart_trade(trade))
+
+        async def current(name: str) -> service_pb.CreateSmartTradeResponse:
+            trade = await self._trades.get(tenant(), trade_id)
+            return service_pb.CreateSmartTradeResponse(smart_trade=render.smart_trade(trade))
+
+        return await self._idempotency.once(
+            "CreateSmartTrade",
+            request,
+            request.request_id,
+            f"{TRADES}/{trade_id}",
+            service_pb.CreateSmartTradeResponse,
+            perform,
+            current,
+        )
 
     @unary
     async def GetSmartTrade(
@@ -134,7 +185,6 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         self, request: service_pb.UpdateSmartTradeRequest, context: Context
     ) -> service_pb.UpdateSmartTradeResponse:
         trade_id = parse.name_id(request.smart_trade.name, TRADES, "smart_trade.name")
-        require_request_id(request.request_id)
         mask: FieldMask = request.update_mask
         if not mask.paths or not mask.IsValidForDescriptor(pb.SmartTrade.DESCRIPTOR):
             raise InvalidSpec([FieldViolation("update_mask", "must name fields of SmartTrade")])
@@ -150,9 +200,14 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         out.raise_any()
         assert spec is not None
         edit = Edit(self._clock(), spec, frozenset(mask.paths))
-        with fields_under("smart_trade"):
-            trade = await self._trades.act(tenant(), trade_id, edit, request.smart_trade.etag)
-        return service_pb.UpdateSmartTradeResponse(smart_trade=render.smart_trade(trade))
+        return await self._act(
+            "UpdateSmartTrade",
+            request,
+            trade_id,
+            edit,
+            request.smart_trade.etag,
+            service_pb.UpdateSmartTradeResponse,
+        )
 
     @unary
     async def RefreshSmartTrade(
@@ -167,7 +222,6 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         self, request: service_pb.AddSmartTradeFundsRequest, context: Context
     ) -> service_pb.AddSmartTradeFundsResponse:
         trade_id = parse.name_id(request.name, TRADES)
-        require_request_id(request.request_id)
         out = parse.Violations()
         size = request.WhichOneof("size")
         add = AddFunds(
@@ -182,15 +236,20 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
             else None,
         )
         out.raise_any()
-        trade = await self._trades.act(tenant(), trade_id, add, request.etag)
-        return service_pb.AddSmartTradeFundsResponse(smart_trade=render.smart_trade(trade))
+        return await self._act(
+            "AddSmartTradeFunds",
+            request,
+            trade_id,
+            add,
+            request.etag,
+            service_pb.AddSmartTradeFundsResponse,
+        )
 
     @unary
     async def ReduceSmartTradeFunds(
         self, request: service_pb.ReduceSmartTradeFundsRequest, context: Context
     ) -> service_pb.ReduceSmartTradeFundsResponse:
         trade_id = parse.name_id(request.name, TRADES)
-        require_request_id(request.request_id)
         out = parse.Violations()
         amount = request.WhichOneof("amount")
         reduce = ReduceFunds(
@@ -203,36 +262,56 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
             else None,
         )
         out.raise_any()
-        trade = await self._trades.act(tenant(), trade_id, reduce, request.etag)
-        return service_pb.ReduceSmartTradeFundsResponse(smart_trade=render.smart_trade(trade))
+        return await self._act(
+            "ReduceSmartTradeFunds",
+            request,
+            trade_id,
+            reduce,
+            request.etag,
+            service_pb.ReduceSmartTradeFundsResponse,
+        )
 
     @unary
     async def OpenSmartTrade(
         self, request: service_pb.OpenSmartTradeRequest, context: Context
     ) -> service_pb.OpenSmartTradeResponse:
         trade_id = parse.name_id(request.name, TRADES)
-        require_request_id(request.request_id)
-        trade = await self._trades.act(tenant(), trade_id, OpenNow(self._clock()), request.etag)
-        return service_pb.OpenSmartTradeResponse(smart_trade=render.smart_trade(trade))
+        return await self._act(
+            "OpenSmartTrade",
+            request,
+            trade_id,
+            OpenNow(self._clock()),
+            request.etag,
+            service_pb.OpenSmartTradeResponse,
+        )
 
     @unary
     async def CloseSmartTrade(
         self, request: service_pb.CloseSmartTradeRequest, context: Context
     ) -> service_pb.CloseSmartTradeResponse:
         trade_id = parse.name_id(request.name, TRADES)
-        require_request_id(request.request_id)
-        close = CloseAtMarket(self._clock())
-        trade = await self._trades.act(tenant(), trade_id, close, request.etag)
-        return service_pb.CloseSmartTradeResponse(smart_trade=render.smart_trade(trade))
+        return await self._act(
+            "CloseSmartTrade",
+            request,
+            trade_id,
+            CloseAtMarket(self._clock()),
+            request.etag,
+            service_pb.CloseSmartTradeResponse,
+        )
 
     @unary
     async def CancelSmartTrade(
         self, request: service_pb.CancelSmartTradeRequest, context: Context
     ) -> service_pb.CancelSmartTradeResponse:
         trade_id = parse.name_id(request.name, TRADES)
-        require_request_id(request.request_id)
-        trade = await self._trades.act(tenant(), trade_id, Cancel(self._clock()), request.etag)
-        return service_pb.CancelSmartTradeResponse(smart_trade=render.smart_trade(trade))
+        return await self._act(
+            "CancelSmartTrade",
+            request,
+            trade_id,
+            Cancel(self._clock()),
+            request.etag,
+            service_pb.CancelSmartTradeResponse,
+        )
 
     async def ShareSmartTrade(
         self, request: service_pb.ShareSmartTradeRequest, context: Context

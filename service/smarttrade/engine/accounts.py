@@ -24,6 +24,7 @@ from smarttrade.store.accounts import (
     live_trade_count,
 )
 from smarttrade.store.credentials import Credentials, MasterKeys, seal
+from smarttrade.store.idempotency import Claim, insert_claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class AccountService:
         self._supported = supported
         self._clock = clock
 
-    async def create(self, tenant_id: str, new: NewAccount) -> ExchangeAccount:
+    async def create(self, tenant_id: str, new: NewAccount, claim: Claim) -> ExchangeAccount:
         paper = new.exchange == "paper"
         violations = []
         if not paper and not self._supported(new.exchange):
@@ -78,6 +79,7 @@ class AccountService:
             paper_settings=(new.paper_settings or PaperSettings()) if paper else None,
         )
         async with self._engine.store.engine.begin() as connection:
+            await insert_claim(connection, claim, self._clock())
             await insert_account(connection, account)
         if paper:
             assert account.paper_settings is not None
@@ -112,8 +114,9 @@ class AccountService:
             token = self._tokens.encode((accounts[-1].created_at, accounts[-1].id), "accounts")
         return accounts, token
 
-    async def delete(self, tenant_id: str, account_id: str) -> None:
+    async def delete(self, tenant_id: str, account_id: str, claim: Claim) -> None:
         async with self._engine.store.engine.begin() as connection:
+            await insert_claim(connection, claim, self._clock())
             account = await get_account(connection, tenant_id, account_id)
             if account is None:
                 raise NotFound("exchange account", f"exchangeAccounts/{account_id}")

@@ -24,6 +24,7 @@ from smarttrade.engine.runner import TradeRunner
 from smarttrade.engine.venues import Venues, price_feed_of
 from smarttrade.exchange.port import ExchangeError, OrderNotFound, OrderReport
 from smarttrade.store.accounts import ExchangeAccount, all_accounts, get_account
+from smarttrade.store.idempotency import Claim
 from smarttrade.store.reads import load_live_trades, pending_intents
 from smarttrade.store.unit_of_work import Store
 
@@ -103,10 +104,14 @@ class Engine:
             self._accounts[account_id] = account
         return account
 
-    async def launch(self, decision: Decision) -> SmartTrade:
-        """Record a new trade's first decision and run it."""
+    async def launch(self, decision: Decision, claim: Claim | None = None) -> SmartTrade:
+        """Record a new trade's first decision (with the request's claim) and run it."""
         runner = await self._runner_for(decision.trade)
-        await runner.start(new=decision)
+        try:
+            await runner.start(new=decision, claim=claim)
+        except Exception:
+            self._forget(runner)
+            raise
         return runner.trade
 
     def runner(self, trade_id: str) -> TradeRunner | None:
@@ -190,8 +195,10 @@ class Engine:
         return reports
 
     def _on_change(self, runner: TradeRunner) -> None:
-        if not runner.finished:
-            return
+        if runner.finished:
+            self._forget(runner)
+
+    def _forget(self, runner: TradeRunner) -> None:
         trade = runner.trade
         runner.stop()
         self._runners.pop(trade.id, None)

@@ -35,6 +35,7 @@ from smarttrade.domain.values import OrderStatus
 from smarttrade.engine.errors import EtagMismatch
 from smarttrade.engine.executor import Attempt, Executor, Outcome
 from smarttrade.exchange.port import Exchange
+from smarttrade.store.idempotency import AlreadyClaimed, Claim, find_request, insert_claim
 from smarttrade.store.reads import get_trade
 from smarttrade.store.unit_of_work import ConcurrentUpdate, Store
 
@@ -92,23 +93,32 @@ class TradeRunner:
 
     # ---- entry points --------------------------------------------------------------------
 
-    async def submit(self, input: Input, etag: str = "") -> SmartTrade:
+    async def submit(self, input: Input, etag: str = "", claim: Claim | None = None) -> SmartTrade:
         """Apply one input and everything it sets off now. Errors of the input itself (an
-        action not allowed, an invalid edit, a stale `etag`) propagate and change nothing."""
+        action not allowed, an invalid edit, a stale `etag`, a request id already used)
+        propagate and change nothing. `claim` is committed with the input's decision."""
         async with self.lock:
+            if claim is not None:
+                await self._refuse_if_claimed(claim)
             if etag and etag != etag_of(self.trade):
                 raise EtagMismatch(f"smartTrades/{self.trade.id}")
-            await self._drive(deque([input]))
+            await self._apply(input, (), claim)
+            await self._drive(deque())
             return self.trade
 
-    async def start(self, new: Decision | None = None, recovered: Sequence[Intent] = ()) -> None:
+    async def start(
+        self,
+        new: Decision | None = None,
+        recovered: Sequence[Intent] = (),
+        claim: Claim | None = None,
+    ) -> None:
         """Begin running: record a new trade's first decision, or take over a stored trade
         whose intents were left pending (each is first looked up at the venue, as an unknown
         outcome: it may or may not have been sent before the service stopped)."""
         async with self.lock:
             now = self._clock()
             if new is not None:
-                await self._record(new, (), expected_version=None)
+                await self._record(new, (), expected_version=None, claim=claim)
                 self._enqueue(new.intents, now)
             for intent in recovered:
                 attempt = (
@@ -147,14 +157,16 @@ class TradeRunner:
         self._schedule_wake()
         self._on_change(self)
 
-    async def _apply(self, fact: Input, done: Sequence[IntentKey]) -> None:
+    async def _apply(
+        self, fact: Input, done: Sequence[IntentKey], claim: Claim | None = None
+    ) -> None:
         """Decide on one input and record the decision; a version conflict (another writer,
         or our own commit whose answer was lost) reloads the trade and decides again unless
         the stored trade already is our decision."""
         for _ in range(STORE_RETRIES):
             decision = decide(self.trade, fact)
             try:
-                await self._store_with_retry(decision, done)
+                await self._store_with_retry(decision, done, claim)
             except ConcurrentUpdate:
                 await self._reload()
                 if self.trade.version == decision.trade.version:
@@ -194,11 +206,13 @@ class TradeRunner:
 
     # ---- persistence ---------------------------------------------------------------------
 
-    async def _store_with_retry(self, decision: Decision | None, done: Sequence[IntentKey]) -> None:
+    async def _store_with_retry(
+        self, decision: Decision | None, done: Sequence[IntentKey], claim: Claim | None = None
+    ) -> None:
         """Persist, surviving a lost connection: nothing is half-written (one transaction)."""
         for attempt in range(STORE_RETRIES):
             try:
-                await self._record(decision, done, self.trade.version)
+                await self._record(decision, done, self.trade.version, claim)
                 return
             except (DBAPIError, OSError) as error:
                 if attempt == STORE_RETRIES - 1:
@@ -211,8 +225,11 @@ class TradeRunner:
         decision: Decision | None,
         done: Sequence[IntentKey],
         expected_version: int | None,
+        claim: Claim | None = None,
     ) -> None:
         async with self._store.transaction() as unit:
+            if claim is not None:
+                await insert_claim(unit.connection, claim, self._clock())
             if decision is not None and decision.persist:
                 await unit.save(decision, expected_version)
             for kind, client_order_id in done:
@@ -220,6 +237,12 @@ class TradeRunner:
             await unit.commit()
         if decision is not None:
             self.trade = decision.trade
+
+    async def _refuse_if_claimed(self, claim: Claim) -> None:
+        """A duplicate that waited for the lock must not act on what the first one changed."""
+        async with self._store.engine.connect() as connection:
+            if await find_request(connection, claim.tenant_id, claim.request_id) is not None:
+                raise AlreadyClaimed(claim.request_id)
 
     async def _reload(self) -> None:
         async with self._store.engine.connect() as connection:

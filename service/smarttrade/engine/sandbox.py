@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
@@ -13,6 +14,7 @@ from smarttrade.engine.errors import NotFound
 from smarttrade.engine.venues import paper_feed
 from smarttrade.exchange.port import Balance
 from smarttrade.store.accounts import ExchangeAccount
+from smarttrade.store.idempotency import Claim, insert_claim
 
 
 class PaperSandbox:
@@ -20,7 +22,11 @@ class PaperSandbox:
         self._engine = engine
         self._ticks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def set_price(self, tenant_id: str, symbol: str, price: Decimal) -> Decimal:
+    async def _claim(self, claim: Claim) -> None:
+        async with self._engine.store.engine.begin() as connection:
+            await insert_claim(connection, claim, datetime.now(UTC))
+
+    async def set_price(self, tenant_id: str, symbol: str, price: Decimal, claim: Claim) -> Decimal:
         """Apply a tick and return once every trade on the symbol has fully reacted: the
         venue's fills routed, triggers fired, orders placed and filled, all persisted."""
         paper = self._engine.venues.paper
@@ -28,6 +34,7 @@ class PaperSandbox:
             raise InvalidSpec([FieldViolation("symbol", f"{symbol!r} is not a paper market")])
         if price <= 0:
             raise InvalidSpec([FieldViolation("price", "must be greater than 0")])
+        await self._claim(claim)
         async with self._ticks[(tenant_id, symbol)]:
             changed = await paper.set_price(tenant_id, symbol, price)
             await self._engine.on_order_reports(order.report() for order in changed)
@@ -47,10 +54,14 @@ class PaperSandbox:
         await self._paper_account(tenant_id, account_id)
         return self._engine.venues.paper.balances(tenant_id, account_id)
 
+    def last_price(self, tenant_id: str, symbol: str) -> Decimal | None:
+        return self._engine.venues.paper.last_price(tenant_id, symbol)
+
     async def set_balances(
-        self, tenant_id: str, account_id: str, totals: Mapping[str, Decimal]
+        self, tenant_id: str, account_id: str, totals: Mapping[str, Decimal], claim: Claim
     ) -> dict[str, Balance]:
         await self._paper_account(tenant_id, account_id)
+        await self._claim(claim)
         paper = self._engine.venues.paper
         await paper.set_balances(tenant_id, account_id, totals)
         return paper.balances(tenant_id, account_id)

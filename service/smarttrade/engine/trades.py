@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
 
 from smarttrade.domain.decide import create, decide
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
@@ -17,16 +19,19 @@ from smarttrade.engine.errors import EtagMismatch, NotFound
 from smarttrade.engine.page_tokens import PageTokens
 from smarttrade.engine.runner import etag_of
 from smarttrade.store.accounts import ExchangeAccount
+from smarttrade.store.idempotency import AlreadyClaimed, Claim
 from smarttrade.store.reads import TradeFilter, get_trade, list_trades
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 
 
-def new_trade_id() -> str:
-    """16 hex characters: short enough that `{trade}-{leg}-{n}` fits every venue's client
-    order id limit (Binance: 36), random enough never to collide."""
-    return secrets.token_hex(8)
+def trade_id_for(tenant_id: str, request_id: str) -> str:
+    """16 hex characters, derived from the create request's id: two creates with one request
+    id name the same trade, so concurrent duplicates collide instead of making two trades.
+    Short enough that `{trade}-{leg}-{n}` fits every venue's client order id (Binance: 36)."""
+    digest = hashlib.sha256(f"{tenant_id}\0{request_id}".encode()).hexdigest()
+    return digest[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,9 @@ class TradeService:
             raise NotFound("exchange account", f"exchangeAccounts/{account_id}")
         return account
 
-    async def create(self, tenant_id: str, account_id: str, spec: TradeSpec) -> SmartTrade:
+    async def create(
+        self, tenant_id: str, account_id: str, spec: TradeSpec, claim: Claim
+    ) -> SmartTrade:
         account = await self._account(tenant_id, account_id)
         venues = self._engine.venues
         market = (await venues.markets(account)).get(spec.symbol)
@@ -60,7 +67,7 @@ class TradeService:
             )
         price = await venues.last_price(account, spec.symbol)
         decision = create(
-            trade_id=new_trade_id(),
+            trade_id=trade_id_for(tenant_id, claim.request_id),
             tenant_id=tenant_id,
             account_id=account.id,
             exchange_id=account.exchange,
@@ -69,7 +76,12 @@ class TradeService:
             last_price=price,
             at=self._clock(),
         )
-        return await self._engine.launch(decision)
+        if self._engine.runner(decision.trade.id) is not None:
+            raise AlreadyClaimed(claim.request_id)  # a concurrent duplicate got there first
+        try:
+            return await self._engine.launch(decision, claim)
+        except IntegrityError as error:
+            raise AlreadyClaimed(claim.request_id) from error
 
     async def get(self, tenant_id: str, trade_id: str) -> SmartTrade:
         runner = self._engine.runner(trade_id)
@@ -81,12 +93,19 @@ class TradeService:
             raise NotFound("smart trade", f"smartTrades/{trade_id}")
         return trade
 
-    async def act(self, tenant_id: str, trade_id: str, input: Input, etag: str = "") -> SmartTrade:
+    async def act(
+        self,
+        tenant_id: str,
+        trade_id: str,
+        input: Input,
+        etag: str = "",
+        claim: Claim | None = None,
+    ) -> SmartTrade:
         """Apply a trader's action. A trade that is no longer running (terminal) still
         answers: the core refuses what its state does not allow."""
         runner = self._engine.runner(trade_id)
         if runner is not None and runner.trade.tenant_id == tenant_id:
-            return await runner.submit(input, etag)
+            return await runner.submit(input, etag, claim)
         trade = await self.get(tenant_id, trade_id)
         if etag and etag != etag_of(trade):
             raise EtagMismatch(f"smartTrades/{trade_id}")
