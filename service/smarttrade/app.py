@@ -32,6 +32,7 @@ from smarttrade.engine.errors import PreconditionFailed
 from smarttrade.engine.executor import Executor, RetryPolicy
 from smarttrade.engine.page_tokens import PageTokens
 from smarttrade.engine.sandbox import PaperSandbox
+from smarttrade.engine.shares import ShareService
 from smarttrade.engine.trades import TradeService
 from smarttrade.engine.venues import ExchangeFactory, Venues
 from smarttrade.engine.watch import WatchService
@@ -136,9 +137,11 @@ async def start(settings: Settings) -> Running:
             )
         ]
     )
+    trades = TradeService(engine, page_tokens, utc_now)
     smart_trade_service_pb2_grpc.add_SmartTradeServiceServicer_to_server(
         SmartTradeServicer(
-            TradeService(engine, page_tokens, utc_now),
+            trades,
+            ShareService(trades, store, utc_now),
             WatchService(store, bus, utc_now),
             idempotency,
             utc_now,

@@ -266,15 +266,6 @@ async def test_a_trade_of_another_tenants_account_is_not_found(service: Service)
     assert rich_error(raised.value).code == grpc.StatusCode.NOT_FOUND
 
 
-async def test_sharing_is_unimplemented_rather_than_a_fake_success(service: Service) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await service.a.trades.ShareSmartTrade(
-            trades_pb.ShareSmartTradeRequest(name="smartTrades/00ff", request_id=request_id()),
-            metadata=service.a.metadata,
-        )
-    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
-
-
 async def test_a_call_without_a_token_is_unauthenticated(service: Service) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await service.a.trades.GetSmartTrade(trades_pb.GetSmartTradeRequest(name="smartTrades/00"))

@@ -22,6 +22,7 @@ from smarttrade.domain.position import position_of
 from smarttrade.domain.prices import stop_trigger, take_profit_target
 from smarttrade.domain.spec import EntrySpec, LeverageSpec, StopLossSpec, TradeSpec
 from smarttrade.engine.runner import etag_of
+from smarttrade.engine.shares import SharedTrade
 from smarttrade.engine.watch import Heartbeat, SnapshotEnd, SnapshotTrade, StreamItem
 from smarttrade.exchange.port import Balance
 from smarttrade.store.accounts import ExchangeAccount
@@ -265,3 +266,28 @@ def balances(values: dict[str, Balance]) -> list[paper_pb.Balance]:
         )
         for balance in values.values()
     ]
+
+
+def share(shared: SharedTrade, for_owner: bool) -> pb.SmartTradeShare:
+    """The share as the contract shows it: the owner sees its name (and, once, its token);
+    anyone else only the settings."""
+    full = pb.SmartTrade()
+    settings_into(full, shared.spec, None)
+    settings = pb.SharedSettings(
+        exchange=shared.exchange,
+        symbol=full.symbol,
+        side=full.side,
+        entry=full.entry,
+        take_profit=full.take_profit,
+        leverage=full.leverage,
+    )
+    if full.HasField("stop_loss"):
+        settings.stop_loss.CopyFrom(full.stop_loss)
+    record = shared.share
+    return pb.SmartTradeShare(
+        name=f"smartTrades/{record.trade_id}/shares/{record.id}" if for_owner else "",
+        token=shared.token,
+        settings=settings,
+        create_time=timestamp(record.created_at),
+        expire_time=timestamp(record.expires_at),
+    )

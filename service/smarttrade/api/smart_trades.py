@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import grpc
@@ -27,6 +29,9 @@ from smarttrade.domain.messages import (
     ReduceFunds,
     Refresh,
 )
+from smarttrade.domain.spec import TradeSpec
+from smarttrade.engine.errors import PreconditionFailed
+from smarttrade.engine.shares import ShareService
 from smarttrade.engine.trades import TradeService, trade_id_for
 from smarttrade.engine.watch import WatchService
 from smarttrade.store.idempotency import Claim
@@ -46,6 +51,7 @@ STATES = {
     pb.SMART_TRADE_STATE_FAILED: TradeState.FAILED,
 }
 DEFAULT_HEARTBEAT = 15.0
+SHARE_NAME = re.compile(r"smartTrades/([0-9a-f]{1,64})/shares/([0-9a-f]{1,64})")
 R = TypeVar("R", bound=Message)
 
 
@@ -64,11 +70,13 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     def __init__(
         self,
         trades: TradeService,
+        shares: ShareService,
         watch: WatchService,
         idempotency: Idempotency,
         clock: Callable[[], datetime],
     ) -> None:
         self._trades = trades
+        self._shares = shares
         self._watch = watch
         self._idempotency = idempotency
         self._clock = clock
@@ -112,9 +120,10 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
             account_id = parse.resource_id(
                 request.smart_trade.account, "exchangeAccounts", "account", out
             )
-            spec = parse.trade_spec(request.smart_trade, out)
-        if request.share_token:
-            out.add("share_token", "creating from a share is not available yet")
+            if request.share_token:
+                spec = await self._spec_from_share(request, out)
+            else:
+                spec = parse.trade_spec(request.smart_trade, out)
         out.raise_any()
         require_request_id(request.request_id)
         assert spec is not None
@@ -139,6 +148,28 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
             perform,
             current,
         )
+
+    async def _spec_from_share(
+        self, request: service_pb.CreateSmartTradeRequest, out: parse.Violations
+    ) -> TradeSpec | None:
+        """The shared settings with the caller's own size; anything else set is refused."""
+        given = request.smart_trade
+        for field, _ in given.ListFields():
+            if field.name not in ("account", "entry"):
+                out.add(field.name, "comes from the share; set only account and entry size")
+        for field, _ in given.entry.ListFields():
+            if field.name not in ("units", "total"):
+                out.add(f"entry.{field.name}", "comes from the share; set only the size")
+        size = given.entry.WhichOneof("size")
+        units = parse.decimal(given.entry.units, "entry.units", out, positive=True)
+        total = parse.decimal(given.entry.total, "entry.total", out, positive=True)
+        if size is None:
+            out.add("entry.units", "the size (units or total) is required")
+        shared = await self._shares.resolve(request.share_token)
+        if out.items:
+            return None
+        entry = replace(shared.spec.entry, units=units, total=total)
+        return replace(shared.spec, entry=entry)
 
     @unary
     async def GetSmartTrade(
@@ -313,23 +344,70 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
             service_pb.CancelSmartTradeResponse,
         )
 
+    @unary
     async def ShareSmartTrade(
         self, request: service_pb.ShareSmartTradeRequest, context: Context
     ) -> service_pb.ShareSmartTradeResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "sharing is not implemented yet")
-        raise AssertionError  # pragma: no cover
+        trade_id = parse.name_id(request.name, TRADES)
+        ttl = None
+        if request.HasField("ttl"):
+            ttl = request.ttl.ToTimedelta()
+            if ttl <= timedelta(0) or ttl > timedelta(days=3650):
+                raise InvalidSpec([FieldViolation("ttl", "must be positive, at most 10 years")])
 
+        async def perform(claim: Claim) -> service_pb.ShareSmartTradeResponse:
+            shared = await self._shares.share(tenant(), trade_id, ttl, claim)
+            return service_pb.ShareSmartTradeResponse(share=render.share(shared, for_owner=True))
+
+        async def current(name: str) -> service_pb.ShareSmartTradeResponse:
+            raise PreconditionFailed(
+                "REQUEST_INTERRUPTED", "the first call with this request_id did not finish"
+            )
+
+        return await self._idempotency.once(
+            "ShareSmartTrade",
+            request,
+            request.request_id,
+            request.name,
+            service_pb.ShareSmartTradeResponse,
+            perform,
+            current,
+        )
+
+    @unary
     async def GetSmartTradeShare(
         self, request: service_pb.GetSmartTradeShareRequest, context: Context
     ) -> service_pb.GetSmartTradeShareResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "sharing is not implemented yet")
-        raise AssertionError  # pragma: no cover
+        shared = await self._shares.resolve(request.token)
+        return service_pb.GetSmartTradeShareResponse(share=render.share(shared, for_owner=False))
 
+    @unary
     async def DeleteSmartTradeShare(
         self, request: service_pb.DeleteSmartTradeShareRequest, context: Context
     ) -> service_pb.DeleteSmartTradeShareResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "sharing is not implemented yet")
-        raise AssertionError  # pragma: no cover
+        match = SHARE_NAME.fullmatch(request.name)
+        if match is None:
+            raise InvalidSpec(
+                [FieldViolation("name", "must be smartTrades/{trade}/shares/{share}")]
+            )
+        trade_id, share_id = match.groups()
+
+        async def perform(claim: Claim) -> service_pb.DeleteSmartTradeShareResponse:
+            await self._shares.revoke(tenant(), trade_id, share_id, claim)
+            return service_pb.DeleteSmartTradeShareResponse()
+
+        async def current(name: str) -> service_pb.DeleteSmartTradeShareResponse:
+            return service_pb.DeleteSmartTradeShareResponse()
+
+        return await self._idempotency.once(
+            "DeleteSmartTradeShare",
+            request,
+            request.request_id,
+            request.name,
+            service_pb.DeleteSmartTradeShareResponse,
+            perform,
+            current,
+        )
 
     @streaming
     async def WatchSmartTrades(

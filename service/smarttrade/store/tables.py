@@ -222,3 +222,17 @@ idempotency_keys = Table(
     Column("created_at", TIMESTAMP, nullable=False),
     PrimaryKeyConstraint("tenant_id", "request_id"),
 )
+
+# A trade's settings shared by link: the token is kept only as its SHA-256 hash.
+shares = Table(
+    "shares",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("trade_id", Text, nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("settings", JSONB, nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False),
+    Column("expires_at", TIMESTAMP),
+    Column("revoked_at", TIMESTAMP),
+)

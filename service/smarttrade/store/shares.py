@@ -1,0 +1,79 @@
+"""Shares: rows <-> records. Looked up by the token's hash, never by the token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from smarttrade.store import tables
+
+shares = tables.shares
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    id: str
+    tenant_id: str
+    trade_id: str
+    settings: dict[str, Any]  # {"exchange": ..., "spec": <TradeSpec document without size>}
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def live(self, now: datetime) -> bool:
+        expired = self.expires_at is not None and self.expires_at <= now
+        return self.revoked_at is None and not expired
+
+
+def _record(row: Any) -> Share:
+    return Share(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        trade_id=row.trade_id,
+        settings=row.settings,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+async def insert_share(connection: AsyncConnection, share: Share, token_hash: str) -> None:
+    await connection.execute(
+        insert(shares),
+        [
+            {
+                "id": share.id,
+                "tenant_id": share.tenant_id,
+                "trade_id": share.trade_id,
+                "token_hash": token_hash,
+                "settings": share.settings,
+                "created_at": share.created_at,
+                "expires_at": share.expires_at,
+            }
+        ],
+    )
+
+
+async def share_by_token_hash(connection: AsyncConnection, token_hash: str) -> Share | None:
+    row = (
+        await connection.execute(select(shares).where(shares.c.token_hash == token_hash))
+    ).first()
+    return _record(row) if row is not None else None
+
+
+async def owned_share(
+    connection: AsyncConnection, tenant_id: str, trade_id: str, share_id: str
+) -> Share | None:
+    query = select(shares).where(
+        shares.c.id == share_id, shares.c.tenant_id == tenant_id, shares.c.trade_id == trade_id
+    )
+    row = (await connection.execute(query)).first()
+    return _record(row) if row is not None else None
+
+
+async def revoke_share(connection: AsyncConnection, share_id: str, at: datetime) -> None:
+    await connection.execute(update(shares).where(shares.c.id == share_id).values(revoked_at=at))
