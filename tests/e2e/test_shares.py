@@ -66,7 +66,8 @@ async def test_another_tenant_resolves_a_share_to_the_settings_and_nothing_else(
     assert seen.settings.entry.WhichOneof("size") is None
     assert [s.percent for s in seen.settings.take_profit.steps] == ["5", "10"]
     assert seen.settings.stop_loss.move_to_breakeven
-    assert seen.name == "" and seen.token == ""
+    assert seen.name == ""
+    assert seen.token == ""
     revealed = seen.SerializeToString()
     for private in (
         trade.account,
