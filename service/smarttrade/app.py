@@ -7,11 +7,12 @@ UNAVAILABLE (resumable), and in-flight calls get `shutdown_grace` seconds to fin
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -43,6 +44,7 @@ from smarttrade.store.accounts import ExchangeAccount
 from smarttrade.store.credentials import MasterKeys, unseal
 from smarttrade.store.database import Database, open_database
 from smarttrade.store.paper_storage import PostgresPaperStorage
+from smarttrade.store.retention import prune
 from smarttrade.store.unit_of_work import Store
 from smarttrade.v1 import (
     exchange_account_service_pb2,
@@ -107,6 +109,7 @@ class Running:
     bus: EventBus
     database: Database
     local_token: str | None
+    retention: asyncio.Task[None]
 
 
 async def start(settings: Settings) -> Running:
@@ -142,7 +145,7 @@ async def start(settings: Settings) -> Running:
         SmartTradeServicer(
             trades,
             ShareService(trades, store, utc_now),
-            WatchService(store, bus, utc_now),
+            WatchService(store, bus, utc_now, buffer=settings.watch_buffer),
             idempotency,
             utc_now,
         ),
@@ -177,10 +180,27 @@ async def start(settings: Settings) -> Running:
     for service in ("", *SERVICES):
         await health.set(service, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving")
-    return Running(server, port, health, engine, bus, database, local_token)
+    retention = asyncio.create_task(
+        prune_history(database, timedelta(days=settings.event_retention_days))
+    )
+    return Running(server, port, health, engine, bus, database, local_token, retention)
+
+
+async def prune_history(database: Database, keep: timedelta) -> None:
+    """Hourly: drop the events older than the retention (the stream resumes within it)."""
+    while True:
+        try:
+            async with database.engine.begin() as connection:
+                pruned = await prune(connection, utc_now() - keep)
+            if pruned:
+                log.info("pruned %d events older than %s", pruned, keep)
+        except Exception:
+            log.exception("pruning the event history failed")
+        await asyncio.sleep(3600)
 
 
 async def stop(running: Running, grace: float) -> None:
+    running.retention.cancel()
     await running.health.enter_graceful_shutdown()
     running.bus.close_all()
     await running.server.stop(grace)

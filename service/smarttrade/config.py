@@ -47,6 +47,8 @@ class Settings:
     unknown_order_grace: float = 10.0
     order_poll_interval: float = 1.0  # venues that cannot stream order updates
     shutdown_grace: float = 5.0
+    event_retention_days: float = 30.0  # the watch stream can resume this far back
+    watch_buffer: int = 1000  # events a watcher may fall behind before its stream is ended
     log_level: str = "INFO"
 
     @property
@@ -95,6 +97,8 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         unknown_order_grace=number("SMARTTRADE_UNKNOWN_ORDER_GRACE", 10.0),
         order_poll_interval=number("SMARTTRADE_ORDER_POLL_INTERVAL", 1.0),
         shutdown_grace=number("SMARTTRADE_SHUTDOWN_GRACE", 5.0),
+        event_retention_days=number("SMARTTRADE_EVENT_RETENTION_DAYS", 30.0),
+        watch_buffer=int(number("SMARTTRADE_WATCH_BUFFER", 1000)),
         log_level=env.get("SMARTTRADE_LOG_LEVEL", "INFO"),
     )
 

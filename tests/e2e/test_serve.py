@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -13,10 +10,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
+from tests.support.process import serve_process
 from tests.support.service import Client
 
 BUF = Path(sys.executable).parent / "buf"
@@ -28,57 +25,13 @@ SERVICES = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def wait_serving(address: str, process: asyncio.subprocess.Process) -> None:
-    """Poll health until SERVING (the service says so only after recovering its trades)."""
-    deadline = asyncio.get_running_loop().time() + 60
-    async with grpc.aio.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while True:
-            assert process.returncode is None, "smarttrade serve exited early"
-            try:
-                answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            assert asyncio.get_running_loop().time() < deadline, "not SERVING within 60 s"
-            await asyncio.sleep(0.1)
-
-
 @asynccontextmanager
 async def serve(data_dir: Path) -> AsyncIterator[tuple[str, Client]]:
-    """Run `smarttrade serve` on the embedded store in `data_dir`; SIGTERM it afterwards."""
-    address = f"127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTTRADE_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "smarttrade.cli",
-        "serve",
-        "--data-dir",
-        str(data_dir),
-        "--listen",
-        address,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        await wait_serving(address, process)
+    """Run `smarttrade serve` on the embedded store in `data_dir`, with its local token."""
+    async with serve_process(data_dir) as server:
         token = (data_dir / "local-token").read_text().strip()
-        async with grpc.aio.insecure_channel(address) as channel:
-            yield address, Client(channel, token)
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        _, errors = await asyncio.wait_for(process.communicate(), timeout=30)
-        assert process.returncode == 0, errors.decode()[-2000:]
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            yield server.address, Client(channel, token)
 
 
 async def test_serve_reports_serving_and_lists_its_services_by_reflection(tmp_path: Path) -> None:

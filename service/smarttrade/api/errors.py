@@ -20,7 +20,7 @@ from grpc_status import rpc_status
 
 from smarttrade.domain.errors import ActionNotAllowed, InvalidSpec
 from smarttrade.engine.errors import EtagMismatch, NotFound, PreconditionFailed, Unavailable
-from smarttrade.engine.watch import StreamClosed, StreamOverflow
+from smarttrade.engine.watch import HistoryPruned, StreamClosed, StreamOverflow
 from smarttrade.exchange.port import OrderRejected, TransientError
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,9 @@ def status_of(error: Exception) -> status_pb2.Status:
                 {},
                 _retry(error.retry_after),
             )
+        case HistoryPruned():
+            metadata = {"pruned_through": str(error.pruned)}
+            return _status(code_pb2.OUT_OF_RANGE, "HISTORY_PRUNED", str(error), metadata)
         case StreamOverflow() | StreamClosed():
             reason = "STREAM_OVERFLOW" if isinstance(error, StreamOverflow) else "SHUTTING_DOWN"
             metadata = {"last_sequence": str(error.last_sequence)}

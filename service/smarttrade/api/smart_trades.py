@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -36,6 +37,7 @@ from smarttrade.engine.trades import TradeService, trade_id_for
 from smarttrade.engine.watch import WatchService
 from smarttrade.store.idempotency import Claim
 from smarttrade.store.reads import TradeFilter
+from smarttrade.store.unit_of_work import StoredEvent
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as service_pb
 from smarttrade.v1 import smart_trade_service_pb2_grpc as service_grpc
@@ -51,6 +53,7 @@ STATES = {
     pb.SMART_TRADE_STATE_FAILED: TradeState.FAILED,
 }
 DEFAULT_HEARTBEAT = 15.0
+RENDERED_EVENTS = 10_000
 SHARE_NAME = re.compile(r"smartTrades/([0-9a-f]{1,64})/shares/([0-9a-f]{1,64})")
 R = TypeVar("R", bound=Message)
 
@@ -80,6 +83,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         self._watch = watch
         self._idempotency = idempotency
         self._clock = clock
+        self._rendered_events: OrderedDict[int, service_pb.WatchSmartTradesResponse] = OrderedDict()
 
     async def _act(
         self,
@@ -427,4 +431,17 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
             await self._trades.get(tenant(), trade_id)  # NOT_FOUND before the stream starts
         items = self._watch.watch(tenant(), trade_id, request.after_sequence, heartbeat)
         async for item in items:
-            yield render.stream_item(item)
+            if isinstance(item, StoredEvent):
+                yield self._rendered(item)
+            else:
+                yield render.stream_item(item)
+
+    def _rendered(self, event: StoredEvent) -> service_pb.WatchSmartTradesResponse:
+        """An event is rendered once, however many watchers receive it."""
+        cached = self._rendered_events.get(event.sequence)
+        if cached is None:
+            cached = render.stream_item(event)
+            self._rendered_events[event.sequence] = cached
+            if len(self._rendered_events) > RENDERED_EVENTS:
+                self._rendered_events.popitem(last=False)
+        return cached

@@ -16,6 +16,7 @@ from smarttrade.domain.model import SmartTrade
 from smarttrade.engine.bus import EventBus, Subscription
 from smarttrade.engine.errors import NotFound
 from smarttrade.store.reads import events_after, get_trade, latest_sequence, tenant_live_trades
+from smarttrade.store.retention import pruned_through
 from smarttrade.store.unit_of_work import Store, StoredEvent
 
 HISTORY_PAGE = 500
@@ -38,6 +39,17 @@ class Heartbeat:
 
 
 StreamItem = SnapshotTrade | SnapshotEnd | StoredEvent | Heartbeat
+
+
+class HistoryPruned(Exception):
+    """The watcher resumes from before the retained history: events may be missing."""
+
+    def __init__(self, after_sequence: int, pruned: int) -> None:
+        super().__init__(
+            f"events after {after_sequence} are no longer kept (pruned through {pruned}); "
+            "start again without after_sequence to get a fresh snapshot"
+        )
+        self.pruned = pruned
 
 
 class StreamOverflow(Exception):
@@ -75,7 +87,12 @@ class WatchService:
         subscription = self._bus.subscribe(tenant_id, trade_id, self._buffer)
         try:
             last = after_sequence
-            if after_sequence == 0:
+            if after_sequence:
+                async with self._store.engine.connect() as connection:
+                    pruned = await pruned_through(connection)
+                if after_sequence < pruned:
+                    raise HistoryPruned(after_sequence, pruned)
+            else:
                 sequence, trades = await self._snapshot(tenant_id, trade_id)
                 for trade in trades:
                     yield SnapshotTrade(trade)
@@ -113,6 +130,7 @@ class WatchService:
         self, subscription: Subscription, last: int, heartbeat: float
     ) -> AsyncIterator[StreamItem]:
         closed = asyncio.ensure_future(subscription.closed.wait())
+        getter: asyncio.Future[StoredEvent] | None = None
         try:
             while True:
                 getter = asyncio.ensure_future(subscription.queue.get())
@@ -139,3 +157,5 @@ class WatchService:
                 yield Heartbeat(last, self._clock())
         finally:
             closed.cancel()
+            if getter is not None:
+                getter.cancel()

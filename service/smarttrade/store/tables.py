@@ -236,3 +236,12 @@ shares = Table(
     Column("expires_at", TIMESTAMP),
     Column("revoked_at", TIMESTAMP),
 )
+
+# Events older than the retention are pruned; `pruned_through` is the last sequence that
+# may be gone, so a watcher resuming from before it is told OUT_OF_RANGE, not given a gap.
+stream_retention = Table(
+    "stream_retention",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("pruned_through", BigInteger, nullable=False),
+)
