@@ -25,7 +25,7 @@ from smarttrade.api.auth import Authenticator, AuthInterceptor
 from smarttrade.api.idempotency import Idempotency
 from smarttrade.api.paper import PaperMarketServicer
 from smarttrade.api.smart_trades import SmartTradeServicer
-from smarttrade.config import Settings, master_keys, token_entries
+from smarttrade.config import Settings, master_keys, tls_credentials, token_entries
 from smarttrade.engine.accounts import AccountService
 from smarttrade.engine.bus import EventBus
 from smarttrade.engine.engine import Engine
@@ -114,6 +114,7 @@ class Running:
 
 async def start(settings: Settings) -> Running:
     tokens, local_token = token_entries(settings)
+    tls_credentials(settings)  # a TLS misconfiguration stops the start before anything runs
     keys = master_keys(settings)
     database = await open_database(settings.database_url, settings.data_dir)
     bus = EventBus()
@@ -136,7 +137,7 @@ async def start(settings: Settings) -> Running:
     server = grpc.aio.server(
         interceptors=[
             AuthInterceptor(
-                Authenticator.of_tokens((t.tenant_id, t.token, t.scopes) for t in tokens)
+                Authenticator.of_hashes((t.tenant_id, t.token_sha256, t.scopes) for t in tokens)
             )
         ]
     )
@@ -171,7 +172,13 @@ async def start(settings: Settings) -> Running:
         ),
         server,
     )
-    port = server.add_insecure_port(settings.listen)
+    tls = tls_credentials(settings)
+    if tls is None:
+        port = server.add_insecure_port(settings.listen)
+    else:
+        certificate_chain, private_key = tls
+        credentials = grpc.ssl_server_credentials([(private_key, certificate_chain)])
+        port = server.add_secure_port(settings.listen, credentials)
     for service in ("", *SERVICES):
         await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import ipaddress
 import json
 import os
@@ -28,9 +29,15 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class TokenEntry:
+    """A token the service accepts, kept as its SHA-256 (hex)."""
+
     tenant_id: str
-    token: str = field(repr=False)
+    token_sha256: str = field(repr=False)
     scopes: frozenset[str]
+
+    @classmethod
+    def plain(cls, tenant_id: str, token: str, scopes: frozenset[str]) -> TokenEntry:
+        return cls(tenant_id, hashlib.sha256(token.encode()).hexdigest(), scopes)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class Settings:
     database_url: str | None = None  # None: the embedded PostgreSQL in data_dir
     data_dir: Path = DEFAULT_DATA_DIR
     tokens: tuple[TokenEntry, ...] = ()
+    tls_cert: Path | None = None  # PEM; with tls_key, the server speaks TLS only
+    tls_key: Path | None = None
     master_keys: str = field(default="", repr=False)  # "id:base64key,..."; empty: a local file
     master_key_id: str = ""
     # Per ccxt exchange id: "urls", "options" (deep-merged into ccxt's), "poll_interval" and
@@ -65,17 +74,23 @@ class Settings:
             return False
 
 
-def parse_tokens(text: str) -> tuple[TokenEntry, ...]:
-    """`tenant:token[:scope+scope],...`; scopes default to all (trade, sandbox)."""
+def parse_tokens(text: str, name: str, hashed: bool) -> tuple[TokenEntry, ...]:
+    """`tenant:token[:scope+scope],...` (or `tenant:sha256hex[...]` when `hashed`); scopes
+    default to all (trade, sandbox)."""
     entries = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         parts = item.split(":")
         if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-            raise ConfigError("SMARTTRADE_TOKENS entries are tenant:token[:scope+scope]")
+            raise ConfigError(f"{name} entries are tenant:token[:scope+scope]")
         scopes = frozenset(parts[2].split("+")) if len(parts) == 3 else ALL_SCOPES
         if not scopes <= ALL_SCOPES:
-            raise ConfigError(f"unknown scopes {sorted(scopes - ALL_SCOPES)} in SMARTTRADE_TOKENS")
-        entries.append(TokenEntry(parts[0], parts[1], scopes))
+            raise ConfigError(f"unknown scopes {sorted(scopes - ALL_SCOPES)} in {name}")
+        if hashed:
+            if len(parts[1]) != 64 or any(c not in "0123456789abcdef" for c in parts[1]):
+                raise ConfigError(f"{name} holds SHA-256 hex digests of the tokens")
+            entries.append(TokenEntry(parts[0], parts[1], scopes))
+        else:
+            entries.append(TokenEntry.plain(parts[0], parts[1], scopes))
     return tuple(entries)
 
 
@@ -90,7 +105,10 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         listen=env.get("SMARTTRADE_LISTEN", DEFAULT_LISTEN),
         database_url=env.get("SMARTTRADE_DATABASE_URL") or None,
         data_dir=Path(env.get("SMARTTRADE_DATA_DIR", str(DEFAULT_DATA_DIR))).expanduser(),
-        tokens=parse_tokens(env.get("SMARTTRADE_TOKENS", "")),
+        tokens=parse_tokens(env.get("SMARTTRADE_TOKENS", ""), "SMARTTRADE_TOKENS", False)
+        + parse_tokens(env.get("SMARTTRADE_TOKEN_HASHES", ""), "SMARTTRADE_TOKEN_HASHES", True),
+        tls_cert=_path(env.get("SMARTTRADE_TLS_CERT")),
+        tls_key=_path(env.get("SMARTTRADE_TLS_KEY")),
         master_keys=env.get("SMARTTRADE_MASTER_KEYS", ""),
         exchange_overrides=_json_object(env, "SMARTTRADE_EXCHANGE_OVERRIDES"),
         master_key_id=env.get("SMARTTRADE_MASTER_KEY_ID", ""),
@@ -101,6 +119,10 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         watch_buffer=int(number("SMARTTRADE_WATCH_BUFFER", 1000)),
         log_level=env.get("SMARTTRADE_LOG_LEVEL", "INFO"),
     )
+
+
+def _path(text: str | None) -> Path | None:
+    return Path(text).expanduser() if text else None
 
 
 def _json_object(env: Mapping[str, str], name: str) -> dict[str, Any]:
@@ -178,4 +200,16 @@ def token_entries(settings: Settings) -> tuple[Sequence[TokenEntry], str | None]
             "configure tokens (tenant:token) or listen on 127.0.0.1"
         )
     token = _private_file(settings.data_dir / "local-token", secrets.token_urlsafe(24))
-    return (TokenEntry(LOCAL_TENANT, token, ALL_SCOPES),), token
+    return (TokenEntry.plain(LOCAL_TENANT, token, ALL_SCOPES),), token
+
+
+def tls_credentials(settings: Settings) -> tuple[bytes, bytes] | None:
+    """The (certificate chain, private key) to serve TLS with, when configured."""
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ConfigError("set both SMARTTRADE_TLS_CERT and SMARTTRADE_TLS_KEY, or neither")
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    try:
+        return settings.tls_cert.read_bytes(), settings.tls_key.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"cannot read the TLS certificate or key: {error}") from error

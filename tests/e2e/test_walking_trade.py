@@ -266,10 +266,4 @@ async def test_a_trade_of_another_tenants_account_is_not_found(service: Service)
     assert rich_error(raised.value).code == grpc.StatusCode.NOT_FOUND
 
 
-async def test_a_call_without_a_token_is_unauthenticated(service: Service) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await service.a.trades.GetSmartTrade(trades_pb.GetSmartTradeRequest(name="smartTrades/00"))
-    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
-
-
 _ = Client

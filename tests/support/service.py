@@ -25,8 +25,9 @@ from smarttrade.v1 import smart_trade_service_pb2_grpc as trades_grpc
 
 ALL = frozenset({"trade", "sandbox"})
 TOKENS = (
-    TokenEntry("tenant-a", "token-a", ALL),
-    TokenEntry("tenant-b", "token-b", ALL),
+    TokenEntry.plain("tenant-a", "token-a", ALL),
+    TokenEntry.plain("tenant-b", "token-b", ALL),
+    TokenEntry.plain("tenant-a", "token-a-trading-only", frozenset({"trade"})),
 )
 
 
@@ -101,8 +102,10 @@ class Service:
 
 @asynccontextmanager
 async def running_service(
-    database_url: str, data_dir: Path, **overrides: Any
+    database_url: str, data_dir: Path, insecure_client: bool = True, **overrides: Any
 ) -> AsyncIterator[Service]:
+    """The service on a free port; `overrides` are Settings fields. Its clients connect in
+    plain text unless `insecure_client` is False (then their calls are the test's to make)."""
     settings = replace(
         Settings(
             listen="127.0.0.1:0",
@@ -116,6 +119,8 @@ async def running_service(
     )
     running = await app.start(settings)
     address = f"127.0.0.1:{running.port}"
+    if not insecure_client:
+        address = f"localhost:{running.port}"
     async with grpc.aio.insecure_channel(address) as channel:
         try:
             yield Service(running, address, Client(channel, "token-a"), Client(channel, "token-b"))

@@ -48,9 +48,9 @@ class Authenticator:
         self._by_hash = principals_by_hash
 
     @classmethod
-    def of_tokens(cls, entries: Iterable[tuple[str, str, frozenset[str]]]) -> Authenticator:
-        """From (tenant, plaintext token, scopes) entries."""
-        return cls({token_hash(token): Principal(t, scopes) for t, token, scopes in entries})
+    def of_hashes(cls, entries: Iterable[tuple[str, str, frozenset[str]]]) -> Authenticator:
+        """From (tenant, SHA-256 hex of the token, scopes) entries."""
+        return cls({digest: Principal(t, scopes) for t, digest, scopes in entries})
 
     def resolve(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal | None:
         for key, value in metadata or ():
