@@ -97,6 +97,13 @@ def name_id(name: str, collection: str, field: str = "name") -> str:
     return ident
 
 
+def etag(text: str, field: str) -> str:
+    """An etag as the service issues them (`v<version>`); anything else cannot be current."""
+    if text and not re.fullmatch(r"v\d{1,18}", text):
+        raise InvalidSpec([FieldViolation(field, "is not an etag this service issued")])
+    return text
+
+
 def enum(value: int, mapping: Mapping[Any, E], field: str, out: Violations) -> E | None:
     result = mapping.get(value)
     if result is None:

@@ -95,6 +95,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         response_type: type[R],
     ) -> R:
         """An action on a trade, once per request id."""
+        parse.etag(etag, "smart_trade.etag" if method == "UpdateSmartTrade" else "etag")
 
         async def perform(claim: Claim) -> R:
             with fields_under("smart_trade"):
