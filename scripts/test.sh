@@ -14,3 +14,5 @@ buf lint
 scripts/generate.sh --check
 echo "== tests"
 pytest -q "$@"
+echo "== generated clients (Node/TypeScript, Go, Java) against the real server"
+scripts/test-clients.sh
