@@ -130,6 +130,7 @@ async def start(settings: Settings) -> Running:
         executor=executor,
         clock=utc_now,
         order_poll_interval=settings.order_poll_interval,
+        reconcile_interval=settings.reconcile_interval,
     )
     page_tokens = PageTokens(hashlib.sha256(b"page-tokens" + keys.keys[keys.current]).digest())
 

@@ -55,6 +55,7 @@ class Settings:
     exchange_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     unknown_order_grace: float = 10.0
     order_poll_interval: float = 1.0  # venues that cannot stream order updates
+    reconcile_interval: float = 30.0  # the periodic sweep of every live trade
     shutdown_grace: float = 5.0
     event_retention_days: float = 30.0  # the watch stream can resume this far back
     watch_buffer: int = 1000  # events a watcher may fall behind before its stream is ended
@@ -114,6 +115,7 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         master_key_id=env.get("SMARTTRADE_MASTER_KEY_ID", ""),
         unknown_order_grace=number("SMARTTRADE_UNKNOWN_ORDER_GRACE", 10.0),
         order_poll_interval=number("SMARTTRADE_ORDER_POLL_INTERVAL", 1.0),
+        reconcile_interval=number("SMARTTRADE_RECONCILE_INTERVAL", 30.0),
         shutdown_grace=number("SMARTTRADE_SHUTDOWN_GRACE", 5.0),
         event_retention_days=number("SMARTTRADE_EVENT_RETENTION_DAYS", 30.0),
         watch_buffer=int(number("SMARTTRADE_WATCH_BUFFER", 1000)),

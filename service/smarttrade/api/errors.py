@@ -18,6 +18,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from smarttrade.api.parse import text_fields_clean
 from smarttrade.domain.errors import ActionNotAllowed, InvalidSpec
 from smarttrade.engine.errors import EtagMismatch, NotFound, PreconditionFailed, Unavailable
 from smarttrade.engine.watch import HistoryPruned, StreamClosed, StreamOverflow
@@ -26,6 +27,10 @@ from smarttrade.exchange.port import OrderRejected, TransientError
 log = logging.getLogger(__name__)
 
 DOMAIN = "smarttrade.v1"
+# Status details travel in trailers, which clients cap at 8 KiB: a request with hundreds of
+# bad fields gets the first ones, and says how many more there are.
+MAX_VIOLATIONS = 20
+MAX_MESSAGE = 400
 
 R = TypeVar("R")
 
@@ -40,6 +45,8 @@ def _status(
     code: int, reason: str, message: str, metadata: dict[str, str], *details: Any
 ) -> status_pb2.Status:
     info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 1] + "…"
     return status_pb2.Status(
         code=code, message=message, details=[_pack(info), *(_pack(d) for d in details)]
     )
@@ -54,15 +61,19 @@ def _retry(seconds: float | None) -> error_details_pb2.RetryInfo:
 def status_of(error: Exception) -> status_pb2.Status:
     match error:
         case InvalidSpec():
+            shown = list(error.violations[:MAX_VIOLATIONS])
             bad = error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
                         field=v.field, description=v.description
                     )
-                    for v in error.violations
+                    for v in shown
                 ]
             )
-            fields = ",".join(v.field for v in error.violations)
+            hidden = len(error.violations) - len(shown)
+            if hidden:
+                bad.field_violations.add(field="", description=f"and {hidden} more")
+            fields = ",".join(dict.fromkeys(v.field for v in shown))[:MAX_MESSAGE]
             return _status(
                 code_pb2.INVALID_ARGUMENT, "INVALID_FIELD", str(error), {"fields": fields}, bad
             )
@@ -127,6 +138,7 @@ def unary(
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> R:
         try:
+            text_fields_clean(request)
             return await method(self, request, context)
         except Exception as error:
             if isinstance(error, grpc.aio.AbortError):
@@ -146,6 +158,7 @@ def streaming(
         self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[R]:
         try:
+            text_fields_clean(request)
             async for item in method(self, request, context):
                 yield item
         except Exception as error:

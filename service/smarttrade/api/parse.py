@@ -14,7 +14,9 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.spec import (
@@ -58,6 +60,41 @@ class Violations:
     def raise_any(self) -> None:
         if self.items:
             raise InvalidSpec(self.items)
+
+
+def text_fields_clean(message: Message) -> None:
+    """No string of the request holds a NUL character (PostgreSQL text cannot store one, and
+    no legitimate value has it): refused up front, naming the field."""
+    out = Violations()
+    _scan(message, "", out)
+    out.raise_any()
+
+
+def _scan(message: Message, prefix: str, out: Violations) -> None:
+    for field, value in message.ListFields():
+        path = f"{prefix}{field.name}"
+        if _is_map(field):
+            for key, item in value.items():
+                if isinstance(key, str) and "\x00" in key:
+                    out.add(path, "must not contain NUL characters")
+                _check(item, path, out)
+        elif field.is_repeated:
+            for index, item in enumerate(value):
+                _check(item, f"{path}[{index}]", out)
+        else:
+            _check(value, path, out)
+
+
+def _check(value: object, path: str, out: Violations) -> None:
+    if isinstance(value, str) and "\x00" in value:
+        out.add(path, "must not contain NUL characters")
+    elif isinstance(value, Message):
+        _scan(value, f"{path}.", out)
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    entry = field.message_type
+    return entry is not None and entry.GetOptions().map_entry
 
 
 def decimal(

@@ -20,9 +20,10 @@ from smarttrade.domain.values import OrderStatus
 from smarttrade.engine.errors import NotFound
 from smarttrade.engine.executor import Executor, reported
 from smarttrade.engine.market_data import MarketData
+from smarttrade.engine.reconcile import Reconciler
 from smarttrade.engine.runner import TradeRunner
 from smarttrade.engine.venues import Venues, price_feed_of
-from smarttrade.exchange.port import ExchangeError, OrderNotFound, OrderReport
+from smarttrade.exchange.port import OrderNotFound, OrderReport
 from smarttrade.store.accounts import ExchangeAccount, all_accounts, get_account
 from smarttrade.store.idempotency import Claim
 from smarttrade.store.reads import load_live_trades, pending_intents
@@ -52,6 +53,7 @@ class Engine:
         executor: Executor,
         clock: Callable[[], datetime] = utc_now,
         order_poll_interval: float = 1.0,
+        reconcile_interval: float = 30.0,
     ) -> None:
         self.store = store
         self._order_poll_interval = order_poll_interval
@@ -62,6 +64,9 @@ class Engine:
         self._feeds: dict[FeedKey, set[str]] = defaultdict(set)
         self._accounts: dict[str, ExchangeAccount] = {}
         self.market_data = MarketData(self.on_price, self.on_order_reports)
+        self.reconciler = Reconciler(venues, lambda account_id: self._accounts[account_id], clock)
+        self._reconcile_interval = reconcile_interval
+        self._sweeping: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -78,13 +83,24 @@ class Engine:
             async with gate:
                 runner = await self._runner_for(trade)
                 await runner.start(recovered=intents[trade.id])
-                await self.reconcile(runner)
 
         await asyncio.gather(*(resume(trade) for trade in trades))
+        await self.reconciler.sweep(list(self._runners.values()))
         self.ready.set()
         log.info("engine ready: %d live trades", len(self._runners))
+        self._sweeping = asyncio.create_task(self._sweep_every(self._reconcile_interval))
+
+    async def _sweep_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self.reconciler.sweep(list(self._runners.values()))
+            except Exception:
+                log.exception("the periodic reconciliation failed; next sweep in %s s", seconds)
 
     async def stop(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
         await self.market_data.close()
         for runner in self._runners.values():
             runner.stop()
@@ -124,21 +140,16 @@ class Engine:
         return await runner.submit(input)
 
     async def reconcile(self, runner: TradeRunner) -> None:
-        """Ask the venue for every order the trade believes live, and apply the answers:
-        the same facts, through the same path, as live updates."""
-        exchange = self.venues.exchange(await self.account(runner.trade.account_id))
-        symbol = runner.trade.spec.symbol
-        for order in runner.trade.orders():
-            if not order.status.is_live or runner.has_pending(order.client_order_id):
-                continue
-            try:
-                report = await exchange.fetch_order(symbol, order.client_order_id)
-            except OrderNotFound:
-                continue  # the pending placement's own lookup settles it
-            except ExchangeError as error:
-                log.warning("reconciling %s: %s", order.client_order_id, error)
-                continue
-            await runner.submit(reported(report, self._clock()))
+        """Refresh: sync one trade with the venue (see `reconcile.Reconciler`)."""
+        trade = runner.trade
+        siblings = [
+            other
+            for other in self._runners.values()
+            if other is not runner
+            and other.trade.account_id == trade.account_id
+            and other.trade.spec.symbol == trade.spec.symbol
+        ]
+        await self.reconciler.trade(runner, siblings)
 
     async def _runner_for(self, trade: SmartTrade) -> TradeRunner:
         account = await self.account(trade.account_id)
