@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import grpc
@@ -18,6 +18,7 @@ from smarttrade.api import parse, render
 from smarttrade.api.auth import tenant
 from smarttrade.api.errors import streaming, unary
 from smarttrade.api.idempotency import Idempotency, require_request_id
+from smarttrade.api.memo import Memo
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.messages import (
@@ -30,6 +31,7 @@ from smarttrade.domain.messages import (
     ReduceFunds,
     Refresh,
 )
+from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.spec import TradeSpec
 from smarttrade.engine.errors import PreconditionFailed
 from smarttrade.engine.shares import ShareService
@@ -53,7 +55,6 @@ STATES = {
     pb.SMART_TRADE_STATE_FAILED: TradeState.FAILED,
 }
 DEFAULT_HEARTBEAT = 15.0
-RENDERED_EVENTS = 10_000
 SHARE_NAME = re.compile(r"smartTrades/([0-9a-f]{1,64})/shares/([0-9a-f]{1,64})")
 R = TypeVar("R", bound=Message)
 
@@ -83,7 +84,13 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         self._watch = watch
         self._idempotency = idempotency
         self._clock = clock
-        self._rendered_events: OrderedDict[int, service_pb.WatchSmartTradesResponse] = OrderedDict()
+        self._rendered_events: Memo[int, service_pb.WatchSmartTradesResponse] = Memo(10_000)
+        self._rendered_trades: Memo[tuple[str, int, Decimal | None], pb.SmartTrade] = Memo(10_000)
+
+    def _view(self, trade: SmartTrade) -> pb.SmartTrade:
+        """A trade is rendered once per version and price, however often it is read."""
+        key = (trade.id, trade.version, trade.last_price)
+        return self._rendered_trades.get(key, lambda: render.smart_trade(trade))
 
     async def _act(
         self,
@@ -100,11 +107,11 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         async def perform(claim: Claim) -> R:
             with fields_under("smart_trade"):
                 trade = await self._trades.act(tenant(), trade_id, input, etag, claim)
-            return response_type(smart_trade=render.smart_trade(trade))
+            return response_type(smart_trade=self._view(trade))
 
         async def current(name: str) -> R:
             trade = await self._trades.get(tenant(), trade_id)
-            return response_type(smart_trade=render.smart_trade(trade))
+            return response_type(smart_trade=self._view(trade))
 
         return await self._idempotency.once(
             method,
@@ -138,11 +145,11 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
             assert spec is not None
             with fields_under("smart_trade"):
                 trade = await self._trades.create(tenant(), account_id, spec, claim)
-            return service_pb.CreateSmartTradeResponse(smart_trade=render.smart_trade(trade))
+            return service_pb.CreateSmartTradeResponse(smart_trade=self._view(trade))
 
         async def current(name: str) -> service_pb.CreateSmartTradeResponse:
             trade = await self._trades.get(tenant(), trade_id)
-            return service_pb.CreateSmartTradeResponse(smart_trade=render.smart_trade(trade))
+            return service_pb.CreateSmartTradeResponse(smart_trade=self._view(trade))
 
         return await self._idempotency.once(
             "CreateSmartTrade",
@@ -181,7 +188,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         self, request: service_pb.GetSmartTradeRequest, context: Context
     ) -> service_pb.GetSmartTradeResponse:
         trade = await self._trades.get(tenant(), parse.name_id(request.name, TRADES))
-        return service_pb.GetSmartTradeResponse(smart_trade=render.smart_trade(trade))
+        return service_pb.GetSmartTradeResponse(smart_trade=self._view(trade))
 
     @unary
     async def ListSmartTrades(
@@ -212,7 +219,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         )
         page = await self._trades.list(tenant(), where, request.page_size, request.page_token)
         return service_pb.ListSmartTradesResponse(
-            smart_trades=[render.smart_trade(trade) for trade in page.trades],
+            smart_trades=[self._view(trade) for trade in page.trades],
             next_page_token=page.next_page_token,
         )
 
@@ -251,7 +258,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     ) -> service_pb.RefreshSmartTradeResponse:
         trade_id = parse.name_id(request.name, TRADES)
         trade = await self._trades.refresh(tenant(), trade_id, Refresh(self._clock()))
-        return service_pb.RefreshSmartTradeResponse(smart_trade=render.smart_trade(trade))
+        return service_pb.RefreshSmartTradeResponse(smart_trade=self._view(trade))
 
     @unary
     async def AddSmartTradeFunds(
@@ -439,10 +446,4 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
 
     def _rendered(self, event: StoredEvent) -> service_pb.WatchSmartTradesResponse:
         """An event is rendered once, however many watchers receive it."""
-        cached = self._rendered_events.get(event.sequence)
-        if cached is None:
-            cached = render.stream_item(event)
-            self._rendered_events[event.sequence] = cached
-            if len(self._rendered_events) > RENDERED_EVENTS:
-                self._rendered_events.popitem(last=False)
-        return cached
+        return self._rendered_events.get(event.sequence, lambda: render.stream_item(event))
