@@ -9,6 +9,7 @@ the client resumes from the last sequence it saw).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,9 +20,11 @@ from smarttrade.store.unit_of_work import StoredEvent
 class Subscription:
     tenant_id: str
     trade_id: str | None
-    queue: asyncio.Queue[StoredEvent]
+    buffer: int
+    events: deque[StoredEvent] = field(default_factory=deque)
     overflowed: bool = False
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)  # set on news or on close
 
     def wants(self, event: StoredEvent) -> bool:
         if event.tenant_id != self.tenant_id:
@@ -35,7 +38,7 @@ class EventBus:
         self.last_sequence = 0
 
     def subscribe(self, tenant_id: str, trade_id: str | None, buffer: int) -> Subscription:
-        subscription = Subscription(tenant_id, trade_id, asyncio.Queue(maxsize=buffer))
+        subscription = Subscription(tenant_id, trade_id, buffer)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -48,15 +51,19 @@ class EventBus:
             for subscription in list(self._subscriptions):
                 if not subscription.wants(event):
                     continue
-                try:
-                    subscription.queue.put_nowait(event)
-                except asyncio.QueueFull:
+                if len(subscription.events) >= subscription.buffer:
                     subscription.overflowed = True
-                    self._subscriptions.discard(subscription)
-                    subscription.closed.set()
+                    self._close(subscription)
+                    continue
+                subscription.events.append(event)
+                subscription.wakeup.set()
+
+    def _close(self, subscription: Subscription) -> None:
+        subscription.closed = True
+        subscription.wakeup.set()
+        self._subscriptions.discard(subscription)
 
     def close_all(self) -> None:
         """Graceful shutdown: every stream ends."""
-        for subscription in self._subscriptions:
-            subscription.closed.set()
-        self._subscriptions.clear()
+        for subscription in list(self._subscriptions):
+            self._close(subscription)

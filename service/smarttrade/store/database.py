@@ -46,7 +46,7 @@ async def start_embedded(data_dir: Path) -> tuple[str, Any]:
     return f"postgresql+asyncpg://postgres:@/postgres?host={pgdata}", server
 
 
-async def open_database(url: str | None, data_dir: Path, pool_size: int = 10) -> Database:
+async def open_database(url: str | None, data_dir: Path, pool_size: int = 20) -> Database:
     """Connect (starting the embedded server when no URL is given) and migrate the schema."""
     embedded = None
     if url is None:

@@ -1,0 +1,200 @@
+"""API benchmark: unary throughput beside a bare echo server, and stream delivery latency.
+
+    .venv/bin/python bench/bench_api.py [--seconds 5] [--concurrency 32]
+
+Runs, in one go and on this machine: a bare grpc.aio echo server and `smarttrade serve`
+(each its own process, on uvloop, the service on PostgreSQL at 127.0.0.1:5432 in a fresh
+database); then from this process, with the same client harness: echo, GetSmartTrade and
+CreateSmartTrade (paper, market entry) throughput at a fixed concurrency; then 1,000
+watchers of the tenant's trades while trailing-stop trades produce events, reporting the
+latency from each event's time to its receipt (p50/p99). Figures are noisy on a shared
+2-core machine: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from smarttrade.v1 import smart_trade_pb2 as pb  # noqa: E402
+from smarttrade.v1 import smart_trade_service_pb2 as trades_pb  # noqa: E402
+from tests.support.process import free_port, serve_process  # noqa: E402
+from tests.support.service import Client  # noqa: E402
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+TOKEN = "bench-token"
+STREAM_TOKEN = "bench-stream-token"  # another tenant: its snapshot holds only the streamed trades
+
+
+async def throughput(call: Callable[[int], Awaitable[object]], seconds: float, workers: int) -> float:
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(index: int) -> None:
+        nonlocal done
+        i = index
+        while time.perf_counter() < stop:
+            await call(i)
+            done += 1
+            i += workers
+
+    for _ in range(workers):  # warm up the channel
+        await call(0)
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(workers)))
+    return done / (time.perf_counter() - started)
+
+
+async def echo_qps(seconds: float, workers: int) -> float:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "echo_server.py"), str(port)],
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            echo = channel.unary_unary("/bench.Echo/Echo")
+            payload = b"x" * 64
+            return await throughput(lambda i: echo(payload), seconds, workers)
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def trailing_trade(account: str) -> pb.SmartTrade:
+    return pb.SmartTrade(
+        account=account,
+        symbol="BTC/USDT",
+        side=pb.SIDE_BUY,
+        entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="0.001"),
+        stop_loss=pb.StopLoss(percent="50", trailing_percent="1"),
+    )
+
+
+def limit_trade(account: str) -> pb.SmartTrade:
+    return pb.SmartTrade(
+        account=account,
+        symbol="BTC/USDT",
+        side=pb.SIDE_BUY,
+        entry=pb.Entry(type=pb.ENTRY_TYPE_LIMIT, units="0.001", limit_price="5000"),
+    )
+
+
+async def stream_latency(
+    channels: list[grpc.aio.Channel], events_per_second: int
+) -> tuple[float, float, int]:
+    """p50/p99 (ms) from event time to receipt for 1,000 watchers; events come from trailing
+    stops moving on rising ticks (one STOP_MOVED per trade per tick)."""
+    client = Client(channels[0], STREAM_TOKEN)
+    account = await client.paper_account(USDT="100000000")
+    await client.set_price("BTC/USDT", "20000")
+    trades = 10
+    for _ in range(trades):
+        await client.create(trailing_trade(account))
+    ticks_per_second = events_per_second / trades
+    latencies: list[float] = []
+    clients = [Client(channel, STREAM_TOKEN) for channel in channels]
+    streams = [
+        clients[i % len(clients)].trades.WatchSmartTrades(
+            trades_pb.WatchSmartTradesRequest(), metadata=clients[0].metadata
+        )
+        for i in range(1000)
+    ]
+
+    async def snapshot(stream: grpc.aio.UnaryStreamCall) -> None:
+        while (await stream.read()).WhichOneof("payload") != "snapshot_end":
+            pass
+
+    await asyncio.gather(*(snapshot(s) for s in streams))
+    running = True
+
+    async def read(stream: grpc.aio.UnaryStreamCall) -> None:
+        while running:
+            item = await stream.read()
+            if item is grpc.aio.EOF:
+                return
+            if item.WhichOneof("payload") == "event":
+                sent = item.event.time.ToDatetime(tzinfo=UTC)
+                latencies.append((datetime.now(UTC) - sent).total_seconds() * 1000)
+
+    readers = [asyncio.create_task(read(s)) for s in streams]
+    price = 20000
+    for _ in range(int(ticks_per_second * 5)):
+        price += 10
+        started = time.perf_counter()
+        await client.set_price("BTC/USDT", str(price))
+        await asyncio.sleep(max(0.0, 1 / ticks_per_second - (time.perf_counter() - started)))
+    await asyncio.sleep(2)
+    running = False
+    for stream in streams:
+        stream.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    ordered = sorted(latencies)
+    p99 = ordered[int(len(ordered) * 0.99) - 1]
+    return statistics.median(ordered), p99, len(ordered)
+
+
+async def main(seconds: float, workers: int) -> None:
+    name = f"smarttrade_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    data_dir = Path(f"/tmp/{name}")
+    data_dir.mkdir()
+    env = {
+        "SMARTTRADE_TOKENS": f"bench:{TOKEN},stream:{STREAM_TOKEN}",
+        "SMARTTRADE_LOG_LEVEL": "WARNING",
+    }
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    try:
+        echo = await echo_qps(seconds, workers)
+        async with serve_process(data_dir, database_url=url, env=env) as server:
+            channels = [grpc.aio.insecure_channel(server.address) for _ in range(10)]
+            client = Client(channels[0], TOKEN)
+            account = await client.paper_account(USDT="100000000", BTC="0")
+            await client.set_price("BTC/USDT", "20000")
+            names = [(await client.create(limit_trade(account))).name for _ in range(100)]
+            get = await throughput(
+                lambda i: client.get(names[i % len(names)]), seconds, workers
+            )
+            create = await throughput(lambda i: client.create(limit_trade(account)), seconds, workers)
+            p50, p99, delivered = await stream_latency(channels, 10)
+            for channel in channels:
+                await channel.close()
+    finally:
+        admin = await asyncpg.connect(ADMIN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    print(f"concurrency {workers}, {seconds:g} s per measure, {os.cpu_count()} cores")
+    print(f"echo (bare grpc.aio)       {echo:8.0f} calls/s")
+    print(f"GetSmartTrade              {get:8.0f} calls/s  ({get / echo:.0%} of echo)")
+    print(f"CreateSmartTrade (paper)   {create:8.0f} calls/s  ({create / echo:.0%} of echo)")
+    print(
+        f"stream, 1000 watchers x 10 events/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+        f"({delivered} deliveries)"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--concurrency", type=int, default=32)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.seconds, arguments.concurrency))
