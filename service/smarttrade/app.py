@@ -90,6 +90,7 @@ def ccxt_venues(
             options=settings.get("options"),
             poll_interval=float(settings.get("poll_interval", 1.0)),
             rate_limit_ms=settings.get("rate_limit_ms"),
+            timeout=float(settings.get("timeout", 10.0)),
         )
 
     def supported(exchange_id: str) -> bool:

@@ -53,10 +53,13 @@ DEFAULT_SYMBOLS: Mapping[str, SymbolRules] = {
 class CreateFault(Enum):
     """What goes wrong with the next `POST /api/v3/order`."""
 
-    ACCEPT_THEN_503 = "accept-then-503"  # the order is placed, the answer is a bare HTTP 503
+    ACCEPT_THEN_503 = "accept-then-503"  # placed (not queryable for `seconds`), answered 503
     ACCEPT_THEN_TIMEOUT = "accept-then-timeout"  # placed, the answer comes after `seconds`
     INVISIBLE = "invisible"  # placed and answered, but not queryable for `seconds`
     DUPLICATE = "duplicate"  # refused with -2010 "Duplicate order sent."
+    # Placed (as if an earlier attempt of ours had reached the venue), answered -2010.
+    PLACED_EARLIER = "placed-earlier"
+    LOST = "lost"  # never placed, answered 503: the request never arrived
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +362,12 @@ class BinanceStub:
         fault, seconds = self._create_faults.pop(0) if self._create_faults else (None, 0.0)
         if fault is CreateFault.DUPLICATE:
             raise BinanceError(400, -2010, "Duplicate order sent.")
-        order = self._place(params, visible_in=seconds if fault is CreateFault.INVISIBLE else 0)
+        if fault is CreateFault.LOST:
+            return web.Response(status=503, text="Service Unavailable", content_type="text/html")
+        hidden = fault in (CreateFault.INVISIBLE, CreateFault.ACCEPT_THEN_503)
+        order = self._place(params, visible_in=seconds if hidden else 0)
+        if fault is CreateFault.PLACED_EARLIER:
+            raise BinanceError(400, -2010, "Duplicate order sent.")
         if fault is CreateFault.ACCEPT_THEN_503:
             return web.Response(status=503, text="Service Unavailable", content_type="text/html")
         if fault is CreateFault.ACCEPT_THEN_TIMEOUT:

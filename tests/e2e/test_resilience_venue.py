@@ -1,0 +1,231 @@
+"""The worst days of a real venue, against the real server process and real ccxt: a stub of
+Binance that accepts an order and loses the answer, shows it late, never receives it, says
+it is a duplicate, or throttles. Exactly one order per intent, always."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import grpc
+
+from smarttrade.engine.trades import trade_id_for
+from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
+from smarttrade.v1 import smart_trade_pb2 as pb
+from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
+from tests.integration.test_ccxt_exchange import STUB_OPTIONS
+from tests.support.binance_stub import BinanceStub, CreateFault
+from tests.support.process import ServerProcess, serve_process
+from tests.support.service import Client, request_id
+
+API_KEY = "resilience-key-0c1d2e"
+SECRET = "resilience-secret-3f4a5b"
+GRACE = 3.0  # seconds an unanswered order may take to show up before it is declared lost
+
+
+@dataclass
+class Setup:
+    server: ServerProcess
+    venue: BinanceStub
+    client: Client
+    account: str
+
+    def posts(self) -> list[str]:
+        return [r.params["newClientOrderId"] for r in self.venue.requests_to("POST", "order")]
+
+    async def create(self, trade: pb.SmartTrade, key: str) -> pb.SmartTrade:
+        response = await self.client.trades.CreateSmartTrade(
+            trades_pb.CreateSmartTradeRequest(smart_trade=trade, request_id=key),
+            metadata=self.client.metadata,
+        )
+        return response.smart_trade
+
+    async def eventually(self, name: str, check: object, seconds: float = 20) -> pb.SmartTrade:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            trade = await self.client.get(name)
+            if check(trade):  # type: ignore[operator]
+                return trade
+            assert asyncio.get_running_loop().time() < deadline, str(trade)[:3000]
+            await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def binance_server(database_url: str, tmp_path: Path) -> AsyncIterator[Setup]:
+    async with BinanceStub(api_key=API_KEY, secret=SECRET) as venue:
+        await venue.set_balance("USDT", Decimal(100000))
+        await venue.set_price("BTC/USDT", Decimal(100))
+        overrides = {
+            "binance": {
+                "urls": {"api": {"public": venue.url, "private": venue.url}},
+                "options": STUB_OPTIONS,
+                "poll_interval": 0.1,
+                "rate_limit_ms": 1,
+                "timeout": 1.0,
+            }
+        }
+        env = {
+            "SMARTTRADE_TOKENS": "tenant-a:token-a",
+            "SMARTTRADE_EXCHANGE_OVERRIDES": json.dumps(overrides),
+            "SMARTTRADE_UNKNOWN_ORDER_GRACE": str(GRACE),
+            "SMARTTRADE_ORDER_POLL_INTERVAL": "0.1",
+        }
+        async with (
+            serve_process(tmp_path, database_url=database_url, env=env) as server,
+            grpc.aio.insecure_channel(server.address) as channel,
+        ):
+            client = Client(channel, "token-a")
+            created = await client.accounts.CreateExchangeAccount(
+                accounts_pb.CreateExchangeAccountRequest(
+                    exchange_account=accounts_pb.ExchangeAccount(
+                        exchange="binance",
+                        credentials=accounts_pb.ExchangeCredentials(api_key=API_KEY, secret=SECRET),
+                    ),
+                    request_id=request_id(),
+                ),
+                metadata=client.metadata,
+            )
+            yield Setup(server, venue, client, created.exchange_account.name)
+
+
+def market_buy(account: str) -> pb.SmartTrade:
+    return pb.SmartTrade(
+        account=account,
+        symbol="BTC/USDT",
+        side=pb.SIDE_BUY,
+        entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="0.1"),
+        take_profit=pb.TakeProfit(steps=[pb.TakeProfitStep(price="120", volume_percent="100")]),
+    )
+
+
+def active(trade: pb.SmartTrade) -> bool:
+    take_profit = next(leg for leg in trade.legs if leg.id == "tp1")
+    return trade.state == pb.SMART_TRADE_STATE_ACTIVE and any(
+        order.status == pb.ORDER_STATUS_OPEN for order in take_profit.orders
+    )
+
+
+def entry_id(key: str, generation: int = 0) -> str:
+    return f"{trade_id_for('tenant-a', key)}-entry-{generation}"
+
+
+async def placements(client: Client, name: str, until: int) -> list[str]:
+    """The ORDER_PLACED events of one trade, read from its stream until `until` of them."""
+    stream = client.trades.WatchSmartTrades(
+        trades_pb.WatchSmartTradesRequest(name=name, after_sequence=1),
+        metadata=client.metadata,
+    )
+    placed: list[str] = []
+    try:
+        while len(placed) < until:
+            item = await asyncio.wait_for(stream.read(), timeout=10)
+            event = item.event
+            if event.type == pb.SMART_TRADE_EVENT_TYPE_ORDER_PLACED:
+                placed.append(event.client_order_id)
+        extra = await asyncio.wait_for(stream.read(), timeout=1)
+        if extra.event.type == pb.SMART_TRADE_EVENT_TYPE_ORDER_PLACED:
+            placed.append(extra.event.client_order_id)
+    except TimeoutError:
+        pass
+    finally:
+        stream.cancel()
+    return placed
+
+
+async def test_an_entry_accepted_then_timed_out_is_found_not_resent(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with binance_server(database_url, tmp_path) as setup:
+        setup.venue.fail_next_create(CreateFault.ACCEPT_THEN_TIMEOUT, seconds=3)
+        key = request_id()
+
+        trade = await setup.create(market_buy(setup.account), key)
+        ready = await setup.eventually(trade.name, active)
+
+        assert setup.posts().count(entry_id(key)) == 1
+        assert [o.client_order_id for o in ready.legs[0].orders] == [entry_id(key)]
+        placed = await placements(setup.client, trade.name, until=2)
+        assert placed.count(entry_id(key)) == 1
+
+
+async def test_a_503_after_accept_with_late_visibility_waits_and_adopts_without_resending(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with binance_server(database_url, tmp_path) as setup:
+        setup.venue.fail_next_create(CreateFault.ACCEPT_THEN_503, seconds=GRACE / 2)
+        key = request_id()
+
+        trade = await setup.create(market_buy(setup.account), key)
+        ready = await setup.eventually(trade.name, active)
+
+        assert setup.posts().count(entry_id(key)) == 1
+        assert entry_id(key, 1) not in setup.posts()
+        assert ready.legs[0].orders[0].status == pb.ORDER_STATUS_FILLED
+
+
+async def test_an_order_that_never_arrived_is_placed_again_under_a_new_id_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with binance_server(database_url, tmp_path) as setup:
+        setup.venue.fail_next_create(CreateFault.LOST)
+        key = request_id()
+
+        trade = await setup.create(market_buy(setup.account), key)
+        ready = await setup.eventually(trade.name, active)
+
+        entry_posts = [p for p in setup.posts() if "-entry-" in p]
+        assert entry_posts == [entry_id(key, 0), entry_id(key, 1)]
+        orders = ready.legs[0].orders
+        assert [o.status for o in orders] == [pb.ORDER_STATUS_CANCELLED, pb.ORDER_STATUS_FILLED]
+        assert Decimal(ready.position.units_bought) < Decimal("0.1") + Decimal("0.0001")
+
+
+async def test_a_duplicate_client_order_id_answer_is_adopted_not_failed(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with binance_server(database_url, tmp_path) as setup:
+        setup.venue.fail_next_create(CreateFault.PLACED_EARLIER)
+        key = request_id()
+
+        trade = await setup.create(market_buy(setup.account), key)
+        ready = await setup.eventually(trade.name, active)
+
+        assert ready.legs[0].orders[0].status == pb.ORDER_STATUS_FILLED
+        assert setup.posts().count(entry_id(key)) == 1
+        assert entry_id(key, 1) not in setup.posts()
+
+
+async def test_a_rate_limit_storm_is_waited_out_with_a_bounded_number_of_requests(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with binance_server(database_url, tmp_path) as setup:
+        key = request_id()
+        trade = await setup.create(
+            pb.SmartTrade(
+                account=setup.account,
+                symbol="BTC/USDT",
+                side=pb.SIDE_BUY,
+                entry=pb.Entry(type=pb.ENTRY_TYPE_LIMIT, units="0.1", limit_price="95"),
+                take_profit=pb.TakeProfit(
+                    steps=[pb.TakeProfitStep(price="120", volume_percent="100")]
+                ),
+            ),
+            key,
+        )
+        before = len(setup.venue.requests)
+        setup.venue.rate_limit_storm(requests=3, retry_after=1, ban_retry_after=2)
+        await setup.venue.set_price("BTC/USDT", Decimal(94))  # the entry fills at the venue
+
+        ready = await setup.eventually(trade.name, active)
+
+        storm_and_after = setup.venue.requests[before:]
+        assert len(storm_and_after) <= 40  # polling at 10/s for ~4 s would be far more
+        assert setup.posts().count(entry_id(key)) == 1
+        take_profit_ids = [p for p in setup.posts() if "-tp1-" in p]
+        assert len(take_profit_ids) == 1
+        assert ready.legs[0].orders[0].status == pb.ORDER_STATUS_FILLED
