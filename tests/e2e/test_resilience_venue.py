@@ -5,92 +5,15 @@ it is a duplicate, or throttles. Exactly one order per intent, always."""
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-import grpc
-
 from smarttrade.engine.trades import trade_id_for
-from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
-from tests.integration.test_ccxt_exchange import STUB_OPTIONS
-from tests.support.binance_stub import BinanceStub, CreateFault
-from tests.support.process import ServerProcess, serve_process
+from tests.support.binance_service import GRACE, binance_server
+from tests.support.binance_stub import CreateFault
 from tests.support.service import Client, request_id
-
-API_KEY = "resilience-key-0c1d2e"
-SECRET = "resilience-secret-3f4a5b"
-GRACE = 3.0  # seconds an unanswered order may take to show up before it is declared lost
-
-
-@dataclass
-class Setup:
-    server: ServerProcess
-    venue: BinanceStub
-    client: Client
-    account: str
-
-    def posts(self) -> list[str]:
-        return [r.params["newClientOrderId"] for r in self.venue.requests_to("POST", "order")]
-
-    async def create(self, trade: pb.SmartTrade, key: str) -> pb.SmartTrade:
-        response = await self.client.trades.CreateSmartTrade(
-            trades_pb.CreateSmartTradeRequest(smart_trade=trade, request_id=key),
-            metadata=self.client.metadata,
-        )
-        return response.smart_trade
-
-    async def eventually(self, name: str, check: object, seconds: float = 20) -> pb.SmartTrade:
-        deadline = asyncio.get_running_loop().time() + seconds
-        while True:
-            trade = await self.client.get(name)
-            if check(trade):  # type: ignore[operator]
-                return trade
-            assert asyncio.get_running_loop().time() < deadline, str(trade)[:3000]
-            await asyncio.sleep(0.05)
-
-
-@asynccontextmanager
-async def binance_server(database_url: str, tmp_path: Path) -> AsyncIterator[Setup]:
-    async with BinanceStub(api_key=API_KEY, secret=SECRET) as venue:
-        await venue.set_balance("USDT", Decimal(100000))
-        await venue.set_price("BTC/USDT", Decimal(100))
-        overrides = {
-            "binance": {
-                "urls": {"api": {"public": venue.url, "private": venue.url}},
-                "options": STUB_OPTIONS,
-                "poll_interval": 0.1,
-                "rate_limit_ms": 1,
-                "timeout": 1.0,
-            }
-        }
-        env = {
-            "SMARTTRADE_TOKENS": "tenant-a:token-a",
-            "SMARTTRADE_EXCHANGE_OVERRIDES": json.dumps(overrides),
-            "SMARTTRADE_UNKNOWN_ORDER_GRACE": str(GRACE),
-            "SMARTTRADE_ORDER_POLL_INTERVAL": "0.1",
-        }
-        async with (
-            serve_process(tmp_path, database_url=database_url, env=env) as server,
-            grpc.aio.insecure_channel(server.address) as channel,
-        ):
-            client = Client(channel, "token-a")
-            created = await client.accounts.CreateExchangeAccount(
-                accounts_pb.CreateExchangeAccountRequest(
-                    exchange_account=accounts_pb.ExchangeAccount(
-                        exchange="binance",
-                        credentials=accounts_pb.ExchangeCredentials(api_key=API_KEY, secret=SECRET),
-                    ),
-                    request_id=request_id(),
-                ),
-                metadata=client.metadata,
-            )
-            yield Setup(server, venue, client, created.exchange_account.name)
 
 
 def market_buy(account: str) -> pb.SmartTrade:

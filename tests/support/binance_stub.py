@@ -60,6 +60,8 @@ class CreateFault(Enum):
     # Placed (as if an earlier attempt of ours had reached the venue), answered -2010.
     PLACED_EARLIER = "placed-earlier"
     LOST = "lost"  # never placed, answered 503: the request never arrived
+    HOLD = "hold"  # received, then held unanswered and never placed (the sender dies first)
+    ACCEPT_THEN_HOLD = "accept-then-hold"  # placed, then the answer is held back forever
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,10 +366,15 @@ class BinanceStub:
             raise BinanceError(400, -2010, "Duplicate order sent.")
         if fault is CreateFault.LOST:
             return web.Response(status=503, text="Service Unavailable", content_type="text/html")
+        if fault is CreateFault.HOLD:
+            await self._closing.wait()  # until the stub stops; the sender is gone by then
+            return web.Response(status=503, text="Service Unavailable", content_type="text/html")
         hidden = fault in (CreateFault.INVISIBLE, CreateFault.ACCEPT_THEN_503)
         order = self._place(params, visible_in=seconds if hidden else 0)
         if fault is CreateFault.PLACED_EARLIER:
             raise BinanceError(400, -2010, "Duplicate order sent.")
+        if fault is CreateFault.ACCEPT_THEN_HOLD:
+            await self._closing.wait()
         if fault is CreateFault.ACCEPT_THEN_503:
             return web.Response(status=503, text="Service Unavailable", content_type="text/html")
         if fault is CreateFault.ACCEPT_THEN_TIMEOUT:
@@ -440,6 +447,14 @@ class BinanceStub:
         if order is None or not self._visible(order):
             raise BinanceError(400, -2013, "Order does not exist.")
         return order.as_json()
+
+    async def cancel_by_hand(self, client_order_id: str) -> None:
+        """What a trader does on the venue's own website: cancel an order."""
+        await self._cancel_order({"origClientOrderId": client_order_id})
+
+    def holds(self, client_order_id: str) -> bool:
+        """Whether the venue has an order with this client order id (in any state)."""
+        return any(o.client_order_id == client_order_id for o in self._orders.values())
 
     async def _cancel_order(self, params: Params) -> Any:
         order = self._find(params)
