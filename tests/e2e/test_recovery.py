@@ -10,6 +10,8 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
+
 from smarttrade.engine.trades import trade_id_for
 from smarttrade.v1 import smart_trade_pb2 as pb
 from tests.support.binance_service import binance_venue, trading_on
@@ -147,3 +149,42 @@ async def test_a_position_sold_by_hand_while_down_ends_closed_externally(
     assert all(
         not leg.orders or leg.orders[-1].status != pb.ORDER_STATUS_OPEN for leg in closed.legs
     )
+
+
+async def test_database_connections_killed_during_fill_processing_leave_no_partial_state(
+    database_url: str, tmp_path: Path
+) -> None:
+    key = request_id()
+    name = f"smartTrades/{trade_id_for('tenant-a', key)}"
+    database = database_url.rsplit("/", 1)[1]
+    async with binance_venue() as venue, trading_on(venue, database_url, tmp_path) as trading:
+        await trading.create(market_buy(trading.account), key)
+        await trading.eventually(name, active)
+        admin = await asyncpg.connect(database_url.rsplit("/", 1)[0] + "/postgres")
+        killed = 0
+
+        async def kill_connections() -> None:
+            nonlocal killed
+            for _ in range(40):
+                killed += await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    database,
+                )
+                await asyncio.sleep(0.025)
+
+        storm = asyncio.ensure_future(kill_connections())
+        await venue.set_price("BTC/USDT", Decimal(125))  # the take profit fills at the venue
+        await storm
+        await admin.close()
+
+        closed = await trading.eventually(
+            name, lambda t: t.state == pb.SMART_TRADE_STATE_CLOSED, seconds=60
+        )
+
+    assert killed > 0
+    assert closed.close_reason == pb.CLOSE_REASON_TAKE_PROFIT
+    assert Decimal(closed.position.units_held) == 0
+    take_profit = next(leg for leg in closed.legs if leg.id == "tp1")
+    assert [o.status for o in take_profit.orders] == [pb.ORDER_STATUS_FILLED]
+    assert len(take_profit.orders[0].fills) == 1
