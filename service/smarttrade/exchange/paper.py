@@ -1,17 +1,23 @@
 """The paper venue as a product: simulated accounts on the matching book, persisted.
 
-`PaperVenue` owns the one `PaperBook` of the service (prices are venue-wide, balances and
-orders per paper account) and writes every change through `PaperStorage` before answering,
-so paper accounts survive restarts like real ones. `PaperExchange` is the `Exchange` port for
-one paper account.
+`PaperVenue` owns one `PaperBook` per tenant (a tenant's sandbox prices move only its own
+paper accounts) and writes every change through `PaperStorage` before answering, so paper
+accounts survive restarts like real ones. `PaperExchange` is the `Exchange` port for one
+paper account. `PaperFaults` makes one account have a real venue's bad day on purpose.
+
+When the storage cannot write (the database is down), the book has already changed in memory:
+the change stays queued and is written with the tenant's next successful write, and the
+caller gets a transient error, or `OutcomeUnknown` when it was placing an order (the order
+is in the book, but would not survive a restart before the next write).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -20,11 +26,15 @@ from smarttrade.exchange.paper_book import PaperBook, PaperOrder, PaperSettings
 from smarttrade.exchange.port import (
     Balance,
     Capabilities,
+    OrderNotFound,
     OrderRejected,
     OrderReport,
     OrderRequest,
+    OutcomeUnknown,
+    RateLimited,
     RejectReason,
     Ticker,
+    TransientError,
 )
 
 DEFAULT_BALANCES = {"USDT": Decimal(10000)}
@@ -40,12 +50,136 @@ class PaperChanges:
     prices: Mapping[str, tuple[Decimal, datetime]]
 
 
+class PaperStorageError(TransientError):
+    """The paper venue's storage could not read or write (its database is unreachable)."""
+
+
 class PaperStorage(Protocol):
     async def load(self, venue: PaperVenue) -> None:
-        """Put the stored prices, balances and orders into the venue's books."""
+        """Put the stored prices, balances, orders and account settings into the venue's
+        books."""
         ...
 
-    async def save(self, changes: PaperChanges) -> None: ...
+    async def save(self, changes: PaperChanges) -> None:
+        """Write the changes in one transaction; raises PaperStorageError when it cannot."""
+        ...
+
+
+@dataclass(slots=True)
+class _Unsaved:
+    """A tenant's changes that the storage failed to write: sent again with the next ones."""
+
+    accounts: set[str] = field(default_factory=set)
+    orders: dict[tuple[str, str], PaperOrder] = field(default_factory=dict)
+    prices: dict[str, tuple[Decimal, datetime]] = field(default_factory=dict)
+
+
+class PaperFaults:
+    """The faults planned for one paper account's next calls: a real venue's bad day, on
+    purpose, for integrators' tests and ours. Each fault is armed for a number of calls or
+    orders and clears itself once used; nothing is persisted (a restart clears the plan).
+
+    A call meets them in the order a request travels: a rate limit first (nothing reaches
+    the book), then, for a new order, a rejection, then a lost order (it never arrived); for
+    an order the book accepted and recorded, late visibility, then a lost answer. So
+    `delay_visibility` and `accept_then_time_out` armed together give the hardest case: the
+    answer is lost and the lookup does not find the order for a while.
+
+    Fills of a hidden order still reach the engine through the venue's push of changed
+    orders (as a real venue's user stream does); only the lookups do not see it.
+    """
+
+    def __init__(self) -> None:
+        self._limited_calls = 0
+        self._retry_after = 0.0
+        self._rejections: deque[tuple[RejectReason, str]] = deque()
+        self._lost_orders = 0
+        self._lost_answers = 0
+        self._delays: deque[timedelta] = deque()
+        self._hidden_until: dict[str, datetime] = {}
+
+    @property
+    def armed(self) -> bool:
+        """Whether any fault is still to happen (hidden orders aside)."""
+        return bool(
+            self._limited_calls
+            or self._rejections
+            or self._lost_orders
+            or self._lost_answers
+            or self._delays
+        )
+
+    # ---- arming ----------------------------------------------------------------------------
+
+    def rate_limit(self, calls: int = 1, retry_after: float = 1.0) -> None:
+        """The next `calls` calls of any kind raise RateLimited(retry_after) and touch
+        nothing."""
+        self._limited_calls, self._retry_after = calls, retry_after
+
+    def reject_next_order(
+        self,
+        reason: RejectReason = RejectReason.INVALID_ORDER,
+        message: str = "rejected by the paper venue's fault plan",
+        times: int = 1,
+    ) -> None:
+        """The next `times` orders are refused with OrderRejected(reason, message)."""
+        self._rejections.extend([(reason, message)] * times)
+
+    def lose_next_order(self, times: int = 1) -> None:
+        """The next `times` orders never arrive: create_order raises OutcomeUnknown and the
+        book has no such order."""
+        self._lost_orders += times
+
+    def accept_then_time_out(self, times: int = 1) -> None:
+        """The next `times` orders are placed and recorded, then create_order raises
+        OutcomeUnknown as if the answer had timed out."""
+        self._lost_answers += times
+
+    def delay_visibility(self, seconds: float, times: int = 1) -> None:
+        """The next `times` accepted orders cannot be looked up (fetch_order, cancel_order:
+        OrderNotFound; not among the open orders) until `seconds` after they were placed, by
+        the venue's clock."""
+        self._delays.extend([timedelta(seconds=seconds)] * times)
+
+    def clear(self) -> None:
+        """Disarm every fault; orders already hidden become visible."""
+        self._limited_calls = self._lost_orders = self._lost_answers = 0
+        self._rejections.clear()
+        self._delays.clear()
+        self._hidden_until.clear()
+
+    # ---- meeting them ----------------------------------------------------------------------
+
+    def on_call(self, call: str) -> None:
+        if self._limited_calls > 0:
+            self._limited_calls -= 1
+            raise RateLimited(f"paper fault: {call} rate limited", self._retry_after)
+
+    def before_placing(self, request: OrderRequest) -> None:
+        if self._rejections:
+            reason, message = self._rejections.popleft()
+            raise OrderRejected(reason, message)
+        if self._lost_orders > 0:
+            self._lost_orders -= 1
+            raise OutcomeUnknown(f"paper fault: order {request.client_order_id} was lost")
+
+    def after_placing(self, order: PaperOrder) -> None:
+        if self._delays:
+            self._hidden_until[order.client_order_id] = order.created_at + self._delays.popleft()
+        if self._lost_answers > 0:
+            self._lost_answers -= 1
+            raise OutcomeUnknown(
+                f"paper fault: the answer for order {order.client_order_id} timed out"
+            )
+
+    def hides(self, client_order_id: str, now: datetime) -> bool:
+        until = self._hidden_until.get(client_order_id)
+        if until is None:
+            return False
+        if now >= until:
+            del self._hidden_until[client_order_id]
+            return False
+        return True
 
 
 def utc_now() -> datetime:
@@ -67,9 +201,20 @@ class PaperVenue:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._ticks: dict[tuple[str, str], asyncio.Condition] = {}
+        self._faults: dict[tuple[str, str], PaperFaults] = {}
+        self._unsaved: dict[str, _Unsaved] = {}
+        self._unreported: dict[str, list[PaperOrder]] = {}
 
     async def start(self) -> None:
         await self._storage.load(self)
+
+    def now(self) -> datetime:
+        """The venue's clock: order and fill times, late visibility."""
+        return self._clock()
+
+    def faults(self, tenant_id: str, account_id: str) -> PaperFaults:
+        """The fault plan of one paper account (empty until armed)."""
+        return self._faults.setdefault((tenant_id, account_id), PaperFaults())
 
     def book(self, tenant_id: str) -> PaperBook:
         book = self._books.get(tenant_id)
@@ -80,7 +225,11 @@ class PaperVenue:
     def exchange(
         self, tenant_id: str, account_id: str, settings: PaperSettings | None
     ) -> PaperExchange:
-        self.book(tenant_id).open_account(account_id, settings or PaperSettings())
+        """The port for one paper account; `settings` None keeps the account's own (as
+        loaded from storage), or the defaults for an account the venue does not know."""
+        book = self.book(tenant_id)
+        if settings is not None or account_id not in book.settings:
+            book.open_account(account_id, settings or PaperSettings())
         return PaperExchange(self, tenant_id, account_id)
 
     async def open_account(
@@ -114,14 +263,22 @@ class PaperVenue:
 
     async def set_price(self, tenant_id: str, symbol: str, price: Decimal) -> list[PaperOrder]:
         """A tick: fill the resting orders it crosses and record it. Returns the orders that
-        changed (the caller routes them to their trades)."""
+        changed (the caller routes them to their trades), oldest first."""
         if price <= 0:
             raise OrderRejected(RejectReason.INVALID_ORDER, "a price must be greater than 0")
         async with self._lock:
             at = self._clock()
-            changed = self.book(tenant_id).tick(symbol, price, at)
+            ticked = self.book(tenant_id).tick(symbol, price, at)
+            # Orders a tick changed while the storage was down were never returned: they go
+            # out with this one, or the trades they belong to would never see those fills.
+            changed = self._unreported.pop(tenant_id, [])
+            changed += [order for order in ticked if all(order is not o for o in changed)]
             accounts = [order.account_id for order in changed]
-            await self._save(tenant_id, accounts, changed, {symbol: (price, at)})
+            try:
+                await self._save(tenant_id, accounts, changed, {symbol: (price, at)})
+            except PaperStorageError:
+                self._unreported[tenant_id] = changed
+                raise
         condition = self._ticks.get((tenant_id, symbol))
         if condition is not None:
             async with condition:
@@ -131,7 +288,8 @@ class PaperVenue:
     async def run(
         self, tenant_id: str, account_id: str, operation: Callable[[datetime], OrderReport]
     ) -> OrderReport:
-        """Apply one order operation to the book and write it through."""
+        """Apply one order operation to the book and write it through. Raises
+        PaperStorageError when the write failed (the change stays queued)."""
         async with self._lock:
             report = operation(self._clock())
             order = self.book(tenant_id).order_record(account_id, report.client_order_id)
@@ -145,9 +303,20 @@ class PaperVenue:
         orders: Sequence[PaperOrder],
         prices: Mapping[str, tuple[Decimal, datetime]] | None = None,
     ) -> None:
+        unsaved = self._unsaved.pop(tenant_id, None) or _Unsaved()
+        unsaved.accounts.update(account_ids)
+        unsaved.orders.update({(o.account_id, o.client_order_id): o for o in orders})
+        unsaved.prices.update(prices or {})
         book = self.book(tenant_id)
-        balances = {account: book.balances(account) for account in set(account_ids)}
-        await self._storage.save(PaperChanges(tenant_id, balances, orders, prices or {}))
+        balances = {account: book.balances(account) for account in sorted(unsaved.accounts)}
+        changes = PaperChanges(
+            tenant_id, balances, list(unsaved.orders.values()), dict(unsaved.prices)
+        )
+        try:
+            await self._storage.save(changes)
+        except PaperStorageError:
+            self._unsaved[tenant_id] = unsaved
+            raise
 
     async def watch_ticker(self, tenant_id: str, symbol: str) -> AsyncIterator[Ticker]:
         condition = self._ticks.setdefault((tenant_id, symbol), asyncio.Condition())
@@ -160,13 +329,14 @@ class PaperVenue:
 
 
 class PaperExchange:
-    """The `Exchange` port for one paper account."""
+    """The `Exchange` port for one paper account, with its fault plan applied."""
 
     def __init__(self, venue: PaperVenue, tenant_id: str, account_id: str) -> None:
         self._venue = venue
         self._tenant_id = tenant_id
         self._account_id = account_id
         self._book = venue.book(tenant_id)
+        self._faults = venue.faults(tenant_id, account_id)
 
     @property
     def exchange_id(self) -> str:
@@ -177,9 +347,11 @@ class PaperExchange:
         return Capabilities(watch_ticker=True, watch_orders=False)
 
     async def load_markets(self) -> Mapping[str, Market]:
+        self._faults.on_call("load_markets")
         return self._book.markets
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
+        self._faults.on_call("fetch_ticker")
         price = self._book.prices.get(symbol)
         if symbol not in self._book.markets:
             raise OrderRejected(RejectReason.BAD_SYMBOL, f"unknown symbol {symbol}")
@@ -188,30 +360,54 @@ class PaperExchange:
                 RejectReason.INVALID_ORDER,
                 f"the paper venue has no price for {symbol} yet: push one with SetPaperPrice",
             )
-        return Ticker(symbol, price, utc_now())
+        return Ticker(symbol, price, self._venue.now())
 
     async def create_order(self, request: OrderRequest) -> OrderReport:
+        self._faults.on_call("create_order")
+        self._faults.before_placing(request)
         book, account = self._book, self._account_id
-        return await self._venue.run(
-            self._tenant_id, account, lambda at: book.place(account, request, at)
-        )
+        try:
+            report = await self._venue.run(
+                self._tenant_id, account, lambda at: book.place(account, request, at)
+            )
+        except PaperStorageError as error:
+            raise OutcomeUnknown(
+                f"the paper venue could not record order {request.client_order_id}: {error}"
+            ) from error
+        self._faults.after_placing(book.order_record(account, request.client_order_id))
+        return report
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        self._faults.on_call("cancel_order")
+        self._visible(client_order_id)
         book, account = self._book, self._account_id
         return await self._venue.run(
             self._tenant_id, account, lambda at: book.cancel(account, client_order_id, at)
         )
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        self._faults.on_call("fetch_order")
+        self._visible(client_order_id)
         return self._book.order(self._account_id, client_order_id)
 
     async def fetch_open_orders(self, symbol: str) -> Sequence[OrderReport]:
-        return self._book.open_orders(self._account_id, symbol)
+        self._faults.on_call("fetch_open_orders")
+        now = self._venue.now()
+        return [
+            report
+            for report in self._book.open_orders(self._account_id, symbol)
+            if not self._faults.hides(report.client_order_id, now)
+        ]
 
     async def fetch_balances(self) -> Mapping[str, Balance]:
+        self._faults.on_call("fetch_balances")
         return self._book.balances(self._account_id)
 
-    async def watch_ticker(self, symbol: str) -> AsyncIterator[Ticker]:
+    def _visible(self, client_order_id: str) -> None:
+        if self._faults.hides(client_order_id, self._venue.now()):
+            raise OrderNotFound(f"no order {client_order_id} (not visible yet)")
+
+    async def watch_ticker(self, symbol: str) -> AsyncGenerator[Ticker, None]:
         async for ticker in self._venue.watch_ticker(self._tenant_id, symbol):
             yield ticker
 

@@ -12,7 +12,11 @@
   what they may spend (quote for a BUY, base for a SELL).
 - With partial fills on, one fill executes at most half of the order's size (rounded down to
   the lot; a remainder below the market minimum goes with it), so an order fills in parts
-  across ticks; a market order fills its first part at once and the rest on later ticks.
+  across ticks; a market order fills its first part at once and the rest on later ticks. The
+  rest of a market BUY that the account can no longer pay for (the price rose) expires, as a
+  real venue's market order does when it runs out of funds: balances never go negative.
+- Order ids and fill ids come from one per-book sequence that a restored book continues, so a
+  fill after a restart never repeats the id of an earlier one (fills are unique by id).
 """
 
 from __future__ import annotations
@@ -133,17 +137,23 @@ class PaperBook:
         if last is None:
             raise OrderRejected(RejectReason.INVALID_ORDER, f"no price yet for {request.symbol}")
         amount = market.round_amount(request.amount)
-        price = market.round_price(request.price) if request.price is not None else None
-        reference = price if price is not None else last
-        if request.type is OrderType.LIMIT and price is None:
-            raise OrderRejected(RejectReason.INVALID_ORDER, "a limit order needs a price")
+        price: Decimal | None = None
+        if request.type is OrderType.LIMIT:
+            if request.price is None or request.price <= 0:
+                raise OrderRejected(RejectReason.INVALID_ORDER, "a limit order needs a price")
+            price = market.round_price(request.price)
+        settings = self.settings.get(account_id, PaperSettings())
+        # A market order spends at the price it fills at (the last price worsened by the
+        # slippage); a limit order reserves its whole limit value.
+        reference = (
+            price if price is not None else self._market_price(market, request.side, last, settings)
+        )
         if not market.is_tradable(amount, reference):
             raise OrderRejected(
                 RejectReason.INVALID_ORDER,
                 f"order {amount} {market.base} is below the minimum amount or cost",
             )
-        settings = self.settings.get(account_id, PaperSettings())
-        spend_currency, spend = self._spend(market, request.side, amount, reference, settings)
+        spend_currency, spend = self._spend(market, request.side, amount, reference)
         wallet = self._wallet(account_id, spend_currency)
         if wallet.free < spend:
             raise OrderRejected(
@@ -202,9 +212,14 @@ class PaperBook:
     def restore_order(self, order: PaperOrder) -> None:
         """Put back an order loaded from storage (balances are restored separately)."""
         self._orders[(order.account_id, order.client_order_id)] = order
-        self._sequence = max(self._sequence, int(order.exchange_order_id))
+        used = [int(order.exchange_order_id)]
+        used += [int(fill.trade_id.removeprefix("P")) for fill in order.fills]
+        self._sequence = max(self._sequence, *used)
         if order.status is OrderStatus.OPEN:
-            self._resting.setdefault(order.symbol, []).append(order)
+            resting = self._resting.setdefault(order.symbol, [])
+            resting.append(order)
+            # Oldest first, whatever order storage gave them back in: ids follow placement.
+            resting.sort(key=lambda o: int(o.exchange_order_id))
 
     def restore_balance(
         self, account_id: str, currency: str, free: Decimal, locked: Decimal
@@ -254,15 +269,11 @@ class PaperBook:
         return market.round_price(worse)
 
     @staticmethod
-    def _spend(
-        market: Market, side: Side, amount: Decimal, price: Decimal, settings: PaperSettings
-    ) -> tuple[str, Decimal]:
-        """What an order must be able to spend: quote for a BUY (with slippage room for a
-        market order), base for a SELL."""
+    def _spend(market: Market, side: Side, amount: Decimal, price: Decimal) -> tuple[str, Decimal]:
+        """What an order must be able to spend: quote for a BUY, base for a SELL."""
         if side is Side.SELL:
             return market.base, amount
-        slip = settings.slippage_percent / HUNDRED
-        return market.quote, amount * price * (1 + slip)
+        return market.quote, amount * price
 
     def _fill(self, order: PaperOrder, price: Decimal, at: datetime, maker: bool) -> None:
         market = self.markets[order.symbol]
@@ -273,6 +284,14 @@ class PaperBook:
             part = market.round_amount(order.amount / 2)
             if part and part < remaining and market.is_tradable(remaining - part, price):
                 amount = part
+        if order.side is Side.BUY and order.type is OrderType.MARKET:
+            affordable = order.locked + self._wallet(order.account_id, market.quote).free
+            if price * amount > affordable:
+                amount = market.round_amount(affordable / price)
+                if not market.is_tradable(amount, price):
+                    order.status = OrderStatus.EXPIRED
+                    self._release(order)
+                    return
         rate = settings.maker_fee_rate if maker else settings.taker_fee_rate
         value = price * amount
         base, quote = (

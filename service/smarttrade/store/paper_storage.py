@@ -1,16 +1,35 @@
-"""The paper venue's state in Postgres: prices, balances and orders (with their fills)."""
+"""The paper venue's state in Postgres: prices, balances and orders (with their fills).
+
+Loading also puts each paper account's own settings (fees, slippage, partial fills: kept on
+its exchange-account row) into the books, so a tick right after a restart fills the resting
+orders on the account's terms, not the defaults. Database failures leave as the venue's own
+`PaperStorageError`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
-from smarttrade.exchange.paper import PaperChanges, PaperVenue
+from smarttrade.exchange.paper import PaperChanges, PaperStorageError, PaperVenue
 from smarttrade.exchange.paper_book import PaperOrder
 from smarttrade.store import tables
+from smarttrade.store.accounts import all_accounts
 from smarttrade.store.codec import from_document, to_document
 from smarttrade.store.sql import upsert
+
+
+@asynccontextmanager
+async def _translated(doing: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except (SQLAlchemyError, OSError) as error:
+        raise PaperStorageError(f"paper storage unavailable while {doing}: {error}") from error
 
 
 class PostgresPaperStorage:
@@ -18,14 +37,16 @@ class PostgresPaperStorage:
         self._engine = engine
 
     async def load(self, venue: PaperVenue) -> None:
-        async with self._engine.connect() as connection:
+        async with _translated("loading"), self._engine.connect() as connection:
+            for account in await all_accounts(connection):
+                if account.is_paper and account.paper_settings is not None:
+                    venue.book(account.tenant_id).open_account(account.id, account.paper_settings)
             for row in await connection.execute(select(tables.paper_prices)):
                 venue.book(row.tenant_id).prices[row.symbol] = row.price
             for row in await connection.execute(select(tables.paper_balances)):
                 book = venue.book(row.tenant_id)
                 book.restore_balance(row.account_id, row.currency, row.free, row.locked)
-            query = select(tables.paper_orders).order_by(tables.paper_orders.c.created_at)
-            for row in await connection.execute(query):
+            for row in await connection.execute(select(tables.paper_orders)):
                 venue.book(row.tenant_id).restore_order(
                     PaperOrder(
                         account_id=row.account_id,
@@ -77,7 +98,7 @@ class PostgresPaperStorage:
             {"tenant_id": changes.tenant_id, "symbol": symbol, "price": price, "updated_at": at}
             for symbol, (price, at) in changes.prices.items()
         ]
-        async with self._engine.begin() as connection:
+        async with _translated("saving"), self._engine.begin() as connection:
             await upsert(
                 connection, tables.paper_balances, balance_rows, ["account_id", "currency"]
             )
