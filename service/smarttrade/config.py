@@ -177,7 +177,7 @@ def master_keys(settings: Settings) -> MasterKeys:
         generated = json.dumps({"local-1": base64.b64encode(secrets.token_bytes(32)).decode()})
         stored = json.loads(_private_file(settings.data_dir / "master-keys.json", generated))
         keys = {key_id: base64.b64decode(value) for key_id, value in stored.items()}
-        return MasterKeys(keys, settings.master_key_id or sorted(keys)[-1])
+        return MasterKeys(keys, settings.master_key_id or list(keys)[-1])
     keys = {}
     for item in text.split(","):
         key_id, _, value = item.strip().partition(":")
@@ -185,7 +185,7 @@ def master_keys(settings: Settings) -> MasterKeys:
             keys[key_id] = base64.b64decode(value, validate=True)
         except ValueError as error:
             raise ConfigError("SMARTTRADE_MASTER_KEYS entries are id:base64key") from error
-    current = settings.master_key_id or next(iter(keys))
+    current = settings.master_key_id or list(keys)[-1]  # appending a key rotates to it
     try:
         return MasterKeys(keys, current)
     except ValueError as error:

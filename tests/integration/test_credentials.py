@@ -528,12 +528,6 @@ async def test_the_secret_and_password_never_reach_the_logs_even_at_debug(
     assert PASSWORD not in found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ccxt logs every request's headers at DEBUG (logger ccxt.base.exchange), and "
-    "Binance's X-MBX-APIKEY header is the API key: the ccxt adapter must redact or quiet it",
-)
 async def test_the_api_key_never_reaches_the_logs_even_at_debug(
     database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

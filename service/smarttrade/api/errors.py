@@ -23,6 +23,7 @@ from smarttrade.domain.errors import ActionNotAllowed, InvalidSpec
 from smarttrade.engine.errors import EtagMismatch, NotFound, PreconditionFailed, Unavailable
 from smarttrade.engine.watch import HistoryPruned, StreamClosed, StreamOverflow
 from smarttrade.exchange.port import OrderRejected, TransientError
+from smarttrade.store.credentials import CredentialsError
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,13 @@ def status_of(error: Exception) -> status_pb2.Status:
                 ]
             )
             return _status(code_pb2.FAILED_PRECONDITION, error.reason, str(error), {}, failure)
+        case CredentialsError():
+            return _status(
+                code_pb2.FAILED_PRECONDITION,
+                "CREDENTIALS_UNREADABLE",
+                "the account's credentials cannot be decrypted with the configured master keys",
+                {},
+            )
         case OrderRejected():
             metadata = {"exchange_reason": error.reason.value}
             return _status(code_pb2.FAILED_PRECONDITION, "EXCHANGE_REJECTED", str(error), metadata)

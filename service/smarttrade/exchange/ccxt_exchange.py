@@ -52,6 +52,7 @@ import asyncio
 import dataclasses
 import decimal
 import email.utils
+import logging
 import re
 import socket
 import time
@@ -59,7 +60,7 @@ from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequenc
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import ccxt.async_support as ccxt_async
@@ -96,6 +97,27 @@ _STATUSES: Mapping[str, OrderStatus] = {
     "rejected": OrderStatus.REJECTED,
     "canceling": OrderStatus.OPEN,  # Binance PENDING_CANCEL: live until the venue confirms
 }
+
+
+class _Redact(logging.Filter):
+    """ccxt logs whole requests at DEBUG, headers included (Binance's X-MBX-APIKEY is the API
+    key): every credential an adapter holds is blanked out of ccxt's log records."""
+
+    secrets: ClassVar[set[str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for secret in self.secrets:
+            message = message.replace(secret, "***")
+        record.msg, record.args = message, ()
+        return True
+
+
+_CCXT_LOG = logging.getLogger("ccxt")
+_CCXT_LOG.setLevel(logging.WARNING)  # request dumps are not for our logs, whatever the root
+_CCXT_LOG.addFilter(_REDACT := _Redact())
+for _name in ("ccxt.base.exchange", "ccxt.async_support.base.exchange"):
+    logging.getLogger(_name).addFilter(_REDACT)
 
 
 def exchange_ids() -> frozenset[str]:
@@ -147,6 +169,7 @@ class CcxtExchange:
         self._streaming = streaming
         self._poll_interval = poll_interval
         self._credentials = tuple(c for c in (api_key, secret, password) if c)
+        _Redact.secrets.update(self._credentials)
         self._markets: dict[str, Market] | None = None
         self._markets_lock = asyncio.Lock()
         self._cooldown_until = 0.0  # time.monotonic() before which no request is sent
