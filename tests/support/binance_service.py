@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -67,10 +67,14 @@ async def binance_venue() -> AsyncIterator[BinanceStub]:
 
 @asynccontextmanager
 async def trading_on(
-    venue: BinanceStub, database_url: str, data_dir: Path, account: str = ""
+    venue: BinanceStub,
+    database_url: str,
+    data_dir: Path,
+    account: str = "",
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Trading]:
-    """A service process on `venue`; creates the binance account unless given one (a
-    restarted service keeps its accounts)."""
+    """A service process on `venue` (with `env` on top of the test settings); creates the
+    binance account unless given one (a restarted service keeps its accounts)."""
     overrides = {
         "binance": {
             "urls": {"api": {"public": venue.url, "private": venue.url}},
@@ -80,14 +84,15 @@ async def trading_on(
             "timeout": 1.0,
         }
     }
-    env = {
+    settings = {
         "SMARTTRADE_TOKENS": "tenant-a:token-a",
         "SMARTTRADE_EXCHANGE_OVERRIDES": json.dumps(overrides),
         "SMARTTRADE_UNKNOWN_ORDER_GRACE": str(GRACE),
         "SMARTTRADE_ORDER_POLL_INTERVAL": "0.1",
+        **(env or {}),
     }
     async with (
-        serve_process(data_dir, database_url=database_url, env=env) as server,
+        serve_process(data_dir, database_url=database_url, env=settings) as server,
         grpc.aio.insecure_channel(server.address) as channel,
     ):
         client = Client(channel, "token-a")

@@ -145,6 +145,7 @@ class BinanceStub:
     secret: str
     symbols: Mapping[str, SymbolRules] = field(default_factory=lambda: dict(DEFAULT_SYMBOLS))
     requests: list[LoggedRequest] = field(default_factory=list, init=False)
+    newest_first: bool = False  # myTrades lists the newest execution first
 
     def __post_init__(self) -> None:
         self._prices: dict[str, Decimal] = {s: Decimal(100) for s in self.symbols}
@@ -452,6 +453,12 @@ class BinanceStub:
         """What a trader does on the venue's own website: cancel an order."""
         await self._cancel_order({"origClientOrderId": client_order_id})
 
+    async def fill_in_parts(self, client_order_id: str, parts: list[Decimal]) -> None:
+        """Fill an open limit order at its price in several executions (several trade ids)."""
+        order = next(o for o in self._orders.values() if o.client_order_id == client_order_id)
+        for part in parts:
+            self._fill(order, order.price, resting=True, part=part)
+
     def holds(self, client_order_id: str) -> bool:
         """Whether the venue has an order with this client order id (in any state)."""
         return any(o.client_order_id == client_order_id for o in self._orders.values())
@@ -488,13 +495,14 @@ class BinanceStub:
             raise _missing("symbol")
         symbol_id = self._known_symbol(params["symbol"])
         order_id = int(params["orderId"]) if "orderId" in params else None
-        return [
+        trades = [
             t
             for t in self._trades
             if t["symbol"] == symbol_id
             and order_id in (None, t["orderId"])
             and self._visible(self._orders[t["orderId"]])
         ]
+        return list(reversed(trades)) if self.newest_first else trades
 
     async def _account(self, params: Params) -> Any:
         balances = []
@@ -516,10 +524,13 @@ class BinanceStub:
             return False
         return price <= order.price if order.side == "BUY" else price >= order.price
 
-    def _fill(self, order: _Order, price: Decimal, *, resting: bool) -> None:
-        """Fill what remains of `order` at `price`; the fee is taken from what it receives."""
+    def _fill(
+        self, order: _Order, price: Decimal, *, resting: bool, part: Decimal | None = None
+    ) -> None:
+        """Fill `part` (default: what remains) of `order` at `price`; the fee is taken from
+        what it receives."""
         rules = self.symbols[order.symbol]
-        qty = order.quantity - order.executed
+        qty = part if part is not None else order.quantity - order.executed
         cost = qty * price
         if order.side == "BUY":
             pays, paid, gets, got = rules.quote, cost, rules.base, qty
@@ -550,7 +561,8 @@ class BinanceStub:
         )
         order.executed += qty
         order.quote_executed += cost
-        order.status, order.updated_ms = "FILLED", _now_ms()
+        order.status = "FILLED" if order.executed >= order.quantity else "PARTIALLY_FILLED"
+        order.updated_ms = _now_ms()
 
     def _move(
         self, asset: str, *, free: Decimal = Decimal(0), locked: Decimal = Decimal(0)
