@@ -1,8 +1,14 @@
-"""The engine: every live trade's runner, and the routing of prices and venue reports.
+"""The engine: every live trade, and the routing of prices, venue reports and timers to them.
 
-Startup and recovery are one code path (crash-only): `start` loads every trade that is not
-terminal, hands each its pending intents (looked up at the venue before anything is sent
-again), reconciles its orders with the venue, and only then reports ready.
+A live trade is kept as a small head (where it trades, the price band and time it wakes at)
+and is loaded into a runner only when something concerns it: a price leaving its band (the
+trigger index), a report on one of its orders, a timer, or a trader's action. So a tick
+costs O(log n + triggered) and an idle trade a few hundred bytes, with 100,000 live trades.
+
+Startup and recovery are one code path (crash-only): `start` reads the heads of every trade
+that is not terminal, loads those with intents left pending (each is looked up at the venue
+before anything is sent again), reconciles every account and symbol with its venue, and
+only then reports ready.
 """
 
 from __future__ import annotations
@@ -11,27 +17,36 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from smarttrade.domain.messages import Decision, Input, PriceTicked
+from smarttrade.domain.levels import wake_levels
+from smarttrade.domain.messages import Decision, Input, Intent, PriceTicked, TimeElapsed
 from smarttrade.domain.model import SmartTrade
-from smarttrade.domain.values import OrderStatus
 from smarttrade.engine.errors import NotFound
 from smarttrade.engine.executor import Executor, reported
 from smarttrade.engine.market_data import MarketData
 from smarttrade.engine.reconcile import Reconciler
 from smarttrade.engine.runner import TradeRunner
+from smarttrade.engine.triggers import TriggerIndex
 from smarttrade.engine.venues import Venues, price_feed_of
 from smarttrade.exchange.port import OrderNotFound, OrderReport
 from smarttrade.store.accounts import ExchangeAccount, all_accounts, get_account
 from smarttrade.store.idempotency import Claim
-from smarttrade.store.reads import load_live_trades, pending_intents
+from smarttrade.store.reads import (
+    TradeHead,
+    believed_open_orders,
+    live_trade_heads,
+    load_trade,
+    pending_intents,
+)
 from smarttrade.store.unit_of_work import Store
 
 log = logging.getLogger(__name__)
 
 FeedKey = tuple[str, str]  # (price feed, symbol)
+GroupKey = tuple[str, str]  # (account, symbol)
 STARTUP_CONCURRENCY = 64
 
 
@@ -42,6 +57,20 @@ def utc_now() -> datetime:
 def trade_id_of(client_order_id: str) -> str:
     """Client order ids are `{trade}-{leg}-{generation}`: the trade is the first part."""
     return client_order_id.split("-", 1)[0]
+
+
+@dataclass(slots=True)
+class LiveTrade:
+    """A trade that is not terminal: its head always, its runner once loaded."""
+
+    id: str
+    tenant_id: str
+    account_id: str
+    symbol: str
+    feed: FeedKey
+    runner: TradeRunner | None = None
+    loading: asyncio.Lock | None = None
+    timer: asyncio.TimerHandle | None = None
 
 
 class Engine:
@@ -56,17 +85,22 @@ class Engine:
         reconcile_interval: float = 30.0,
     ) -> None:
         self.store = store
-        self._order_poll_interval = order_poll_interval
         self.venues = venues
         self._executor = executor
         self._clock = clock
-        self._runners: dict[str, TradeRunner] = {}
+        self._order_poll_interval = order_poll_interval
+        self._reconcile_interval = reconcile_interval
+        self._live: dict[str, LiveTrade] = {}
+        self._groups: dict[GroupKey, set[str]] = defaultdict(set)
         self._feeds: dict[FeedKey, set[str]] = defaultdict(set)
         self._accounts: dict[str, ExchangeAccount] = {}
+        self._recovered: dict[str, list[Intent]] = {}
+        self.index = TriggerIndex()
+        self._prices: dict[FeedKey, Decimal] = {}
         self.market_data = MarketData(self.on_price, self.on_order_reports)
-        self.reconciler = Reconciler(venues, lambda account_id: self._accounts[account_id], clock)
-        self._reconcile_interval = reconcile_interval
+        self.reconciler = Reconciler(self)
         self._sweeping: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -75,26 +109,27 @@ class Engine:
         async with self.store.engine.connect() as connection:
             for account in await all_accounts(connection):
                 self._accounts[account.id] = account
-            trades = await load_live_trades(connection)
-            intents = {trade.id: await pending_intents(connection, trade.id) for trade in trades}
+            heads = await live_trade_heads(connection)
+            self._recovered = await pending_intents(connection)
+        for head in heads:
+            await self._admit(head)
         gate = asyncio.Semaphore(STARTUP_CONCURRENCY)
 
-        async def resume(trade: SmartTrade) -> None:
+        async def resume(trade_id: str) -> None:
             async with gate:
-                runner = await self._runner_for(trade)
-                await runner.start(recovered=intents[trade.id])
+                await self.live_runner(trade_id)
 
-        await asyncio.gather(*(resume(trade) for trade in trades))
-        await self.reconciler.sweep(list(self._runners.values()))
+        await asyncio.gather(*(resume(trade_id) for trade_id in list(self._recovered)))
+        await self.reconciler.sweep()
         self.ready.set()
-        log.info("engine ready: %d live trades", len(self._runners))
+        log.info("engine ready: %d live trades", len(self._live))
         self._sweeping = asyncio.create_task(self._sweep_every(self._reconcile_interval))
 
     async def _sweep_every(self, seconds: float) -> None:
         while True:
             await asyncio.sleep(seconds)
             try:
-                await self.reconciler.sweep(list(self._runners.values()))
+                await self.reconciler.sweep()
             except Exception:
                 log.exception("the periodic reconciliation failed; next sweep in %s s", seconds)
 
@@ -102,13 +137,19 @@ class Engine:
         if self._sweeping is not None:
             self._sweeping.cancel()
         await self.market_data.close()
-        for runner in self._runners.values():
-            runner.stop()
+        for live in self._live.values():
+            if live.timer is not None:
+                live.timer.cancel()
+            if live.runner is not None:
+                live.runner.stop()
 
-    # ---- trades --------------------------------------------------------------------------
+    # ---- accounts ------------------------------------------------------------------------
 
     def remember_account(self, account: ExchangeAccount) -> None:
         self._accounts[account.id] = account
+
+    def known_account(self, account_id: str) -> ExchangeAccount:
+        return self._accounts[account_id]
 
     async def account(self, account_id: str) -> ExchangeAccount:
         account = self._accounts.get(account_id)
@@ -120,40 +161,81 @@ class Engine:
             self._accounts[account_id] = account
         return account
 
-    async def launch(self, decision: Decision, claim: Claim | None = None) -> SmartTrade:
-        """Record a new trade's first decision (with the request's claim) and run it."""
-        runner = await self._runner_for(decision.trade)
-        try:
-            await runner.start(new=decision, claim=claim)
-        except Exception:
-            self._forget(runner)
-            raise
-        return runner.trade
+    # ---- live trades ---------------------------------------------------------------------
+
+    async def _admit(self, head: TradeHead) -> LiveTrade:
+        account = await self.account(head.account_id)
+        feed = (price_feed_of(account), head.symbol)
+        live = LiveTrade(head.id, head.tenant_id, head.account_id, head.symbol, feed)
+        self._live[head.id] = live
+        self._groups[(head.account_id, head.symbol)].add(head.id)
+        self._feeds[feed].add(head.id)
+        self.index.register(feed, head.id, head.wake_below, head.wake_above)
+        self._set_timer(live, head.wake_at)
+        self._subscribe(account, head.symbol)
+        return live
+
+    def _subscribe(self, account: ExchangeAccount, symbol: str) -> None:
+        if account.is_paper:
+            return  # the sandbox pushes prices and fills straight in
+        exchange = self.venues.exchange(account)
+        feed = price_feed_of(account)
+        self.market_data.watch_prices(feed, symbol, lambda: exchange.watch_ticker(symbol))
+        if exchange.capabilities.watch_orders:
+            self.market_data.stream_orders(
+                account.id, symbol, lambda: exchange.watch_orders(symbol)
+            )
+        else:
+            self.market_data.poll_orders(
+                account.id,
+                symbol,
+                lambda: self.poll_orders(account, symbol),
+                self._order_poll_interval,
+            )
 
     def runner(self, trade_id: str) -> TradeRunner | None:
-        return self._runners.get(trade_id)
+        """The trade's runner if it is loaded (for reads: a trade not loaded is read from
+        the store)."""
+        live = self._live.get(trade_id)
+        return live.runner if live is not None else None
 
-    async def submit(self, trade_id: str, input: Input) -> SmartTrade:
-        runner = self._runners.get(trade_id)
-        if runner is None:
-            raise NotFound("smart trade", trade_id)
-        return await runner.submit(input)
+    def last_price(self, trade: SmartTrade) -> Decimal | None:
+        """The venue's latest price for the trade's symbol (a trade only sees the ticks that
+        concern it; this is for showing its unrealized PnL)."""
+        account = self._accounts.get(trade.account_id)
+        if account is None:
+            return None
+        return self._prices.get((price_feed_of(account), trade.spec.symbol))
 
-    async def reconcile(self, runner: TradeRunner) -> None:
-        """Refresh: sync one trade with the venue (see `reconcile.Reconciler`)."""
-        trade = runner.trade
-        siblings = [
-            other
-            for other in self._runners.values()
-            if other is not runner
-            and other.trade.account_id == trade.account_id
-            and other.trade.spec.symbol == trade.spec.symbol
-        ]
-        await self.reconciler.trade(runner, siblings)
+    def is_live(self, trade_id: str) -> bool:
+        return trade_id in self._live
 
-    async def _runner_for(self, trade: SmartTrade) -> TradeRunner:
-        account = await self.account(trade.account_id)
-        runner = TradeRunner(
+    def tenant_of(self, trade_id: str) -> str | None:
+        live = self._live.get(trade_id)
+        return live.tenant_id if live is not None else None
+
+    async def live_runner(self, trade_id: str) -> TradeRunner | None:
+        """The runner of a live trade, loading it on first use; None once terminal."""
+        live = self._live.get(trade_id)
+        if live is None:
+            return None
+        if live.runner is not None:
+            return live.runner
+        if live.loading is None:
+            live.loading = asyncio.Lock()
+        async with live.loading:
+            if live.runner is None:
+                async with self.store.engine.connect() as connection:
+                    trade = await load_trade(connection, trade_id)
+                if trade is None:
+                    raise NotFound("smart trade", trade_id)
+                live.runner = self._runner_for(trade)
+                await live.runner.start(recovered=self._recovered.pop(trade_id, ()))
+        return live.runner
+
+    def _runner_for(self, trade: SmartTrade) -> TradeRunner:
+        account = self._accounts[trade.account_id]
+        return TradeRunner(
             trade,
             exchange=self.venues.exchange(account),
             store=self.store,
@@ -161,97 +243,151 @@ class Engine:
             clock=self._clock,
             on_change=self._on_change,
         )
-        self._runners[trade.id] = runner
-        feed, symbol = price_feed_of(account), trade.spec.symbol
-        self._feeds[(feed, symbol)].add(trade.id)
-        if not account.is_paper:
-            exchange = self.venues.exchange(account)
-            self.market_data.watch_prices(feed, symbol, lambda: exchange.watch_ticker(symbol))
-            if exchange.capabilities.watch_orders:
-                self.market_data.stream_orders(
-                    account.id, symbol, lambda: exchange.watch_orders(symbol)
-                )
-            else:
-                self.market_data.poll_orders(
-                    account.id,
-                    symbol,
-                    lambda: self._poll_orders(account, symbol),
-                    self._order_poll_interval,
-                )
-        return runner
 
-    async def _poll_orders(self, account: ExchangeAccount, symbol: str) -> list[OrderReport]:
-        """What changed at the venue among the orders the trades believe open: those whose
-        fill moved, and those that left the open orders (looked up for how they ended)."""
-        exchange = self.venues.exchange(account)
-        believed = [
-            order
-            for runner in self._runners.values()
-            if runner.trade.account_id == account.id and runner.trade.spec.symbol == symbol
-            for order in runner.trade.orders()
-            if order.status is OrderStatus.OPEN
-        ]
-        if not believed:
-            return []
-        open_now = {r.client_order_id: r for r in await exchange.fetch_open_orders(symbol)}
-        reports = []
-        for order in believed:
-            seen = open_now.get(order.client_order_id)
-            if seen is not None and seen.filled == order.filled:
-                continue
-            try:
-                reports.append(await exchange.fetch_order(symbol, order.client_order_id))
-            except OrderNotFound:
-                continue  # not visible (yet): the next poll asks again
-        return reports
+    async def launch(self, decision: Decision, claim: Claim | None = None) -> SmartTrade:
+        """Record a new trade's first decision (with the request's claim) and run it."""
+        trade = decision.trade
+        head = TradeHead(
+            trade.id, trade.tenant_id, trade.account_id, trade.spec.symbol, None, None, None
+        )
+        live = await self._admit(head)
+        runner = live.runner = self._runner_for(trade)
+        try:
+            await runner.start(new=decision, claim=claim)
+        except Exception:
+            self._forget(live)
+            raise
+        return runner.trade
+
+    async def submit(self, trade_id: str, input: Input) -> SmartTrade:
+        runner = await self.live_runner(trade_id)
+        if runner is None:
+            raise NotFound("smart trade", trade_id)
+        return await runner.submit(input)
 
     def _on_change(self, runner: TradeRunner) -> None:
+        """After every run of a trade: keep its band and timer current, or let it go."""
+        live = self._live.get(runner.trade.id)
+        if live is None:
+            return
         if runner.finished:
-            self._forget(runner)
+            self._forget(live)
+            return
+        levels = wake_levels(runner.trade)
+        self.index.register(live.feed, live.id, levels.below, levels.above)
+        self._set_timer(live, levels.at if live.runner is None else None)
 
-    def _forget(self, runner: TradeRunner) -> None:
-        trade = runner.trade
-        runner.stop()
-        self._runners.pop(trade.id, None)
-        account = self._accounts[trade.account_id]
-        feed = price_feed_of(account)
-        members = self._feeds.get((feed, trade.spec.symbol), set())
-        members.discard(trade.id)
+    def _set_timer(self, live: LiveTrade, at: datetime | None) -> None:
+        """A timer for a trade that is not loaded (a loaded runner keeps its own)."""
+        if live.timer is not None:
+            live.timer.cancel()
+            live.timer = None
+        if at is None:
+            return
+        delay = max((at - self._clock()).total_seconds(), 0.0)
+        live.timer = asyncio.get_running_loop().call_later(delay, self._wake, live.id)
+
+    def _wake(self, trade_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver(trade_id, None))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _forget(self, live: LiveTrade) -> None:
+        if live.runner is not None:
+            live.runner.stop()
+        if live.timer is not None:
+            live.timer.cancel()
+        self._live.pop(live.id, None)
+        self.index.remove(live.id)
+        group_key = (live.account_id, live.symbol)
+        group = self._groups.get(group_key, set())
+        group.discard(live.id)
+        if not group:
+            self._groups.pop(group_key, None)
+            self.market_data.release("orders", live.account_id, live.symbol)
+        members = self._feeds.get(live.feed, set())
+        members.discard(live.id)
         if not members:
-            self._feeds.pop((feed, trade.spec.symbol), None)
-            self.market_data.release("price", feed, trade.spec.symbol)
-        if not any(
-            other.trade.account_id == account.id and other.trade.spec.symbol == trade.spec.symbol
-            for other in self._runners.values()
-        ):
-            self.market_data.release("orders", account.id, trade.spec.symbol)
+            self._feeds.pop(live.feed, None)
+            self.market_data.release("price", *live.feed)
 
     # ---- the venues' news ----------------------------------------------------------------
 
     async def on_price(self, feed: str, symbol: str, price: Decimal) -> None:
-        """A new last price: every trade on that venue and symbol sees it (concurrently; each
-        trade applies its inputs in order)."""
-        at = self._clock()
-        tick = PriceTicked(price, at)
-        members = list(self._feeds.get((feed, symbol), ()))
-        await self._for_each(members, tick)
+        """A new last price: the trades whose band it leaves see it (concurrently; each
+        trade applies its inputs in order). The others do not need it."""
+        key = (feed, symbol)
+        self._prices[key] = price
+        woken = self.index.crossed(key, price)
+        if self.index.size(key) > 4 * max(len(self._feeds.get(key, ())), 64):
+            self.index.compact(key)  # re-registrations leave stale entries behind
+        tick = PriceTicked(price, self._clock())
+        await asyncio.gather(*(self._deliver(trade_id, tick) for trade_id in woken))
 
     async def on_order_reports(self, reports: Iterable[OrderReport]) -> None:
         """Venue reports, in the order the venue produced them."""
         at = self._clock()
         for report in reports:
-            runner = self._runners.get(trade_id_of(report.client_order_id))
+            trade_id = trade_id_of(report.client_order_id)
+            if trade_id in self._live:
+                await self._deliver(trade_id, reported(report, at))
+
+    async def _deliver(self, trade_id: str, input: Input | None) -> None:
+        """Hand one input (None: the clock) to a trade; whatever happens, it registers its
+        band again, so a failure never leaves it deaf to prices."""
+        runner = None
+        try:
+            runner = await self.live_runner(trade_id)
             if runner is not None:
-                await runner.submit(reported(report, at))
+                await runner.submit(input if input is not None else TimeElapsed(self._clock()))
+        except Exception:
+            log.exception("trade %s failed on %s", trade_id, type(input).__name__)
+        finally:
+            if runner is not None:
+                self._on_change(runner)
 
-    async def _for_each(self, trade_ids: list[str], input: Input) -> None:
-        async def one(trade_id: str) -> None:
-            runner = self._runners.get(trade_id)
-            if runner is None:
-                return
+    # ---- reconciliation support ----------------------------------------------------------
+
+    async def reconcile(self, runner: TradeRunner) -> None:
+        """Refresh: sync one trade with its venue (see `reconcile.Reconciler`)."""
+        await self.reconciler.trade(runner)
+
+    def clock(self) -> datetime:
+        return self._clock()
+
+    @staticmethod
+    def feed_of(account: ExchangeAccount) -> str:
+        return price_feed_of(account)
+
+    def groups(self) -> list[GroupKey]:
+        return list(self._groups)
+
+    def feeds(self) -> list[FeedKey]:
+        return list(self._feeds)
+
+    async def poll_orders(self, account: ExchangeAccount, symbol: str) -> list[OrderReport]:
+        """What changed at the venue among the orders the trades believe open: those whose
+        fill moved, and those that left the open orders (looked up for how they ended).
+        Polling the open orders alone would miss an order that filled between two polls."""
+        async with self.store.engine.connect() as connection:
+            believed = await believed_open_orders(connection, account.id, symbol)
+        for live_id in self._groups.get((account.id, symbol), ()):
+            runner = self.runner(live_id)
+            if runner is not None:  # a loaded trade may be ahead of the store by a commit
+                believed += [
+                    (o.client_order_id, o.filled) for o in runner.trade.orders() if o.status.is_live
+                ]
+        if not believed:
+            return []
+        exchange = self.venues.exchange(account)
+        open_now = {r.client_order_id: r for r in await exchange.fetch_open_orders(symbol)}
+        reports = []
+        for client_order_id, filled in dict(believed).items():
+            seen = open_now.get(client_order_id)
+            if seen is not None and seen.filled == filled:
+                continue
             try:
-                await runner.submit(input)
-            except Exception:
-                log.exception("trade %s failed on %s", trade_id, type(input).__name__)
-
-        await asyncio.gather(*(one(trade_id) for trade_id in trade_ids))
+                reports.append(await exchange.fetch_order(symbol, client_order_id))
+            except OrderNotFound:
+                continue  # not visible (yet): the next poll asks again
+        return reports

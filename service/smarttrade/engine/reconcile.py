@@ -1,122 +1,107 @@
 """Reconciliation: the venue's truth about the trades, fed through the same path as live
 updates (crash-only: startup, the periodic sweep and Refresh all run this).
 
-For each trade, in this order:
+Per account and symbol, in this order:
 1. The position: when the account no longer holds a tradable amount of the coins its BUY
-   trades believe they hold (sold by hand), those trades end CLOSED_EXTERNALLY and their
-   orphan orders are cancelled; nothing is re-placed. Checked first, so that an order the
-   trader cancelled on the venue before selling is not re-created meanwhile.
-2. The orders: every order the trade believes live (and is not already resolving) is looked
-   up and the venue's report applied.
-3. The price: the current last price is applied as a tick, so a stop crossed while the
-   service was down fires at once.
+   trades hold (sold by hand), those trades end CLOSED_EXTERNALLY and their orphan orders
+   are cancelled; nothing is re-placed. Checked first, so that an order the trader cancelled
+   on the venue before selling is not re-created meanwhile.
+2. The orders: every order the trades believe open is compared with the venue's open
+   orders; those that moved or left are looked up and the venue's reports applied.
+Then per venue and symbol, the price: the current last price goes through the trigger index
+like any tick, so a stop crossed while the service was down fires at once, and only the
+trades it concerns are loaded.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Iterable
-from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.messages import ErrorRecorded, PositionGone, PriceTicked
-from smarttrade.domain.position import position_of
-from smarttrade.domain.values import Side
-from smarttrade.engine.executor import reported
-from smarttrade.engine.runner import TradeRunner
-from smarttrade.engine.venues import Venues
-from smarttrade.exchange.port import ExchangeError, OrderNotFound
-from smarttrade.store.accounts import ExchangeAccount
+from smarttrade.exchange.port import ExchangeError
+from smarttrade.store.reads import holdings
+
+if TYPE_CHECKING:
+    from smarttrade.engine.engine import Engine
+    from smarttrade.engine.runner import TradeRunner
 
 log = logging.getLogger(__name__)
 
-HOLDING = (TradeState.ACTIVE, TradeState.CLOSING)
-
 
 class Reconciler:
-    def __init__(
-        self,
-        venues: Venues,
-        account_of: Callable[[str], ExchangeAccount],
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._venues = venues
-        self._account_of = account_of
-        self._clock = clock
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
-    async def sweep(self, runners: Iterable[TradeRunner]) -> None:
-        groups: dict[tuple[str, str], list[TradeRunner]] = defaultdict(list)
-        for runner in runners:
-            groups[(runner.trade.account_id, runner.trade.spec.symbol)].append(runner)
-        for group in groups.values():
-            await self._positions(group)
-            for runner in group:
-                await self._orders_and_price(runner)
+    async def sweep(self) -> None:
+        engine = self._engine
+        for account_id, symbol in engine.groups():
+            await self.group(account_id, symbol)
+        for feed, symbol in engine.feeds():
+            price = await self._current_price(feed, symbol)
+            if price is not None:
+                await engine.on_price(feed, symbol, price)
 
-    async def trade(self, runner: TradeRunner, siblings: Iterable[TradeRunner]) -> None:
-        """One trade (Refresh): its position is judged with the other trades holding the same
-        coins on the same account."""
-        await self._positions([runner, *siblings])
-        await self._orders_and_price(runner)
-
-    async def _positions(self, group: list[TradeRunner]) -> None:
-        holding = [
-            r
-            for r in group
-            if r.trade.state in HOLDING
-            and r.trade.spec.side is Side.BUY
-            and position_of(r.trade).units_held > 0
-        ]
-        if not holding:
-            return
-        trade = holding[0].trade
-        exchange = self._venues.exchange(self._account_of(trade.account_id))
-        try:
-            balances = await exchange.fetch_balances()
-        except ExchangeError as error:
-            log.warning("reconciling balances of %s: %s", trade.account_id, error)
-            return
-        balance = balances.get(trade.market.base)
-        have = balance.total if balance is not None else Decimal(0)
-        expected = sum((position_of(r.trade).units_held for r in holding), Decimal(0))
-        price = trade.last_price or Decimal(0)
-        now = self._clock()
-        if not trade.market.is_tradable(trade.market.round_amount(have), price):
-            for runner in holding:
-                await runner.submit(PositionGone(have, now))
-        elif have < expected:
-            message = (
-                f"the account holds {have} {trade.market.base}, "
-                f"its trades on {trade.spec.symbol} expect {expected}"
-            )
-            for runner in holding:
-                await runner.submit(ErrorRecorded(message, now))
-
-    async def _orders_and_price(self, runner: TradeRunner) -> None:
+    async def trade(self, runner: TradeRunner) -> None:
+        """Refresh one trade: its account and symbol, then the price, for this trade."""
         trade = runner.trade
-        if trade.state.is_terminal:
-            return
-        account = self._account_of(trade.account_id)
-        exchange = self._venues.exchange(account)
-        symbol = trade.spec.symbol
-        for order in trade.orders():
-            if not order.status.is_live or runner.has_pending(order.client_order_id):
-                continue
-            try:
-                report = await exchange.fetch_order(symbol, order.client_order_id)
-            except OrderNotFound:
-                continue  # a placement being resolved settles it; else the next sweep
-            except ExchangeError as error:
-                log.warning("reconciling %s: %s", order.client_order_id, error)
-                continue
-            await runner.submit(reported(report, self._clock()))
+        await self.group(trade.account_id, trade.spec.symbol)
         if runner.trade.state.is_terminal:
             return
+        account = self._engine.known_account(trade.account_id)
         try:
-            ticker = await exchange.fetch_ticker(symbol)
+            ticker = await self._engine.venues.exchange(account).fetch_ticker(trade.spec.symbol)
         except ExchangeError as error:
-            log.warning("reconciling the price of %s: %s", symbol, error)
+            log.warning("reconciling the price of %s: %s", trade.spec.symbol, error)
             return
-        await runner.submit(PriceTicked(ticker.last, self._clock()))
+        await runner.submit(PriceTicked(ticker.last, ticker.at))
+
+    async def group(self, account_id: str, symbol: str) -> None:
+        engine = self._engine
+        account = engine.known_account(account_id)
+        exchange = engine.venues.exchange(account)
+        async with engine.store.engine.connect() as connection:
+            holding = await holdings(connection, account_id, symbol)
+        if holding:
+            try:
+                balances = await exchange.fetch_balances()
+                market = (await engine.venues.markets(account))[symbol]
+                price = (await exchange.fetch_ticker(symbol)).last
+            except ExchangeError as error:
+                log.warning("reconciling the balances of %s: %s", account_id, error)
+            else:
+                balance = balances.get(market.base)
+                have = balance.total if balance is not None else Decimal(0)
+                expected = sum((held for _, held in holding), Decimal(0))
+                now = engine.clock()
+                if not market.is_tradable(market.round_amount(have), price):
+                    for trade_id, _ in holding:
+                        await engine.submit(trade_id, PositionGone(have, now))
+                elif have < expected:
+                    message = (
+                        f"the account holds {have} {market.base}, "
+                        f"its trades on {symbol} expect {expected}"
+                    )
+                    for trade_id, _ in holding:
+                        await engine.submit(trade_id, ErrorRecorded(message, now))
+        try:
+            reports = await engine.poll_orders(account, symbol)
+        except ExchangeError as error:
+            log.warning("reconciling the orders of %s on %s: %s", account_id, symbol, error)
+            return
+        await engine.on_order_reports(reports)
+
+    async def _current_price(self, feed: str, symbol: str) -> Decimal | None:
+        engine = self._engine
+        members = [m for m in engine.groups() if m[1] == symbol]
+        for account_id, _ in members:
+            account = engine.known_account(account_id)
+            if engine.feed_of(account) != feed:
+                continue
+            try:
+                return (await engine.venues.exchange(account).fetch_ticker(symbol)).last
+            except ExchangeError as error:
+                log.warning("reconciling the price of %s on %s: %s", symbol, feed, error)
+                return None
+        return None

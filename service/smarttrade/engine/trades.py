@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +17,7 @@ from smarttrade.domain.spec import TradeSpec
 from smarttrade.engine.engine import Engine
 from smarttrade.engine.errors import EtagMismatch, NotFound
 from smarttrade.engine.page_tokens import PageTokens
-from smarttrade.engine.runner import etag_of
+from smarttrade.engine.runner import TradeRunner, etag_of
 from smarttrade.store.accounts import ExchangeAccount
 from smarttrade.store.idempotency import AlreadyClaimed, Claim
 from smarttrade.store.reads import TradeFilter, get_trade, list_trades
@@ -76,7 +76,7 @@ class TradeService:
             last_price=price,
             at=self._clock(),
         )
-        if self._engine.runner(decision.trade.id) is not None:
+        if self._engine.is_live(decision.trade.id):
             raise AlreadyClaimed(claim.request_id)  # a concurrent duplicate got there first
         try:
             return await self._engine.launch(decision, claim)
@@ -86,12 +86,12 @@ class TradeService:
     async def get(self, tenant_id: str, trade_id: str) -> SmartTrade:
         runner = self._engine.runner(trade_id)
         if runner is not None and runner.trade.tenant_id == tenant_id:
-            return runner.trade
+            return self._fresh(runner.trade)
         async with self._engine.store.engine.connect() as connection:
             trade = await get_trade(connection, tenant_id, trade_id)
         if trade is None:
             raise NotFound("smart trade", f"smartTrades/{trade_id}")
-        return trade
+        return self._fresh(trade)
 
     async def act(
         self,
@@ -103,8 +103,8 @@ class TradeService:
     ) -> SmartTrade:
         """Apply a trader's action. A trade that is no longer running (terminal) still
         answers: the core refuses what its state does not allow."""
-        runner = self._engine.runner(trade_id)
-        if runner is not None and runner.trade.tenant_id == tenant_id:
+        runner = await self._live_runner(tenant_id, trade_id)
+        if runner is not None:
             return await runner.submit(input, etag, claim)
         trade = await self.get(tenant_id, trade_id)
         if etag and etag != etag_of(trade):
@@ -114,11 +114,16 @@ class TradeService:
 
     async def refresh(self, tenant_id: str, trade_id: str, refresh: Input) -> SmartTrade:
         """Sync with the venue now, through the same path as startup reconciliation."""
-        runner = self._engine.runner(trade_id)
-        if runner is None or runner.trade.tenant_id != tenant_id:
+        runner = await self._live_runner(tenant_id, trade_id)
+        if runner is None:
             return await self.get(tenant_id, trade_id)  # finished: nothing to sync
         await self._engine.reconcile(runner)
         return await runner.submit(refresh)
+
+    async def _live_runner(self, tenant_id: str, trade_id: str) -> TradeRunner | None:
+        if self._engine.tenant_of(trade_id) != tenant_id:
+            return None
+        return await self._engine.live_runner(trade_id)
 
     async def list(
         self, tenant_id: str, where: TradeFilter, page_size: int, page_token: str
@@ -140,6 +145,9 @@ class TradeService:
         return Page(trades, token)
 
     def _fresh(self, trade: SmartTrade) -> SmartTrade:
-        """The running copy where there is one (it has the latest price)."""
+        """The running copy where there is one, shown at the venue's latest price."""
         runner = self._engine.runner(trade.id)
-        return runner.trade if runner is not None else trade
+        if runner is not None:
+            trade = runner.trade
+        price = self._engine.last_price(trade) if not trade.state.is_terminal else None
+        return replace(trade, last_price=price) if price is not None else trade

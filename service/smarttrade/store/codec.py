@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -45,38 +46,52 @@ def to_document(value: Any) -> Any:
 
 
 def from_document(cls: type[T], document: Any) -> T:
-    return typing.cast(T, _load(cls, document))
+    return typing.cast(T, _loader(typing.cast(Any, cls))(document))
+
+
+Load = Callable[[Any], Any]
 
 
 @cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _load(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
+def _loader(hint: Any) -> Load:
+    """A function that builds a value of type `hint` from its document; built once per type
+    (reading a hundred thousand trades at startup must not re-inspect types each time)."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
         options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        return _load(options[0], value)
+        inner = _loader(options[0])
+        return lambda value: None if value is None else inner(value)
     if origin in (list, tuple):
-        item = typing.get_args(hint)[0]
-        items = [_load(item, element) for element in value]
-        return items if origin is list else tuple(items)
+        item = _loader(typing.get_args(hint)[0])
+        if origin is list:
+            return lambda value: [item(element) for element in value]
+        return lambda value: tuple(item(element) for element in value)
+    if origin is dict:
+        value_loader = _loader(typing.get_args(hint)[1])
+        return lambda value: {key: value_loader(item) for key, item in value.items()}
     if hint is Decimal:
-        return Decimal(value)
+        return Decimal
     if hint is datetime:
-        return datetime.fromisoformat(value)
+        return datetime.fromisoformat
     if hint is timedelta:
-        return timedelta(seconds=value)
+        return lambda value: timedelta(seconds=value)
     if isinstance(hint, type) and issubclass(hint, Enum):
-        return hint(value)
+        return hint
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        hints = _hints(hint)
-        names = {f.name for f in dataclasses.fields(hint) if f.init}
-        return hint(**{k: _load(hints[k], v) for k, v in value.items() if k in names})
-    return value
+        hints = typing.get_type_hints(hint)
+        fields = {f.name: _loader(hints[f.name]) for f in dataclasses.fields(hint) if f.init}
+
+        def build(value: Any) -> Any:
+            return hint(
+                **{
+                    name: None if item is None else fields[name](item)
+                    for name, item in value.items()
+                    if name in fields
+                }
+            )
+
+        return build
+    return lambda value: value
 
 
 def spec_document(spec: TradeSpec) -> dict[str, Any]:

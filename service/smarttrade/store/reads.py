@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select
@@ -37,11 +38,78 @@ async def get_trade(
     return trade_from_document(data) if data is not None else None
 
 
-async def load_live_trades(connection: AsyncConnection) -> list[SmartTrade]:
-    """Every trade the engine must run: not terminal, of any tenant."""
-    query = _current_snapshot().where(trades.c.state.in_(LIVE_STATES))
-    result = await connection.stream(query.execution_options(yield_per=2000))
-    return [trade_from_document(data) async for data in result.scalars()]
+async def load_trade(connection: AsyncConnection, trade_id: str) -> SmartTrade | None:
+    """One trade, whoever owns it: for the engine, never for a caller."""
+    query = _current_snapshot().where(trades.c.id == trade_id)
+    data = (await connection.execute(query)).scalar_one_or_none()
+    return trade_from_document(data) if data is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeHead:
+    """What the engine keeps of an idle live trade: where it trades and when it wakes."""
+
+    id: str
+    tenant_id: str
+    account_id: str
+    symbol: str
+    wake_below: Decimal | None
+    wake_above: Decimal | None
+    wake_at: datetime | None
+
+
+async def live_trade_heads(connection: AsyncConnection) -> list[TradeHead]:
+    """Every trade the engine must run (not terminal, any tenant), without loading them."""
+    query = select(
+        trades.c.id,
+        trades.c.tenant_id,
+        trades.c.account_id,
+        trades.c.symbol,
+        trades.c.wake_below,
+        trades.c.wake_above,
+        trades.c.wake_at,
+    ).where(trades.c.state.in_(LIVE_STATES))
+    result = await connection.stream(query.execution_options(yield_per=5000))
+    return [TradeHead(*row) async for row in result]
+
+
+async def holdings(
+    connection: AsyncConnection, account_id: str, symbol: str
+) -> list[tuple[str, Decimal]]:
+    """The BUY trades holding coins on an account and symbol: (trade id, units held)."""
+    query = select(trades.c.id, trades.c.units_held).where(
+        trades.c.account_id == account_id,
+        trades.c.symbol == symbol,
+        trades.c.side == "BUY",
+        trades.c.state.in_([TradeState.ACTIVE.value, TradeState.CLOSING.value]),
+        trades.c.units_held > 0,
+    )
+    return [(row.id, row.units_held) for row in await connection.execute(query)]
+
+
+async def believed_open_orders(
+    connection: AsyncConnection, account_id: str, symbol: str
+) -> list[tuple[str, Decimal]]:
+    """The orders the live trades of an account and symbol believe open at the venue, with
+    what they believe filled: (client order id, filled)."""
+    orders, fills = tables.orders, tables.fills
+    filled = (
+        select(fills.c.client_order_id, func.sum(fills.c.amount).label("filled"))
+        .group_by(fills.c.client_order_id)
+        .subquery()
+    )
+    query = (
+        select(orders.c.client_order_id, func.coalesce(filled.c.filled, 0))
+        .join(trades, trades.c.id == orders.c.trade_id)
+        .outerjoin(filled, filled.c.client_order_id == orders.c.client_order_id)
+        .where(
+            trades.c.account_id == account_id,
+            trades.c.symbol == symbol,
+            trades.c.state.in_(LIVE_STATES),
+            orders.c.status == "OPEN",
+        )
+    )
+    return [(row[0], row[1]) for row in await connection.execute(query)]
 
 
 async def tenant_live_trades(connection: AsyncConnection, tenant_id: str) -> list[SmartTrade]:
@@ -134,20 +202,23 @@ async def oldest_sequence(connection: AsyncConnection) -> int:
 
 
 async def pending_intents(
-    connection: AsyncConnection, trade_id: str
-) -> list[PlaceOrder | CancelOrder]:
-    """The trade's intents not yet carried out, oldest first."""
+    connection: AsyncConnection,
+) -> dict[str, list[PlaceOrder | CancelOrder]]:
+    """Every intent not yet carried out, by trade, oldest first."""
     intents = tables.order_intents
     rows = (
         await connection.execute(
-            select(intents.c.kind, intents.c.payload)
-            .where(intents.c.trade_id == trade_id)
-            .order_by(intents.c.created_at)
+            select(intents.c.trade_id, intents.c.kind, intents.c.payload).order_by(
+                intents.c.created_at
+            )
         )
     ).all()
-    return [
-        from_document(PlaceOrder, payload)
-        if kind == "PLACE"
-        else from_document(CancelOrder, payload)
-        for kind, payload in rows
-    ]
+    found: dict[str, list[PlaceOrder | CancelOrder]] = {}
+    for trade_id, kind, payload in rows:
+        intent = (
+            from_document(PlaceOrder, payload)
+            if kind == "PLACE"
+            else from_document(CancelOrder, payload)
+        )
+        found.setdefault(trade_id, []).append(intent)
+    return found

@@ -66,6 +66,12 @@ smart_trades = Table(
     Column("created_at", TIMESTAMP, nullable=False),
     Column("updated_at", TIMESTAMP, nullable=False),
     Column("ended_at", TIMESTAMP),
+    # What the engine needs of an idle trade without loading it (domain.levels, position):
+    # the price band it reacts outside of, when it needs the clock, and the coins it holds.
+    Column("wake_below", Numeric),
+    Column("wake_above", Numeric),
+    Column("wake_at", TIMESTAMP),
+    Column("units_held", Numeric, nullable=False, server_default="0"),
     Index("smart_trades_by_tenant", "tenant_id", "created_at", "id"),
     Index(
         "smart_trades_live",

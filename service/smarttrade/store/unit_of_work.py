@@ -18,8 +18,10 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from smarttrade.domain.levels import wake_levels
 from smarttrade.domain.messages import Decision, Event, Intent, PlaceOrder
 from smarttrade.domain.model import SmartTrade
+from smarttrade.domain.position import position_of
 from smarttrade.store import tables
 from smarttrade.store.codec import market_document, spec_document, to_document, trade_document
 from smarttrade.store.sql import upsert
@@ -146,6 +148,7 @@ class UnitOfWork:
 
 
 def _trade_row(trade: SmartTrade) -> dict[str, object]:
+    levels = wake_levels(trade)
     return {
         "id": trade.id,
         "tenant_id": trade.tenant_id,
@@ -165,6 +168,10 @@ def _trade_row(trade: SmartTrade) -> dict[str, object]:
         "created_at": trade.created_at,
         "updated_at": trade.updated_at,
         "ended_at": trade.ended_at,
+        "wake_below": levels.below,
+        "wake_above": levels.above,
+        "wake_at": levels.at,
+        "units_held": position_of(trade).units_held,
     }
 
 
