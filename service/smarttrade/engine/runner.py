@@ -118,7 +118,7 @@ class TradeRunner:
         async with self.lock:
             now = self._clock()
             if new is not None:
-                await self._record(new, (), expected_version=None, claim=claim)
+                await self._record(new, (), before=None, claim=claim)
                 self._enqueue(new.intents, now)
             for intent in recovered:
                 attempt = (
@@ -212,7 +212,7 @@ class TradeRunner:
         """Persist, surviving a lost connection: nothing is half-written (one transaction)."""
         for attempt in range(STORE_RETRIES):
             try:
-                await self._record(decision, done, self.trade.version, claim)
+                await self._record(decision, done, self.trade, claim)
                 return
             except (DBAPIError, OSError) as error:
                 if attempt == STORE_RETRIES - 1:
@@ -224,14 +224,14 @@ class TradeRunner:
         self,
         decision: Decision | None,
         done: Sequence[IntentKey],
-        expected_version: int | None,
+        before: SmartTrade | None,
         claim: Claim | None = None,
     ) -> None:
         async with self._store.transaction() as unit:
             if claim is not None:
                 await insert_claim(unit.connection, claim, self._clock())
             if decision is not None and decision.persist:
-                await unit.save(decision, expected_version)
+                await unit.save(decision, before)
             for kind, client_order_id in done:
                 await unit.complete_intent(client_order_id, kind)
             await unit.commit()

@@ -9,12 +9,13 @@ it. The events are published to the in-process sink right after the commit, in t
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -27,6 +28,19 @@ from smarttrade.store.codec import market_document, spec_document, to_document, 
 from smarttrade.store.sql import upsert
 
 EVENTS_LOCK = 0x5354_4556  # "STEV": serialises the event tail of commits across replicas
+APPEND_EVENTS = text(
+    """
+    WITH locked AS (SELECT pg_advisory_xact_lock(:lock))
+    INSERT INTO events (tenant_id, trade_id, trade_version, type, at, facts)
+    SELECT e.tenant_id, e.trade_id, e.trade_version, e.type, e.at, e.facts::jsonb
+    FROM locked, unnest(
+        CAST(:tenants AS text[]), CAST(:trades AS text[]), CAST(:versions AS integer[]),
+        CAST(:types AS text[]), CAST(:ats AS timestamptz[]), CAST(:facts AS text[])
+    ) WITH ORDINALITY AS e(tenant_id, trade_id, trade_version, type, at, facts, n)
+    ORDER BY e.n
+    RETURNING sequence
+    """
+)
 
 
 class ConcurrentUpdate(Exception):
@@ -86,24 +100,29 @@ class UnitOfWork:
         finally:
             await connection.close()
 
-    async def save(self, decision: Decision, expected_version: int | None) -> None:
+    async def save(self, decision: Decision, before: SmartTrade | None) -> None:
         """Record a decision: the trade's rows, its snapshot, its intents and (at commit) its
-        events. `expected_version` None means the trade is new."""
+        events. `before` is the trade as stored (its version is checked); None if new. Only
+        what changed since `before` is written: this is the hot path of every trigger."""
         trade = decision.trade
         connection = self.connection
         row = _trade_row(trade)
-        if expected_version is None:
+        if before is None:
             await connection.execute(insert(tables.smart_trades), [row])
         else:
+            for fixed in FIXED_COLUMNS:
+                del row[fixed]
+            if trade.spec == before.spec:
+                del row["spec"]
             result = await connection.execute(
                 update(tables.smart_trades)
                 .where(tables.smart_trades.c.id == trade.id)
-                .where(tables.smart_trades.c.version == expected_version)
+                .where(tables.smart_trades.c.version == before.version)
                 .values(row)
             )
             if result.rowcount != 1:
                 raise ConcurrentUpdate(trade.id)
-        await _upsert_legs(connection, trade)
+        await _upsert_legs(connection, trade, before)
         await connection.execute(
             insert(tables.trade_snapshots),
             [{"trade_id": trade.id, "version": trade.version, "data": trade_document(trade)}],
@@ -128,15 +147,22 @@ class UnitOfWork:
         if not self._events:
             await connection.commit()
             return []
+        rows = [_event_row(trade, event) for trade, event in self._events]
         async with self._store._append_lock:
-            await connection.execute(select(func.pg_advisory_xact_lock(EVENTS_LOCK)))
+            # One round trip: take the events lock and append, in event order.
             result = await connection.execute(
-                insert(tables.events).returning(
-                    tables.events.c.sequence, sort_by_parameter_order=True
-                ),
-                [_event_row(trade, event) for trade, event in self._events],
+                APPEND_EVENTS,
+                {
+                    "lock": EVENTS_LOCK,
+                    "tenants": [row["tenant_id"] for row in rows],
+                    "trades": [row["trade_id"] for row in rows],
+                    "versions": [row["trade_version"] for row in rows],
+                    "types": [row["type"] for row in rows],
+                    "ats": [row["at"] for row in rows],
+                    "facts": [json.dumps(row["facts"]) for row in rows],
+                },
             )
-            sequences = list(result.scalars())
+            sequences = sorted(result.scalars())
             await connection.commit()
             stored = [
                 StoredEvent(sequence, trade.tenant_id, trade, event)
@@ -145,6 +171,19 @@ class UnitOfWork:
             self._events = []
             self._store.sink.publish(stored)
         return stored
+
+
+# Set at creation, never changed by a decision.
+FIXED_COLUMNS = (
+    "id",
+    "tenant_id",
+    "account_id",
+    "exchange",
+    "symbol",
+    "side",
+    "market",
+    "created_at",
+)
 
 
 def _trade_row(trade: SmartTrade) -> dict[str, object]:
@@ -175,11 +214,17 @@ def _trade_row(trade: SmartTrade) -> dict[str, object]:
     }
 
 
-async def _upsert_legs(connection: AsyncConnection, trade: SmartTrade) -> None:
+async def _upsert_legs(
+    connection: AsyncConnection, trade: SmartTrade, before: SmartTrade | None
+) -> None:
+    """The legs, orders and fills that changed since `before` (all of them when new)."""
     leg_rows: list[dict[str, object]] = []
     order_rows: list[dict[str, object]] = []
     fill_rows: list[dict[str, object]] = []
+    unchanged = {leg.id: leg for leg in before.legs} if before is not None else {}
     for position, leg in enumerate(trade.legs):
+        if unchanged.get(leg.id) == leg:
+            continue
         leg_rows.append(
             {
                 "trade_id": trade.id,

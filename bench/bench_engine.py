@@ -1,0 +1,269 @@
+"""Engine benchmark: ticks, triggers, memory and startup with 1k, 10k and 100k live trades.
+
+    .venv/bin/python bench/bench_engine.py [--sizes 1000,10000,100000]
+
+For each size, a fresh database on PostgreSQL at 127.0.0.1:5432 is filled (bulk COPY) with
+that many ACTIVE paper trades on BTC/USDT (coins already held, a stop loss far below the
+price), plus 100 "armed" trades whose stops sit at distinct prices just below it. Then, in
+this process, the real engine (store, paper venue, runners, trigger index) starts on it:
+- memory per live trade: the process's RSS growth while the engine starts, divided by n;
+- cost of a tick that triggers nothing: the mean over 2,000 ticks inside every band;
+- tick-to-order: from handing a tick to the engine to the paper venue receiving the market
+  order of the one armed trade that tick crosses (loading it, deciding, persisting the
+  intent, sending), median and p99 over the 100 armed trades;
+and, as its own process, `smarttrade serve` on the same database: the time from launch to
+health SERVING. Timings are noisy on a shared 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from smarttrade.domain.decide import create  # noqa: E402
+from smarttrade.domain.spec import EntrySpec, EntryType, StopLossSpec, TradeSpec  # noqa: E402
+from smarttrade.domain.values import Side  # noqa: E402
+from smarttrade.engine.engine import Engine  # noqa: E402
+from smarttrade.engine.executor import Executor, RetryPolicy  # noqa: E402
+from smarttrade.engine.venues import Venues, paper_feed  # noqa: E402
+from smarttrade.exchange.paper import PaperExchange, PaperVenue  # noqa: E402
+from smarttrade.exchange.paper_markets import DEFAULT_MARKETS  # noqa: E402
+from smarttrade.store.codec import market_document, spec_document, to_document  # noqa: E402
+from smarttrade.store.codec import trade_document  # noqa: E402
+from smarttrade.store.database import open_database  # noqa: E402
+from smarttrade.store.paper_storage import PostgresPaperStorage  # noqa: E402
+from smarttrade.store.unit_of_work import Store  # noqa: E402
+from smarttrade.domain.levels import wake_levels  # noqa: E402
+from smarttrade.domain.position import position_of  # noqa: E402
+from tests.support.process import free_port, wait_serving  # noqa: E402
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+TENANT, ACCOUNT = "bench", "00000000000000a1"
+BTC = next(m for m in DEFAULT_MARKETS if m.symbol == "BTC/USDT")
+ARMED = 100
+PRICE = Decimal(100)
+
+
+class _Sink:
+    def publish(self, events: object) -> None:
+        return None
+
+
+def held_trade(trade_id: str, stop: Decimal) -> object:
+    spec = TradeSpec(
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        entry=EntrySpec(EntryType.SKIP, units=Decimal("0.1"), average_price=Decimal(100)),
+        stop_loss=StopLossSpec(price=stop),
+    )
+    return create(
+        trade_id=trade_id,
+        tenant_id=TENANT,
+        account_id=ACCOUNT,
+        exchange_id="paper",
+        spec=spec,
+        market=BTC,
+        last_price=PRICE,
+        at=datetime.now(UTC),
+    ).trade
+
+
+async def fill(url: str, n: int) -> None:
+    """n idle trades and the armed ones, written with COPY (creating them through the API
+    would measure the API, not the engine)."""
+    connection = await asyncpg.connect(url)
+    now = datetime.now(UTC)
+    await connection.execute(
+        "INSERT INTO exchange_accounts (id, tenant_id, display_name, exchange, paper_settings,"
+        " created_at) VALUES ($1, $2, 'bench', 'paper', $3, $4)",
+        ACCOUNT,
+        TENANT,
+        '{"maker_fee_rate": "0.001", "taker_fee_rate": "0.001", "slippage_percent": "0",'
+        ' "partial_fills": false}',
+        now,
+    )
+    await connection.execute(
+        "INSERT INTO paper_balances VALUES ($1, $2, 'BTC', 1000000, 0),"
+        " ($1, $2, 'USDT', 1000000, 0)",
+        TENANT,
+        ACCOUNT,
+    )
+    await connection.execute(
+        "INSERT INTO paper_prices VALUES ($1, 'BTC/USDT', $2, $3)", TENANT, PRICE, now
+    )
+    template = held_trade("0" * 16, Decimal(50))
+    armed = [
+        held_trade(f"a{i:015x}", PRICE - Decimal("0.5") - Decimal(i) / 100) for i in range(ARMED)
+    ]
+    trades = [replace(template, id=f"{i:016x}") for i in range(n)] + armed
+    import json
+
+    rows, legs, snapshots = [], [], []
+    for trade in trades:
+        levels = wake_levels(trade)
+        rows.append(
+            (
+                trade.id, TENANT, ACCOUNT, "paper", "BTC/USDT", "BUY", trade.state.value, None,
+                json.dumps(spec_document(trade.spec)), json.dumps(market_document(BTC)), PRICE,
+                PRICE, "", None, trade.version, now, now, None, levels.below, levels.above,
+                levels.at, position_of(trade).units_held,
+            )
+        )
+        for position, leg in enumerate(trade.legs):
+            legs.append(
+                (
+                    trade.id, leg.id, position, leg.kind.value, leg.state.value, leg.step,
+                    leg.amount, leg.price, leg.generation,
+                    json.dumps({"trailing_extreme": to_document(leg.trailing_extreme)}),
+                    "{}", leg.note,
+                )
+            )
+        snapshots.append((trade.id, trade.version, json.dumps(trade_document(trade))))
+    await connection.copy_records_to_table(
+        "smart_trades",
+        records=rows,
+        columns=[
+            "id", "tenant_id", "account_id", "exchange", "symbol", "side", "state",
+            "close_reason", "spec", "market", "reference_price", "last_price", "last_error",
+            "exit_leg_id", "version", "created_at", "updated_at", "ended_at", "wake_below",
+            "wake_above", "wake_at", "units_held",
+        ],
+    )
+    await connection.copy_records_to_table(
+        "legs",
+        records=legs,
+        columns=[
+            "trade_id", "id", "position", "kind", "state", "step", "amount", "price",
+            "generation", "watch", "params", "note",
+        ],
+    )
+    await connection.copy_records_to_table(
+        "trade_snapshots", records=snapshots, columns=["trade_id", "version", "data"]
+    )
+    await connection.close()
+
+
+async def measure(url: str, n: int) -> dict[str, float]:
+    process = psutil.Process()
+    gc.collect()
+    rss_before = process.memory_info().rss
+    database = await open_database(url, Path("/tmp"), pool_size=10)
+    store = Store(database.engine, _Sink())
+    paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(database.engine))
+    await paper.start()
+    engine = Engine(
+        store=store, venues=Venues(paper), executor=Executor(RetryPolicy()), reconcile_interval=3600
+    )
+    await engine.start()
+    gc.collect()
+    per_trade = (process.memory_info().rss - rss_before) / (n + ARMED)
+
+    feed = paper_feed(TENANT)
+    ticks = 2000
+    started = time.perf_counter()
+    for i in range(ticks):
+        await engine.on_price(feed, "BTC/USDT", PRICE + Decimal(i % 7) / 100)
+    idle_tick = (time.perf_counter() - started) / ticks
+
+    received: list[float] = []
+    place = PaperExchange.create_order
+
+    async def timed(self: PaperExchange, request: object) -> object:
+        received.append(time.perf_counter())
+        return await place(self, request)  # type: ignore[arg-type]
+
+    PaperExchange.create_order = timed  # type: ignore[method-assign]
+    latencies = []
+    for i in range(ARMED):
+        price = PRICE - Decimal("0.5") - Decimal(i) / 100
+        await paper.set_price(TENANT, "BTC/USDT", price)
+        before = len(received)
+        started = time.perf_counter()
+        await engine.on_price(feed, "BTC/USDT", price)
+        assert len(received) == before + 1, "one armed trade, one market order"
+        latencies.append((received[-1] - started) * 1000)
+    PaperExchange.create_order = place  # type: ignore[method-assign]
+    await engine.stop()
+    await database.close()
+    ordered = sorted(latencies)
+    return {
+        "bytes_per_trade": per_trade,
+        "idle_tick_us": idle_tick * 1e6,
+        "tick_to_order_p50_ms": statistics.median(ordered),
+        "tick_to_order_p99_ms": ordered[max(0, int(len(ordered) * 0.99) - 1)],
+    }
+
+
+async def time_to_serving(url: str) -> float:
+    address = f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTTRADE_")}
+    env |= {"SMARTTRADE_TOKENS": "bench:t", "SMARTTRADE_LOG_LEVEL": "WARNING"}
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "smarttrade.cli", "serve", "--database-url", url,
+        "--data-dir", f"/tmp/bench-{uuid.uuid4().hex[:6]}", "--listen", address, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    await wait_serving(address, process)
+    elapsed = time.perf_counter() - started
+    process.terminate()
+    await process.wait()
+    return elapsed
+
+
+async def one_size(n: int) -> dict[str, float]:
+    name = f"smarttrade_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    try:
+        database = await open_database(url, Path("/tmp"))  # migrate
+        await database.close()
+        started = time.perf_counter()
+        await fill(url, n)
+        fill_seconds = time.perf_counter() - started
+        serving = await time_to_serving(url)
+        figures = await measure(url, n)
+        return figures | {"serving_s": serving, "fill_s": fill_seconds}
+    finally:
+        admin = await asyncpg.connect(ADMIN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def main(sizes: list[int]) -> None:
+    print(f"{'live trades':>12} {'per trade':>10} {'idle tick':>10} {'tick->order p50':>16}"
+          f" {'p99':>8} {'to SERVING':>11}")
+    for n in sizes:
+        f = await one_size(n)
+        print(
+            f"{n:>12,} {f['bytes_per_trade']:>8.0f} B {f['idle_tick_us']:>7.1f} us"
+            f" {f['tick_to_order_p50_ms']:>13.2f} ms {f['tick_to_order_p99_ms']:>5.2f} ms"
+            f" {f['serving_s']:>9.2f} s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    arguments = parser.parse_args()
+    asyncio.run(main([int(s) for s in arguments.sizes.split(",")]))
