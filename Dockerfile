@@ -7,7 +7,8 @@ RUN useradd --create-home --uid 10001 smarttrade
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY service ./service
-RUN pip install --no-cache-dir .
+COPY clients/python ./clients/python
+RUN pip install --no-cache-dir . ./clients/python
 RUN mkdir /data && chown smarttrade /data
 USER smarttrade
 ENV SMARTTRADE_DATA_DIR=/data \

@@ -9,8 +9,10 @@ echo "== lint and types"
 ruff check .
 ruff format --check .
 mypy
+(cd clients/python && mypy --strict)
 echo "== contract"
 buf lint
+buf breaking --against protos/releases/smarttrade-v1.binpb
 scripts/generate.sh --check
 echo "== tests"
 pytest -q "$@"

@@ -7,9 +7,11 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-from smarttrade import app
-from smarttrade.config import ConfigError, Settings, add_serve_flags, from_environment, with_flags
+# The service is imported only for `serve`: the client's commands start without loading it.
+if TYPE_CHECKING:
+    from smarttrade.config import Settings
 
 
 def _event_loop_runner() -> asyncio.Runner:
@@ -21,6 +23,8 @@ def _event_loop_runner() -> asyncio.Runner:
 
 
 async def serve(settings: Settings) -> None:
+    from smarttrade import app
+
     running = await app.start(settings)
     if running.local_token is not None:
         print(
@@ -39,12 +43,34 @@ async def serve(settings: Settings) -> None:
     await app.stop(running, settings.shutdown_grace)
 
 
+def client_command(argv: list[str]) -> int:
+    """Every subcommand but `serve` (accounts, trades, paper, watch) is the client package's
+    CLI, `smarttrade_client.cli`, which also prints `smarttrade --help`."""
+    try:
+        from smarttrade_client.cli import main as client_main
+    except ModuleNotFoundError as error:
+        if error.name != "smarttrade_client":
+            raise
+        print(
+            "smarttrade: only `serve` is available here; the other commands need the client "
+            "package (pip install -e clients/python)",
+            file=sys.stderr,
+        )
+        return 2
+    return client_main(argv, prog="smarttrade", serve_help="run the gRPC service")
+
+
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] != ["serve"]:
+        return client_command(arguments)
+    from smarttrade.config import ConfigError, add_serve_flags, from_environment, with_flags
+
     parser = argparse.ArgumentParser(prog="smarttrade", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the gRPC service")
     add_serve_flags(serve_parser)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         settings = with_flags(from_environment(), args)
     except ConfigError as error:

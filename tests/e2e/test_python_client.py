@@ -4,12 +4,18 @@ end to end, typed errors, safe retries, and a watch that survives the server end
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from smarttrade_client import (
     AsyncSmartTradeClient,
@@ -30,7 +36,7 @@ from smarttrade_client import (
     Unauthenticated,
     WatchItem,
 )
-from tests.support.service import Service
+from tests.support.service import Service, running_service
 
 BTC = "BTC/USDT"
 FAST_RETRY = RetryPolicy(attempts=6, initial_backoff=0.05, max_backoff=0.2)
@@ -184,6 +190,50 @@ async def test_a_call_without_a_valid_token_is_unauthenticated(service: Service)
     async with AsyncSmartTradeClient(service.address, "not-a-token") as client:
         with pytest.raises(Unauthenticated):
             await client.get_trade("smartTrades/00ff")
+
+
+def self_signed_localhost(directory: Path) -> tuple[Path, Path, bytes]:
+    """A certificate for `localhost` and its key (files), and the certificate in PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    cert, private = directory / "cert.pem", directory / "key.pem"
+    cert.write_bytes(pem)
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, private, pem
+
+
+async def test_the_client_speaks_tls_to_a_service_with_a_certificate(
+    database_url: str, tmp_path: Path
+) -> None:
+    cert, key, pem = self_signed_localhost(tmp_path)
+    async with (
+        running_service(
+            database_url, tmp_path, tls_cert=cert, tls_key=key, insecure_client=False
+        ) as service,
+        AsyncSmartTradeClient(service.address, "token-a", root_certificates=pem) as client,
+    ):
+        accounts = [account async for account in client.list_accounts()]
+
+    assert accounts == []
 
 
 class LosesTheFirstAnswer(grpc.aio.UnaryUnaryClientInterceptor):

@@ -1,0 +1,332 @@
+"""The `smarttrade` command line as scripts use it: a subprocess against `smarttrade serve`,
+reading `--json` answers and exit codes.
+
+One server for the module (the local token, an embedded store); each test trades on its own
+account and symbol, so the tests do not see each other's trades.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.process import ServerProcess, free_port, serve_process
+
+SMARTTRADE = str(Path(sys.executable).parent / "smarttrade")
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        assert self.code == 0, self.stderr
+        return json.loads(self.stdout)
+
+
+@dataclass(frozen=True)
+class Cli:
+    """Runs `smarttrade ...` with SMARTTRADE_SERVER and SMARTTRADE_DATA_DIR pointing at the
+    test's server (so the token comes from its local token file, as for a user)."""
+
+    env: dict[str, str]
+
+    async def __call__(self, *arguments: str) -> Result:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [SMARTTRADE, *arguments],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    async def json(self, *arguments: str) -> Any:
+        return (await self(*arguments, "--json")).json()
+
+
+@pytest.fixture(scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+    async with serve_process(tmp_path_factory.mktemp("cli") / "data") as running:
+        yield running
+
+
+@pytest.fixture
+def cli(server: ServerProcess) -> Cli:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTTRADE_")}
+    env.update(SMARTTRADE_SERVER=server.address, SMARTTRADE_DATA_DIR=str(server.data_dir))
+    return Cli(env)
+
+
+async def paper_account(cli: Cli, usdt: str = "10000") -> str:
+    account = await cli.json(
+        "accounts", "create", "--exchange", "paper", "--balance", f"USDT={usdt}"
+    )
+    return str(account["name"])
+
+
+async def test_accounts_are_created_listed_read_and_deleted(cli: Cli) -> None:
+    created = await cli.json(
+        "accounts", "create", "--name", "cli", "--balance", "USDT=500", "--maker-fee", "0.002"
+    )
+    name = created["name"]
+
+    listed = await cli.json("accounts", "list")
+    got = await cli.json("accounts", "get", name)
+    balances = await cli.json("paper", "balances", name)
+    quiet = await cli("accounts", "list", "-q")
+    deleted = await cli.json("accounts", "delete", name)
+    missing = await cli("accounts", "get", name)
+
+    assert created["exchange"] == "paper"
+    assert created["paper_settings"]["maker_fee_rate"] == "0.002"
+    assert name in [account["name"] for account in listed]
+    assert got["display_name"] == "cli"
+    assert balances["USDT"]["total"] == "500"
+    assert name in quiet.stdout.split()
+    assert deleted == {"name": name, "deleted": True}
+    assert missing.code == 4
+
+
+async def test_a_trade_from_flags_runs_to_closed_at_its_take_profit(cli: Cli) -> None:
+    account = await paper_account(cli)
+    assert (await cli.json("paper", "price", "ETH/USDT", "100")) == {
+        "symbol": "ETH/USDT",
+        "price": "100",
+    }
+
+    created = await cli.json(
+        "trades", "create", "--account", account, "--symbol", "ETH/USDT", "--side", "buy",
+        "--units", "1", "--tp", "110", "--sl", "90",
+    )  # fmt: skip
+    await cli("paper", "price", "ETH/USDT", "111")
+    closed = await cli.json("trades", "get", created["name"])
+    listed = await cli.json("trades", "list", "--account", account)
+    names = await cli("trades", "list", "--account", account, "-q")
+
+    assert created["state"] == "ACTIVE"
+    assert created["position"]["units_held"] == "0.999"
+    assert created["take_profit"][0]["price"] == "110"
+    assert created["stop_loss"]["price"] == "90"
+    assert closed["state"] == "CLOSED"
+    assert closed["close_reason"] == "TAKE_PROFIT"
+    assert closed["position"]["realized_pnl"] == "9.78011"
+    assert [trade["name"] for trade in listed] == [created["name"]]
+    assert names.stdout.split() == [created["name"]]
+
+
+SETTINGS_YAML = """\
+symbol: SOL/USDT
+side: buy
+entry: {type: limit, units: "2", limit_price: 95}
+take_profit:
+  - {price: "110", volume_percent: 50}
+  - {percent: 20, volume_percent: "50", trailing_percent: "1"}
+stop_loss: {percent: 3, move_to_breakeven: true, timeout: 30}
+note: from a file
+"""
+
+
+async def test_a_trade_file_in_yaml_or_json_means_the_same_as_the_flags(
+    cli: Cli, tmp_path: Path
+) -> None:
+    account = await paper_account(cli)
+    await cli("paper", "price", "SOL/USDT", "100")
+    yaml_file = tmp_path / "trade.yaml"
+    yaml_file.write_text(SETTINGS_YAML)
+    json_file = tmp_path / "trade.json"
+    json_file.write_text(
+        json.dumps(
+            {
+                "account": account,
+                "symbol": "SOL/USDT",
+                "side": "BUY",
+                "entry": {"units": "2", "limit_price": "95"},
+                "take_profit": [
+                    {"price": "110", "volume_percent": "50"},
+                    {"percent": "20", "volume_percent": "50", "trailing_percent": "1"},
+                ],
+                "stop_loss": {"percent": "3", "move_to_breakeven": True, "timeout": 30},
+                "note": "from a file",
+            }
+        )
+    )
+
+    from_yaml = await cli.json("trades", "create", "--file", str(yaml_file), "--account", account)
+    from_json = await cli.json("trades", "create", "--file", str(json_file))
+    from_flags = await cli.json(
+        "trades", "create", "--account", account, "--symbol", "SOL/USDT", "--side", "buy",
+        "--units", "2", "--limit-price", "95", "--tp", "110:50", "--tp", "20%:50",
+        "--tp-trailing", "1", "--sl", "3%", "--breakeven", "--sl-timeout", "30",
+        "--note", "from a file",
+    )  # fmt: skip
+
+    def settings(trade: dict[str, Any]) -> tuple[Any, ...]:
+        return (trade["entry"], trade["take_profit"], trade["stop_loss"], trade["note"])
+
+    assert from_yaml["state"] == "PENDING"
+    assert from_yaml["entry"]["type"] == "LIMIT"
+    assert from_yaml["stop_loss"]["timeout"] == "30s"
+    assert settings(from_yaml) == settings(from_json) == settings(from_flags)
+
+
+async def test_the_trade_menu_commands_act_on_a_live_trade(cli: Cli) -> None:
+    account = await paper_account(cli, usdt="100000")
+    await cli("paper", "price", "BNB/USDT", "100")
+    trade = await cli.json(
+        "trades", "create", "--account", account, "--symbol", "BNB/USDT", "--side", "buy",
+        "--units", "1", "--limit-price", "90", "--tp", "120",
+    )  # fmt: skip
+    name = trade["name"]
+
+    edited = await cli.json("trades", "edit", name, "--limit-price", "91", "--sl", "80")
+    opened = await cli.json("trades", "open-now", name, "--etag", edited["etag"])
+    added = await cli.json("trades", "add-funds", name, "--units", "1")
+    reduced = await cli.json("trades", "reduce-funds", name, "--percent", "50")
+    refreshed = await cli.json("trades", "refresh", name)
+    shared = await cli.json("trades", "share", name, "--ttl", "1h")
+    resolved = await cli.json("trades", "resolve-share", shared["token"])
+    revoked = await cli.json("trades", "revoke-share", shared["name"])
+    gone = await cli("trades", "resolve-share", shared["token"])
+    closed = await cli.json("trades", "close", name)
+    other = await cli.json(
+        "trades", "create", "--account", account, "--symbol", "BNB/USDT", "--side", "buy",
+        "--total", "50", "--limit-price", "50",
+    )  # fmt: skip
+    cancelled = await cli.json("trades", "cancel", other["name"])
+
+    assert edited["entry"]["limit_price"] == "91"
+    assert edited["stop_loss"]["price"] == "80"
+    assert opened["state"] == "ACTIVE"
+    assert [leg["id"] for leg in added["legs"]][-1] == "add1"
+    assert "reduce1" in [leg["id"] for leg in reduced["legs"]]
+    assert refreshed["name"] == name
+    assert shared["token"]
+    assert resolved["settings"]["symbol"] == "BNB/USDT"
+    assert revoked == {"name": shared["name"], "revoked": True}
+    assert gone.code == 4
+    assert closed["state"] in ("CLOSING", "CLOSED")
+    assert cancelled["state"] == "CANCELLED"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "says"),
+    [
+        (["trades", "create", "--symbol", "BTC/USDT"], 2, "needs --account"),
+        (["trades", "teleport"], 2, "invalid choice"),
+        (["trades", "get", "not-hex!"], 3, "name: must be a resource name"),
+        (["trades", "get", "smartTrades/00ff"], 4, "not found"),
+        (["trades", "cancel", "smartTrades/00ff", "--etag", "nonsense"], 3, "etag"),
+        (["--token", "wrong", "trades", "list"], 7, "unauthenticated"),
+    ],
+    ids=["usage", "unknown command", "invalid", "not found", "bad etag", "bad token"],
+)
+async def test_a_failure_exits_with_its_code_and_a_readable_message(
+    cli: Cli, arguments: list[str], code: int, says: str
+) -> None:
+    result = await cli(*arguments)
+
+    assert result.code == code
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+async def test_refused_actions_and_stale_etags_have_their_own_exit_codes(cli: Cli) -> None:
+    account = await paper_account(cli)
+    await cli("paper", "price", "LTC/USDT", "100")
+    trade = await cli.json(
+        "trades", "create", "--account", account, "--symbol", "LTC/USDT", "--side", "buy",
+        "--units", "1", "--tp", "120",
+    )  # fmt: skip
+
+    refused = await cli("trades", "open-now", trade["name"], "--json")
+    stale = await cli("trades", "close", trade["name"], "--etag", "v0")
+
+    assert refused.code == 5
+    assert json.loads(refused.stderr)["error"] == {
+        "code": "FAILED_PRECONDITION",
+        "reason": "ACTION_NOT_ALLOWED",
+        "message": "OPEN_NOW is not allowed while the trade is ACTIVE",
+        "metadata": {"state": "ACTIVE", "action": "OPEN_NOW"},
+        "field_violations": {},
+    }
+    assert stale.code == 8
+    assert "aborted (ETAG_MISMATCH)" in stale.stderr
+
+
+async def test_an_unreachable_server_is_unavailable_after_the_retries(cli: Cli) -> None:
+    result = await cli("--server", f"127.0.0.1:{free_port()}", "--timeout", "2", "accounts", "list")
+
+    assert result.code == 6
+    assert "is the service running at 127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_watch_streams_json_lines_until_the_trade_is_done(cli: Cli) -> None:
+    account = await paper_account(cli)
+    await cli("paper", "price", "XRP/USDT", "1")
+    trade = await cli.json(
+        "trades", "create", "--account", account, "--symbol", "XRP/USDT", "--side", "buy",
+        "--units", "100", "--tp", "1.2",
+    )  # fmt: skip
+    watcher = await asyncio.create_subprocess_exec(
+        SMARTTRADE, "watch", trade["name"], "--until-done", "--json",
+        env=cli.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert watcher.stdout is not None
+    first = json.loads(await asyncio.wait_for(watcher.stdout.readline(), timeout=30))
+
+    await cli("paper", "price", "XRP/USDT", "1.3")
+    rest, errors = await asyncio.wait_for(watcher.communicate(), timeout=30)
+
+    lines = [json.loads(line) for line in rest.decode().splitlines()]
+    events = [line["event"] for line in lines if "event" in line]
+    assert watcher.returncode == 0, errors.decode()
+    assert first["snapshot"]["state"] == "ACTIVE"
+    assert lines[0] == {"snapshot_end": {"sequence": lines[0]["snapshot_end"]["sequence"]}}
+    assert events[-1]["type"] == "STATE_CHANGED"
+    assert events[-1]["state"] == "CLOSED"
+    sequences = [event["sequence"] for event in events]
+    assert sequences == sorted(set(sequences))
+
+
+async def test_watch_prints_plain_lines_when_not_on_a_terminal(cli: Cli) -> None:
+    account = await paper_account(cli)
+    await cli("paper", "price", "ADA/USDT", "1")
+    trade = await cli.json(
+        "trades", "create", "--account", account, "--symbol", "ADA/USDT", "--side", "buy",
+        "--units", "100", "--tp", "1.2",
+    )  # fmt: skip
+    await cli("trades", "close", trade["name"])
+
+    result = await cli("watch", trade["name"], "--until-done")
+
+    assert result.code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"snapshot {trade['name']} ADA/USDT BUY CLOSED (CLOSED_AT_MARKET) held 0"
+    ]
+
+
+async def test_serve_stays_the_services_command_and_help_lists_both(cli: Cli) -> None:
+    serve_help = await cli("serve", "--help")
+    top_help = await cli("--help")
+
+    assert serve_help.code == 0
+    assert "--database-url" in serve_help.stdout
+    assert top_help.code == 0
+    for command in ("serve", "accounts", "trades", "paper", "watch", "exit codes"):
+        assert command in top_help.stdout
