@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 SANDBOX_SERVICE = "/smarttrade.v1.PaperMarketService/"
@@ -121,15 +124,31 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         async def check(context: grpc.aio.ServicerContext[Any, Any]) -> None:
             found = self._authenticator.resolve(context.invocation_metadata())
             if found is None:
-                await context.abort(
-                    grpc.StatusCode.UNAUTHENTICATED,
+                await _refuse(
+                    context,
+                    code_pb2.UNAUTHENTICATED,
+                    "UNAUTHENTICATED",
                     "a valid bearer token is required in the authorization metadata",
                 )
             assert found is not None
             if scope not in found.scopes:
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED, f"the token lacks the {scope!r} scope"
+                await _refuse(
+                    context,
+                    code_pb2.PERMISSION_DENIED,
+                    "SCOPE_MISSING",
+                    f"the token lacks the {scope!r} scope",
                 )
             _principal.set(found)
 
         return check
+
+
+async def _refuse(
+    context: grpc.aio.ServicerContext[Any, Any], code: int, reason: str, message: str
+) -> None:
+    """Refusals carry an ErrorInfo like every other error of the service."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain="smarttrade.v1")
+    packed = any_pb2.Any()
+    packed.Pack(info)
+    status = status_pb2.Status(code=code, message=message, details=[packed])
+    await context.abort_with_status(rpc_status.to_status(status))

@@ -20,7 +20,7 @@ from smarttrade.domain.menu import available_actions, editable_fields
 from smarttrade.domain.model import Leg, Order, SmartTrade
 from smarttrade.domain.position import position_of
 from smarttrade.domain.prices import stop_trigger, take_profit_target
-from smarttrade.domain.spec import EntrySpec, LeverageSpec, StopLossSpec, TradeSpec
+from smarttrade.domain.spec import EntrySpec, EntryType, LeverageSpec, StopLossSpec, TradeSpec
 from smarttrade.engine.runner import etag_of
 from smarttrade.engine.shares import SharedTrade
 from smarttrade.engine.watch import Heartbeat, SnapshotEnd, SnapshotTrade, StreamItem
@@ -67,7 +67,12 @@ def entry(spec: EntrySpec) -> pb.Entry:
         type=number(pb.EntryType, "ENTRY_TYPE", spec.type),
         limit_price=text(spec.limit_price),
         trigger_price=text(spec.trigger_price),
-        order_type=number(pb.OrderType, "ORDER_TYPE", spec.order_type),
+        # The order a CONDITIONAL entry places once triggered; other entries have none.
+        order_type=number(
+            pb.OrderType,
+            "ORDER_TYPE",
+            spec.order_type if spec.type is EntryType.CONDITIONAL else None,
+        ),
         trailing_percent=text(spec.trailing_percent),
         average_price=text(spec.average_price),
     )
@@ -161,7 +166,7 @@ def leg(value: Leg) -> pb.Leg:
         kind=number(pb.LegKind, "LEG_KIND", value.kind),
         state=number(pb.LegState, "LEG_STATE", value.state),
         price=text(value.price),
-        amount=text(value.amount),
+        amount=text(value.amount) if value.amount else "",  # unknown until the leg is sized
         filled=text(value.filled),
         orders=[order(item) for item in value.orders],
         trailing_extreme=text(value.trailing_extreme),

@@ -1273,7 +1273,11 @@ class SmartTradeEvent(_message.Message):
 
     @_builtins.property
     def smart_trade(self) -> Global___SmartTrade:
-        """The whole trade as it was right after this event was recorded."""
+        """The whole trade as it was right after the decision that recorded this event. One
+        decision (a tick, a fill, an action) may record several events; they share this
+        snapshot, so an ORDER_FILLED event may already show the state its STATE_CHANGED event
+        (later in the same decision) announces.
+        """
 
     def __init__(
         self,
