@@ -25,6 +25,7 @@ from smarttrade.domain.messages import (
 )
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.spec import TradeSpec
+from smarttrade.domain.values import OrderStatus
 from smarttrade.exchange.paper_book import PaperBook, PaperSettings
 from smarttrade.exchange.port import OrderNotFound, OrderRejected, OrderReport, OrderRequest
 
@@ -39,6 +40,7 @@ BTC = Market(
 )
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ACCOUNT = "acct-1"
+RUNS: list[Run] = []  # every run started, for checks that hold in every test (conftest)
 
 
 def d(value: str | int) -> Decimal:
@@ -55,6 +57,14 @@ def reported(report: OrderReport, at: datetime) -> OrderReported:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A PlaceOrder intent and the trade's last price when the core decided it."""
+
+    intent: PlaceOrder
+    last_price: Decimal | None
+
+
 @dataclass
 class Run:
     """One trade on a paper book. `now` advances with `tick` and `wait`."""
@@ -64,6 +74,7 @@ class Run:
     now: datetime
     events: list[Event] = field(default_factory=list)
     intents: list[Intent] = field(default_factory=list)
+    placements: list[Placement] = field(default_factory=list)
 
     @classmethod
     def start(
@@ -91,6 +102,7 @@ class Run:
             at=T0,
         )
         run = cls(book=book, trade=decision.trade, now=T0)
+        RUNS.append(run)
         run._carry(decision, auto)
         return run
 
@@ -114,21 +126,32 @@ class Run:
         self.now += timedelta(seconds=seconds)
         self.feed(TimeElapsed(self.now))
 
+    def execute(self, intent: Intent, auto: bool = True) -> Decision:
+        """Carry out one intent left pending by `feed(..., auto=False)` and feed the answer."""
+        return self.feed(self.answer(intent), auto)
+
     def _carry(self, decision: Decision, auto: bool) -> None:
-        self.trade = decision.trade
-        self.events.extend(decision.events)
-        self.intents.extend(decision.intents)
+        self._record(decision)
         if not auto:
             return
         queue = deque(decision.intents)
         while queue:
-            follow = decide(self.trade, self._execute(queue.popleft()))
-            self.trade = follow.trade
-            self.events.extend(follow.events)
-            self.intents.extend(follow.intents)
+            follow = decide(self.trade, self.answer(queue.popleft()))
+            self._record(follow)
             queue.extend(follow.intents)
 
-    def _execute(self, intent: Intent) -> Input:
+    def _record(self, decision: Decision) -> None:
+        self.trade = decision.trade
+        self.events.extend(decision.events)
+        self.intents.extend(decision.intents)
+        self.placements.extend(
+            Placement(intent, decision.trade.last_price)
+            for intent in decision.intents
+            if isinstance(intent, PlaceOrder)
+        )
+
+    def answer(self, intent: Intent) -> Input:
+        """Carry out an intent at the venue; its answer, not yet fed to the trade."""
         if isinstance(intent, PlaceOrder):
             request = OrderRequest(
                 client_order_id=intent.client_order_id,
@@ -142,7 +165,7 @@ class Run:
                 return reported(self.book.place(ACCOUNT, request, self.now), self.now)
             except OrderRejected as error:
                 return OrderReported(
-                    intent.client_order_id, OrderStatusRejected, self.now, error=str(error)
+                    intent.client_order_id, OrderStatus.REJECTED, self.now, error=str(error)
                 )
         assert isinstance(intent, CancelOrder)
         try:
@@ -159,7 +182,5 @@ class Run:
         balance = self.book.balances(ACCOUNT).get(currency)
         return balance.total if balance else Decimal(0)
 
-
-from smarttrade.domain.values import OrderStatus  # noqa: E402
-
-OrderStatusRejected = OrderStatus.REJECTED
+    def placed(self) -> list[PlaceOrder]:
+        return [placement.intent for placement in self.placements]

@@ -65,6 +65,11 @@ class Changes:
         """Record a new order on `leg` and the intent to send it, under a client order id
         that is unique for the trade's lifetime: `{trade}-{leg}-{generation}`."""
         trade = self.trade
+        # Every rule passes sizes and prices already on the grid (so that comparing a live
+        # order with the plan is exact); rounding again here only guards the venue.
+        amount = trade.market.round_amount(amount)
+        if price is not None:
+            price = trade.market.round_price(price)
         side = trade.spec.side if leg.kind.is_entry_side else trade.spec.side.opposite
         reduce_only = (
             not leg.kind.is_entry_side and trade.spec.leverage.market_type is not MarketType.SPOT

@@ -3,6 +3,16 @@
 Each machine is one literal table `{(state, trigger): next_state}`; `transition` is the only
 function that applies it, and a pair missing from the table raises `InvalidTransition`, so a
 refused transition changes nothing. Odd edges carry a one-line comment saying why they exist.
+Every edge is used: the property test of the core reaches each one, and an edge no rule takes
+is removed rather than kept "just in case".
+
+Rules decided here where the spec is silent:
+- A leg's state says what the service did with it, an order's status what the venue did.
+  A leg abandoned (CANCELLED) stays so when an order of it turns out filled after all (a
+  cancel that raced a fill): the order keeps the venue's FILLED status and its fills count
+  in the position, as any part filled before the cancel does.
+- PARTIALLY_FILLED is entered once, by the first fill; later fills change the leg's filled
+  amount, not its state, until it is FILLED.
 """
 
 from __future__ import annotations
@@ -84,7 +94,14 @@ LEG_TRANSITIONS: dict[tuple[LegState, LegTrigger], LegState] = {
     (LegState.IDLE, LegTrigger.CANCEL): LegState.CANCELLED,
     # Skip entry: the coins are already held, nothing is sent.
     (LegState.IDLE, LegTrigger.FILL): LegState.FILLED,
+    # The service itself refused the leg before sending anything: when it became due, its
+    # size was below the market's minimum at the price of the moment.
+    (LegState.IDLE, LegTrigger.REJECT): LegState.FAILED,
     (LegState.WAITING, LegTrigger.PLACE): LegState.ORDER_PLACED,
+    (LegState.WAITING, LegTrigger.REJECT): LegState.FAILED,
+    # An edit re-armed the entry, but the order it replaced had filled before its cancel:
+    # once due, what was bought already covers the entry.
+    (LegState.WAITING, LegTrigger.FILL): LegState.FILLED,
     # An edit removed the stop loss (or the trailing) the leg was watching.
     (LegState.WAITING, LegTrigger.DISARM): LegState.IDLE,
     (LegState.WAITING, LegTrigger.CANCEL): LegState.CANCELLED,
@@ -97,13 +114,10 @@ LEG_TRANSITIONS: dict[tuple[LegState, LegTrigger], LegState] = {
     (LegState.ORDER_PLACED, LegTrigger.CANCEL): LegState.CANCELLED,
     (LegState.ORDER_PLACED, LegTrigger.REJECT): LegState.FAILED,
     (LegState.PARTIALLY_FILLED, LegTrigger.PLACE): LegState.PARTIALLY_FILLED,
-    (LegState.PARTIALLY_FILLED, LegTrigger.PARTIAL_FILL): LegState.PARTIALLY_FILLED,
     (LegState.PARTIALLY_FILLED, LegTrigger.FILL): LegState.FILLED,
     # Abandoned after a part was executed; the part counts in the position.
     (LegState.PARTIALLY_FILLED, LegTrigger.CANCEL): LegState.CANCELLED,
     (LegState.PARTIALLY_FILLED, LegTrigger.REJECT): LegState.FAILED,
-    # Real world possibility: the cancel raced a fill, which the venue reports afterwards.
-    (LegState.CANCELLED, LegTrigger.FILL): LegState.FILLED,
 }
 
 S = TypeVar("S", bound=Enum)

@@ -49,7 +49,13 @@ def available_actions(trade: SmartTrade) -> list[Action]:
 
 
 def editable_fields(trade: SmartTrade) -> list[str]:
-    return list(EDITABLE.get(trade.state, ()))
+    """The update-mask roots an edit may change now. The entry only while PENDING and while
+    the entry itself has not ended (it may have been cancelled on the exchange while an Add
+    Funds order keeps the trade PENDING): an ended entry is not restarted by an edit."""
+    fields = EDITABLE.get(trade.state, ())
+    if trade.entry_leg.state.is_done:
+        fields = tuple(field for field in fields if field != "entry")
+    return list(fields)
 
 
 def require(trade: SmartTrade, action: Action) -> None:

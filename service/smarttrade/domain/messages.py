@@ -103,6 +103,14 @@ class OpenNow:
 
 
 @dataclass(frozen=True, slots=True)
+class Share:
+    """Make a link with the trade's settings (see `share.shared_settings`); the trade itself
+    does not change."""
+
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AddFunds:
     """Another entry order; exactly one of `units` or `total`."""
 
@@ -139,6 +147,7 @@ Input = (
     | ErrorRecorded
     | PositionGone
     | Refresh
+    | Share
     | Cancel
     | CloseAtMarket
     | OpenNow
@@ -149,6 +158,7 @@ Input = (
 
 ACTION_OF: dict[type, Action] = {
     Refresh: Action.REFRESH,
+    Share: Action.SHARE,
     Cancel: Action.CANCEL,
     CloseAtMarket: Action.CLOSE_AT_MARKET,
     OpenNow: Action.OPEN_NOW,

@@ -3,18 +3,33 @@
 Each rule compares what should be working on the venue with the orders the trade records,
 and emits only the difference: an order is placed where none is live, cancelled where a live
 one no longer fits, and nothing is done while a cancel is still in flight (its outcome may
-be a fill). Because the comparison is against recorded orders, running it twice emits
-nothing the second time: no intent ever concerns an order that already exists.
+be a fill). The rules run until they ask for nothing more (one rule's effect, a step done,
+may be another's cause), so applying the same input again emits nothing: no intent ever
+concerns an order that already exists.
 
 Rules that the spec leaves open, decided here:
 - Take-profit orders follow the position as it fills: a step is topped up by an extra order
   when its allocation grows by a tradable amount, and replaced when its target moves or its
   allocation shrinks (see `take_profit`).
+- The exit orders working never ask for more than is held: a top-up waits while another
+  exit order's cancel is in flight (it may still fill), so the coins are never sold twice.
+- A step with nothing tradable to do waits while an entry-side leg is not done (a working
+  or partly filled order, a condition not yet met): more may come in.
+- The venue's final refusal of a take-profit order stops the step: nothing more is sent for
+  it (never the same refused order again on every tick), a part already working keeps
+  working, then the step is FAILED and the trade says why in `last_error`. Its unsold share
+  goes to the last open step. The trade closes as TAKE_PROFIT only when every step is done
+  and nothing tradable is held; otherwise it stays ACTIVE (the stop keeps watching).
+- A sized leg (entry, Add Funds, Reduce Funds) whose fills reach its size is FILLED, and a
+  replacement order still working is cancelled (the order it replaced turned out filled).
 - A market exit (stop loss, close at market, trailing take profit) first cancels every other
   live order of the trade and waits for the venue to confirm, so that late fills are counted
   and the exit sells exactly what is left, rounded down to the lot.
-- Reduce Funds likewise frees the take-profit orders first (they lock the coins), sells, and
-  lets the take-profit plan re-place the smaller remainder.
+- Reduce Funds likewise frees every take-profit order first (also one an edit removed),
+  waits for any other exit order, sells, and lets the take-profit plan re-place the smaller
+  remainder.
+- Order prices from the settings go out on the market's tick (a limit entry, a stop's limit
+  price, an absolute target), so that comparing a live order with the plan is exact.
 """
 
 from __future__ import annotations
@@ -32,8 +47,21 @@ from smarttrade.domain.take_profit import plan_steps
 from smarttrade.domain.validation import entry_units
 from smarttrade.domain.values import OrderStatus, OrderType
 
+MAX_PASSES = 8
+
 
 def converge(changes: Changes) -> None:
+    """Apply the rules until they ask for nothing more: one rule's effect (a leg done, an
+    order cancelled) may be another's cause, and a decision must leave nothing for the same
+    input to do a second time."""
+    for _ in range(MAX_PASSES):
+        seen = (len(changes.events), len(changes.intents))
+        _converge_once(changes)
+        if (len(changes.events), len(changes.intents)) == seen:
+            return
+
+
+def _converge_once(changes: Changes) -> None:
     trade = changes.trade
     if trade.state.is_terminal:
         return
@@ -71,6 +99,11 @@ def _open_position(changes: Changes) -> None:
             changes.move_leg(leg, LegTrigger.ARM)
 
 
+def _on_tick(trade: SmartTrade, price: Decimal | None) -> Decimal | None:
+    """A price from the settings, on the market's tick, as every order price must be."""
+    return trade.market.round_price(price) if price is not None else None
+
+
 def _last_order(leg: Leg) -> Order | None:
     return leg.orders[-1] if leg.orders else None
 
@@ -85,6 +118,9 @@ def _progress_sized_legs(changes: Changes) -> None:
             continue
         filled = leg.filled
         if leg.amount is not None and filled >= leg.amount:
+            # A replacement may still be working when the order it replaced turns out filled
+            # after all (a cancel that raced a fill): the leg is complete, so it goes.
+            changes.cancel_live_orders(leg)
             changes.move_leg(leg, LegTrigger.FILL)
             continue
         if filled and leg.state is LegState.ORDER_PLACED:
@@ -119,10 +155,11 @@ def _leg_ended_on_venue(changes: Changes, leg: Leg, order: Order) -> None:
         changes.move_leg(leg, LegTrigger.FILL, note=f"{why}; kept the part filled")
         return
     changes.move_leg(leg, LegTrigger.CANCEL, note=why)
+    # The trade ends only once nothing can buy any more: an Add Funds order may still be
+    # working when the entry's is cancelled by hand, or the other way round.
     nothing_bought = position_of(trade).units_bought == 0
-    entry_over = not any(other.live_orders for other in trade.legs if other.kind.is_entry_side)
-    pending = trade.state is TradeState.PENDING
-    if leg.kind is LegKind.ENTRY and pending and nothing_bought and entry_over:
+    entry_over = all(other.state.is_done for other in trade.legs if other.kind.is_entry_side)
+    if trade.state is TradeState.PENDING and nothing_bought and entry_over:
         changes.set_error(why)
         changes.move_trade(TradeTrigger.ENTRY_ENDED)
         _cancel_remaining_legs(changes)
@@ -136,7 +173,7 @@ def _plan_entry(changes: Changes) -> None:
         return
     as_limit = spec.executes_as_limit and not spec.is_trailing and not leg.open_now
     order_type = OrderType.LIMIT if as_limit else OrderType.MARKET
-    price = spec.limit_price if as_limit else None
+    price = _on_tick(trade, spec.limit_price) if as_limit else None
     reference = price or trade.last_price
     if leg.amount is None and reference is not None:
         leg.amount = entry_units(spec, trade.market, reference)
@@ -197,9 +234,14 @@ def _plan_reduce(changes: Changes, position: Position) -> None:
     leg = _reduce_due(trade)
     assert leg is not None
     assert leg.amount is not None
+    # Every take-profit order goes first, also one an edit removed whose cancel is still in
+    # flight: until the venue answers, it may fill, and the coins must not be sold twice.
     busy = False
-    for step in trade.take_profit_legs:
-        busy = changes.cancel_live_orders(step) or busy
+    for other in trade.legs:
+        if other.kind is LegKind.TAKE_PROFIT:
+            busy = changes.cancel_live_orders(other) or busy
+        elif other is not leg and not other.kind.is_entry_side and other.live_orders:
+            busy = True
     if busy or leg.live_orders:
         return
     price = trade.last_price or position.average_entry_price or ZERO
@@ -211,28 +253,36 @@ def _plan_reduce(changes: Changes, position: Position) -> None:
 
 def _plan_take_profit(changes: Changes, position: Position) -> None:
     trade = changes.trade
+    market = trade.market
     plans = plan_steps(trade, position)
-    entry_settled = not any(
-        leg.live_orders or (leg.kind is LegKind.ENTRY and leg.released and not leg.state.is_done)
-        for leg in trade.legs
-        if leg.kind.is_entry_side
+    # More may still come in while an entry-side leg is not done (a working or partly
+    # filled order, a condition not yet met): a step with nothing tradable waits for it.
+    entry_settled = all(leg.state.is_done for leg in trade.legs if leg.kind.is_entry_side)
+    # Never commit more to exit orders than is held, counting orders whose cancel is in
+    # flight (they may still fill): a re-allocated step waits for the cancels to be answered.
+    budget = market.round_amount(max(position.units_held, ZERO)) - sum(
+        (leg.live_remaining for leg in trade.legs if not leg.kind.is_entry_side), ZERO
     )
     for plan in plans:
         leg = plan.leg
-        if plan.trailing:
+        if plan.trailing or plan.target is None:
             continue
         live = leg.live_orders
         if any(order.cancel_requested for order in live):
-            continue
-        if plan.target is None:
             continue
         stale = [order for order in live if order.price != plan.target]
         if stale or leg.live_remaining > plan.remaining:
             changes.cancel_live_orders(leg)
             continue
-        top_up = plan.remaining - leg.live_remaining
-        if top_up > 0 and trade.market.is_tradable(top_up, plan.target):
-            changes.place(leg, OrderType.LIMIT, top_up, plan.target)
+        refused = [order for order in leg.orders if order.status is OrderStatus.REJECTED]
+        if refused:
+            _step_refused(changes, leg, refused[-1])
+            continue
+        top_up = market.round_amount(plan.remaining - leg.live_remaining)
+        if top_up > 0 and market.is_tradable(top_up, plan.target):
+            if top_up <= budget:
+                changes.place(leg, OrderType.LIMIT, top_up, plan.target)
+                budget -= top_up
         elif not live and entry_settled:
             if plan.exited > 0:
                 changes.move_leg(leg, LegTrigger.FILL)
@@ -242,8 +292,21 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
             changes.move_leg(leg, LegTrigger.PARTIAL_FILL)
     steps = trade.take_profit_legs
     if steps and all(step.state.is_done for step in steps) and trade.state is TradeState.ACTIVE:
-        trade.close_reason = CloseReason.TAKE_PROFIT
-        _finish(changes)
+        held = market.round_amount(max(position_of(trade).units_held, ZERO))
+        if not market.is_tradable(held, trade.last_price or position.average_entry_price or ZERO):
+            trade.close_reason = CloseReason.TAKE_PROFIT
+            _finish(changes)
+
+
+def _step_refused(changes: Changes, leg: Leg, order: Order) -> None:
+    """The venue refused an order of the step: nothing more is sent for the step (never the
+    same refused order again on every input). A part already working keeps working;
+    once none is, the step is FAILED. The trade stays ACTIVE with what the step did not sell
+    (the stop keeps watching, the trader may close), and says why in `last_error`."""
+    reason = order.error or "the exchange refused the order"
+    changes.set_error(f"{leg.id}: {reason}")
+    if not leg.live_orders:
+        changes.move_leg(leg, LegTrigger.REJECT, note=reason)
 
 
 def start_exit(changes: Changes, leg: Leg, reason: CloseReason) -> None:
@@ -276,7 +339,7 @@ def _plan_exit(changes: Changes, position: Position) -> None:
     if amount > 0 and trade.market.is_tradable(amount, price):
         stop = trade.spec.stop_loss
         if exit_leg.kind is LegKind.STOP_LOSS and stop and stop.order_type is OrderType.LIMIT:
-            changes.place(exit_leg, OrderType.LIMIT, amount, stop.limit_price)
+            changes.place(exit_leg, OrderType.LIMIT, amount, _on_tick(trade, stop.limit_price))
         else:
             changes.place(exit_leg, OrderType.MARKET, amount)
         return

@@ -8,6 +8,10 @@ Written for both sides with one rule for fees paid in base: a buy fill brings in
 are buys and exits sells; for a SELL trade the reverse. "Units" are always base units of the
 position (held long for BUY, owed short for SELL); "cost" is the quote value of the entry
 fills and "proceeds" that of the exit fills.
+
+So a SELL trade on spot owes back the base fees of its buy-backs too: its take-profit steps
+top up to buy them back while that is a tradable order, and what stays owed at the end is
+below the market minimum (it can be no order). A BUY trade ends with less than one lot.
 """
 
 from __future__ import annotations
@@ -53,14 +57,15 @@ class Position:
         """proceeds - average entry x units sold - quote fees (sign mirrored for SELL)."""
         average = self.average_entry_price
         if average is None:
-            return -self.quote_fees
-        return self.side.sign * (self.proceeds - average * self.units_sold) - self.quote_fees
+            return ZERO - self.quote_fees
+        # `+ ZERO` turns a SELL's -0 into 0, which is how a trader reads "nothing yet".
+        return self.side.sign * (self.proceeds - average * self.units_sold) - self.quote_fees + ZERO
 
     def unrealized_pnl(self, last_price: Decimal | None) -> Decimal:
         average = self.average_entry_price
         if average is None or last_price is None:
             return ZERO
-        return self.side.sign * (last_price - average) * self.units_held
+        return self.side.sign * (last_price - average) * self.units_held + ZERO
 
 
 def position_of(trade: SmartTrade) -> Position:

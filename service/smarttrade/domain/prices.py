@@ -47,7 +47,7 @@ def take_profit_target(
 ) -> Decimal | None:
     """The absolute target of a step: its price, or percent beyond the average entry."""
     if step.price is not None:
-        return step.price
+        return trade.market.round_price(step.price)
     if average is None or step.percent is None:
         return None
     return trade.market.round_price(offset(trade.spec.side, average, step.percent))

@@ -3,13 +3,26 @@
 The split is recomputed from facts every time, so it follows the position: Add Funds grows
 it, Reduce Funds shrinks it, and fills never change it.
 
-For the steps not yet done, the pool is `Q = units held + units those steps already exited`.
-Each such step is allocated `Q x volume / (sum of their volumes)`, rounded down to the lot,
-and the last one takes the remainder, so rounding dust never strands. A fill on a step moves
-units from "held" to "exited by that step", leaving Q, hence every allocation, unchanged. A
-step whose remaining part cannot be traded (below the market's minimum amount or cost) hands
-it to the next step (the last hands it back to the previous one), so no rule ever produces a
-dust order.
+The plan's pool is `P = units held + units exited by every step of the plan` (done or not;
+units sold by Reduce Funds or a close are not in it). Each step's nominal share is cut from P
+at cumulative boundaries, each rounded down to the lot: step i gets
+`floor(P x C(i) / 100) - floor(P x C(i-1) / 100)`, C being the cumulative volume in step
+order, and the last step ends at P itself. A fill moves units from "held" to "exited by that
+step", leaving P, hence every share, unchanged; and a step that completes its share changes
+no other step's, so no resting order is ever re-placed because another one filled.
+
+The steps not yet done ("open") must together exit `T = units held + units they exited`;
+their nominal shares add up to N.
+- T = N: each open step works its nominal share.
+- T > N: the done steps left something unsold (a remainder below the market minimum, base
+  fees on a SELL trade's buy-back, a step the venue refused, or funds added after a step was
+  done): the last open step takes the excess, as the last step sells whatever remains.
+- T < N: the position shrank (Reduce Funds, or a step that sold more than its share): the
+  open steps share T by volume, rounded down to the lot, the last taking the remainder, so
+  every target's volume scales down alike.
+A step whose remaining part cannot be traded (below the market's minimum amount or cost)
+hands it to the next step (the last hands it back to the previous one), so no rule ever
+produces a dust order.
 """
 
 from __future__ import annotations
@@ -38,35 +51,59 @@ class StepPlan:
 
 def plan_steps(trade: SmartTrade, position: Position) -> list[StepPlan]:
     """The plan for every take-profit step not yet done, in step order."""
-    market = trade.market
-    steps = [leg for leg in trade.take_profit_legs if not leg.state.is_done]
-    if not steps:
+    steps = trade.take_profit_legs
+    open_steps = [leg for leg in steps if not leg.state.is_done]
+    if not open_steps:
         return []
     specs = trade.spec.take_profit
+    exited = {leg.id: exited_units(leg.orders, trade.market.base) for leg in steps}
+    held = max(position.units_held, ZERO)
+    shares = _nominal_shares(trade, steps, held + sum(exited.values(), ZERO))
+    owed = held + sum((exited[leg.id] for leg in open_steps), ZERO)
+    nominal = sum((shares[leg.id] for leg in open_steps), ZERO)
+    if owed >= nominal:
+        allocations = [shares[leg.id] for leg in open_steps]
+        allocations[-1] += owed - nominal
+    else:
+        allocations = _split_by_volume(trade, open_steps, owed)
     average = position.average_entry_price
-    exited = {leg.id: exited_units(leg.orders, market.base) for leg in steps}
-    pool = max(position.units_held, ZERO) + sum(exited.values(), ZERO)
-    volume = sum((specs[leg.step - 1].volume_percent for leg in steps), ZERO)
-    plans: list[StepPlan] = []
-    allocated = ZERO
-    for index, leg in enumerate(steps):
-        spec = specs[leg.step - 1]
-        if index < len(steps) - 1:
-            allocation = market.round_amount(pool * spec.volume_percent / volume)
-        else:
-            allocation = market.round_amount(pool - allocated)
-        allocated += allocation
-        plans.append(
-            StepPlan(
-                leg=leg,
-                target=take_profit_target(trade, spec, average),
-                allocation=allocation,
-                exited=exited[leg.id],
-                trailing=spec.trailing_percent is not None,
-            )
+    plans = [
+        StepPlan(
+            leg=leg,
+            target=take_profit_target(trade, specs[leg.step - 1], average),
+            allocation=allocation,
+            exited=exited[leg.id],
+            trailing=specs[leg.step - 1].trailing_percent is not None,
         )
+        for leg, allocation in zip(open_steps, allocations, strict=True)
+    ]
     _hand_on_dust(trade, plans)
     return plans
+
+
+def _nominal_shares(trade: SmartTrade, steps: list[Leg], pool: Decimal) -> dict[str, Decimal]:
+    specs = trade.spec.take_profit
+    total = sum((specs[leg.step - 1].volume_percent for leg in steps), ZERO)
+    shares: dict[str, Decimal] = {}
+    cumulative = ZERO
+    boundary = ZERO
+    for index, leg in enumerate(steps):
+        cumulative += specs[leg.step - 1].volume_percent
+        last = index == len(steps) - 1
+        end = pool if last else trade.market.round_amount(pool * cumulative / total)
+        shares[leg.id] = end - boundary
+        boundary = end
+    return shares
+
+
+def _split_by_volume(trade: SmartTrade, steps: list[Leg], pool: Decimal) -> list[Decimal]:
+    specs = trade.spec.take_profit
+    volume = sum((specs[leg.step - 1].volume_percent for leg in steps), ZERO)
+    allocations = [
+        trade.market.round_amount(pool * specs[leg.step - 1].volume_percent / volume)
+        for leg in steps[:-1]
+    ]
+    return [*allocations, pool - sum(allocations, ZERO)]
 
 
 def _tradable(trade: SmartTrade, plan: StepPlan, amount: Decimal) -> bool:

@@ -3,6 +3,10 @@
 Field paths are those of the API (`take_profit.steps[1].price`) so a caller can point at the
 field. Parsing (decimal strings, enums) happens at the API boundary; these are the trading
 rules, checked against the market's precision and limits.
+
+Prices are checked as they will be sent, rounded to the market's tick: a price that rounds
+to zero is refused, and a target must be beyond the entry after rounding (a BUY limit entry
+at 50,000 with a target of 50,000.004 on a 0.01 tick would sell at its own entry price).
 """
 
 from __future__ import annotations
@@ -60,9 +64,11 @@ def spec_violations(
     out: list[FieldViolation] = []
     entry_price = entry_price_estimate(spec.entry, reference_price)
     _check_entry(spec.entry, market, entry_price, out)
-    _check_take_profit(spec.take_profit, spec.side, entry_price, out)
+    entry_price = market.round_price(entry_price)
+    _check_take_profit(spec.take_profit, spec.side, market, entry_price, out)
     if spec.stop_loss is not None:
-        _check_stop_loss(spec.stop_loss, spec.side, entry_price, len(spec.take_profit), out)
+        stop = spec.stop_loss
+        _check_stop_loss(stop, spec.side, market, entry_price, len(spec.take_profit), out)
     _check_leverage(spec.leverage, out)
     return out
 
@@ -72,6 +78,16 @@ def _positive(value: Decimal | None, field: str, out: list[FieldViolation]) -> b
         out.append(FieldViolation(field, "must be greater than 0"))
         return False
     return value is not None
+
+
+def _price(value: Decimal | None, field: str, market: Market, out: list[FieldViolation]) -> bool:
+    """A price must be positive on the market's tick: orders go out rounded to it."""
+    if not _positive(value, field, out) or value is None:
+        return False
+    if market.round_price(value) <= 0:
+        out.append(FieldViolation(field, f"must be at least the tick size {market.price_tick}"))
+        return False
+    return True
 
 
 def _percent(value: Decimal | None, field: str, out: list[FieldViolation]) -> None:
@@ -97,19 +113,19 @@ def _check_entry(
     if wants_limit:
         if entry.limit_price is None:
             out.append(FieldViolation("entry.limit_price", f"is required for a {_kind(entry)}"))
-        _positive(entry.limit_price, "entry.limit_price", out)
+        _price(entry.limit_price, "entry.limit_price", market, out)
     else:
         _absent(entry.limit_price, "entry.limit_price", f"for a {_kind(entry)}", out)
     if kind is EntryType.CONDITIONAL:
         if entry.trigger_price is None:
             out.append(FieldViolation("entry.trigger_price", "is required for CONDITIONAL"))
-        _positive(entry.trigger_price, "entry.trigger_price", out)
+        _price(entry.trigger_price, "entry.trigger_price", market, out)
     else:
         _absent(entry.trigger_price, "entry.trigger_price", f"for {kind.value}", out)
     if kind is EntryType.SKIP:
         if entry.average_price is None:
             out.append(FieldViolation("entry.average_price", "is required for SKIP"))
-        _positive(entry.average_price, "entry.average_price", out)
+        _price(entry.average_price, "entry.average_price", market, out)
     else:
         _absent(entry.average_price, "entry.average_price", f"for {kind.value}", out)
     if entry.trailing_percent is not None:
@@ -147,6 +163,7 @@ def _kind(entry: EntrySpec) -> str:
 def _check_take_profit(
     steps: tuple[TakeProfitStepSpec, ...],
     side: Side,
+    market: Market,
     entry_price: Decimal,
     out: list[FieldViolation],
 ) -> None:
@@ -159,8 +176,12 @@ def _check_take_profit(
         path = f"take_profit.steps[{index}]"
         if (step.price is None) == (step.percent is None):
             out.append(FieldViolation(f"{path}.price", "exactly one of price or percent"))
-        price_ok = _positive(step.price, f"{path}.price", out) and step.price is not None
-        if price_ok and not _beyond(side, step.price, entry_price):
+        price_ok = _price(step.price, f"{path}.price", market, out)
+        if (
+            price_ok
+            and step.price
+            and not _beyond(side, market.round_price(step.price), entry_price)
+        ):
             where = "above" if side is Side.BUY else "below"
             out.append(
                 FieldViolation(f"{path}.price", f"must be {where} the entry price {entry_price}")
@@ -181,14 +202,19 @@ def _check_take_profit(
 def _check_stop_loss(
     stop: StopLossSpec,
     side: Side,
+    market: Market,
     entry_price: Decimal,
     step_count: int,
     out: list[FieldViolation],
 ) -> None:
     if (stop.price is None) == (stop.percent is None):
         out.append(FieldViolation("stop_loss.price", "exactly one of price or percent"))
-    price_ok = _positive(stop.price, "stop_loss.price", out) and stop.price is not None
-    if price_ok and not _beyond(side.opposite, stop.price, entry_price):
+    price_ok = _price(stop.price, "stop_loss.price", market, out)
+    if (
+        price_ok
+        and stop.price
+        and not _beyond(side.opposite, market.round_price(stop.price), entry_price)
+    ):
         where = "below" if side is Side.BUY else "above"
         out.append(
             FieldViolation("stop_loss.price", f"must be {where} the entry price {entry_price}")
@@ -198,7 +224,7 @@ def _check_stop_loss(
     if stop.order_type is OrderType.LIMIT:
         if stop.limit_price is None:
             out.append(FieldViolation("stop_loss.limit_price", "is required for a LIMIT stop"))
-        _positive(stop.limit_price, "stop_loss.limit_price", out)
+        _price(stop.limit_price, "stop_loss.limit_price", market, out)
     else:
         _absent(stop.limit_price, "stop_loss.limit_price", "for a MARKET stop", out)
     if stop.timeout is not None and (

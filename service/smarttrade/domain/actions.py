@@ -1,0 +1,248 @@
+"""The trader's actions from the trade-management menu (DESIGN §2.7).
+
+`decide` has already checked the action is on the menu in the trade's state; a handler
+raises `InvalidSpec` (naming the field) or `ActionNotAllowed` for what the menu cannot know,
+and records the action's own effect. `plan.converge` then places and cancels the orders.
+
+Rules decided here where the spec is silent:
+- Reduce Funds takes `units` or `percent` of the units held, below 100%, and must leave a
+  tradable remainder: selling everything is Close at Market.
+- Add Funds in `total` is converted to units at its limit price, or at the last price for a
+  market order, and must be tradable there.
+- Open Now is refused (with the reason) when the entry is already done or was skipped.
+- An edit replaces whole roots of the settings (`entry`, `take_profit`, `stop_loss`,
+  `note`); a take-profit step that has filled, even in part, cannot change or go.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from smarttrade.domain import plan
+from smarttrade.domain.changes import Changes
+from smarttrade.domain.errors import ActionNotAllowed, FieldViolation, InvalidSpec
+from smarttrade.domain.fsm import LegState, LegTrigger, TradeState
+from smarttrade.domain.menu import EDITABLE_ROOTS, editable_fields, root_of
+from smarttrade.domain.messages import (
+    ACTION_OF,
+    AddFunds,
+    Cancel,
+    CloseAtMarket,
+    Edit,
+    EventType,
+    OpenNow,
+    ReduceFunds,
+    Refresh,
+    Share,
+)
+from smarttrade.domain.model import CloseReason, Leg, LegKind, SmartTrade
+from smarttrade.domain.position import position_of
+from smarttrade.domain.spec import EntryType, TradeSpec
+from smarttrade.domain.validation import check_spec, entry_price_estimate
+from smarttrade.domain.values import OrderType
+from smarttrade.domain.watch import start_entry
+
+HUNDRED = Decimal(100)
+
+
+def on_refresh(changes: Changes, refresh: Refresh) -> None:
+    """Refresh changes nothing by itself: the shell syncs with the venue and reports facts."""
+
+
+def on_share(changes: Changes, share: Share) -> None:
+    """Sharing reads the settings (`share.shared_settings`); the trade does not change."""
+
+
+def on_cancel(changes: Changes, cancel: Cancel) -> None:
+    plan.cancel_trade(changes)
+
+
+def on_close(changes: Changes, close: CloseAtMarket) -> None:
+    trade = changes.trade
+    leg = Leg(id="close", kind=LegKind.CLOSE, state=LegState.IDLE)
+    trade.legs.append(leg)
+    plan.start_exit(changes, leg, CloseReason.CLOSED_AT_MARKET)
+
+
+def on_open_now(changes: Changes, open_now: OpenNow) -> None:
+    trade = changes.trade
+    leg = trade.entry_leg
+    if leg.state.is_done or trade.spec.entry.type is EntryType.SKIP:
+        raise ActionNotAllowed(trade.state, ACTION_OF[OpenNow], "the entry is already done")
+    leg.open_now = leg.released = True
+    changes.emit(EventType.SETTINGS_UPDATED, leg_id=leg.id, message="open now at market")
+
+
+def _next_leg_id(trade: SmartTrade, prefix: str) -> str:
+    count = sum(1 for leg in trade.legs if leg.id.startswith(prefix))
+    return f"{prefix}{count + 1}"
+
+
+def on_add_funds(changes: Changes, add: AddFunds) -> None:
+    trade = changes.trade
+    market = trade.market
+    violations = _size_violations(add.units, add.total, "units", "total")
+    limit_price = market.round_price(add.limit_price) if add.limit_price is not None else None
+    if add.order_type is OrderType.LIMIT:
+        if limit_price is None or limit_price <= 0:
+            violations.append(FieldViolation("limit_price", "a positive price is required"))
+    elif add.limit_price is not None:
+        violations.append(FieldViolation("limit_price", "must be empty for a MARKET order"))
+    reference = limit_price or trade.last_price
+    if not violations and reference:
+        units = add.units if add.units is not None else (add.total or 0) / reference
+        units = market.round_amount(units)
+        if not market.is_tradable(units, reference):
+            field = "units" if add.units is not None else "total"
+            violations.append(FieldViolation(field, "is below the market minimum"))
+    if violations:
+        raise InvalidSpec(violations)
+    leg = Leg(
+        id=_next_leg_id(trade, "add"),
+        kind=LegKind.ADD_FUNDS,
+        state=LegState.IDLE,
+        order_type=add.order_type,
+        limit_price=limit_price,
+        amount=trade.market.round_amount(add.units) if add.units is not None else None,
+        total=add.total,
+        price=limit_price,
+    )
+    trade.legs.append(leg)
+
+
+def on_reduce_funds(changes: Changes, reduce: ReduceFunds) -> None:
+    trade = changes.trade
+    violations = _size_violations(reduce.units, reduce.percent, "units", "percent")
+    if reduce.percent is not None and reduce.percent >= HUNDRED:
+        violations.append(
+            FieldViolation("percent", "must be below 100; use Close at Market to sell all")
+        )
+    if violations:
+        raise InvalidSpec(violations)
+    held = position_of(trade).units_held
+    wanted = reduce.units if reduce.units is not None else held * (reduce.percent or 0) / HUNDRED
+    units = trade.market.round_amount(wanted)
+    price = trade.last_price or position_of(trade).average_entry_price or Decimal(0)
+    field = "units" if reduce.units is not None else "percent"
+    market = trade.market
+    if not market.is_tradable(units, price):
+        raise InvalidSpec([FieldViolation(field, "is below the market minimum")])
+    left = market.round_amount(held - units)
+    if units >= held or not market.is_tradable(left, price):
+        raise InvalidSpec(
+            [FieldViolation(field, "would leave less than the market minimum; use Close")]
+        )
+    trade.legs.append(
+        Leg(
+            id=_next_leg_id(trade, "reduce"),
+            kind=LegKind.REDUCE_FUNDS,
+            state=LegState.IDLE,
+            amount=units,
+        )
+    )
+
+
+def _size_violations(
+    first: Decimal | None, second: Decimal | None, first_name: str, second_name: str
+) -> list[FieldViolation]:
+    if (first is None) == (second is None):
+        return [FieldViolation(first_name, f"exactly one of {first_name} or {second_name}")]
+    value, name = (first, first_name) if first is not None else (second, second_name)
+    if value is not None and value <= 0:
+        return [FieldViolation(name, "must be greater than 0")]
+    return []
+
+
+def on_edit(changes: Changes, edit: Edit) -> None:
+    trade = changes.trade
+    roots = {root_of(path) for path in edit.paths}
+    unknown = sorted(root for root in roots if root not in EDITABLE_ROOTS)
+    if unknown or not roots:
+        raise InvalidSpec(
+            [FieldViolation("update_mask", f"cannot edit {', '.join(unknown) or 'nothing'}")]
+        )
+    refused = sorted(roots - set(editable_fields(trade)))
+    if refused:
+        raise ActionNotAllowed(
+            trade.state, ACTION_OF[Edit], f"{', '.join(refused)} cannot change now"
+        )
+    new = edit.spec
+    position = position_of(trade)
+    average = position.average_entry_price
+    reference = average if average is not None else trade.last_price or trade.reference_price
+    if trade.state is TradeState.PENDING:
+        reference = entry_price_estimate(new.entry, trade.last_price or trade.reference_price)
+    check_spec(new, trade.market, reference)
+    if "take_profit" in roots:
+        _check_done_steps_kept(trade, new)
+    old = trade.spec
+    trade.spec = new
+    if new.entry != old.entry:
+        trade.reference_price = trade.last_price or trade.reference_price
+        start_entry(changes)
+        changes.cancel_live_orders(trade.entry_leg)
+    if new.take_profit != old.take_profit:
+        _rebuild_take_profit_legs(changes, len(new.take_profit))
+    if new.stop_loss != old.stop_loss:
+        _rearm_stop_loss(changes)
+    changes.emit(EventType.SETTINGS_UPDATED, message=", ".join(sorted(edit.paths)))
+
+
+def _check_done_steps_kept(trade: SmartTrade, new: TradeSpec) -> None:
+    violations = []
+    for leg in trade.take_profit_legs:
+        if not leg.filled:
+            continue
+        index = leg.step - 1
+        if index >= len(new.take_profit) or new.take_profit[index] != trade.spec.take_profit[index]:
+            violations.append(
+                FieldViolation(
+                    f"take_profit.steps[{index}]", "has already filled (in part) and cannot change"
+                )
+            )
+    if violations:
+        raise InvalidSpec(violations)
+
+
+def _rebuild_take_profit_legs(changes: Changes, count: int) -> None:
+    trade = changes.trade
+    current = {leg.step: leg for leg in trade.take_profit_legs}
+    for step, leg in current.items():
+        if step > count:
+            leg.step = 0
+            changes.cancel_live_orders(leg)
+            if not leg.state.is_done:
+                changes.move_leg(leg, LegTrigger.CANCEL, note="removed by an edit")
+    for step in range(1, count + 1):
+        if step in current:
+            leg = current[step]
+            trailing = trade.spec.take_profit[step - 1].trailing_percent is not None
+            if not trailing and leg.state is LegState.WAITING:
+                changes.move_leg(leg, LegTrigger.DISARM)
+            elif trailing and leg.state is LegState.IDLE and trade.state is TradeState.ACTIVE:
+                changes.move_leg(leg, LegTrigger.ARM)
+            continue
+        taken = sum(1 for leg in trade.legs if leg.id.startswith(f"tp{step}"))
+        leg_id = f"tp{step}" if not taken else f"tp{step}-{taken + 1}"
+        leg = Leg(id=leg_id, kind=LegKind.TAKE_PROFIT, state=LegState.IDLE, step=step)
+        trade.legs.append(leg)
+        spec = trade.spec.take_profit[step - 1]
+        if spec.trailing_percent is not None and trade.state is TradeState.ACTIVE:
+            changes.move_leg(leg, LegTrigger.ARM)
+
+
+def _rearm_stop_loss(changes: Changes) -> None:
+    trade = changes.trade
+    leg = trade.stop_loss_leg
+    if trade.spec.stop_loss is None:
+        if leg is not None and leg.state is LegState.WAITING:
+            leg.breach_since = None
+            changes.move_leg(leg, LegTrigger.DISARM, note="removed by an edit")
+        return
+    if leg is None:
+        leg = Leg(id="sl", kind=LegKind.STOP_LOSS, state=LegState.IDLE)
+        trade.legs.append(leg)
+    leg.breach_since = None
+    if trade.state is TradeState.ACTIVE and leg.state is LegState.IDLE:
+        leg.trailing_extreme = leg.trailing_extreme or trade.last_price
+        changes.move_leg(leg, LegTrigger.ARM)

@@ -1,0 +1,180 @@
+"""What the service watches on every price and every second (DESIGN §2.1-§2.3): the entry's
+condition and trailing, the stop loss (trailing, breakeven, timeout) and the trailing take
+profit. Each watcher only records what it saw and what became due; `plan.converge` turns
+that into orders.
+
+Rules decided here where the spec is silent:
+- A conditional entry's trigger is approached from the side the last price was on at
+  creation (or at the last edit of the entry); a trigger equal to that price fires on the
+  first tick.
+- When the stop loss and the trailing take profit are both due on one tick, the stop wins
+  (it is checked first), so the reason reads STOP_LOSS.
+- A stop timeout counts from the first tick (or clock reading) seen beyond the trigger and
+  fires at exactly `timeout` later; any tick back inside the trigger restarts it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from smarttrade.domain import plan
+from smarttrade.domain.changes import Changes
+from smarttrade.domain.fsm import LegState, LegTrigger, TradeState
+from smarttrade.domain.messages import EventType, PriceTicked, TimeElapsed
+from smarttrade.domain.model import CloseReason, Leg
+from smarttrade.domain.position import position_of
+from smarttrade.domain.prices import (
+    at_or_before,
+    at_or_beyond,
+    best,
+    offset,
+    stop_trigger,
+    take_profit_target,
+    worst,
+)
+from smarttrade.domain.spec import EntryType
+
+
+def on_price(changes: Changes, tick: PriceTicked) -> None:
+    trade = changes.trade
+    if trade.state.is_terminal:
+        return
+    trade.last_price = tick.price
+    if trade.state is TradeState.PENDING:
+        _watch_entry(changes, tick.price)
+    elif trade.state is TradeState.ACTIVE:
+        if trade.entry_leg.state is LegState.WAITING:
+            _watch_entry(changes, tick.price)
+        if not _watch_stop_loss(changes, tick.price):
+            _watch_trailing_take_profit(changes, tick.price)
+
+
+def on_time(changes: Changes, tick: TimeElapsed) -> None:
+    if changes.trade.state is TradeState.ACTIVE:
+        _watch_stop_loss(changes, None)
+
+
+# ---- the entry ---------------------------------------------------------------------------
+
+
+def start_entry(changes: Changes) -> None:
+    """Arm the entry per its type: released at once, watched, or (SKIP) already held."""
+    trade = changes.trade
+    leg = trade.entry_leg
+    spec = trade.spec.entry
+    leg.released = leg.triggered = leg.trailing_active = leg.open_now = False
+    leg.trailing_extreme = None
+    leg.amount = None
+    if spec.type is EntryType.SKIP:
+        changes.move_leg(leg, LegTrigger.FILL, note="the coins were already held")
+        return
+    if spec.type is EntryType.CONDITIONAL:
+        leg.price = spec.trigger_price
+        if leg.state is not LegState.WAITING:
+            changes.move_leg(leg, LegTrigger.ARM)
+    elif spec.is_trailing:
+        _activate_trailing_entry(changes, leg, trade.reference_price)
+    else:
+        leg.price = spec.limit_price
+        leg.released = True
+
+
+def _activate_trailing_entry(changes: Changes, leg: Leg, price: Decimal) -> None:
+    leg.trailing_active = True
+    leg.trailing_extreme = price
+    if leg.state is not LegState.WAITING:
+        changes.move_leg(leg, LegTrigger.ARM)
+    changes.emit(EventType.TRAILING_ACTIVATED, leg_id=leg.id, price=price)
+
+
+def _watch_entry(changes: Changes, price: Decimal) -> None:
+    trade = changes.trade
+    leg = trade.entry_leg
+    spec = trade.spec.entry
+    side = trade.spec.side
+    if leg.released or leg.state.is_done:
+        return
+    if spec.type is EntryType.CONDITIONAL and not leg.triggered:
+        assert spec.trigger_price is not None
+        upward = spec.trigger_price >= trade.reference_price
+        reached = price >= spec.trigger_price if upward else price <= spec.trigger_price
+        if not reached:
+            return
+        leg.triggered = True
+        changes.emit(EventType.PRICE_TRIGGERED, leg_id=leg.id, price=price)
+        if spec.is_trailing:
+            _activate_trailing_entry(changes, leg, price)
+        else:
+            leg.released = True
+        return
+    if leg.trailing_active and spec.trailing_percent is not None:
+        assert leg.trailing_extreme is not None
+        lowest = worst(side, leg.trailing_extreme, price)
+        if lowest != leg.trailing_extreme:
+            leg.trailing_extreme = lowest
+            changes.dirty = True
+        if at_or_beyond(side, price, offset(side, lowest, spec.trailing_percent)):
+            leg.released = True
+            changes.emit(EventType.PRICE_TRIGGERED, leg_id=leg.id, price=price)
+
+
+# ---- the exits ---------------------------------------------------------------------------
+
+
+def _watch_stop_loss(changes: Changes, price: Decimal | None) -> bool:
+    """Trail, time and fire the stop; whether it fired. `price` None: time passed only."""
+    trade = changes.trade
+    leg = trade.stop_loss_leg
+    spec = trade.spec.stop_loss
+    if leg is None or spec is None or leg.state is not LegState.WAITING:
+        return False
+    side = trade.spec.side
+    if price is not None:
+        extreme = price if leg.trailing_extreme is None else best(side, leg.trailing_extreme, price)
+        if extreme != leg.trailing_extreme:
+            leg.trailing_extreme = extreme
+            changes.dirty = True
+    trigger = stop_trigger(trade, position_of(trade).average_entry_price)
+    last = price if price is not None else trade.last_price
+    if trigger is None or last is None or not at_or_before(side, last, trigger):
+        if leg.breach_since is not None:
+            leg.breach_since = None
+            changes.dirty = True
+        return False
+    if spec.timeout is not None:
+        if leg.breach_since is None:
+            leg.breach_since = changes.at
+            changes.dirty = True
+        if changes.at - leg.breach_since < spec.timeout:
+            return False
+    changes.emit(EventType.PRICE_TRIGGERED, leg_id=leg.id, price=last, message="stop loss")
+    plan.start_exit(changes, leg, CloseReason.STOP_LOSS)
+    return True
+
+
+def _watch_trailing_take_profit(changes: Changes, price: Decimal) -> None:
+    trade = changes.trade
+    steps = trade.take_profit_legs
+    if not steps:
+        return
+    leg = steps[-1]
+    spec = trade.spec.take_profit[leg.step - 1]
+    if spec.trailing_percent is None or leg.state is not LegState.WAITING:
+        return
+    side = trade.spec.side
+    if not leg.trailing_active:
+        target = take_profit_target(trade, spec, position_of(trade).average_entry_price)
+        if target is None or not at_or_beyond(side, price, target):
+            return
+        leg.trailing_active = True
+        leg.trailing_extreme = price
+        changes.emit(EventType.TRAILING_ACTIVATED, leg_id=leg.id, price=price)
+        return
+    assert leg.trailing_extreme is not None
+    highest = best(side, leg.trailing_extreme, price)
+    if highest != leg.trailing_extreme:
+        leg.trailing_extreme = highest
+        changes.dirty = True
+    if at_or_before(side, price, offset(side, highest, -spec.trailing_percent)):
+        changes.emit(EventType.PRICE_TRIGGERED, leg_id=leg.id, price=price, message="trailing")
+        plan.start_exit(changes, leg, CloseReason.TAKE_PROFIT)
