@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from smarttrade.domain.decide import create, decide
+from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.market import Market
 from smarttrade.domain.messages import (
     CancelOrder,
@@ -120,7 +121,10 @@ class Run:
         for order in changed:
             if order.account_id == ACCOUNT:
                 self.feed(reported(order.report(), self.now))
+        opening = self.trade.state is TradeState.PENDING
         self.feed(PriceTicked(d(price), self.now))
+        if opening and self.trade.state is TradeState.ACTIVE:  # as the engine's runner does
+            self.feed(PriceTicked(d(price), self.now))
 
     def wait(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)

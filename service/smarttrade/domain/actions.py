@@ -184,7 +184,8 @@ def on_edit(changes: Changes, edit: Edit) -> None:
     if new.take_profit != old.take_profit:
         _rebuild_take_profit_legs(changes, len(new.take_profit))
     if new.stop_loss != old.stop_loss:
-        _rearm_stop_loss(changes)
+        was_trailing = old.stop_loss is not None and old.stop_loss.trailing_percent is not None
+        _rearm_stop_loss(changes, was_trailing)
     changes.emit(EventType.SETTINGS_UPDATED, message=", ".join(sorted(edit.paths)))
 
 
@@ -231,7 +232,7 @@ def _rebuild_take_profit_legs(changes: Changes, count: int) -> None:
             changes.move_leg(leg, LegTrigger.ARM)
 
 
-def _rearm_stop_loss(changes: Changes) -> None:
+def _rearm_stop_loss(changes: Changes, was_trailing: bool) -> None:
     trade = changes.trade
     leg = trade.stop_loss_leg
     if trade.spec.stop_loss is None:
@@ -243,6 +244,9 @@ def _rearm_stop_loss(changes: Changes) -> None:
         leg = Leg(id="sl", kind=LegKind.STOP_LOSS, state=LegState.IDLE)
         trade.legs.append(leg)
     leg.breach_since = None
+    trailing = trade.spec.stop_loss.trailing_percent is not None
+    if trailing and not was_trailing:
+        leg.trailing_extreme = trade.last_price  # trailing starts from the price at the edit
     if trade.state is TradeState.ACTIVE and leg.state is LegState.IDLE:
         leg.trailing_extreme = leg.trailing_extreme or trade.last_price
         changes.move_leg(leg, LegTrigger.ARM)

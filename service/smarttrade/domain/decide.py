@@ -5,6 +5,8 @@ and changes nothing. First the input's own effect is applied (a fact recorded, a
 watched, an action taken), then `plan.converge` brings the orders in line with the new state.
 
 Rules decided here where the spec is silent:
+- A tick's decision ends with the exits checking the tick again (see
+  `_exits_see_the_price`): a level the decision moves onto the price acts at once.
 - A terminal trade (CLOSED, CANCELLED, FAILED) absorbs every input: its state does not
   change and it sends nothing. It still records what the venue reports of its orders (a
   fill that raced the cancel, a cancel confirmed), so coins bought or sold are never hidden
@@ -97,11 +99,25 @@ def decide(trade: SmartTrade, input: Input) -> Decision:
     changes = Changes(trade.clone(), input.at)
     _HANDLERS[type(input)](changes, input)
     plan.converge(changes)
+    if isinstance(input, PriceTicked):
+        _exits_see_the_price(changes)
     new = changes.trade
     if changes.changed:
         new.version += 1
         new.updated_at = input.at
     return Decision(new, tuple(changes.events), tuple(changes.intents), changes.changed)
+
+
+def _exits_see_the_price(changes: Changes) -> None:
+    """After a tick, an ACTIVE trade's exits check it again: the decision may have moved a
+    level onto the price (breakeven after a step filled on this tick, say), and such a
+    stop must not wait for another tick, which may never come. (Only after a tick: on other
+    inputs the last price may be older than what the venue already did. A position opened
+    by a tick's own entry order sees that tick again from the runner.)"""
+    trade = changes.trade
+    if trade.state is TradeState.ACTIVE and trade.last_price is not None:
+        watch.on_price(changes, PriceTicked(trade.last_price, changes.at))
+        plan.converge(changes)
 
 
 # ---- venue facts -------------------------------------------------------------------------

@@ -335,11 +335,15 @@ def _plan_exit(changes: Changes, position: Position) -> None:
         _cancel_remaining_legs(changes)
         return
     amount = trade.market.round_amount(position.units_held)
-    price = trade.last_price or position.average_entry_price or ZERO
+    stop = trade.spec.stop_loss
+    limit = None
+    if exit_leg.kind is LegKind.STOP_LOSS and stop and stop.order_type is OrderType.LIMIT:
+        limit = _on_tick(trade, stop.limit_price)
+    # Tradable at the price the order will carry: a stop-limit's own limit, else the market.
+    price = limit or trade.last_price or position.average_entry_price or ZERO
     if amount > 0 and trade.market.is_tradable(amount, price):
-        stop = trade.spec.stop_loss
-        if exit_leg.kind is LegKind.STOP_LOSS and stop and stop.order_type is OrderType.LIMIT:
-            changes.place(exit_leg, OrderType.LIMIT, amount, _on_tick(trade, stop.limit_price))
+        if limit is not None:
+            changes.place(exit_leg, OrderType.LIMIT, amount, limit)
         else:
             changes.place(exit_leg, OrderType.MARKET, amount)
         return

@@ -9,6 +9,9 @@ Rules decided here where the spec is silent:
   first tick.
 - When the stop loss and the trailing take profit are both due on one tick, the stop wins
   (it is checked first), so the reason reads STOP_LOSS.
+- The best price since the position opened is tracked while the stop trails (so a tick
+  that moves nothing costs nothing); an edit that makes the stop trail starts it from the
+  last price at the edit.
 - A stop timeout counts from the first tick (or clock reading) seen beyond the trigger and
   fires at exactly `timeout` later; any tick back inside the trigger restarts it.
 """
@@ -129,7 +132,7 @@ def _watch_stop_loss(changes: Changes, price: Decimal | None) -> bool:
     if leg is None or spec is None or leg.state is not LegState.WAITING:
         return False
     side = trade.spec.side
-    if price is not None:
+    if price is not None and spec.trailing_percent is not None:
         extreme = price if leg.trailing_extreme is None else best(side, leg.trailing_extreme, price)
         if extreme != leg.trailing_extreme:
             leg.trailing_extreme = extreme

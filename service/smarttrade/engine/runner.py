@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import DBAPIError
 
 from smarttrade.domain.decide import decide
-from smarttrade.domain.fsm import LegState
+from smarttrade.domain.fsm import LegState, TradeState
 from smarttrade.domain.messages import (
     CancelOrder,
     Decision,
@@ -28,6 +28,7 @@ from smarttrade.domain.messages import (
     Input,
     Intent,
     PlaceOrder,
+    PriceTicked,
     TimeElapsed,
 )
 from smarttrade.domain.model import SmartTrade
@@ -102,9 +103,19 @@ class TradeRunner:
                 await self._refuse_if_claimed(claim)
             if etag and etag != etag_of(self.trade):
                 raise EtagMismatch(f"smartTrades/{self.trade.id}")
+            opening = self.trade.state is TradeState.PENDING
             await self._apply(input, (), claim)
             await self._drive(deque())
+            if opening and isinstance(input, PriceTicked):
+                await self._exits_see(input)
             return self.trade
+
+    async def _exits_see(self, tick: PriceTicked) -> None:
+        """The tick opened the position (its entry order filled at once): the new exits see
+        that tick too, so a price that gapped through the stop stops out now."""
+        if self.trade.state is TradeState.ACTIVE:
+            await self._apply(PriceTicked(tick.price, self._clock()), ())
+            await self._drive(deque())
 
     async def start(
         self,
