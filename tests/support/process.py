@@ -27,9 +27,11 @@ class ServerProcess:
     address: str
     data_dir: Path
     process: asyncio.subprocess.Process
+    killed: bool = False
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs (the crash the recovery tests are about)."""
+        self.killed = True
         self.process.send_signal(signal.SIGKILL)
 
 
@@ -75,16 +77,14 @@ async def serve_process(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
-    killed = False
+    running = ServerProcess(address, data_dir, process)
     try:
         await wait_serving(address, process)
-        running = ServerProcess(address, data_dir, process)
         yield running
     finally:
-        if process.returncode is None:
+        if not running.killed and process.returncode is None:
             process.send_signal(signal.SIGTERM)
-        else:
-            killed = process.returncode == -signal.SIGKILL
         _, errors = await asyncio.wait_for(process.communicate(), timeout=30)
-        if not killed and process.returncode != -signal.SIGKILL:
+        # A killed process's status may be reaped by another waiter (asyncio then says 255).
+        if not running.killed:
             assert process.returncode == 0, errors.decode()[-3000:]

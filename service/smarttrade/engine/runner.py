@@ -242,9 +242,9 @@ class TradeRunner:
             if claim is not None:
                 await insert_claim(unit.connection, claim, self._clock())
             if decision is not None and decision.persist:
-                await unit.save(decision, before)
+                unit.save(decision, before)
             for kind, client_order_id in done:
-                await unit.complete_intent(client_order_id, kind)
+                unit.complete_intent(client_order_id, kind)
             await unit.commit()
         if decision is not None:
             self.trade = decision.trade

@@ -9,38 +9,21 @@ it. The events are published to the in-process sink right after the commit, in t
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
-from sqlalchemy import insert, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smarttrade.domain.levels import wake_levels
 from smarttrade.domain.messages import Decision, Event, Intent, PlaceOrder
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.position import position_of
-from smarttrade.store import tables
 from smarttrade.store.codec import market_document, spec_document, to_document, trade_document
-from smarttrade.store.sql import upsert
+from smarttrade.store.record import Batch
 
 EVENTS_LOCK = 0x5354_4556  # "STEV": serialises the event tail of commits across replicas
-APPEND_EVENTS = text(
-    """
-    WITH locked AS (SELECT pg_advisory_xact_lock(:lock))
-    INSERT INTO events (tenant_id, trade_id, trade_version, type, at, facts)
-    SELECT e.tenant_id, e.trade_id, e.trade_version, e.type, e.at, e.facts::jsonb
-    FROM locked, unnest(
-        CAST(:tenants AS text[]), CAST(:trades AS text[]), CAST(:versions AS integer[]),
-        CAST(:types AS text[]), CAST(:ats AS timestamptz[]), CAST(:facts AS text[])
-    ) WITH ORDINALITY AS e(tenant_id, trade_id, trade_version, type, at, facts, n)
-    ORDER BY e.n
-    RETURNING sequence
-    """
-)
 
 
 class ConcurrentUpdate(Exception):
@@ -72,9 +55,13 @@ class Store:
 
 
 class UnitOfWork:
+    """A transaction. Decisions and completed intents are gathered and written at `commit`
+    in one statement (see record.py); anything else uses `connection` directly."""
+
     def __init__(self, store: Store) -> None:
         self._store = store
         self._connection: AsyncConnection | None = None
+        self._batch = Batch()
         self._events: list[tuple[SmartTrade, Event]] = []
 
     @property
@@ -100,70 +87,44 @@ class UnitOfWork:
         finally:
             await connection.close()
 
-    async def save(self, decision: Decision, before: SmartTrade | None) -> None:
-        """Record a decision: the trade's rows, its snapshot, its intents and (at commit) its
-        events. `before` is the trade as stored (its version is checked); None if new. Only
-        what changed since `before` is written: this is the hot path of every trigger."""
+    def save(self, decision: Decision, before: SmartTrade | None) -> None:
+        """Record a decision: the trade's rows, its snapshot, its intents and its events.
+        `before` is the trade as stored (its version is checked at commit); None if new.
+        Only what changed since `before` is written: this is the hot path of a trigger."""
         trade = decision.trade
-        connection = self.connection
+        batch = self._batch
         row = _trade_row(trade)
         if before is None:
-            await connection.execute(insert(tables.smart_trades), [row])
+            batch.new_trade = row
         else:
-            for fixed in FIXED_COLUMNS:
+            for fixed in FIXED_COLUMNS[1:]:  # the id stays: it is the row's key
                 del row[fixed]
             if trade.spec == before.spec:
                 del row["spec"]
-            result = await connection.execute(
-                update(tables.smart_trades)
-                .where(tables.smart_trades.c.id == trade.id)
-                .where(tables.smart_trades.c.version == before.version)
-                .values(row)
-            )
-            if result.rowcount != 1:
-                raise ConcurrentUpdate(trade.id)
-        await _upsert_legs(connection, trade, before)
-        await connection.execute(
-            insert(tables.trade_snapshots),
-            [{"trade_id": trade.id, "version": trade.version, "data": trade_document(trade)}],
+            batch.trade_update = row
+            batch.expected_version = before.version
+        _changed_rows(batch, trade, before)
+        batch.snapshots.append(
+            {"trade_id": trade.id, "version": trade.version, "data": trade_document(trade)}
         )
-        if decision.intents:
-            await connection.execute(
-                pg_insert(tables.order_intents).on_conflict_do_nothing(),
-                [_intent_row(trade, intent) for intent in decision.intents],
-            )
+        batch.intents.extend(_intent_row(trade, intent) for intent in decision.intents)
+        batch.events.extend(_event_row(trade, event) for event in decision.events)
         self._events.extend((trade, event) for event in decision.events)
 
-    async def complete_intent(self, client_order_id: str, kind: str) -> None:
-        table = tables.order_intents
-        await self.connection.execute(
-            table.delete()
-            .where(table.c.client_order_id == client_order_id)
-            .where(table.c.kind == kind)
-        )
+    def complete_intent(self, client_order_id: str, kind: str) -> None:
+        self._batch.done_intents.append({"client_order_id": client_order_id, "kind": kind})
 
     async def commit(self) -> list[StoredEvent]:
-        connection = self.connection
+        """Write what was gathered and commit. With events, the write and the commit run
+        under the in-process append lock (and the statement takes the Postgres events lock):
+        commits then append in sequence order, and are published in that order."""
         if not self._events:
-            await connection.commit()
+            await self._write()
+            await self.connection.commit()
             return []
-        rows = [_event_row(trade, event) for trade, event in self._events]
         async with self._store._append_lock:
-            # One round trip: take the events lock and append, in event order.
-            result = await connection.execute(
-                APPEND_EVENTS,
-                {
-                    "lock": EVENTS_LOCK,
-                    "tenants": [row["tenant_id"] for row in rows],
-                    "trades": [row["trade_id"] for row in rows],
-                    "versions": [row["trade_version"] for row in rows],
-                    "types": [row["type"] for row in rows],
-                    "ats": [row["at"] for row in rows],
-                    "facts": [json.dumps(row["facts"]) for row in rows],
-                },
-            )
-            sequences = sorted(result.scalars())
-            await connection.commit()
+            sequences = await self._write()
+            await self.connection.commit()
             stored = [
                 StoredEvent(sequence, trade.tenant_id, trade, event)
                 for sequence, (trade, event) in zip(sequences, self._events, strict=True)
@@ -171,6 +132,18 @@ class UnitOfWork:
             self._events = []
             self._store.sink.publish(stored)
         return stored
+
+    async def _write(self) -> list[int]:
+        batch, self._batch = self._batch, Batch()
+        if batch.empty:
+            return []
+        statement, parameters = batch.statement(EVENTS_LOCK)
+        row = (await self.connection.execute(statement, parameters)).one()
+        if row.written != 1:
+            raise ConcurrentUpdate(
+                str((batch.trade_update or batch.new_trade or {}).get("id", "?"))
+            )
+        return list(row.sequences)
 
 
 # Set at creation, never changed by a decision.
@@ -214,13 +187,9 @@ def _trade_row(trade: SmartTrade) -> dict[str, object]:
     }
 
 
-async def _upsert_legs(
-    connection: AsyncConnection, trade: SmartTrade, before: SmartTrade | None
-) -> None:
+def _changed_rows(batch: Batch, trade: SmartTrade, before: SmartTrade | None) -> None:
     """The legs, orders and fills that changed since `before` (all of them when new)."""
-    leg_rows: list[dict[str, object]] = []
-    order_rows: list[dict[str, object]] = []
-    fill_rows: list[dict[str, object]] = []
+    leg_rows, order_rows, fill_rows = batch.legs, batch.orders, batch.fills
     unchanged = {leg.id: leg for leg in before.legs} if before is not None else {}
     for position, leg in enumerate(trade.legs):
         if unchanged.get(leg.id) == leg:
@@ -289,10 +258,6 @@ async def _upsert_legs(
                 }
                 for fill in order.fills
             )
-    await upsert(connection, tables.legs, leg_rows, ["trade_id", "id"])
-    await upsert(connection, tables.orders, order_rows, ["client_order_id"])
-    if fill_rows:
-        await connection.execute(pg_insert(tables.fills).on_conflict_do_nothing(), fill_rows)
 
 
 def _intent_row(trade: SmartTrade, intent: Intent) -> dict[str, object]:
