@@ -1,6 +1,6 @@
 """API benchmark: unary throughput beside a bare echo server, and stream delivery latency.
 
-    .venv/bin/python bench/bench_api.py [--seconds 5] [--concurrency 32]
+    .venv/bin/python -m bench.bench_api [--seconds 5] [--concurrency 32]
 
 Runs, in one go and on this machine: a bare grpc.aio echo server and `smarttrade serve`
 (each its own process, on uvloop, the service on PostgreSQL at 127.0.0.1:5432 in a fresh
@@ -15,33 +15,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import grpc
 
+from smarttrade.v1 import smart_trade_pb2 as pb
+from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
+from tests.support.process import free_port, serve_process
+from tests.support.service import Client
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from smarttrade.v1 import smart_trade_pb2 as pb  # noqa: E402
-from smarttrade.v1 import smart_trade_service_pb2 as trades_pb  # noqa: E402
-from tests.support.process import free_port, serve_process  # noqa: E402
-from tests.support.service import Client  # noqa: E402
-
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TOKEN = "bench-token"
 STREAM_TOKEN = "bench-stream-token"  # another tenant: its snapshot holds only the streamed trades
 
 
-async def throughput(call: Callable[[int], Awaitable[object]], seconds: float, workers: int) -> float:
+async def throughput(
+    call: Callable[[int], Awaitable[object]], seconds: float, workers: int
+) -> float:
     done = 0
     stop = time.perf_counter() + seconds
 
@@ -60,22 +61,47 @@ async def throughput(call: Callable[[int], Awaitable[object]], seconds: float, w
     return done / (time.perf_counter() - started)
 
 
-async def echo_qps(seconds: float, workers: int) -> float:
+@asynccontextmanager
+async def echo_server(size: int) -> AsyncIterator[Callable[[int], Awaitable[object]]]:
+    """The bare server, and a call echoing a payload as big as a GetSmartTrade answer with
+    the same metadata: the difference to GetSmartTrade is then the service's own work."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "echo_server.py"), str(port)],
-        stdout=subprocess.PIPE,
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bench" / "echo_server.py"),
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
-    process.stdout.readline()
+    await process.stdout.readline()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             echo = channel.unary_unary("/bench.Echo/Echo")
-            payload = b"x" * 64
-            return await throughput(lambda i: echo(payload), seconds, workers)
+            payload = b"x" * size
+            metadata = (("authorization", f"Bearer {TOKEN}"),)
+            yield lambda i: echo(payload, metadata=metadata)
     finally:
         process.terminate()
-        process.wait()
+        await process.wait()
+
+
+async def alternating(
+    first: Callable[[int], Awaitable[object]],
+    second: Callable[[int], Awaitable[object]],
+    seconds: float,
+    workers: int,
+    rounds: int = 5,
+) -> tuple[float, float, float]:
+    """Throughputs measured in alternating rounds (the machine's noise hits both alike):
+    the medians of each and of the per-round ratio second/first."""
+    ones, twos, ratios = [], [], []
+    for _ in range(rounds):
+        one = await throughput(first, seconds / rounds, workers)
+        two = await throughput(second, seconds / rounds, workers)
+        ones.append(one)
+        twos.append(two)
+        ratios.append(two / one)
+    return statistics.median(ones), statistics.median(twos), statistics.median(ratios)
 
 
 def trailing_trade(account: str) -> pb.SmartTrade:
@@ -98,14 +124,14 @@ def limit_trade(account: str) -> pb.SmartTrade:
 
 
 async def stream_latency(
-    channels: list[grpc.aio.Channel], events_per_second: int
+    channels: list[grpc.aio.Channel], events_per_second: int, watchers: int
 ) -> tuple[float, float, int]:
     """p50/p99 (ms) from event time to receipt for 1,000 watchers; events come from trailing
     stops moving on rising ticks (one STOP_MOVED per trade per tick)."""
     client = Client(channels[0], STREAM_TOKEN)
     account = await client.paper_account(USDT="100000000")
     await client.set_price("BTC/USDT", "20000")
-    trades = 10
+    trades = 1  # one decision, one commit, one STOP_MOVED event per tick
     for _ in range(trades):
         await client.create(trailing_trade(account))
     ticks_per_second = events_per_second / trades
@@ -115,7 +141,7 @@ async def stream_latency(
         clients[i % len(clients)].trades.WatchSmartTrades(
             trades_pb.WatchSmartTradesRequest(), metadata=clients[0].metadata
         )
-        for i in range(1000)
+        for i in range(watchers)
     ]
 
     async def snapshot(stream: grpc.aio.UnaryStreamCall) -> None:
@@ -156,26 +182,31 @@ async def main(seconds: float, workers: int) -> None:
     admin = await asyncpg.connect(ADMIN)
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
-    data_dir = Path(f"/tmp/{name}")
-    data_dir.mkdir()
+    data_dir = Path(f"/tmp/{name}")  # created by the service
     env = {
         "SMARTTRADE_TOKENS": f"bench:{TOKEN},stream:{STREAM_TOKEN}",
         "SMARTTRADE_LOG_LEVEL": "WARNING",
     }
     url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     try:
-        echo = await echo_qps(seconds, workers)
         async with serve_process(data_dir, database_url=url, env=env) as server:
             channels = [grpc.aio.insecure_channel(server.address) for _ in range(10)]
             client = Client(channels[0], TOKEN)
             account = await client.paper_account(USDT="100000000", BTC="0")
             await client.set_price("BTC/USDT", "20000")
             names = [(await client.create(limit_trade(account))).name for _ in range(100)]
-            get = await throughput(
-                lambda i: client.get(names[i % len(names)]), seconds, workers
+            size = len((await client.get(names[0])).SerializeToString()) + 4
+            async with echo_server(size) as echo_call:
+                echo, get, ratio = await alternating(
+                    echo_call,
+                    lambda i: client.get(names[i % len(names)]),
+                    seconds * 2,
+                    workers,
+                )
+            create = await throughput(
+                lambda i: client.create(limit_trade(account)), seconds, workers
             )
-            create = await throughput(lambda i: client.create(limit_trade(account)), seconds, workers)
-            p50, p99, delivered = await stream_latency(channels, 10)
+            streams = [(n, await stream_latency(channels, 10, n)) for n in (1, 100, 1000)]
             for channel in channels:
                 await channel.close()
     finally:
@@ -183,16 +214,18 @@ async def main(seconds: float, workers: int) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
     print(f"concurrency {workers}, {seconds:g} s per measure, {os.cpu_count()} cores")
-    print(f"echo (bare grpc.aio)       {echo:8.0f} calls/s")
-    print(f"GetSmartTrade              {get:8.0f} calls/s  ({get / echo:.0%} of echo)")
+    print(f"echo (bare grpc.aio, {size} B) {echo:8.0f} calls/s")
+    print(f"GetSmartTrade              {get:8.0f} calls/s  ({ratio:.0%} of echo, median of rounds)")
     print(f"CreateSmartTrade (paper)   {create:8.0f} calls/s  ({create / echo:.0%} of echo)")
-    print(
-        f"stream, 1000 watchers x 10 events/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
-        f"({delivered} deliveries)"
-    )
+    for watchers, (p50, p99, delivered) in streams:
+        print(
+            f"stream, {watchers:>4} watchers x 10 events/s: p50 {p50:6.1f} ms, "
+            f"p99 {p99:6.1f} ms ({delivered} deliveries)"
+        )
 
 
 if __name__ == "__main__":
+    gc.set_threshold(50_000, 50, 100)  # the client's own collections would show up as latency
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--concurrency", type=int, default=32)

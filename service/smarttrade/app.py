@@ -21,9 +21,10 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from smarttrade.api.accounts import ExchangeAccountServicer
-from smarttrade.api.auth import Authenticator, AuthInterceptor
+from smarttrade.api.auth import Authenticator
 from smarttrade.api.idempotency import Idempotency
 from smarttrade.api.paper import PaperMarketServicer
+from smarttrade.api.registration import add_smart_trade_service
 from smarttrade.api.smart_trades import SmartTradeServicer
 from smarttrade.config import Settings, master_keys, tls_credentials, token_entries
 from smarttrade.engine.accounts import AccountService
@@ -52,7 +53,6 @@ from smarttrade.v1 import (
     paper_market_service_pb2,
     paper_market_service_pb2_grpc,
     smart_trade_service_pb2,
-    smart_trade_service_pb2_grpc,
 )
 
 log = logging.getLogger("smarttrade")
@@ -110,7 +110,7 @@ class Running:
     bus: EventBus
     database: Database
     local_token: str | None
-    retention: asyncio.Task[None]
+    background: list[asyncio.Task[None]]
 
 
 async def start(settings: Settings) -> Running:
@@ -136,21 +136,17 @@ async def start(settings: Settings) -> Running:
     page_tokens = PageTokens(hashlib.sha256(b"page-tokens" + keys.keys[keys.current]).digest())
 
     idempotency = Idempotency(database.engine)
-    server = grpc.aio.server(
-        interceptors=[
-            AuthInterceptor(
-                Authenticator.of_hashes((t.tenant_id, t.token_sha256, t.scopes) for t in tokens)
-            )
-        ]
-    )
+    authenticator = Authenticator.of_hashes((t.tenant_id, t.token_sha256, t.scopes) for t in tokens)
+    server = grpc.aio.server()
     trades = TradeService(engine, page_tokens, utc_now)
-    smart_trade_service_pb2_grpc.add_SmartTradeServiceServicer_to_server(
+    add_smart_trade_service(
         SmartTradeServicer(
             trades,
             ShareService(trades, store, utc_now),
             WatchService(store, bus, utc_now, buffer=settings.watch_buffer),
             idempotency,
             utc_now,
+            authenticator,
         ),
         server,
     )
@@ -158,11 +154,12 @@ async def start(settings: Settings) -> Running:
         ExchangeAccountServicer(
             AccountService(engine, keys, page_tokens, supported=supported, clock=utc_now),
             idempotency,
+            authenticator,
         ),
         server,
     )
     paper_market_service_pb2_grpc.add_PaperMarketServiceServicer_to_server(
-        PaperMarketServicer(PaperSandbox(engine), idempotency), server
+        PaperMarketServicer(PaperSandbox(engine), idempotency, authenticator), server
     )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -189,10 +186,11 @@ async def start(settings: Settings) -> Running:
     for service in ("", *SERVICES):
         await health.set(service, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving")
-    retention = asyncio.create_task(
-        prune_history(database, timedelta(days=settings.event_retention_days))
-    )
-    return Running(server, port, health, engine, bus, database, local_token, retention)
+    background = [
+        asyncio.create_task(prune_history(database, timedelta(days=settings.event_retention_days))),
+        asyncio.create_task(bus.heartbeats()),
+    ]
+    return Running(server, port, health, engine, bus, database, local_token, background)
 
 
 async def prune_history(database: Database, keep: timedelta) -> None:
@@ -209,7 +207,8 @@ async def prune_history(database: Database, keep: timedelta) -> None:
 
 
 async def stop(running: Running, grace: float) -> None:
-    running.retention.cancel()
+    for task in running.background:
+        task.cancel()
     await running.health.enter_graceful_shutdown()
     running.bus.close_all()
     await running.server.stop(grace)

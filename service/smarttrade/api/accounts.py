@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from smarttrade.api import parse, render
-from smarttrade.api.auth import tenant
+from smarttrade.api.auth import Authenticator, tenant
 from smarttrade.api.errors import unary
 from smarttrade.api.idempotency import Idempotency
 from smarttrade.engine.accounts import AccountService, NewAccount
@@ -57,7 +57,12 @@ def _paper_settings(
 
 
 class ExchangeAccountServicer(pb_grpc.ExchangeAccountServiceServicer):
-    def __init__(self, accounts: AccountService, idempotency: Idempotency) -> None:
+    scope = "trade"
+
+    def __init__(
+        self, accounts: AccountService, idempotency: Idempotency, authenticator: Authenticator
+    ) -> None:
+        self.authenticator = authenticator
         self._accounts = accounts
         self._idempotency = idempotency
 

@@ -11,18 +11,21 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-import grpc
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
-
-PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-SANDBOX_SERVICE = "/smarttrade.v1.PaperMarketService/"
 SCOPES = frozenset({"trade", "sandbox"})
+
+
+class Unauthenticated(Exception):
+    def __init__(self) -> None:
+        super().__init__("a valid bearer token is required in the authorization metadata")
+
+
+class ScopeMissing(Exception):
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"the token lacks the {scope!r} scope")
+        self.scope = scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,16 @@ class Authenticator:
         """From (tenant, SHA-256 hex of the token, scopes) entries."""
         return cls({digest: Principal(t, scopes) for t, digest, scopes in entries})
 
+    def require(self, metadata: Iterable[tuple[str, str | bytes]] | None, scope: str) -> Principal:
+        """The caller, or `Unauthenticated` / `ScopeMissing`; also sets it for `tenant()`."""
+        found = self.resolve(metadata)
+        if found is None:
+            raise Unauthenticated()
+        if scope not in found.scopes:
+            raise ScopeMissing(scope)
+        _principal.set(found)
+        return found
+
     def resolve(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal | None:
         for key, value in metadata or ():
             if key.lower() != "authorization":
@@ -69,86 +82,3 @@ class Authenticator:
                     return found
             return None
         return None
-
-
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator) -> None:
-        self._authenticator = authenticator
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(details)
-        method: str = details.method
-        if handler is None or method.startswith(PUBLIC_SERVICES):
-            return handler
-        needed = "sandbox" if method.startswith(SANDBOX_SERVICE) else "trade"
-        check = self._checker(needed)
-        # grpc's stubs type handlers as the synchronous API; under grpc.aio they are async.
-        if handler.unary_unary is not None:
-            inner: Any = handler.unary_unary
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                await check(context)
-                return await inner(request, context)
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            inner_stream: Any = handler.unary_stream
-
-            async def stream(
-                request: Any, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
-                await check(context)
-                async for item in inner_stream(request, context):
-                    yield item
-
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
-
-    def _checker(
-        self, scope: str
-    ) -> Callable[[grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]:
-        async def check(context: grpc.aio.ServicerContext[Any, Any]) -> None:
-            found = self._authenticator.resolve(context.invocation_metadata())
-            if found is None:
-                await _refuse(
-                    context,
-                    code_pb2.UNAUTHENTICATED,
-                    "UNAUTHENTICATED",
-                    "a valid bearer token is required in the authorization metadata",
-                )
-            assert found is not None
-            if scope not in found.scopes:
-                await _refuse(
-                    context,
-                    code_pb2.PERMISSION_DENIED,
-                    "SCOPE_MISSING",
-                    f"the token lacks the {scope!r} scope",
-                )
-            _principal.set(found)
-
-        return check
-
-
-async def _refuse(
-    context: grpc.aio.ServicerContext[Any, Any], code: int, reason: str, message: str
-) -> None:
-    """Refusals carry an ErrorInfo like every other error of the service."""
-    info = error_details_pb2.ErrorInfo(reason=reason, domain="smarttrade.v1")
-    packed = any_pb2.Any()
-    packed.Pack(info)
-    status = status_pb2.Status(code=code, message=message, details=[packed])
-    await context.abort_with_status(rpc_status.to_status(status))

@@ -11,13 +11,15 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from smarttrade.api.auth import Authenticator, ScopeMissing, Unauthenticated
 from smarttrade.api.parse import text_fields_clean
 from smarttrade.domain.errors import ActionNotAllowed, InvalidSpec
 from smarttrade.engine.errors import EtagMismatch, NotFound, PreconditionFailed, Unavailable
@@ -104,6 +106,11 @@ def status_of(error: Exception) -> status_pb2.Status:
                 ]
             )
             return _status(code_pb2.FAILED_PRECONDITION, error.reason, str(error), {}, failure)
+        case Unauthenticated():
+            return _status(code_pb2.UNAUTHENTICATED, "UNAUTHENTICATED", str(error), {})
+        case ScopeMissing():
+            metadata = {"scope": error.scope}
+            return _status(code_pb2.PERMISSION_DENIED, "SCOPE_MISSING", str(error), metadata)
         case CredentialsError():
             return _status(
                 code_pb2.FAILED_PRECONDITION,
@@ -138,14 +145,25 @@ async def abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -
     raise AssertionError("abort_with_status returns only by raising")  # pragma: no cover
 
 
+class Guarded(Protocol):
+    """A servicer whose methods are checked: by this authenticator, for this scope."""
+
+    authenticator: Authenticator
+    scope: str
+
+
 def unary(
     method: Callable[..., Awaitable[R]],
 ) -> Callable[..., Awaitable[R]]:
-    """Map every error a unary servicer method raises to its status."""
+    """Authenticate the call, refuse NUL characters, and map every error a unary servicer
+    method raises to its status."""
 
     @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> R:
+    async def wrapper(
+        self: Guarded, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> R:
         try:
+            self.authenticator.require(context.invocation_metadata(), self.scope)
             text_fields_clean(request)
             return await method(self, request, context)
         except Exception as error:
@@ -156,22 +174,13 @@ def unary(
     return wrapper
 
 
-def streaming(
-    method: Callable[..., AsyncIterator[R]],
-) -> Callable[..., AsyncIterator[R]]:
-    """Map every error a server-streaming method raises to its status."""
-
-    @functools.wraps(method)
-    async def wrapper(
-        self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[R]:
-        try:
-            text_fields_clean(request)
-            async for item in method(self, request, context):
-                yield item
-        except Exception as error:
-            if isinstance(error, grpc.aio.AbortError):
-                raise
-            await abort(context, error)
-
-    return wrapper
+@asynccontextmanager
+async def errors_as_status(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+    """For server streams: map what the stream raises, wherever between its messages. Used
+    inside the generator, so nothing wraps the path of each message."""
+    try:
+        yield
+    except grpc.aio.AbortError:
+        raise
+    except Exception as error:
+        await abort(context, error)

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from smarttrade.api import parse, render
-from smarttrade.api.auth import tenant
+from smarttrade.api.auth import Authenticator, tenant
 from smarttrade.api.errors import unary
 from smarttrade.api.idempotency import Idempotency
 from smarttrade.engine.sandbox import PaperSandbox
@@ -21,7 +21,12 @@ ACCOUNTS = "exchangeAccounts"
 
 
 class PaperMarketServicer(pb_grpc.PaperMarketServiceServicer):
-    def __init__(self, sandbox: PaperSandbox, idempotency: Idempotency) -> None:
+    scope = "sandbox"
+
+    def __init__(
+        self, sandbox: PaperSandbox, idempotency: Idempotency, authenticator: Authenticator
+    ) -> None:
+        self.authenticator = authenticator
         self._sandbox = sandbox
         self._idempotency = idempotency
 

@@ -15,10 +15,11 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
 from smarttrade.api import parse, render
-from smarttrade.api.auth import tenant
-from smarttrade.api.errors import streaming, unary
+from smarttrade.api.auth import Authenticator, tenant
+from smarttrade.api.errors import errors_as_status, unary
 from smarttrade.api.idempotency import Idempotency, require_request_id
 from smarttrade.api.memo import Memo
+from smarttrade.api.parse import text_fields_clean
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.messages import (
@@ -71,6 +72,8 @@ def fields_under(prefix: str) -> Iterator[None]:
 
 
 class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
+    scope = "trade"
+
     def __init__(
         self,
         trades: TradeService,
@@ -78,13 +81,15 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         watch: WatchService,
         idempotency: Idempotency,
         clock: Callable[[], datetime],
+        authenticator: Authenticator,
     ) -> None:
+        self.authenticator = authenticator
         self._trades = trades
         self._shares = shares
         self._watch = watch
         self._idempotency = idempotency
         self._clock = clock
-        self._rendered_events: Memo[int, service_pb.WatchSmartTradesResponse] = Memo(10_000)
+        self._rendered_events: Memo[int, bytes] = Memo(10_000)
         self._rendered_trades: Memo[tuple[str, int, Decimal | None], pb.SmartTrade] = Memo(10_000)
 
     def _view(self, trade: SmartTrade) -> pb.SmartTrade:
@@ -421,29 +426,34 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
             current,
         )
 
-    @streaming
-    async def WatchSmartTrades(
+    async def WatchSmartTrades(  # type: ignore[override]  # events go as ready bytes
         self, request: service_pb.WatchSmartTradesRequest, context: Context
-    ) -> AsyncIterator[service_pb.WatchSmartTradesResponse]:
-        trade_id = parse.name_id(request.name, TRADES) if request.name else None
-        if request.after_sequence < 0:
-            raise InvalidSpec([FieldViolation("after_sequence", "must not be negative")])
-        heartbeat = DEFAULT_HEARTBEAT
-        if request.HasField("heartbeat_interval"):
-            heartbeat = request.heartbeat_interval.ToTimedelta().total_seconds()
-            if heartbeat < 1:
-                raise InvalidSpec(
-                    [FieldViolation("heartbeat_interval", "must be at least 1 second")]
-                )
-        if trade_id is not None:
-            await self._trades.get(tenant(), trade_id)  # NOT_FOUND before the stream starts
-        items = self._watch.watch(tenant(), trade_id, request.after_sequence, heartbeat)
-        async for item in items:
-            if isinstance(item, StoredEvent):
-                yield self._rendered(item)
-            else:
-                yield render.stream_item(item)
+    ) -> AsyncIterator[service_pb.WatchSmartTradesResponse | bytes]:
+        async with errors_as_status(context):
+            self.authenticator.require(context.invocation_metadata(), self.scope)
+            text_fields_clean(request)
+            trade_id = parse.name_id(request.name, TRADES) if request.name else None
+            if request.after_sequence < 0:
+                raise InvalidSpec([FieldViolation("after_sequence", "must not be negative")])
+            heartbeat = DEFAULT_HEARTBEAT
+            if request.HasField("heartbeat_interval"):
+                heartbeat = request.heartbeat_interval.ToTimedelta().total_seconds()
+                if heartbeat < 1:
+                    raise InvalidSpec(
+                        [FieldViolation("heartbeat_interval", "must be at least 1 second")]
+                    )
+            if trade_id is not None:
+                await self._trades.get(tenant(), trade_id)  # NOT_FOUND before the stream
+            items = self._watch.watch(tenant(), trade_id, request.after_sequence, heartbeat)
+            async for item in items:
+                if isinstance(item, StoredEvent):
+                    yield self._rendered(item)
+                else:
+                    yield render.stream_item(item)
 
-    def _rendered(self, event: StoredEvent) -> service_pb.WatchSmartTradesResponse:
-        """An event is rendered once, however many watchers receive it."""
-        return self._rendered_events.get(event.sequence, lambda: render.stream_item(event))
+    def _rendered(self, event: StoredEvent) -> bytes:
+        """An event is rendered and serialized once, however many watchers receive it (see
+        registration.py)."""
+        return self._rendered_events.get(
+            event.sequence, lambda: render.stream_item(event).SerializeToString()
+        )

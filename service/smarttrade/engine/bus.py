@@ -4,11 +4,16 @@ Publishing never blocks: each subscription has a bounded buffer, and a subscribe
 falls behind by more than it holds is marked overflowed and dropped, so one slow consumer
 never stalls the engine or the other watchers (its stream ends with a resumable status and
 the client resumes from the last sequence it saw).
+
+Heartbeats come from one clock for all subscriptions (`heartbeats`), not a timer per
+waiting stream: with a thousand watchers, every event would otherwise cost a thousand
+timer insertions and cancellations.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,10 +26,13 @@ class Subscription:
     tenant_id: str
     trade_id: str | None
     buffer: int
+    heartbeat: float = 15.0  # seconds of silence before a heartbeat is due
     events: deque[StoredEvent] = field(default_factory=deque)
     overflowed: bool = False
     closed: bool = False
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)  # set on news or on close
+    heartbeat_due: bool = False
+    quiet_since: float = field(default_factory=time.monotonic)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)  # news, a heartbeat, the end
 
     def wants(self, event: StoredEvent) -> bool:
         if event.tenant_id != self.tenant_id:
@@ -37,8 +45,10 @@ class EventBus:
         self._subscriptions: set[Subscription] = set()
         self.last_sequence = 0
 
-    def subscribe(self, tenant_id: str, trade_id: str | None, buffer: int) -> Subscription:
-        subscription = Subscription(tenant_id, trade_id, buffer)
+    def subscribe(
+        self, tenant_id: str, trade_id: str | None, buffer: int, heartbeat: float = 15.0
+    ) -> Subscription:
+        subscription = Subscription(tenant_id, trade_id, buffer, heartbeat)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -57,6 +67,17 @@ class EventBus:
                     continue
                 subscription.events.append(event)
                 subscription.wakeup.set()
+
+    async def heartbeats(self, resolution: float = 0.5) -> None:
+        """Run forever: mark a heartbeat due on every subscription quiet for its interval."""
+        while True:
+            await asyncio.sleep(resolution)
+            now = time.monotonic()
+            for subscription in list(self._subscriptions):
+                if now - subscription.quiet_since >= subscription.heartbeat:
+                    subscription.heartbeat_due = True
+                    subscription.quiet_since = now
+                    subscription.wakeup.set()
 
     def _close(self, subscription: Subscription) -> None:
         subscription.closed = True

@@ -7,13 +7,13 @@ Commit order equals sequence order (see store.unit_of_work), so "after N" is exa
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from smarttrade.domain.model import SmartTrade
-from smarttrade.engine.bus import EventBus, Subscription
+from smarttrade.engine.bus import EventBus
 from smarttrade.engine.errors import NotFound
 from smarttrade.store.reads import events_after, get_trade, latest_sequence, tenant_live_trades
 from smarttrade.store.retention import pruned_through
@@ -84,7 +84,7 @@ class WatchService:
     async def watch(
         self, tenant_id: str, trade_id: str | None, after_sequence: int, heartbeat: float
     ) -> AsyncIterator[StreamItem]:
-        subscription = self._bus.subscribe(tenant_id, trade_id, self._buffer)
+        subscription = self._bus.subscribe(tenant_id, trade_id, self._buffer, heartbeat)
         try:
             last = after_sequence
             if after_sequence:
@@ -108,8 +108,29 @@ class WatchService:
                     last = event.sequence
                 if len(history) < HISTORY_PAGE:
                     break
-            async for item in self._follow(subscription, last, heartbeat):
-                yield item
+            # Then live, as events are published: no task, future or timer per event (the
+            # buffer is drained as it is, the stream sleeps on one flag between bursts, and
+            # heartbeats come from the bus's one clock), and no nested generator: this loop
+            # is on the path of every message to every watcher.
+            buffered = subscription.events
+            while True:
+                if buffered:
+                    subscription.quiet_since = time.monotonic()
+                while buffered:
+                    event = buffered.popleft()
+                    if event.sequence > last:
+                        yield event
+                        last = event.sequence
+                if subscription.closed:
+                    if subscription.overflowed:
+                        raise StreamOverflow(last)
+                    raise StreamClosed(last)
+                if subscription.heartbeat_due:
+                    subscription.heartbeat_due = False
+                    yield Heartbeat(last, self._clock())
+                    continue
+                subscription.wakeup.clear()
+                await subscription.wakeup.wait()
         finally:
             self._bus.unsubscribe(subscription)
 
@@ -125,26 +146,3 @@ class WatchService:
         if trade is None:
             raise NotFound("smart trade", f"smartTrades/{trade_id}")
         return sequence, [trade]
-
-    async def _follow(
-        self, subscription: Subscription, last: int, heartbeat: float
-    ) -> AsyncIterator[StreamItem]:
-        """Live events as they are published. Costs no task or future per event: the buffer
-        is drained as it is, and the stream sleeps on one event flag between bursts."""
-        buffered = subscription.events
-        while True:
-            while buffered:
-                event = buffered.popleft()
-                if event.sequence > last:
-                    yield event
-                    last = event.sequence
-            if subscription.closed:
-                if subscription.overflowed:
-                    raise StreamOverflow(last)
-                raise StreamClosed(last)
-            subscription.wakeup.clear()
-            try:
-                async with asyncio.timeout(heartbeat):
-                    await subscription.wakeup.wait()
-            except TimeoutError:
-                yield Heartbeat(last, self._clock())

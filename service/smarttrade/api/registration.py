@@ -1,0 +1,48 @@
+"""Registering the servicers with the server, with one change to the generated handlers:
+WatchSmartTrades may yield bytes already serialized. An event goes to every watcher of its
+tenant; it is rendered and serialized once (not once per watcher) and the same bytes are
+written to each stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from smarttrade.v1 import smart_trade_service_pb2_grpc
+
+
+class _Captured:
+    """Stands in for the server while the generated code registers its handlers."""
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.handlers: dict[str, Any] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        return None
+
+    def add_registered_method_handlers(self, name: str, handlers: dict[str, Any]) -> None:
+        self.name, self.handlers = name, handlers
+
+
+def _bytes_or_message(item: Any) -> bytes:
+    return item if isinstance(item, bytes) else bytes(item.SerializeToString())
+
+
+def add_smart_trade_service(servicer: Any, server: grpc.aio.Server) -> None:
+    captured = _Captured()
+    smart_trade_service_pb2_grpc.add_SmartTradeServiceServicer_to_server(
+        servicer,
+        captured,  # type: ignore[arg-type]  # records the handlers instead of serving
+    )
+    watch = captured.handlers["WatchSmartTrades"]
+    captured.handlers["WatchSmartTrades"] = grpc.unary_stream_rpc_method_handler(
+        watch.unary_stream,
+        request_deserializer=watch.request_deserializer,
+        response_serializer=_bytes_or_message,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(captured.name, captured.handlers),)
+    )
+    server.add_registered_method_handlers(captured.name, captured.handlers)
