@@ -42,7 +42,7 @@ from smarttrade.exchange.paper import PaperVenue
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
 from smarttrade.exchange.port import Exchange
 from smarttrade.store.accounts import ExchangeAccount
-from smarttrade.store.credentials import MasterKeys, unseal
+from smarttrade.store.credentials import Credentials, MasterKeys, unseal
 from smarttrade.store.database import Database, open_database
 from smarttrade.store.paper_storage import PostgresPaperStorage
 from smarttrade.store.retention import prune
@@ -68,30 +68,41 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def ccxt_exchange(
+    exchange_id: str,
+    overrides: Mapping[str, Mapping[str, Any]],
+    credentials: Credentials | None = None,
+) -> Exchange:
+    """A ccxt venue (imported on first use: it is heavy), with the operator's overrides;
+    without credentials, for public data only."""
+    from smarttrade.exchange.ccxt_exchange import CcxtExchange
+
+    settings = overrides.get(exchange_id, {})
+    return CcxtExchange(
+        exchange_id,
+        credentials.api_key if credentials else "",
+        credentials.secret if credentials else "",
+        (credentials.password or None) if credentials else None,
+        urls=settings.get("urls"),
+        options=settings.get("options"),
+        poll_interval=float(settings.get("poll_interval", 1.0)),
+        rate_limit_ms=settings.get("rate_limit_ms"),
+        timeout=float(settings.get("timeout", 10.0)),
+        streaming=bool(settings.get("streaming", True)),
+    )
+
+
 def ccxt_venues(
     keys: MasterKeys, overrides: Mapping[str, Mapping[str, Any]]
 ) -> tuple[ExchangeFactory, Callable[[str], bool]]:
-    """Real venues through ccxt (imported on first use: it is heavy). The factory unseals the
-    account's credentials and hands them to the adapter, which keeps them out of messages."""
+    """Real venues through ccxt. The factory unseals the account's credentials and hands
+    them to the adapter, which keeps them out of messages."""
 
     def build(account: ExchangeAccount) -> Exchange:
-        from smarttrade.exchange.ccxt_exchange import CcxtExchange
-
         if account.sealed_credentials is None:
             raise PreconditionFailed("NO_CREDENTIALS", f"{account.exchange} needs credentials")
         credentials = unseal(account.sealed_credentials, account.id, keys)
-        settings = overrides.get(account.exchange, {})
-        return CcxtExchange(
-            account.exchange,
-            credentials.api_key,
-            credentials.secret,
-            credentials.password or None,
-            urls=settings.get("urls"),
-            options=settings.get("options"),
-            poll_interval=float(settings.get("poll_interval", 1.0)),
-            rate_limit_ms=settings.get("rate_limit_ms"),
-            timeout=float(settings.get("timeout", 10.0)),
-        )
+        return ccxt_exchange(account.exchange, overrides, credentials)
 
     def supported(exchange_id: str) -> bool:
         from smarttrade.exchange.ccxt_exchange import exchange_ids
@@ -123,7 +134,12 @@ async def start(settings: Settings) -> Running:
     paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(database.engine), clock=utc_now)
     await paper.start()
     build, supported = ccxt_venues(keys, settings.exchange_overrides)
-    venues = Venues(paper, build)
+    paper_prices = (
+        ccxt_exchange(settings.paper_prices, settings.exchange_overrides)
+        if settings.paper_prices
+        else None
+    )
+    venues = Venues(paper, build, paper_prices)
     executor = Executor(RetryPolicy(unknown_grace=settings.unknown_order_grace))
     engine = Engine(
         store=store,
@@ -132,6 +148,7 @@ async def start(settings: Settings) -> Running:
         clock=utc_now,
         order_poll_interval=settings.order_poll_interval,
         reconcile_interval=settings.reconcile_interval,
+        paper_prices=paper_prices,
     )
     page_tokens = PageTokens(hashlib.sha256(b"page-tokens" + keys.keys[keys.current]).digest())
 

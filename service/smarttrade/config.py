@@ -53,6 +53,9 @@ class Settings:
     # Per ccxt exchange id: "urls", "options" (deep-merged into ccxt's), "poll_interval" and
     # "rate_limit_ms": to point a venue at its testnet, a proxy, or a local stub.
     exchange_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # A ccxt exchange id whose public prices drive the paper venue (instead of the sandbox),
+    # for paper trading on the live market; its overrides apply.
+    paper_prices: str = ""
     unknown_order_grace: float = 10.0
     order_poll_interval: float = 1.0  # venues that cannot stream order updates
     reconcile_interval: float = 30.0  # the periodic sweep of every live trade
@@ -112,6 +115,7 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         tls_key=_path(env.get("SMARTTRADE_TLS_KEY")),
         master_keys=env.get("SMARTTRADE_MASTER_KEYS", ""),
         exchange_overrides=_json_object(env, "SMARTTRADE_EXCHANGE_OVERRIDES"),
+        paper_prices=env.get("SMARTTRADE_PAPER_PRICES", ""),
         master_key_id=env.get("SMARTTRADE_MASTER_KEY_ID", ""),
         unknown_order_grace=number("SMARTTRADE_UNKNOWN_ORDER_GRACE", 10.0),
         order_poll_interval=number("SMARTTRADE_ORDER_POLL_INTERVAL", 1.0),

@@ -39,6 +39,7 @@ async def test_a_binance_trade_enters_and_takes_profit_against_the_stub(
                 "options": STUB_OPTIONS,
                 "poll_interval": 0.05,
                 "rate_limit_ms": 1,
+                "streaming": False,  # the stub speaks REST only
             }
         }
         async with running_service(

@@ -401,6 +401,7 @@ def binance_overrides(venue: BinanceStub) -> dict[str, Any]:
                 "options": STUB_OPTIONS,
                 "poll_interval": 0.05,
                 "rate_limit_ms": 1,
+                "streaming": False,  # the stub speaks REST only
             }
         },
         "order_poll_interval": 0.05,

@@ -81,6 +81,7 @@ async def trading_on(
             "options": STUB_OPTIONS,
             "poll_interval": 0.1,
             "rate_limit_ms": 1,
+            "streaming": False,  # the stub speaks REST only
             "timeout": 1.0,
         }
     }

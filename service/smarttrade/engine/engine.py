@@ -30,8 +30,8 @@ from smarttrade.engine.market_data import MarketData
 from smarttrade.engine.reconcile import Reconciler
 from smarttrade.engine.runner import TradeRunner
 from smarttrade.engine.triggers import TriggerIndex
-from smarttrade.engine.venues import Venues, price_feed_of
-from smarttrade.exchange.port import OrderNotFound, OrderReport
+from smarttrade.engine.venues import Venues, paper_feed, price_feed_of
+from smarttrade.exchange.port import Exchange, OrderNotFound, OrderReport
 from smarttrade.store.accounts import ExchangeAccount, all_accounts, get_account
 from smarttrade.store.idempotency import Claim
 from smarttrade.store.reads import (
@@ -83,6 +83,7 @@ class Engine:
         clock: Callable[[], datetime] = utc_now,
         order_poll_interval: float = 1.0,
         reconcile_interval: float = 30.0,
+        paper_prices: Exchange | None = None,
     ) -> None:
         self.store = store
         self.venues = venues
@@ -100,6 +101,8 @@ class Engine:
         self.market_data = MarketData(self.on_price, self.on_order_reports)
         self.reconciler = Reconciler(self)
         self._sweeping: asyncio.Task[None] | None = None
+        self._paper_prices = paper_prices  # a real venue's public prices for paper trading
+        self._paper_ticks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
 
@@ -177,21 +180,32 @@ class Engine:
 
     def _subscribe(self, account: ExchangeAccount, symbol: str) -> None:
         if account.is_paper:
-            return  # the sandbox pushes prices and fills straight in
+            source = self._paper_prices
+            if source is not None:  # else the sandbox pushes prices straight in
+                tenant = account.tenant_id
+                self.market_data.watch_prices(
+                    paper_feed(tenant),
+                    symbol,
+                    lambda: source.watch_ticker(symbol),
+                    lambda _feed, _symbol, price: self.apply_paper_price(tenant, symbol, price),
+                )
+            return
         exchange = self.venues.exchange(account)
         feed = price_feed_of(account)
         self.market_data.watch_prices(feed, symbol, lambda: exchange.watch_ticker(symbol))
+        # The venue's own order stream, where it has one, reports changes soonest; the poll
+        # (comparing the open orders with the orders believed open) runs anyway: a stream
+        # can drop a message, the poll cannot miss an order that ended.
         if exchange.capabilities.watch_orders:
             self.market_data.stream_orders(
                 account.id, symbol, lambda: exchange.watch_orders(symbol)
             )
-        else:
-            self.market_data.poll_orders(
-                account.id,
-                symbol,
-                lambda: self.poll_orders(account, symbol),
-                self._order_poll_interval,
-            )
+        self.market_data.poll_orders(
+            account.id,
+            symbol,
+            lambda: self.poll_orders(account, symbol),
+            self._order_poll_interval,
+        )
 
     def runner(self, trade_id: str) -> TradeRunner | None:
         """The trade's runner if it is loaded (for reads: a trade not loaded is read from
@@ -312,6 +326,15 @@ class Engine:
             self.market_data.release("price", *live.feed)
 
     # ---- the venues' news ----------------------------------------------------------------
+
+    async def apply_paper_price(self, tenant_id: str, symbol: str, price: Decimal) -> None:
+        """A tick of a tenant's paper book (from its sandbox or a live source): the resting
+        orders it crosses fill, then every trade it concerns reacts; returns when all is
+        done and persisted."""
+        async with self._paper_ticks[(tenant_id, symbol)]:
+            changed = await self.venues.paper.set_price(tenant_id, symbol, price)
+            await self.on_order_reports(order.report() for order in changed)
+            await self.on_price(paper_feed(tenant_id), symbol, price)
 
     async def on_price(self, feed: str, symbol: str, price: Decimal) -> None:
         """A new last price: the trades whose band it leaves see it (concurrently; each

@@ -35,16 +35,22 @@ class MarketData:
         self._tasks: dict[tuple[str, str, str], asyncio.Task[None]] = {}
 
     def watch_prices(
-        self, feed: str, symbol: str, source: Callable[[], AsyncIterator[Ticker]]
+        self,
+        feed: str,
+        symbol: str,
+        source: Callable[[], AsyncIterator[Ticker]],
+        sink: PriceSink | None = None,
     ) -> None:
+        """`sink` defaults to the engine's tick (a paper book's live source passes its own)."""
         key = ("price", feed, symbol)
         if key not in self._tasks:
-            self._tasks[key] = asyncio.create_task(self._prices(feed, symbol, source))
+            task = self._prices(feed, symbol, source, sink or self._on_price)
+            self._tasks[key] = asyncio.create_task(task)
 
     def stream_orders(
         self, account_id: str, symbol: str, source: Callable[[], AsyncIterator[OrderReport]]
     ) -> None:
-        key = ("orders", account_id, symbol)
+        key = ("order-stream", account_id, symbol)
         if key not in self._tasks:
             self._tasks[key] = asyncio.create_task(self._orders(source))
 
@@ -60,9 +66,11 @@ class MarketData:
             self._tasks[key] = asyncio.create_task(self._polled(poll, interval))
 
     def release(self, kind: str, owner: str, symbol: str) -> None:
-        task = self._tasks.pop((kind, owner, symbol), None)
-        if task is not None:
-            task.cancel()
+        kinds = ("orders", "order-stream") if kind == "orders" else (kind,)
+        for each in kinds:
+            task = self._tasks.pop((each, owner, symbol), None)
+            if task is not None:
+                task.cancel()
 
     @property
     def subscriptions(self) -> int:
@@ -76,12 +84,16 @@ class MarketData:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _prices(
-        self, feed: str, symbol: str, source: Callable[[], AsyncIterator[Ticker]]
+        self,
+        feed: str,
+        symbol: str,
+        source: Callable[[], AsyncIterator[Ticker]],
+        sink: PriceSink,
     ) -> None:
         while True:
             try:
                 async for ticker in source():
-                    await self._on_price(feed, symbol, ticker.last)
+                    await sink(feed, symbol, ticker.last)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,7 +9,6 @@ from decimal import Decimal
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.engine.engine import Engine
 from smarttrade.engine.errors import NotFound
-from smarttrade.engine.venues import paper_feed
 from smarttrade.exchange.port import Balance
 from smarttrade.store.accounts import ExchangeAccount
 from smarttrade.store.idempotency import Claim, insert_claim
@@ -20,7 +17,6 @@ from smarttrade.store.idempotency import Claim, insert_claim
 class PaperSandbox:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._ticks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def _claim(self, claim: Claim) -> None:
         async with self._engine.store.engine.begin() as connection:
@@ -35,10 +31,7 @@ class PaperSandbox:
         if price <= 0:
             raise InvalidSpec([FieldViolation("price", "must be greater than 0")])
         await self._claim(claim)
-        async with self._ticks[(tenant_id, symbol)]:
-            changed = await paper.set_price(tenant_id, symbol, price)
-            await self._engine.on_order_reports(order.report() for order in changed)
-            await self._engine.on_price(paper_feed(tenant_id), symbol, price)
+        await self._engine.apply_paper_price(tenant_id, symbol, price)
         return price
 
     async def _paper_account(self, tenant_id: str, account_id: str) -> ExchangeAccount:

@@ -29,9 +29,15 @@ def price_feed_of(account: ExchangeAccount) -> str:
 
 
 class Venues:
-    def __init__(self, paper: PaperVenue, real: ExchangeFactory | None = None) -> None:
+    def __init__(
+        self,
+        paper: PaperVenue,
+        real: ExchangeFactory | None = None,
+        paper_prices: Exchange | None = None,
+    ) -> None:
         self.paper = paper
         self._real = real
+        self.paper_prices = paper_prices  # a real venue's public prices for paper trading
         self._exchanges: dict[str, Exchange] = {}
         self._markets: dict[str, Mapping[str, Market]] = {}
 
@@ -64,6 +70,10 @@ class Venues:
 
     async def last_price(self, account: ExchangeAccount, symbol: str) -> Decimal:
         try:
+            if account.is_paper and self.paper_prices is not None:
+                known = self.paper.last_price(account.tenant_id, symbol)
+                if known is None:  # the live feed starts with the first trade: seed it
+                    return (await self.paper_prices.fetch_ticker(symbol)).last
             return (await self.exchange(account).fetch_ticker(symbol)).last
         except TransientError as error:
             raise Unavailable(f"{account.exchange}: {error}", error.retry_after) from error
@@ -74,3 +84,5 @@ class Venues:
         for exchange in self._exchanges.values():
             await exchange.close()
         self._exchanges.clear()
+        if self.paper_prices is not None:
+            await self.paper_prices.close()

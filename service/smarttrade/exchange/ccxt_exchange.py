@@ -113,6 +113,9 @@ class _Redact(logging.Filter):
         return True
 
 
+log = logging.getLogger(__name__)
+STREAM_FAILURES = 3  # consecutive failures after which a watch polls instead of streaming
+
 _CCXT_LOG = logging.getLogger("ccxt")
 _CCXT_LOG.setLevel(logging.WARNING)  # request dumps are not for our logs, whatever the root
 _CCXT_LOG.addFilter(_REDACT := _Redact())
@@ -366,15 +369,24 @@ class CcxtExchange:
     # ----- watching --------------------------------------------------------------------
 
     async def watch_ticker(self, symbol: str) -> AsyncGenerator[Ticker]:
+        """Streamed where the venue can (ccxt.pro), polled otherwise; a stream that keeps
+        failing (no websocket route, say) gives way to polling for good."""
         last: Decimal | None = None
         streaming = self._streams("watchTicker")
+        failures = 0
         while True:
             try:
                 ticker = await (
                     self._streamed_ticker(symbol) if streaming else self.fetch_ticker(symbol)
                 )
-            except TransientError as error:  # a watch outlives blips; the consumer cancels it
-                await asyncio.sleep(error.retry_after or self._poll_interval)
+                failures = 0
+            except ExchangeError as error:  # a watch outlives blips; the consumer cancels it
+                failures += 1
+                if streaming and failures >= STREAM_FAILURES:
+                    log.warning("ticker stream of %s failed %d times: polling", symbol, failures)
+                    streaming = False
+                wait = error.retry_after if isinstance(error, TransientError) else None
+                await asyncio.sleep(wait or self._poll_interval)
                 continue
             if ticker.last != last:
                 last = ticker.last
@@ -395,14 +407,21 @@ class CcxtExchange:
         leaves the open orders is looked up once for its final report."""
         known: dict[str, OrderReport] = {}
         streaming = self._streams("watchOrders")
+        failures = 0
         while True:
             try:
                 if streaming:
                     changes = await self._streamed_orders(symbol)
                 else:
                     changes = await self._polled_order_changes(symbol, known)
-            except TransientError as error:
-                await asyncio.sleep(error.retry_after or self._poll_interval)
+                failures = 0
+            except ExchangeError as error:
+                failures += 1
+                if streaming and failures >= STREAM_FAILURES:
+                    log.warning("order stream of %s failed %d times: polling", symbol, failures)
+                    streaming = False
+                wait = error.retry_after if isinstance(error, TransientError) else None
+                await asyncio.sleep(wait or self._poll_interval)
                 continue
             for report in changes:
                 yield report
