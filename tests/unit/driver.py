@@ -157,14 +157,7 @@ class Run:
     def answer(self, intent: Intent) -> Input:
         """Carry out an intent at the venue; its answer, not yet fed to the trade."""
         if isinstance(intent, PlaceOrder):
-            request = OrderRequest(
-                client_order_id=intent.client_order_id,
-                symbol=intent.symbol,
-                side=intent.side,
-                type=intent.type,
-                amount=intent.amount,
-                price=intent.price,
-            )
+            request = OrderRequest.of(intent)
             try:
                 return reported(self.book.place(ACCOUNT, request, self.now), self.now)
             except OrderRejected as error:

@@ -60,14 +60,7 @@ class RacingVenue:
                     continue
                 self._answer(reported(report, at))
                 continue
-            request = OrderRequest(
-                client_order_id=intent.client_order_id,
-                symbol=intent.symbol,
-                side=intent.side,
-                type=intent.type,
-                amount=intent.amount,
-                price=intent.price,
-            )
+            request = OrderRequest.of(intent)
             try:
                 if self.refusing:
                     self.refusing -= 1

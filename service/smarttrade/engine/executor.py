@@ -104,15 +104,7 @@ class Executor:
     ) -> Outcome:
         if attempt.unknown_since is not None:
             return await self._look_up(exchange, intent, attempt, now)
-        request = OrderRequest(
-            client_order_id=intent.client_order_id,
-            symbol=intent.symbol,
-            side=intent.side,
-            type=intent.type,
-            amount=intent.amount,
-            price=intent.price,
-            reduce_only=intent.reduce_only,
-        )
+        request = OrderRequest.of(intent)
         try:
             report = await exchange.create_order(request)
         except (OutcomeUnknown, AlreadyPlaced):

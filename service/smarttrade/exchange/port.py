@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Protocol
 
 from smarttrade.domain.market import Market
+from smarttrade.domain.messages import PlaceOrder
 from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
 
 
@@ -28,6 +29,19 @@ class OrderRequest:
     amount: Decimal
     price: Decimal | None = None
     reduce_only: bool = False
+
+    @classmethod
+    def of(cls, intent: PlaceOrder) -> OrderRequest:
+        """The order a trade's intent asks the venue for."""
+        return cls(
+            client_order_id=intent.client_order_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            type=intent.type,
+            amount=intent.amount,
+            price=intent.price,
+            reduce_only=intent.reduce_only,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smarttrade.exchange.paper_book import PaperSettings
 from smarttrade.store import tables
 from smarttrade.store.codec import from_document, to_document
 from smarttrade.store.reads import LIVE_STATES
+from smarttrade.store.sql import newest_first_page
 
 accounts = tables.exchange_accounts
 
@@ -84,15 +85,7 @@ async def list_accounts(
     query = select(accounts).where(
         accounts.c.tenant_id == tenant_id, accounts.c.deleted_at.is_(None)
     )
-    if after is not None:
-        created, account_id = after
-        query = query.where(
-            or_(
-                accounts.c.created_at < created,
-                and_(accounts.c.created_at == created, accounts.c.id < account_id),
-            )
-        )
-    query = query.order_by(accounts.c.created_at.desc(), accounts.c.id.desc()).limit(limit)
+    query = newest_first_page(query, accounts, after, limit)
     return [_record(row) for row in (await connection.execute(query)).all()]
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smarttrade.domain.fsm import TradeState
@@ -16,6 +16,7 @@ from smarttrade.domain.messages import CancelOrder, Event, PlaceOrder
 from smarttrade.domain.model import SmartTrade
 from smarttrade.store import tables
 from smarttrade.store.codec import from_document, trade_from_document
+from smarttrade.store.sql import newest_first_page
 from smarttrade.store.unit_of_work import StoredEvent
 
 LIVE_STATES = [TradeState.PENDING.value, TradeState.ACTIVE.value, TradeState.CLOSING.value]
@@ -148,15 +149,7 @@ async def list_trades(
         query = query.where(trades.c.created_at >= where.created_from)
     if where.created_before is not None:
         query = query.where(trades.c.created_at < where.created_before)
-    if after is not None:
-        created, trade_id = after
-        query = query.where(
-            or_(
-                trades.c.created_at < created,
-                and_(trades.c.created_at == created, trades.c.id < trade_id),
-            )
-        )
-    query = query.order_by(trades.c.created_at.desc(), trades.c.id.desc()).limit(limit)
+    query = newest_first_page(query, trades, after, limit)
     return [trade_from_document(data) for data in (await connection.execute(query)).scalars()]
 
 
