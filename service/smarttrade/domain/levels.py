@@ -106,13 +106,10 @@ def _stop_loss(trade: SmartTrade, band: _Band) -> datetime | None:
 
 
 def _trailing_take_profit(trade: SmartTrade, band: _Band) -> None:
-    steps = trade.take_profit_legs
-    if not steps:
+    trailing = trade.waiting_trailing_step()
+    if trailing is None:
         return
-    leg = steps[-1]
-    spec = trade.spec.take_profit[leg.step - 1]
-    if spec.trailing_percent is None or leg.state is not LegState.WAITING:
-        return
+    leg, spec, trailing_percent = trailing
     side = trade.spec.side
     if not leg.trailing_active:
         target = take_profit_target(trade, spec, position_of(trade).average_entry_price)
@@ -121,7 +118,7 @@ def _trailing_take_profit(trade: SmartTrade, band: _Band) -> None:
         return
     assert leg.trailing_extreme is not None
     band.high(leg.trailing_extreme)
-    band.low(offset(side, leg.trailing_extreme, -spec.trailing_percent))
+    band.low(offset(side, leg.trailing_extreme, -trailing_percent))
 
 
 def _raw_high(band: _Band, side: Side, level: Decimal) -> None:

@@ -13,7 +13,7 @@ from enum import Enum
 
 from smarttrade.domain.fsm import LegState, TradeState
 from smarttrade.domain.market import Market
-from smarttrade.domain.spec import TradeSpec
+from smarttrade.domain.spec import TakeProfitStepSpec, TradeSpec
 from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
 
 ZERO = Decimal(0)
@@ -193,6 +193,18 @@ class SmartTrade:
         """The steps of the current plan, in order (legs an edit removed are left out)."""
         steps = [leg for leg in self.legs if leg.kind is LegKind.TAKE_PROFIT and leg.step]
         return sorted(steps, key=lambda leg: leg.step)
+
+    def waiting_trailing_step(self) -> tuple[Leg, TakeProfitStepSpec, Decimal] | None:
+        """The last take-profit step, its spec and how far it trails, while it trails and has
+        not triggered."""
+        steps = self.take_profit_legs
+        if not steps:
+            return None
+        leg = steps[-1]
+        spec = self.spec.take_profit[leg.step - 1]
+        if spec.trailing_percent is None or leg.state is not LegState.WAITING:
+            return None
+        return leg, spec, spec.trailing_percent
 
     @property
     def stop_loss_leg(self) -> Leg | None:

@@ -157,13 +157,10 @@ def _watch_stop_loss(changes: Changes, price: Decimal | None) -> bool:
 
 def _watch_trailing_take_profit(changes: Changes, price: Decimal) -> None:
     trade = changes.trade
-    steps = trade.take_profit_legs
-    if not steps:
+    trailing = trade.waiting_trailing_step()
+    if trailing is None:
         return
-    leg = steps[-1]
-    spec = trade.spec.take_profit[leg.step - 1]
-    if spec.trailing_percent is None or leg.state is not LegState.WAITING:
-        return
+    leg, spec, trailing_percent = trailing
     side = trade.spec.side
     if not leg.trailing_active:
         target = take_profit_target(trade, spec, position_of(trade).average_entry_price)
@@ -178,6 +175,6 @@ def _watch_trailing_take_profit(changes: Changes, price: Decimal) -> None:
     if highest != leg.trailing_extreme:
         leg.trailing_extreme = highest
         changes.dirty = True
-    if at_or_before(side, price, offset(side, highest, -spec.trailing_percent)):
+    if at_or_before(side, price, offset(side, highest, -trailing_percent)):
         changes.emit(EventType.PRICE_TRIGGERED, leg_id=leg.id, price=price, message="trailing")
         plan.start_exit(changes, leg, CloseReason.TAKE_PROFIT)
