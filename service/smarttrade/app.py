@@ -130,7 +130,7 @@ async def start(settings: Settings) -> Running:
     keys = master_keys(settings)
     database = await open_database(settings.database_url, settings.data_dir)
     bus = EventBus()
-    store = Store(database.engine, bus)
+    store = Store(database.engine, database.hot_path, bus)
     paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(database.engine), clock=utc_now)
     await paper.start()
     build, supported = ccxt_venues(keys, settings.exchange_overrides)

@@ -23,7 +23,6 @@ import pytest
 from google.protobuf.message import Message
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from smarttrade.api import render
 from smarttrade.app import ccxt_venues
@@ -46,7 +45,7 @@ from smarttrade.store.credentials import (
     seal,
     unseal,
 )
-from smarttrade.store.database import asyncpg_url
+from smarttrade.store.database import Database, open_database
 from smarttrade.store.idempotency import Claim
 from smarttrade.store.paper_storage import PostgresPaperStorage
 from smarttrade.store.unit_of_work import Store
@@ -108,13 +107,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def account_service(database: AsyncEngine, keys: MasterKeys) -> AccountService:
+async def account_service(database: Database, keys: MasterKeys) -> AccountService:
     """The account use cases wired as `app.start` wires them, accepting `binance`."""
-    paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(database), clock=utc_now)
+    paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(database.engine), clock=utc_now)
     await paper.start()
     build, _ = ccxt_venues(keys, {})
     engine = Engine(
-        store=Store(database, EventBus()),
+        store=Store(database.engine, database.hot_path, EventBus()),
         venues=Venues(paper, build),
         executor=Executor(RetryPolicy()),
         clock=utc_now,
@@ -131,8 +130,8 @@ async def binance_account(
     return await service.create(TENANT, new, claim())
 
 
-async def stored(database: AsyncEngine, account_id: str) -> ExchangeAccount:
-    async with database.connect() as connection:
+async def stored(database: Database, account_id: str) -> ExchangeAccount:
+    async with database.engine.connect() as connection:
         account = await get_account(connection, TENANT, account_id)
     assert account is not None
     return account
@@ -174,10 +173,10 @@ def logged_text(records: Iterable[logging.LogRecord]) -> str:
 
 
 @pytest.fixture
-async def database(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(asyncpg_url(database_url))
-    yield engine
-    await engine.dispose()
+async def database(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
+    opened = await open_database(database_url, tmp_path)
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture
@@ -189,7 +188,7 @@ def keys() -> MasterKeys:
 
 
 async def test_an_account_is_stored_sealed_and_opens_only_with_its_own_id(
-    database: AsyncEngine, keys: MasterKeys
+    database: Database, keys: MasterKeys
 ) -> None:
     service = await account_service(database, keys)
 
@@ -203,7 +202,7 @@ async def test_an_account_is_stored_sealed_and_opens_only_with_its_own_id(
 
 
 async def test_a_dump_of_the_database_holds_no_plaintext_secret(
-    database: AsyncEngine, database_url: str, keys: MasterKeys
+    database: Database, database_url: str, keys: MasterKeys
 ) -> None:
     service = await account_service(database, keys)
     account = await binance_account(service)
@@ -218,7 +217,7 @@ async def test_a_dump_of_the_database_holds_no_plaintext_secret(
 
 
 async def test_the_responses_describing_an_account_hold_no_secret(
-    database: AsyncEngine, keys: MasterKeys
+    database: Database, keys: MasterKeys
 ) -> None:
     service = await account_service(database, keys)
     created = await binance_account(service)
@@ -234,7 +233,7 @@ async def test_the_responses_describing_an_account_hold_no_secret(
 
 
 async def test_the_values_that_carry_credentials_do_not_show_them(
-    database: AsyncEngine, keys: MasterKeys
+    database: Database, keys: MasterKeys
 ) -> None:
     service = await account_service(database, keys)
     new = NewAccount("main", "binance", credentials(), None, {})
@@ -245,7 +244,7 @@ async def test_the_values_that_carry_credentials_do_not_show_them(
 
 
 async def test_refusing_an_account_never_repeats_its_credentials(
-    database: AsyncEngine, keys: MasterKeys
+    database: Database, keys: MasterKeys
 ) -> None:
     service = await account_service(database, keys)
     refused = [
@@ -265,13 +264,13 @@ async def test_refusing_an_account_never_repeats_its_credentials(
 
 
 async def test_a_ciphertext_copied_onto_another_accounts_row_does_not_decrypt(
-    database: AsyncEngine, keys: MasterKeys
+    database: Database, keys: MasterKeys
 ) -> None:
     service = await account_service(database, keys)
     victim = await binance_account(service)
     thief = await binance_account(service, Credentials("thief-key", "thief-secret"))
     accounts = tables.exchange_accounts
-    async with database.begin() as connection:
+    async with database.engine.begin() as connection:
         stolen = (
             await connection.execute(
                 select(accounts.c.credentials).where(accounts.c.id == victim.id)
@@ -353,7 +352,7 @@ def test_sealing_the_same_credentials_twice_gives_unrelated_ciphertexts(keys: Ma
 
 
 async def test_after_rotation_old_records_still_open_and_new_ones_use_the_new_key(
-    database: AsyncEngine, keys: MasterKeys
+    database: Database, keys: MasterKeys
 ) -> None:
     before = await binance_account(await account_service(database, keys))
     rotated = MasterKeys({"A": KEY_A, "B": KEY_B}, "B")
@@ -376,7 +375,7 @@ async def test_after_rotation_old_records_still_open_and_new_ones_use_the_new_ke
 
 
 async def test_a_venue_is_built_from_a_record_sealed_under_a_retired_current_key(
-    database: AsyncEngine, keys: MasterKeys
+    database: Database, keys: MasterKeys
 ) -> None:
     before = await binance_account(await account_service(database, keys))
     build, _ = ccxt_venues(MasterKeys({"A": KEY_A, "B": KEY_B}, "B"), {})

@@ -28,6 +28,7 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
+import orjson
 from hypothesis import HealthCheck, assume, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -64,6 +65,7 @@ from smarttrade.domain.position import position_of, skipped_entry_units
 from smarttrade.domain.spec import EntryType, StopLossSpec, TradeSpec
 from smarttrade.domain.values import OrderStatus, OrderType, Side
 from smarttrade.exchange.paper_book import PaperSettings
+from smarttrade.store.codec import dump_json, trade_from_document
 from tests.unit.driver import BTC, T0
 from tests.unit.racing_venue import RacingVenue
 from tests.unit.strategies import START, away, entries, take_profit_plans, trade_specs
@@ -339,6 +341,12 @@ class TradeLife(RuleBasedStateMachine):
             if self.trade.state.is_terminal or leg.state.is_done:
                 for order in leg.live_orders:
                     assert order.cancel_requested, (leg.id, leg.state, order)
+
+    @invariant()
+    def the_trade_reads_back_unchanged_from_its_stored_document(self) -> None:
+        """The snapshot the store writes (JSON, by orjson) loads as the very same trade."""
+        document = orjson.loads(dump_json(self.trade))
+        assert trade_from_document(document) == self.trade
 
     @invariant()
     def the_state_is_one_of_the_six(self) -> None:

@@ -26,6 +26,7 @@ from smarttrade.engine.errors import EtagMismatch, NotFound, PreconditionFailed,
 from smarttrade.engine.watch import HistoryPruned, StreamClosed, StreamOverflow
 from smarttrade.exchange.port import OrderRejected, TransientError
 from smarttrade.store.credentials import CredentialsError
+from smarttrade.store.unit_of_work import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,14 @@ def status_of(error: Exception) -> status_pb2.Status:
                 str(error),
                 {},
                 _retry(error.retry_after),
+            )
+        case Exception() if database_unavailable(error):
+            return _status(
+                code_pb2.UNAVAILABLE,
+                "STORE_UNAVAILABLE",
+                "the database is unavailable; nothing was half-written, the call can be retried",
+                {},
+                _retry(1.0),
             )
         case HistoryPruned():
             metadata = {"pruned_through": str(error.pruned)}

@@ -4,6 +4,9 @@ A live trade is kept as a small head (where it trades, the price band and time i
 and is loaded into a runner only when something concerns it: a price leaving its band (the
 trigger index), a report on one of its orders, a timer, or a trader's action. So a tick
 costs O(log n + triggered) and an idle trade a few hundred bytes, with 100,000 live trades.
+Loading reads the store, which would sit between a trigger and its order: so a trade is
+also loaded, in the background, as soon as the price comes within `WARM_BAND` of its band
+(a second trigger index of narrowed bands), and is ready when the price gets there.
 
 Startup and recovery are one code path (crash-only): `start` reads the heads of every trade
 that is not terminal, loads those with intents left pending (each is looked up at the venue
@@ -38,7 +41,6 @@ from smarttrade.store.reads import (
     TradeHead,
     believed_open_orders,
     live_trade_heads,
-    load_trade,
     pending_intents,
 )
 from smarttrade.store.unit_of_work import Store
@@ -48,10 +50,22 @@ log = logging.getLogger(__name__)
 FeedKey = tuple[str, str]  # (price feed, symbol)
 GroupKey = tuple[str, str]  # (account, symbol)
 STARTUP_CONCURRENCY = 64
+WARM_BAND = Decimal("0.01")  # load a trade once the price is within 1 % of its band
+WARMING_CONCURRENCY = 8
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def warm_band(
+    below: Decimal | None, above: Decimal | None
+) -> tuple[Decimal | None, Decimal | None]:
+    """A band `WARM_BAND` narrower on each side: crossing it, the price is getting close."""
+    return (
+        below * (1 + WARM_BAND) if below is not None else None,
+        above * (1 - WARM_BAND) if above is not None else None,
+    )
 
 
 def trade_id_of(client_order_id: str) -> str:
@@ -97,6 +111,8 @@ class Engine:
         self._accounts: dict[str, ExchangeAccount] = {}
         self._recovered: dict[str, list[Intent]] = {}
         self.index = TriggerIndex()
+        self._warm_index = TriggerIndex()  # the bands of trades not loaded, narrowed
+        self._warming = asyncio.Semaphore(WARMING_CONCURRENCY)
         self._prices: dict[FeedKey, Decimal] = {}
         self.market_data = MarketData(self.on_price, self.on_order_reports)
         self.reconciler = Reconciler(self)
@@ -174,6 +190,7 @@ class Engine:
         self._groups[(head.account_id, head.symbol)].add(head.id)
         self._feeds[feed].add(head.id)
         self.index.register(feed, head.id, head.wake_below, head.wake_above)
+        self._warm_index.register(feed, head.id, *warm_band(head.wake_below, head.wake_above))
         self._set_timer(live, head.wake_at)
         self._subscribe(account, head.symbol)
         return live
@@ -239,13 +256,30 @@ class Engine:
             live.loading = asyncio.Lock()
         async with live.loading:
             if live.runner is None:
-                async with self.store.engine.connect() as connection:
-                    trade = await load_trade(connection, trade_id)
+                trade = await self.store.load(trade_id)
                 if trade is None:
                     raise NotFound("smart trade", trade_id)
                 live.runner = self._runner_for(trade)
+                self._warm_index.remove(trade_id)
                 await live.runner.start(recovered=self._recovered.pop(trade_id, ()))
         return live.runner
+
+    def _warm_up(self, trade_id: str) -> None:
+        """Load a trade the price is getting close to, off the path of the tick."""
+        live = self._live.get(trade_id)
+        if live is None or live.runner is not None or live.loading is not None:
+            return
+
+        async def load() -> None:
+            async with self._warming:
+                try:
+                    await self.live_runner(trade_id)
+                except Exception:  # it is loaded when it triggers, then
+                    log.warning("trade %s: loading ahead of its trigger failed", trade_id)
+
+        task = asyncio.get_running_loop().create_task(load())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _runner_for(self, trade: SmartTrade) -> TradeRunner:
         account = self._accounts[trade.account_id]
@@ -313,6 +347,7 @@ class Engine:
             live.timer.cancel()
         self._live.pop(live.id, None)
         self.index.remove(live.id)
+        self._warm_index.remove(live.id)
         group_key = (live.account_id, live.symbol)
         group = self._groups.get(group_key, set())
         group.discard(live.id)
@@ -342,9 +377,16 @@ class Engine:
         key = (feed, symbol)
         self._prices[key] = price
         woken = self.index.crossed(key, price)
-        if self.index.size(key) > 4 * max(len(self._feeds.get(key, ())), 64):
-            self.index.compact(key)  # re-registrations leave stale entries behind
+        for trade_id in self._warm_index.crossed(key, price):
+            self._warm_up(trade_id)
+        bound = 4 * max(len(self._feeds.get(key, ())), 64)
+        for index in (self.index, self._warm_index):
+            if index.size(key) > bound:
+                index.compact(key)  # re-registrations leave stale entries behind
         tick = PriceTicked(price, self._clock())
+        if len(woken) == 1:  # the usual case: no task to schedule on the way to the order
+            await self._deliver(woken.pop(), tick)
+            return
         await asyncio.gather(*(self._deliver(trade_id, tick) for trade_id in woken))
 
     async def on_order_reports(self, reports: Iterable[OrderReport]) -> None:

@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import DBAPIError
-
 from smarttrade.domain.decide import decide
 from smarttrade.domain.fsm import LegState, TradeState
 from smarttrade.domain.messages import (
@@ -36,9 +34,8 @@ from smarttrade.domain.values import OrderStatus
 from smarttrade.engine.errors import EtagMismatch
 from smarttrade.engine.executor import Attempt, Executor, Outcome
 from smarttrade.exchange.port import Exchange
-from smarttrade.store.idempotency import AlreadyClaimed, Claim, find_request, insert_claim
-from smarttrade.store.reads import get_trade
-from smarttrade.store.unit_of_work import ConcurrentUpdate, Store
+from smarttrade.store.idempotency import AlreadyClaimed, Claim, find_request
+from smarttrade.store.unit_of_work import ConcurrentUpdate, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -220,12 +217,12 @@ class TradeRunner:
     async def _store_with_retry(
         self, decision: Decision | None, done: Sequence[IntentKey], claim: Claim | None = None
     ) -> None:
-        """Persist, surviving a lost connection: nothing is half-written (one transaction)."""
+        """Persist, surviving a lost connection: nothing is half-written (one statement)."""
         for attempt in range(STORE_RETRIES):
             try:
                 await self._record(decision, done, self.trade, claim)
                 return
-            except (DBAPIError, OSError) as error:
+            except StoreUnavailable as error:
                 if attempt == STORE_RETRIES - 1:
                     raise
                 log.warning("storing trade %s failed, retrying: %s", self.trade.id, error)
@@ -238,14 +235,7 @@ class TradeRunner:
         before: SmartTrade | None,
         claim: Claim | None = None,
     ) -> None:
-        async with self._store.transaction() as unit:
-            if claim is not None:
-                await insert_claim(unit.connection, claim, self._clock())
-            if decision is not None and decision.persist:
-                unit.save(decision, before)
-            for kind, client_order_id in done:
-                unit.complete_intent(client_order_id, kind)
-            await unit.commit()
+        await self._store.record(decision, before, done, claim, self._clock())
         if decision is not None:
             self.trade = decision.trade
 
@@ -256,8 +246,7 @@ class TradeRunner:
                 raise AlreadyClaimed(claim.request_id)
 
     async def _reload(self) -> None:
-        async with self._store.engine.connect() as connection:
-            stored = await get_trade(connection, self.trade.tenant_id, self.trade.id)
+        stored = await self._store.load(self.trade.id)
         if stored is not None:
             self.trade = stored
 

@@ -20,7 +20,7 @@ from smarttrade.engine.page_tokens import PageTokens
 from smarttrade.engine.runner import TradeRunner, etag_of
 from smarttrade.store.accounts import ExchangeAccount
 from smarttrade.store.idempotency import AlreadyClaimed, Claim
-from smarttrade.store.reads import TradeFilter, get_trade, list_trades
+from smarttrade.store.reads import TradeFilter, list_trades
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -87,8 +87,7 @@ class TradeService:
         runner = self._engine.runner(trade_id)
         if runner is not None and runner.trade.tenant_id == tenant_id:
             return self._fresh(runner.trade)
-        async with self._engine.store.engine.connect() as connection:
-            trade = await get_trade(connection, tenant_id, trade_id)
+        trade = await self._engine.store.load(trade_id, tenant_id)
         if trade is None:
             raise NotFound("smart trade", f"smartTrades/{trade_id}")
         return self._fresh(trade)

@@ -18,6 +18,8 @@ from enum import Enum
 from functools import cache
 from typing import Any, TypeVar, Union
 
+import orjson
+
 from smarttrade.domain.market import Market
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.spec import TradeSpec
@@ -25,24 +27,25 @@ from smarttrade.domain.spec import TradeSpec
 T = TypeVar("T")
 
 
+def _exact(item: Any) -> Any:
+    if isinstance(item, Decimal):
+        return str(item)  # exact: a JSON number would go through a float
+    if isinstance(item, timedelta):
+        return item.total_seconds()
+    raise TypeError(f"cannot store {type(item).__name__}")
+
+
+def dump_json(value: Any) -> bytes:
+    """A value as a JSON document: dataclasses as objects of their fields, Decimal as its
+    exact string, datetime as ISO 8601, timedelta as seconds, Enum by value, tuples as
+    arrays. orjson writes it natively (a trade's snapshot is written on the path from a
+    trigger to its order)."""
+    return orjson.dumps(value, default=_exact)
+
+
 def to_document(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_document(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, list | tuple):
-        return [to_document(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): to_document(item) for key, item in value.items()}
-    raise TypeError(f"cannot store {type(value).__name__}")
+    """The same document as Python values (for the JSON columns written through SQLAlchemy)."""
+    return orjson.loads(dump_json(value))
 
 
 def from_document(cls: type[T], document: Any) -> T:

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from smarttrade.store.migrate import migrate
+from smarttrade.store.unit_of_work import open_hot_path
 
 
 def asyncpg_url(url: str) -> str:
@@ -23,11 +25,13 @@ def asyncpg_url(url: str) -> str:
 
 @dataclass
 class Database:
-    engine: AsyncEngine
+    engine: AsyncEngine  # SQLAlchemy: reads, and the tables other than a trade's
+    hot_path: asyncpg.Pool  # plain asyncpg: writing decisions, loading trades (unit_of_work)
     url: str
     embedded: Any = None  # the pgserver handle that keeps the embedded server running
 
     async def close(self) -> None:
+        await self.hot_path.close()
         await self.engine.dispose()
 
 
@@ -57,4 +61,5 @@ async def open_database(url: str | None, data_dir: Path, pool_size: int = 20) ->
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
     await migrate(engine)
-    return Database(engine=engine, url=url, embedded=embedded)
+    hot_path = await open_hot_path(url.replace("postgresql+asyncpg://", "postgresql://", 1), 8)
+    return Database(engine=engine, hot_path=hot_path, url=url, embedded=embedded)

@@ -39,13 +39,6 @@ async def get_trade(
     return trade_from_document(data) if data is not None else None
 
 
-async def load_trade(connection: AsyncConnection, trade_id: str) -> SmartTrade | None:
-    """One trade, whoever owns it: for the engine, never for a caller."""
-    query = _current_snapshot().where(trades.c.id == trade_id)
-    data = (await connection.execute(query)).scalar_one_or_none()
-    return trade_from_document(data) if data is not None else None
-
-
 @dataclass(frozen=True, slots=True)
 class TradeHead:
     """What the engine keeps of an idle live trade: where it trades and when it wakes."""

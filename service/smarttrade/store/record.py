@@ -1,45 +1,55 @@
-"""Writing a decision in one round trip.
+"""Writing a decision in one statement, which is its own transaction.
 
-A decision touches up to eight tables (the trade, its legs, orders, fills, snapshot, the
-intents it adds and those it completes, its events). Sent one by one that is eight round
-trips on the path from a tick to an order; here they are data-modifying CTEs of a single
-statement, each fed by one JSON parameter. The foreign keys still hold (PostgreSQL checks
-them at the end of the statement), and the events take the events lock in the same
-statement, just before the commit (see unit_of_work).
+A decision touches up to nine tables (the request's claim, the trade, its legs, orders,
+fills, snapshot, the intents it adds and those it completes, its events). Sent one by one,
+inside BEGIN and COMMIT, that is a dozen round trips on the path from a tick to an order;
+here they are data-modifying CTEs of a single statement, each fed by one JSON parameter
+(rows of plain values, dataclasses and all, written by `codec.dump_json`),
+sent outside any transaction block: PostgreSQL runs it atomically and commits it durably
+before answering, so one round trip is the whole write.
+
+All or nothing still holds when a check fails, because every part is gated: the trade's row
+is written only if the request's claim is new, and everything else only if the trade's row
+was (its version is still the one the decision started from). A claim already taken or a
+version moved on therefore writes nothing at all, and the result says which. The foreign
+keys hold (PostgreSQL checks them at the end of the statement), and the events take the
+events lock in the same statement, which holds it until the commit (see unit_of_work).
 
 The statement's text depends only on which parts are present, so it is built once per
-shape and cached.
+shape and cached (and asyncpg keeps it prepared per connection).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from functools import cache
-from typing import Any
 
-from sqlalchemy import Table, TextClause, text
+from sqlalchemy import Table
 
 from smarttrade.store import tables
+from smarttrade.store.codec import dump_json
 
 
 def _json(value: object) -> str:
-    def encode(item: object) -> object:
-        if isinstance(item, Decimal):
-            return str(item)
-        if isinstance(item, datetime):
-            return item.isoformat()
-        raise TypeError(f"cannot encode {type(item).__name__}")
+    return dump_json(value).decode()
 
-    return json.dumps(value, default=encode)
+
+# The row-set parts, in the order they appear in the statement: (parameter, table, the key
+# an existing row is overwritten on, or None to keep the existing row).
+_ROW_SETS: tuple[tuple[str, Table, tuple[str, ...] | None], ...] = (
+    ("legs", tables.legs, ("trade_id", "id")),
+    ("orders", tables.orders, ("client_order_id",)),
+    ("fills", tables.fills, None),
+    ("snapshots", tables.trade_snapshots, None),
+    ("intents", tables.order_intents, None),
+)
 
 
 @dataclass
 class Batch:
-    """What one transaction writes, gathered until its commit."""
+    """What one statement writes."""
 
+    claim: dict[str, object] | None = None
     new_trade: dict[str, object] | None = None
     trade_update: dict[str, object] | None = None
     expected_version: int = 0
@@ -54,43 +64,58 @@ class Batch:
     @property
     def empty(self) -> bool:
         return not (
-            self.new_trade
+            self.claim
+            or self.new_trade
             or self.trade_update
-            or self.legs
-            or self.orders
-            or self.fills
-            or self.snapshots
-            or self.intents
             or self.done_intents
+            or any(getattr(self, name) for name, _, _ in _ROW_SETS)
             or self.events
         )
 
-    def statement(self, events_lock: int) -> tuple[TextClause, dict[str, Any]]:
+    def statement(self, events_lock: int) -> tuple[str, list[object]]:
+        """The SQL (asyncpg's `$n` placeholders) and its arguments. The statement returns one
+        row: `claimed` (0: the request id was taken), `written` (0: the trade's version moved
+        on) and the `sequences` given to the events, in order."""
         update_columns = tuple(self.trade_update) if self.trade_update else ()
-        shape = (
-            self.new_trade is not None,
-            update_columns,
-            bool(self.legs),
-            bool(self.orders),
-            bool(self.fills),
-            bool(self.snapshots),
-            bool(self.intents),
-            bool(self.done_intents),
-            bool(self.events),
+        shape = _Shape(
+            claim=self.claim is not None,
+            new_trade=self.new_trade is not None,
+            update_columns=update_columns,
+            row_sets=tuple(bool(getattr(self, name)) for name, _, _ in _ROW_SETS),
+            done_intents=bool(self.done_intents),
+            events=bool(self.events),
         )
-        parameters: dict[str, Any] = {}
-        if self.new_trade is not None:
-            parameters["trade"] = _json(self.new_trade)
-        if self.trade_update is not None:
-            parameters["trade"] = _json(self.trade_update)
-            parameters["expected"] = self.expected_version
-        for name in ("legs", "orders", "fills", "snapshots", "intents", "done_intents", "events"):
+        values: dict[str, object] = {"lock": events_lock, "expected": self.expected_version}
+        values["claim"] = _json(self.claim) if self.claim is not None else None
+        trade = self.new_trade if self.new_trade is not None else self.trade_update
+        values["trade"] = _json(trade) if trade is not None else None
+        for name in (*(name for name, _, _ in _ROW_SETS), "done_intents", "events"):
             rows = getattr(self, name)
-            if rows:
-                parameters[name] = _json(rows)
-        if self.events:
-            parameters["lock"] = events_lock
-        return _statement(shape), parameters
+            values[name] = _json(rows) if rows else None
+        sql, names = _statement(shape)
+        return sql, [values[name] for name in names]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    claim: bool
+    new_trade: bool
+    update_columns: tuple[str, ...]
+    row_sets: tuple[bool, ...]
+    done_intents: bool
+    events: bool
+
+
+class _Parameters:
+    """Numbers the parameters in the order the statement first uses them."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def __call__(self, name: str) -> str:
+        if name not in self.names:
+            self.names.append(name)
+        return f"${self.names.index(name) + 1}"
 
 
 def _set_all(table: Table, keys: tuple[str, ...]) -> str:
@@ -101,61 +126,71 @@ def _set_all(table: Table, keys: tuple[str, ...]) -> str:
     )
 
 
-def _upsert(name: str, table: Table, keys: tuple[str, ...] | None) -> str:
-    conflict = _set_all(table, keys) if keys else "ON CONFLICT DO NOTHING"
-    return (
-        f"{name}_w AS (INSERT INTO {table.name} SELECT * FROM jsonb_populate_recordset("
-        f"NULL::{table.name}, CAST(:{name} AS jsonb)) {conflict} RETURNING 1)"
-    )
-
-
 @cache
-def _statement(shape: tuple[Any, ...]) -> TextClause:
-    (new, update_columns, legs, orders, fills, snapshots, intents, done, events) = shape
+def _statement(shape: _Shape) -> tuple[str, list[str]]:
+    p = _Parameters()
     parts = []
-    if new:
+    gate = ""  # the condition every later part is written under
+    if shape.claim:
+        parts.append(
+            "claim_w AS (INSERT INTO idempotency_keys SELECT * FROM jsonb_populate_record("
+            f"NULL::idempotency_keys, CAST({p('claim')} AS jsonb)) ON CONFLICT DO NOTHING "
+            "RETURNING 1)"
+        )
+        gate = "EXISTS (SELECT 1 FROM claim_w)"
+    if shape.new_trade:
         parts.append(
             "trade_w AS (INSERT INTO smart_trades SELECT * FROM jsonb_populate_record("
-            "NULL::smart_trades, CAST(:trade AS jsonb)) RETURNING 1)"
+            f"NULL::smart_trades, CAST({p('trade')} AS jsonb)) {_where(gate)} RETURNING 1)"
         )
-    elif update_columns:
-        assignments = ", ".join(f"{c} = r.{c}" for c in update_columns if c != "id")
+        gate = "EXISTS (SELECT 1 FROM trade_w)"
+    elif shape.update_columns:
+        assignments = ", ".join(f"{c} = r.{c}" for c in shape.update_columns if c != "id")
+        also = f" AND {gate}" if gate else ""
         parts.append(
             "trade_w AS (UPDATE smart_trades AS s SET "
             f"{assignments} FROM jsonb_populate_record(NULL::smart_trades, "
-            "CAST(:trade AS jsonb)) AS r WHERE s.id = r.id AND s.version = :expected "
-            "RETURNING 1)"
+            f"CAST({p('trade')} AS jsonb)) AS r WHERE s.id = r.id "
+            f"AND s.version = {p('expected')}{also} RETURNING 1)"
         )
-    if legs:
-        parts.append(_upsert("legs", tables.legs, ("trade_id", "id")))
-    if orders:
-        parts.append(_upsert("orders", tables.orders, ("client_order_id",)))
-    if fills:
-        parts.append(_upsert("fills", tables.fills, None))
-    if snapshots:
-        parts.append(_upsert("snapshots", tables.trade_snapshots, None))
-    if intents:
-        parts.append(_upsert("intents", tables.order_intents, None))
-    if done:
+        gate = "EXISTS (SELECT 1 FROM trade_w)"
+    for (name, table, keys), present in zip(_ROW_SETS, shape.row_sets, strict=True):
+        if present:
+            conflict = _set_all(table, keys) if keys else "ON CONFLICT DO NOTHING"
+            parts.append(
+                f"{name}_w AS (INSERT INTO {table.name} SELECT * FROM "
+                f"jsonb_populate_recordset(NULL::{table.name}, CAST({p(name)} AS jsonb)) "
+                f"{_where(gate)} {conflict} RETURNING 1)"
+            )
+    if shape.done_intents:
+        also = f" AND {gate}" if gate else ""
         parts.append(
             "done_w AS (DELETE FROM order_intents AS o USING jsonb_to_recordset("
-            "CAST(:done_intents AS jsonb)) AS x(client_order_id text, kind text) "
-            "WHERE o.client_order_id = x.client_order_id AND o.kind = x.kind RETURNING 1)"
+            f"CAST({p('done_intents')} AS jsonb)) AS x(client_order_id text, kind text) "
+            f"WHERE o.client_order_id = x.client_order_id AND o.kind = x.kind{also} "
+            "RETURNING 1)"
         )
-    if events:
+    if shape.events:
         # The lock is taken by the same statement that draws the sequences, so commits
         # append in sequence order (see unit_of_work).
         parts.append(
             "events_w AS (INSERT INTO events (tenant_id, trade_id, trade_version, type, at, "
             "facts) SELECT e->>'tenant_id', e->>'trade_id', (e->>'trade_version')::integer, "
             "e->>'type', (e->>'at')::timestamptz, e->'facts' "
-            "FROM (SELECT pg_advisory_xact_lock(:lock)) AS held, "
-            "jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS x(e, n) "
-            "ORDER BY n RETURNING sequence)"
+            f"FROM (SELECT pg_advisory_xact_lock({p('lock')})) AS held, "
+            f"jsonb_array_elements(CAST({p('events')} AS jsonb)) WITH ORDINALITY AS x(e, n) "
+            f"{_where(gate)} ORDER BY n RETURNING sequence)"
         )
-    written = "(SELECT count(*) FROM trade_w)" if (new or update_columns) else "1"
+    claimed = "(SELECT count(*) FROM claim_w)" if shape.claim else "1"
+    written = "(SELECT count(*) FROM trade_w)" if shape.new_trade or shape.update_columns else "1"
     sequences = (
-        "ARRAY(SELECT sequence FROM events_w ORDER BY sequence)" if events else "ARRAY[]::bigint[]"
+        "ARRAY(SELECT sequence FROM events_w ORDER BY sequence)"
+        if shape.events
+        else "ARRAY[]::bigint[]"
     )
-    body = f"SELECT {written} AS written, {sequences} AS sequences"
-    return text(f"WITH {', '.join(parts)} {body}" if parts else body)
+    body = f"SELECT {claimed} AS claimed, {written} AS written, {sequences} AS sequences"
+    return (f"WITH {', '.join(parts)} {body}" if parts else body), p.names
+
+
+def _where(gate: str) -> str:
+    return f"WHERE {gate}" if gate else ""

@@ -1,0 +1,95 @@
+"""The database out of reach: calls that need it are UNAVAILABLE with a retry hint, never
+INTERNAL, nothing is half-written, and everything works again once it is back.
+
+The service talks to the real PostgreSQL through a loopback proxy that the test cuts (every
+open connection dropped, new ones refused) and restores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from sqlalchemy.engine import make_url
+
+from smarttrade.v1 import smart_trade_pb2 as pb
+from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
+from tests.e2e.test_walking_trade import market_buy
+from tests.support.service import Service, request_id, rich_error, running_service
+from tests.support.tcp_proxy import TcpProxy
+
+
+@pytest.fixture
+async def proxy(database_url: str) -> AsyncIterator[TcpProxy]:
+    url = make_url(database_url)
+    line = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await line.start()
+    yield line
+    await line.cut()
+
+
+@pytest.fixture
+async def service(database_url: str, proxy: TcpProxy, tmp_path: Path) -> AsyncIterator[Service]:
+    through = make_url(database_url).set(host="127.0.0.1", port=proxy.port)
+    async with running_service(
+        through.render_as_string(hide_password=False), tmp_path, reconcile_interval=3600
+    ) as running:
+        yield running
+
+
+def retry_delay(error: grpc.aio.AioRpcError) -> float:
+    status = rpc_status.from_call(error)
+    assert status is not None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.ToTimedelta().total_seconds()
+    raise AssertionError("no RetryInfo")
+
+
+async def test_calls_needing_the_database_are_unavailable_until_it_is_back(
+    service: Service, proxy: TcpProxy
+) -> None:
+    client = service.a
+    account = await client.paper_account(USDT="10000")
+    await client.set_price("BTC/USDT", "100")
+    running = await client.create(market_buy(account, "1", take_profit="110", stop="90"))
+    create = trades_pb.CreateSmartTradeRequest(
+        smart_trade=market_buy(account, "1", take_profit="120", stop="80"),
+        request_id=request_id(),
+    )
+
+    await proxy.cut()
+
+    with pytest.raises(grpc.aio.AioRpcError) as listing:
+        await client.trades.ListSmartTrades(
+            trades_pb.ListSmartTradesRequest(), metadata=client.metadata
+        )
+    with pytest.raises(grpc.aio.AioRpcError) as creating:
+        await client.trades.CreateSmartTrade(create, metadata=client.metadata)
+    for raised in (listing.value, creating.value):
+        error = rich_error(raised)
+        assert (error.code, error.reason) == (grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE")
+        assert retry_delay(raised) > 0
+    # A running trade is still read from memory.
+    assert (await client.get(running.name)).state == pb.SMART_TRADE_STATE_ACTIVE
+
+    await proxy.restore()
+
+    created = await client.trades.CreateSmartTrade(create, metadata=client.metadata)
+    again = await client.trades.CreateSmartTrade(create, metadata=client.metadata)
+    assert created.smart_trade.name == again.smart_trade.name
+    listed = await client.trades.ListSmartTrades(
+        trades_pb.ListSmartTradesRequest(), metadata=client.metadata
+    )
+    assert sorted(trade.name for trade in listed.smart_trades) == sorted(
+        [running.name, created.smart_trade.name]
+    )
+    assert created.smart_trade.state == pb.SMART_TRADE_STATE_ACTIVE
+    entry = next(leg for leg in created.smart_trade.legs if leg.id == "entry")
+    assert len(entry.orders) == 1  # the failed attempt placed nothing
