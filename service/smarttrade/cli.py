@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from smarttrade.config import Settings
 
 
-def _event_loop_runner() -> asyncio.Runner:
+def event_loop_runner() -> asyncio.Runner:
+    """The event loop the service runs on: uvloop."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; stay portable anyway
@@ -23,15 +24,19 @@ def _event_loop_runner() -> asyncio.Runner:
     return asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
 
+def settle_memory() -> None:
+    """Once started: what was built at startup lives as long as the process, so keep it out
+    of the cyclic collector's way, and collect the young generation less often (a long-lived
+    service allocates many short-lived objects per message; pauses show up as latency)."""
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 async def serve(settings: Settings) -> None:
     from smarttrade import app
 
     running = await app.start(settings)
-    # What was built at startup lives as long as the process: keep it out of the cyclic
-    # collector's way, and collect the young generation less often (a long-lived service
-    # allocates many short-lived objects per message; pauses show up as stream latency).
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
+    settle_memory()
     if running.local_token is not None:
         print(
             f"smarttrade: serving on {settings.listen}; local token (tenant 'local'):\n"
@@ -88,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     for chatty in ("pgserver", "alembic"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
-        with _event_loop_runner() as runner:
+        with event_loop_runner() as runner:
             runner.run(serve(settings))
     except ConfigError as error:
         print(f"smarttrade: {error}", file=sys.stderr)
