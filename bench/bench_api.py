@@ -62,9 +62,10 @@ async def throughput(
 
 
 @asynccontextmanager
-async def echo_server(size: int) -> AsyncIterator[Callable[[int], Awaitable[object]]]:
-    """The bare server, and a call echoing a payload as big as a GetSmartTrade answer with
-    the same metadata: the difference to GetSmartTrade is then the service's own work."""
+async def echo_server(answer: bytes) -> AsyncIterator[Callable[[int], Awaitable[object]]]:
+    """The bare server, and a call echoing a GetSmartTrade answer with the same metadata,
+    parsed by the client as GetSmartTrade's is: the difference to GetSmartTrade is then the
+    service's own work, not the client's."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -76,10 +77,11 @@ async def echo_server(size: int) -> AsyncIterator[Callable[[int], Awaitable[obje
     await process.stdout.readline()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            echo = channel.unary_unary("/bench.Echo/Echo")
-            payload = b"x" * size
+            echo = channel.unary_unary(
+                "/bench.Echo/Echo", response_deserializer=trades_pb.GetSmartTradeResponse.FromString
+            )
             metadata = (("authorization", f"Bearer {TOKEN}"),)
-            yield lambda i: echo(payload, metadata=metadata)
+            yield lambda i: echo(answer, metadata=metadata)
     finally:
         process.terminate()
         await process.wait()
@@ -195,8 +197,9 @@ async def main(seconds: float, workers: int) -> None:
             account = await client.paper_account(USDT="100000000", BTC="0")
             await client.set_price("BTC/USDT", "20000")
             names = [(await client.create(limit_trade(account))).name for _ in range(100)]
-            size = len((await client.get(names[0])).SerializeToString()) + 4
-            async with echo_server(size) as echo_call:
+            answer = trades_pb.GetSmartTradeResponse(smart_trade=await client.get(names[0]))
+            size = len(answer.SerializeToString())
+            async with echo_server(answer.SerializeToString()) as echo_call:
                 echo, get, ratio = await alternating(
                     echo_call,
                     lambda i: client.get(names[i % len(names)]),

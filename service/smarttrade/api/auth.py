@@ -1,16 +1,18 @@
 """Authentication: a bearer token in the `authorization` metadata names the caller's tenant.
 
 Tokens are kept only as SHA-256 hashes. Each maps to a tenant and scopes (`trade`, and
-`sandbox` for PaperMarketService). The interceptor wraps every handler (except health and
-reflection) so the check runs in the handler's own context, where the principal is set for
-the servicer to read with `principal()`.
+`sandbox` for PaperMarketService). Every servicer method checks the call first (the `unary`
+wrapper and `errors_as_status` in `api/errors.py`; health and reflection are open), in the
+handler's own context, where the principal is set for the servicer to read with
+`principal()`. A grpc.aio server interceptor could only do this by wrapping each handler
+the same way, after one more awaited step per call: the wrapper is that interceptor,
+without the extra step.
 """
 
 from __future__ import annotations
 
 import contextvars
 import hashlib
-import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -76,9 +78,7 @@ class Authenticator:
             scheme, _, token = text.partition(" ")
             if scheme.lower() != "bearer" or not token:
                 return None
-            digest = token_hash(token.strip())
-            for known, found in self._by_hash.items():
-                if hmac.compare_digest(known, digest):
-                    return found
-            return None
+            # Looked up by the digest: what the lookup's timing could reveal is how much of
+            # a stored SHA-256 a guess matches, which does not help to find a token.
+            return self._by_hash.get(token_hash(token.strip()))
         return None

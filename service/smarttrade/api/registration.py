@@ -1,7 +1,8 @@
 """Registering the servicers with the server, with one change to the generated handlers:
-WatchSmartTrades may yield bytes already serialized. An event goes to every watcher of its
-tenant; it is rendered and serialized once (not once per watcher) and the same bytes are
-written to each stream."""
+GetSmartTrade and WatchSmartTrades may answer with bytes already serialized. An event goes
+to every watcher of its tenant, and a trade is read far more often than it changes: each is
+rendered and serialized once (not once per watcher or per read) and the same bytes are
+written to each call."""
 
 from __future__ import annotations
 
@@ -40,6 +41,12 @@ def add_smart_trade_service(servicer: Any, server: grpc.aio.Server) -> None:
     captured.handlers["WatchSmartTrades"] = grpc.unary_stream_rpc_method_handler(
         watch.unary_stream,
         request_deserializer=watch.request_deserializer,
+        response_serializer=_bytes_or_message,
+    )
+    get = captured.handlers["GetSmartTrade"]
+    captured.handlers["GetSmartTrade"] = grpc.unary_unary_rpc_method_handler(
+        get.unary_unary,
+        request_deserializer=get.request_deserializer,
         response_serializer=_bytes_or_message,
     )
     server.add_generic_rpc_handlers(

@@ -91,6 +91,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         self._clock = clock
         self._rendered_events: Memo[int, bytes] = Memo(10_000)
         self._rendered_trades: Memo[tuple[str, int, Decimal | None], pb.SmartTrade] = Memo(10_000)
+        self._read_answers: Memo[tuple[str, int, Decimal | None], bytes] = Memo(10_000)
 
     def _view(self, trade: SmartTrade) -> pb.SmartTrade:
         """A trade is rendered once per version and price, however often it is read."""
@@ -189,11 +190,16 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         return replace(shared.spec, entry=entry)
 
     @unary
-    async def GetSmartTrade(
+    async def GetSmartTrade(  # type: ignore[override]  # answers with ready bytes
         self, request: service_pb.GetSmartTradeRequest, context: Context
-    ) -> service_pb.GetSmartTradeResponse:
+    ) -> bytes:
         trade = await self._trades.get(tenant(), parse.name_id(request.name, TRADES))
-        return service_pb.GetSmartTradeResponse(smart_trade=self._view(trade))
+        return self._read_answers.get(
+            (trade.id, trade.version, trade.last_price),
+            lambda: service_pb.GetSmartTradeResponse(
+                smart_trade=self._view(trade)
+            ).SerializeToString(),
+        )
 
     @unary
     async def ListSmartTrades(

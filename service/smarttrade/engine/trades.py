@@ -149,4 +149,6 @@ class TradeService:
         if runner is not None:
             trade = runner.trade
         price = self._engine.last_price(trade) if not trade.state.is_terminal else None
-        return replace(trade, last_price=price) if price is not None else trade
+        if price is None or price == trade.last_price:
+            return trade
+        return replace(trade, last_price=price)
