@@ -267,3 +267,21 @@ async def test_a_trade_of_another_tenants_account_is_not_found(service: Service)
 
 
 _ = Client
+
+
+async def test_a_read_shows_the_latest_price_even_when_the_trade_itself_did_not_change(
+    service: Service,
+) -> None:
+    client = service.a
+    account = await client.paper_account(USDT="10000")
+    await client.set_price(BTC, "100")
+    created = await client.create(market_buy(account, "1", take_profit="110", stop="90"))
+    first = await client.get(created.name)
+
+    await client.set_price(BTC, "104")  # inside the band: nothing of the trade changes
+    second = await client.get(created.name)
+
+    assert second.etag == first.etag
+    assert (first.position.last_price, second.position.last_price) == ("100", "104")
+    # 0.999 held at an average of 100 / 0.999: (104 - 100.1001...) x 0.999 = 3.896
+    assert Decimal(second.position.unrealized_pnl) == Decimal("3.896")

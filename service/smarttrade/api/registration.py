@@ -43,11 +43,9 @@ def add_smart_trade_service(servicer: Any, server: grpc.aio.Server) -> None:
         request_deserializer=watch.request_deserializer,
         response_serializer=_bytes_or_message,
     )
-    get = captured.handlers["GetSmartTrade"]
+    get = captured.handlers["GetSmartTrade"]  # always bytes: written as they are
     captured.handlers["GetSmartTrade"] = grpc.unary_unary_rpc_method_handler(
-        get.unary_unary,
-        request_deserializer=get.request_deserializer,
-        response_serializer=_bytes_or_message,
+        get.unary_unary, request_deserializer=get.request_deserializer
     )
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(captured.name, captured.handlers),)
