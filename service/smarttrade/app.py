@@ -18,13 +18,13 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from smarttrade.api.accounts import ExchangeAccountServicer
 from smarttrade.api.auth import Authenticator
 from smarttrade.api.idempotency import Idempotency
 from smarttrade.api.paper import PaperMarketServicer
-from smarttrade.api.registration import add_smart_trade_service
+from smarttrade.api.registration import add_smart_trade_service, generic_only
 from smarttrade.api.smart_trades import SmartTradeServicer
 from smarttrade.config import Settings, master_keys, tls_credentials, token_entries
 from smarttrade.engine.accounts import AccountService
@@ -155,6 +155,7 @@ async def start(settings: Settings) -> Running:
     idempotency = Idempotency(database.engine)
     authenticator = Authenticator.of_hashes((t.tenant_id, t.token_sha256, t.scopes) for t in tokens)
     server = grpc.aio.server()
+    services = generic_only(server)
     trades = TradeService(engine, page_tokens, utc_now)
     add_smart_trade_service(
         SmartTradeServicer(
@@ -165,7 +166,7 @@ async def start(settings: Settings) -> Running:
             utc_now,
             authenticator,
         ),
-        server,
+        services,
     )
     exchange_account_service_pb2_grpc.add_ExchangeAccountServiceServicer_to_server(
         ExchangeAccountServicer(
@@ -173,20 +174,21 @@ async def start(settings: Settings) -> Running:
             idempotency,
             authenticator,
         ),
-        server,
+        services,
     )
     paper_market_service_pb2_grpc.add_PaperMarketServiceServicer_to_server(
-        PaperMarketServicer(PaperSandbox(engine), idempotency, authenticator), server
+        PaperMarketServicer(PaperSandbox(engine), idempotency, authenticator), services
     )
     health = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        (
-            *SERVICES,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
+    health_pb2_grpc.add_HealthServicer_to_server(health, services)
+    reflected = (
+        *SERVICES,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    # What reflection.enable_server_reflection does for a grpc.aio server, generic only.
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+        reflection.aio.ReflectionServicer(reflected), services
     )
     tls = tls_credentials(settings)
     if tls is None:
