@@ -33,6 +33,9 @@ from smarttrade.domain.values import OrderType, Side
 from smarttrade.v1 import smart_trade_pb2 as pb
 
 DECIMAL = re.compile(r"-?\d{1,30}(\.\d{1,30})?")
+RESOURCE_ID = re.compile(r"[0-9a-f]{1,64}")  # the service's own ids (hex)
+ETAG = re.compile(r"v\d{1,18}")
+SYMBOL = re.compile(r"[A-Za-z0-9._:-]+/[A-Za-z0-9._:-]+")
 MAX_NOTE = 1000
 MAX_SYMBOL = 64
 
@@ -121,7 +124,7 @@ def resource_id(name: str, collection: str, field: str, out: Violations) -> str:
         out.add(field, "is required")
         return ""
     ident = name[len(prefix) :] if name.startswith(prefix) else ""
-    if not ident or not re.fullmatch(r"[0-9a-f]{1,64}", ident):
+    if not ident or not RESOURCE_ID.fullmatch(ident):
         out.add(field, f"must be a resource name {prefix}{{id}}")
         return ""
     return ident
@@ -136,7 +139,7 @@ def name_id(name: str, collection: str, field: str = "name") -> str:
 
 def etag(text: str, field: str) -> str:
     """An etag as the service issues them (`v<version>`); anything else cannot be current."""
-    if text and not re.fullmatch(r"v\d{1,18}", text):
+    if text and not ETAG.fullmatch(text):
         raise InvalidSpec([FieldViolation(field, "is not an etag this service issued")])
     return text
 
@@ -179,7 +182,7 @@ def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
     symbol = message.symbol
     if not symbol:
         out.add("symbol", "is required")
-    elif len(symbol) > MAX_SYMBOL or not re.fullmatch(r"[A-Za-z0-9._:-]+/[A-Za-z0-9._:-]+", symbol):
+    elif len(symbol) > MAX_SYMBOL or not SYMBOL.fullmatch(symbol):
         out.add("symbol", "must be a unified symbol such as BTC/USDT")
     side = enum(message.side, SIDES, "side", out)
     entry = _entry(message.entry, out) if message.HasField("entry") else None

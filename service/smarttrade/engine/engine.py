@@ -230,13 +230,11 @@ class Engine:
         live = self._live.get(trade_id)
         return live.runner if live is not None else None
 
-    def last_price(self, trade: SmartTrade) -> Decimal | None:
-        """The venue's latest price for the trade's symbol (a trade only sees the ticks that
-        concern it; this is for showing its unrealized PnL)."""
-        account = self._accounts.get(trade.account_id)
-        if account is None:
-            return None
-        return self._prices.get((price_feed_of(account), trade.spec.symbol))
+    def last_price(self, trade_id: str) -> Decimal | None:
+        """The venue's latest price for a live trade's symbol (a trade only sees the ticks
+        that concern it; this is for showing its unrealized PnL)."""
+        live = self._live.get(trade_id)
+        return self._prices.get(live.feed) if live is not None else None
 
     def is_live(self, trade_id: str) -> bool:
         return trade_id in self._live

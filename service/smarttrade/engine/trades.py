@@ -148,7 +148,7 @@ class TradeService:
         runner = self._engine.runner(trade.id)
         if runner is not None:
             trade = runner.trade
-        price = self._engine.last_price(trade) if not trade.state.is_terminal else None
+        price = self._engine.last_price(trade.id) if not trade.state.is_terminal else None
         if price is None or price == trade.last_price:
             return trade
         return replace(trade, last_price=price)
