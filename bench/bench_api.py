@@ -92,10 +92,10 @@ async def alternating(
     second: Callable[[int], Awaitable[object]],
     seconds: float,
     workers: int,
-    rounds: int = 5,
-) -> tuple[float, float, float]:
+    rounds: int = 10,
+) -> tuple[float, float, list[float]]:
     """Throughputs measured in alternating rounds (the machine's noise hits both alike):
-    the medians of each and of the per-round ratio second/first."""
+    the medians of each, and the per-round ratios second/first, sorted."""
     ones, twos, ratios = [], [], []
     for _ in range(rounds):
         one = await throughput(first, seconds / rounds, workers)
@@ -103,7 +103,7 @@ async def alternating(
         ones.append(one)
         twos.append(two)
         ratios.append(two / one)
-    return statistics.median(ones), statistics.median(twos), statistics.median(ratios)
+    return statistics.median(ones), statistics.median(twos), sorted(ratios)
 
 
 def trailing_trade(account: str) -> pb.SmartTrade:
@@ -200,7 +200,7 @@ async def main(seconds: float, workers: int) -> None:
             answer = trades_pb.GetSmartTradeResponse(smart_trade=await client.get(names[0]))
             size = len(answer.SerializeToString())
             async with echo_server(answer.SerializeToString()) as echo_call:
-                echo, get, ratio = await alternating(
+                echo, get, ratios = await alternating(
                     echo_call,
                     lambda i: client.get(names[i % len(names)]),
                     seconds * 2,
@@ -218,7 +218,10 @@ async def main(seconds: float, workers: int) -> None:
         await admin.close()
     print(f"concurrency {workers}, {seconds:g} s per measure, {os.cpu_count()} cores")
     print(f"echo (bare grpc.aio, {size} B) {echo:8.0f} calls/s")
-    print(f"GetSmartTrade              {get:8.0f} calls/s  ({ratio:.0%} of echo, median of rounds)")
+    print(
+        f"GetSmartTrade              {get:8.0f} calls/s  ({statistics.median(ratios):.0%} of "
+        f"echo, median of {len(ratios)} rounds; {ratios[0]:.0%} to {ratios[-1]:.0%})"
+    )
     print(f"CreateSmartTrade (paper)   {create:8.0f} calls/s  ({create / echo:.0%} of echo)")
     for watchers, (p50, p99, delivered) in streams:
         print(
