@@ -12,7 +12,6 @@ without the extra step.
 from __future__ import annotations
 
 import contextvars
-import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,8 +54,6 @@ def token_hash(token: str) -> str:
 class Authenticator:
     def __init__(self, principals_by_hash: dict[str, Principal]) -> None:
         self._by_hash = principals_by_hash
-        # The same few callers come again and again: their header is hashed once.
-        self._of_header = functools.lru_cache(maxsize=1024)(self._principal_of)
 
     @classmethod
     def of_hashes(cls, entries: Iterable[tuple[str, str, frozenset[str]]]) -> Authenticator:
@@ -76,7 +73,7 @@ class Authenticator:
     def resolve(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal | None:
         for key, value in metadata or ():
             if key.lower() == "authorization":
-                return self._of_header(value)
+                return self._principal_of(value)
         return None
 
     def _principal_of(self, header: str | bytes) -> Principal | None:
