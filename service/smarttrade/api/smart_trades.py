@@ -432,9 +432,9 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
             current,
         )
 
-    async def WatchSmartTrades(  # type: ignore[override]  # events go as ready bytes
+    async def WatchSmartTrades(  # type: ignore[override]  # answers with ready bytes
         self, request: service_pb.WatchSmartTradesRequest, context: Context
-    ) -> AsyncIterator[service_pb.WatchSmartTradesResponse | bytes]:
+    ) -> AsyncIterator[bytes]:
         async with errors_as_status(context):
             self.authenticator.require(context.invocation_metadata(), self.scope)
             text_fields_clean(request)
@@ -455,7 +455,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
                 if isinstance(item, StoredEvent):
                     yield self._rendered(item)
                 else:
-                    yield render.stream_item(item)
+                    yield render.stream_item(item).SerializeToString()
 
     def _rendered(self, event: StoredEvent) -> bytes:
         """An event is rendered and serialized once, however many watchers receive it (see
