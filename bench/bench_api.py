@@ -25,7 +25,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -160,9 +159,9 @@ async def stream_latency(
             item = await stream.read()
             if item is grpc.aio.EOF:
                 return
-            if item.WhichOneof("payload") == "event":
-                sent = item.event.time.ToDatetime(tzinfo=UTC)
-                latencies.append((datetime.now(UTC) - sent).total_seconds() * 1000)
+            if item.HasField("event"):  # read cheaply: the reader's time is in the figure
+                sent = item.event.time
+                latencies.append((time.time() - sent.seconds - sent.nanos / 1e9) * 1000)
 
     readers = [asyncio.create_task(read(s)) for s in streams]
     price = 20000
