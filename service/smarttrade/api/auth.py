@@ -72,7 +72,7 @@ class Authenticator:
 
     def resolve(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal | None:
         for key, value in metadata or ():
-            if key.lower() == "authorization":
+            if key == "authorization":  # gRPC metadata keys are lowercase (HTTP/2 names)
                 return self._principal_of(value)
         return None
 
