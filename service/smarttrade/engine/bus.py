@@ -32,7 +32,14 @@ class Subscription:
     closed: bool = False
     heartbeat_due: bool = False
     quiet_since: float = field(default_factory=time.monotonic)
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)  # news, a heartbeat, the end
+    # The stream asleep until news, a heartbeat or the end: a bare future, not an
+    # asyncio.Event (whose waiter list and loop lookup are on every delivery's path).
+    waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def wants(self, event: StoredEvent) -> bool:
         if event.tenant_id != self.tenant_id:
@@ -66,7 +73,7 @@ class EventBus:
                     self._close(subscription)
                     continue
                 subscription.events.append(event)
-                subscription.wakeup.set()
+                subscription.wake()
 
     async def heartbeats(self, resolution: float = 0.5) -> None:
         """Run forever: mark a heartbeat due on every subscription quiet for its interval."""
@@ -77,11 +84,11 @@ class EventBus:
                 if now - subscription.quiet_since >= subscription.heartbeat:
                     subscription.heartbeat_due = True
                     subscription.quiet_since = now
-                    subscription.wakeup.set()
+                    subscription.wake()
 
     def _close(self, subscription: Subscription) -> None:
         subscription.closed = True
-        subscription.wakeup.set()
+        subscription.wake()
         self._subscriptions.discard(subscription)
 
     def close_all(self) -> None:

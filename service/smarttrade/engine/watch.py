@@ -7,6 +7,7 @@ Commit order equals sequence order (see store.unit_of_work), so "after N" is exa
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -108,11 +109,12 @@ class WatchService:
                     last = event.sequence
                 if len(history) < HISTORY_PAGE:
                     break
-            # Then live, as events are published: no task, future or timer per event (the
-            # buffer is drained as it is, the stream sleeps on one flag between bursts, and
-            # heartbeats come from the bus's one clock), and no nested generator: this loop
-            # is on the path of every message to every watcher.
+            # Then live, as events are published: no task or timer per event (the buffer is
+            # drained as it is, the stream sleeps on one future per burst, and heartbeats
+            # come from the bus's one clock), and no nested generator: this loop is on the
+            # path of every message to every watcher.
             buffered = subscription.events
+            loop = asyncio.get_running_loop()
             while True:
                 if buffered:
                     subscription.quiet_since = time.monotonic()
@@ -129,8 +131,8 @@ class WatchService:
                     subscription.heartbeat_due = False
                     yield Heartbeat(last, self._clock())
                     continue
-                subscription.wakeup.clear()
-                await subscription.wakeup.wait()
+                subscription.waiter = loop.create_future()
+                await subscription.waiter
         finally:
             self._bus.unsubscribe(subscription)
 
