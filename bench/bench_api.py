@@ -38,6 +38,8 @@ from tests.support.service import Client
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TOKEN = "bench-token"
+Answer = trades_pb.WatchSmartTradesResponse
+Stream = grpc.aio.UnaryStreamCall[trades_pb.WatchSmartTradesRequest, Answer]
 STREAM_TOKEN = "bench-stream-token"  # another tenant: its snapshot holds only the streamed trades
 
 
@@ -78,8 +80,11 @@ async def echo_server(answer: bytes) -> AsyncIterator[Callable[[int], Awaitable[
     await process.stdout.readline()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            echo = channel.unary_unary(
-                "/bench.Echo/Echo", response_deserializer=trades_pb.GetSmartTradeResponse.FromString
+            echo: grpc.aio.UnaryUnaryMultiCallable[bytes, trades_pb.GetSmartTradeResponse] = (
+                channel.unary_unary(
+                    "/bench.Echo/Echo",
+                    response_deserializer=trades_pb.GetSmartTradeResponse.FromString,
+                )
             )
             metadata = (("authorization", f"Bearer {TOKEN}"),)
             yield lambda i: echo(answer, metadata=metadata)
@@ -147,17 +152,19 @@ async def stream_latency(
         for i in range(watchers)
     ]
 
-    async def snapshot(stream: grpc.aio.UnaryStreamCall) -> None:
-        while (await stream.read()).WhichOneof("payload") != "snapshot_end":
-            pass
+    async def snapshot(stream: Stream) -> None:
+        while True:
+            item = await stream.read()
+            if not isinstance(item, Answer) or item.WhichOneof("payload") == "snapshot_end":
+                return
 
     await asyncio.gather(*(snapshot(s) for s in streams))
     running = True
 
-    async def read(stream: grpc.aio.UnaryStreamCall) -> None:
+    async def read(stream: Stream) -> None:
         while running:
             item = await stream.read()
-            if item is grpc.aio.EOF:
+            if not isinstance(item, Answer):  # the end of the stream
                 return
             if item.HasField("event"):  # read cheaply: the reader's time is in the figure
                 sent = item.event.time

@@ -43,6 +43,7 @@ import asyncpg
 from smarttrade.cli import event_loop_runner, settle_memory
 from smarttrade.domain.decide import create
 from smarttrade.domain.levels import wake_levels
+from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.position import position_of
 from smarttrade.domain.spec import EntrySpec, EntryType, StopLossSpec, TradeSpec
 from smarttrade.domain.values import Side
@@ -51,6 +52,7 @@ from smarttrade.engine.executor import Executor, RetryPolicy
 from smarttrade.engine.venues import Venues, paper_feed
 from smarttrade.exchange.paper import PaperExchange, PaperVenue
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
+from smarttrade.exchange.port import OrderReport, OrderRequest
 from smarttrade.store.codec import market_document, spec_document, to_document, trade_document
 from smarttrade.store.database import open_database
 from smarttrade.store.paper_storage import PostgresPaperStorage
@@ -80,7 +82,7 @@ class _Sink:
         return None
 
 
-def held_trade(trade_id: str, stop: Decimal) -> object:
+def held_trade(trade_id: str, stop: Decimal) -> SmartTrade:
     spec = TradeSpec(
         symbol="BTC/USDT",
         side=Side.BUY,
@@ -251,9 +253,9 @@ async def measure(url: str, n: int) -> dict[str, float]:
     received: list[float] = []
     place = PaperExchange.create_order
 
-    async def timed(self: PaperExchange, request: object) -> object:
+    async def timed(self: PaperExchange, request: OrderRequest) -> OrderReport:
         received.append(time.perf_counter())
-        return await place(self, request)  # type: ignore[arg-type]
+        return await place(self, request)
 
     PaperExchange.create_order = timed  # type: ignore[method-assign]
 
