@@ -63,10 +63,10 @@ def postgres_server() -> Iterator[str]:
             "(pg_ctlcluster ... main start); CI does not fall back or skip"
         )
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
-    import pgserver
+    from pgserver.postgres_server import get_server
 
     directory = Path(tempfile.mkdtemp(prefix="smarttrade-pg-"))
-    server = pgserver.get_server(directory / "pgdata", cleanup_mode="delete")
+    server = get_server(directory / "pgdata", cleanup_mode="delete")
     yield f"postgresql://postgres:@/postgres?host={directory / 'pgdata'}"
     server.cleanup()
 

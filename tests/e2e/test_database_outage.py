@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from sqlalchemy.engine import make_url
@@ -48,7 +49,8 @@ def retry_delay(error: grpc.aio.AioRpcError) -> float:
         if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             info = error_details_pb2.RetryInfo()
             detail.Unpack(info)
-            return info.retry_delay.ToTimedelta().total_seconds()
+            delay: Duration = info.retry_delay
+            return delay.ToTimedelta().total_seconds()
     raise AssertionError("no RetryInfo")
 
 

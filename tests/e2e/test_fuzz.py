@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.field_mask_pb2 import FieldMask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -158,7 +160,7 @@ def requests(trades: list[str], accounts: list[str]) -> st.SearchStrategy[tuple[
                     smart_trade=pb.SmartTrade(
                         name=n, take_profit=t.take_profit, stop_loss=t.stop_loss, entry=t.entry
                     ),
-                    update_mask={"paths": paths},
+                    update_mask=FieldMask(paths=paths),
                     request_id=r,
                 ),
             ),
@@ -231,7 +233,7 @@ def requests(trades: list[str], accounts: list[str]) -> st.SearchStrategy[tuple[
         st.builds(
             lambda n, r, s: (
                 "ShareSmartTrade",
-                trades_pb.ShareSmartTradeRequest(name=n, request_id=r, ttl={"seconds": s}),
+                trades_pb.ShareSmartTradeRequest(name=n, request_id=r, ttl=Duration(seconds=s)),
             ),
             trade_names,
             request_ids,
@@ -366,9 +368,13 @@ async def test_hostile_requests_get_only_client_errors_and_never_reach_the_venue
                 method(name)(request, metadata=client.metadata, timeout=10)
                 code = grpc.StatusCode.OK
             except grpc.RpcError as error:
-                code = error.code()  # type: ignore[attr-defined]
-                details = error.details()  # type: ignore[attr-defined]
-                stale = code is grpc.StatusCode.ABORTED and "etag mismatch" in details
+                code = error.code()
+                details = error.details()
+                stale = (
+                    code is grpc.StatusCode.ABORTED
+                    and details is not None
+                    and "etag mismatch" in details
+                )
                 assert code in ALLOWED or stale, f"{name} -> {code}: {details}\n{request}"
             if code is grpc.StatusCode.INVALID_ARGUMENT:
                 assert len(book.all_orders()) == orders_before, f"{name} reached the venue"

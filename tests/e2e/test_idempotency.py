@@ -6,6 +6,7 @@ import asyncio
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
@@ -108,7 +109,7 @@ async def test_two_edits_with_the_same_etag_one_wins_the_other_is_aborted_untouc
         changed.entry.limit_price = price
         return trades_pb.UpdateSmartTradeRequest(
             smart_trade=changed,
-            update_mask={"paths": ["entry.limit_price"]},
+            update_mask=FieldMask(paths=["entry.limit_price"]),
             request_id=request_id(),
         )
 

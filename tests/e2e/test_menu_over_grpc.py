@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import paper_market_service_pb2 as paper_pb
@@ -155,7 +156,7 @@ def action_call(action: str) -> Call:
             edited.stop_loss.CopyFrom(pb.StopLoss(price="85"))
             return await s.UpdateSmartTrade(
                 trades_pb.UpdateSmartTradeRequest(
-                    smart_trade=edited, update_mask={"paths": ["stop_loss"]}, request_id=rid
+                    smart_trade=edited, update_mask=FieldMask(paths=["stop_loss"]), request_id=rid
                 ),
                 metadata=m,
             )

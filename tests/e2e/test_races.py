@@ -100,7 +100,8 @@ async def test_the_same_fills_three_times_and_out_of_order_count_once(
                     metadata=trading.client.metadata,
                 )
             active = await trading.eventually(
-                trade.name, lambda t: t.state == pb.SMART_TRADE_STATE_ACTIVE and t.legs[1].orders
+                trade.name,
+                lambda t: bool(t.state == pb.SMART_TRADE_STATE_ACTIVE and t.legs[1].orders),
             )
 
         database = await asyncpg.connect(database_url)

@@ -47,10 +47,12 @@ async def placements(client: Client, name: str, until: int) -> list[str]:
     try:
         while len(placed) < until:
             item = await asyncio.wait_for(stream.read(), timeout=10)
+            assert isinstance(item, trades_pb.WatchSmartTradesResponse)
             event = item.event
             if event.type == pb.SMART_TRADE_EVENT_TYPE_ORDER_PLACED:
                 placed.append(event.client_order_id)
         extra = await asyncio.wait_for(stream.read(), timeout=1)
+        assert isinstance(extra, trades_pb.WatchSmartTradesResponse)
         if extra.event.type == pb.SMART_TRADE_EVENT_TYPE_ORDER_PLACED:
             placed.append(extra.event.client_order_id)
     except TimeoutError:

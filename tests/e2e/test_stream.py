@@ -20,6 +20,7 @@ from tests.support.service import Client, Service, rich_error, running_service
 
 BTC = "BTC/USDT"
 Response = trades_pb.WatchSmartTradesResponse
+Stream = grpc.aio.UnaryStreamCall[trades_pb.WatchSmartTradesRequest, Response]
 
 
 def market_buy(account: str) -> pb.SmartTrade:
@@ -32,26 +33,27 @@ def market_buy(account: str) -> pb.SmartTrade:
     )
 
 
-def watch(client: Client, after: int = 0, heartbeat: int = 0) -> grpc.aio.UnaryStreamCall:
+def watch(client: Client, after: int = 0, heartbeat: int = 0) -> Stream:
     request = trades_pb.WatchSmartTradesRequest(after_sequence=after)
     if heartbeat:
         request.heartbeat_interval.CopyFrom(Duration(seconds=heartbeat))
     return client.trades.WatchSmartTrades(request, metadata=client.metadata)
 
 
-async def past_snapshot(stream: grpc.aio.UnaryStreamCall) -> int:
+async def past_snapshot(stream: Stream) -> int:
     while True:
         item = await stream.read()
+        assert isinstance(item, Response)
         if item.WhichOneof("payload") == "snapshot_end":
             return int(item.snapshot_end.sequence)
 
 
-async def events_until(stream: grpc.aio.UnaryStreamCall, last: int) -> list[int]:
+async def events_until(stream: Stream, last: int) -> list[int]:
     """The event sequences read until (and including) `last`."""
     seen: list[int] = []
     while not seen or seen[-1] < last:
         item = await asyncio.wait_for(stream.read(), timeout=10)
-        assert item is not grpc.aio.EOF
+        assert isinstance(item, Response)
         if item.WhichOneof("payload") == "event":
             seen.append(item.event.sequence)
     return seen
@@ -97,6 +99,7 @@ async def test_an_idle_stream_sends_heartbeats(service: Service) -> None:
 
     item = await asyncio.wait_for(stream.read(), timeout=5)
 
+    assert isinstance(item, Response)
     assert item.WhichOneof("payload") == "heartbeat"
     assert item.heartbeat.sequence == sequence
     stream.cancel()
@@ -141,13 +144,13 @@ async def test_a_stalled_watcher_is_cut_off_while_a_thousand_others_keep_receivi
                 await channel.close()
 
 
-async def drain(stream: grpc.aio.UnaryStreamCall) -> None:
+async def drain(stream: Stream) -> None:
     while True:
         item = await asyncio.wait_for(stream.read(), timeout=10)
         assert item is not grpc.aio.EOF
 
 
-async def events_until_quiet(stream: grpc.aio.UnaryStreamCall) -> list[int]:
+async def events_until_quiet(stream: Stream) -> list[int]:
     """Every event sequence until a heartbeat-free pause of a second."""
     seen: list[int] = []
     while True:
@@ -156,6 +159,7 @@ async def events_until_quiet(stream: grpc.aio.UnaryStreamCall) -> list[int]:
         except TimeoutError:
             stream.cancel()
             return seen
+        assert isinstance(item, Response)
         if item.WhichOneof("payload") == "event":
             seen.append(item.event.sequence)
 
@@ -193,7 +197,9 @@ async def test_resuming_from_before_the_retained_history_is_out_of_range(
     error = rich_error(raised.value)
     assert error.code == grpc.StatusCode.OUT_OF_RANGE
     fresh = watch(client)
-    assert (await fresh.read()).WhichOneof("payload") in ("snapshot", "snapshot_end")
+    first = await fresh.read()
+    assert isinstance(first, Response)
+    assert first.WhichOneof("payload") in ("snapshot", "snapshot_end")
     fresh.cancel()
 
 

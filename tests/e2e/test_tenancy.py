@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import paper_market_service_pb2 as paper_pb
@@ -37,7 +38,7 @@ def calls() -> dict[str, Call]:
     def edit(t: str) -> trades_pb.UpdateSmartTradeRequest:
         return trades_pb.UpdateSmartTradeRequest(
             smart_trade=pb.SmartTrade(name=t, note="x"),
-            update_mask={"paths": ["note"]},
+            update_mask=FieldMask(paths=["note"]),
             request_id=request_id(),
         )
 
@@ -179,6 +180,7 @@ async def test_another_tenant_lists_and_watches_nothing_of_a(service: Service) -
     )
     assert list(trades.smart_trades) == []
     assert list(accounts.exchange_accounts) == []
+    assert isinstance(end, trades_pb.WatchSmartTradesResponse)
     assert end.WhichOneof("payload") == "snapshot_end"
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(stream.read(), timeout=1)

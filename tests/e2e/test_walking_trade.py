@@ -139,13 +139,16 @@ async def test_trades_are_read_listed_in_pages_and_cancelled(service: Service) -
 
 
 async def collect(
-    stream: grpc.aio.UnaryStreamCall, until: int
+    stream: grpc.aio.UnaryStreamCall[
+        trades_pb.WatchSmartTradesRequest, trades_pb.WatchSmartTradesResponse
+    ],
+    until: int,
 ) -> list[trades_pb.WatchSmartTradesResponse]:
     """Read events until the trade's state changes to `until`."""
-    items = []
+    items: list[trades_pb.WatchSmartTradesResponse] = []
     while True:
         item = await stream.read()
-        assert item is not grpc.aio.EOF
+        assert isinstance(item, trades_pb.WatchSmartTradesResponse)
         items.append(item)
         event = item.event
         if event.type == pb.SMART_TRADE_EVENT_TYPE_STATE_CHANGED and event.state == until:
@@ -161,8 +164,10 @@ async def test_watching_sends_the_snapshot_then_every_event_in_sequence(service:
         trades_pb.WatchSmartTradesRequest(), metadata=client.metadata
     )
     first = await stream.read()
+    assert isinstance(first, trades_pb.WatchSmartTradesResponse)
     assert first.snapshot.name == waiting.name
     end = await stream.read()
+    assert isinstance(end, trades_pb.WatchSmartTradesResponse)
     assert end.WhichOneof("payload") == "snapshot_end"
 
     watching = asyncio.ensure_future(collect(stream, pb.SMART_TRADE_STATE_CLOSED))

@@ -72,7 +72,7 @@ def the_input(action: Action, run: Run) -> Input:
         return Edit(
             now, replace(run.trade.spec, stop_loss=stop(percent="3")), frozenset({"stop_loss"})
         )
-    return {
+    inputs: dict[Action, Input] = {
         Action.REFRESH: Refresh(now),
         Action.SHARE: Share(now),
         Action.CANCEL: Cancel(now),
@@ -80,7 +80,8 @@ def the_input(action: Action, run: Run) -> Input:
         Action.OPEN_NOW: OpenNow(now),
         Action.ADD_FUNDS: AddFunds(now, units=Decimal("0.05")),
         Action.REDUCE_FUNDS: ReduceFunds(now, percent=Decimal(40)),
-    }[action]
+    }
+    return inputs[action]
 
 
 # ---- what each allowed action does -------------------------------------------------------

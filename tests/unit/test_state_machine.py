@@ -60,7 +60,7 @@ from smarttrade.domain.messages import (
     Refresh,
     TimeElapsed,
 )
-from smarttrade.domain.model import ZERO, SmartTrade
+from smarttrade.domain.model import ZERO, Order, SmartTrade
 from smarttrade.domain.position import position_of, skipped_entry_units
 from smarttrade.domain.spec import EntryType, StopLossSpec, TradeSpec
 from smarttrade.domain.values import OrderStatus, OrderType, Side
@@ -205,7 +205,7 @@ class TradeLife(RuleBasedStateMachine):
         )
         self.feed(report)
 
-    def _entry_orders_being_cancelled(self) -> list:
+    def _entry_orders_being_cancelled(self) -> list[Order]:
         return [
             order
             for leg in self.trade.legs

@@ -22,6 +22,7 @@ from smarttrade.domain.fsm import (
     LegTrigger,
     TradeState,
     TradeTrigger,
+    transition,
 )
 from smarttrade.domain.messages import (
     AddFunds,
@@ -60,9 +61,11 @@ Edge = tuple[Enum, Enum]
 def taken(monkeypatch: pytest.MonkeyPatch) -> set[Edge]:
     """The (state, trigger) pairs the core applies while the test runs."""
     edges: set[Edge] = set()
-    apply = changes_module.transition
+    apply = transition  # the function `changes` imports and calls
 
-    def recording(table: dict, machine: str, state: Enum, trigger: Enum) -> Enum:  # type: ignore[type-arg]
+    def recording(
+        table: dict[tuple[Enum, Enum], Enum], machine: str, state: Enum, trigger: Enum
+    ) -> Enum:
         edges.add((state, trigger))
         return apply(table, machine, state, trigger)
 

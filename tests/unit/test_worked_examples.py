@@ -63,14 +63,14 @@ def test_a_buy_with_three_targets_sells_30_30_40_of_the_coins_held_after_the_fee
     assert (position.units_bought, position.units_sold, position.units_held) == (
         D("0.0999"),
         D("0.0999"),
-        0,
+        D(0),
     )
     # Proceeds 1,528.47 + 1,558.44 + 2,117.88 = 5,204.79; fees 0.1% = 5.20479 USDT;
     # cost of what was sold 50,050.05... x 0.0999 = 5,000. PnL = 204.79 - 5.20479.
     assert position.realized_pnl == D("199.58521")
     assert run.trade.state is TradeState.CLOSED
     assert run.trade.close_reason is CloseReason.TAKE_PROFIT
-    assert (run.balance("BTC"), run.balance("USDT")) == (0, D("100199.58521"))
+    assert (run.balance("BTC"), run.balance("USDT")) == (D(0), D("100199.58521"))
     assert dust_orders(run.placements) == []
 
 

@@ -107,7 +107,7 @@ def test_a_limit_entry_rests_on_the_exchange_and_fills_at_its_price(
     run.tick(away)
     assert run.trade.state is TradeState.PENDING
     run.tick(limit)
-    assert run.trade.state is TradeState.ACTIVE
+    assert run.trade.state is TradeState.ACTIVE  # type: ignore[comparison-overlap]
     assert run.trade.entry_leg.orders[0].average_price == D(limit)
 
 
@@ -159,7 +159,7 @@ def test_a_partly_filled_entry_opens_the_trade_and_its_targets_follow_the_fills(
     run.tick("49000")
 
     # Assert
-    assert run.trade.entry_leg.state is LegState.FILLED
+    assert run.trade.entry_leg.state is LegState.FILLED  # type: ignore[comparison-overlap]
     assert [p.amount for p in run.placed() if p.leg_id == "tp1"] == [D("0.04995"), D("0.04995")]
     assert position_of(run.trade).average_entry_price == D(4900) / D("0.0999")
 
@@ -295,5 +295,5 @@ def test_a_pending_trade_ends_once_nothing_can_buy_and_an_ended_entry_is_not_edi
     run.feed(reported(run.book.cancel(ACCOUNT, "t1-add1-0", run.now), run.now))
 
     # Assert: nothing can buy any more and nothing was bought.
-    assert run.trade.state is TradeState.CANCELLED
+    assert run.trade.state is TradeState.CANCELLED  # type: ignore[comparison-overlap]
     assert "cancelled on the exchange" in run.trade.last_error
