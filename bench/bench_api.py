@@ -98,7 +98,7 @@ async def alternating(
     second: Callable[[int], Awaitable[object]],
     seconds: float,
     workers: int,
-    rounds: int = 10,
+    rounds: int = 20,
 ) -> tuple[float, float, list[float]]:
     """Throughputs measured in alternating rounds (the machine's noise hits both alike):
     the medians of each, and the per-round ratios second/first, sorted."""
@@ -211,7 +211,7 @@ async def main(seconds: float, workers: int, stream_seconds: float) -> None:
                 echo, get, ratios = await alternating(
                     echo_call,
                     lambda i: client.get(names[i % len(names)]),
-                    seconds * 2,
+                    seconds * 4,  # 20 rounds of 1 s each: single rounds spread by +-15 %
                     workers,
                 )
             create = await throughput(
