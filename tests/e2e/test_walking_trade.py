@@ -11,7 +11,7 @@ import pytest
 
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
-from tests.support.service import Client, Service, request_id, rich_error
+from tests.support.service import Service, request_id, rich_error
 
 BTC = "BTC/USDT"
 
@@ -269,9 +269,6 @@ async def test_a_trade_of_another_tenants_account_is_not_found(service: Service)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await service.b.create(market_buy(account, "1", "110", "90"))
     assert rich_error(raised.value).code == grpc.StatusCode.NOT_FOUND
-
-
-_ = Client
 
 
 async def test_a_read_shows_the_latest_price_even_when_the_trade_itself_did_not_change(
