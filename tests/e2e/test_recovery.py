@@ -139,6 +139,9 @@ async def test_a_position_sold_by_hand_while_down_ends_closed_externally(
         await venue.cancel_by_hand(take_profit.client_order_id)
         await venue.set_balance("BTC", Decimal(0))  # ... and sold the coins by hand
         posts_before = len(venue.requests_to("POST", "order"))
+        # The balances answer late: order updates seen meanwhile must not re-create the take
+        # profit the trader cancelled (the position is checked first).
+        venue.slow_answers("GET", "account", seconds=0.5)
 
         async with trading_on(venue, database_url, tmp_path, account) as second:
             closed = await second.eventually(name, lambda t: t.state == pb.SMART_TRADE_STATE_CLOSED)

@@ -156,6 +156,7 @@ class BinanceStub:
         self._ids = itertools.count(1)
         self._create_faults: list[tuple[CreateFault, float]] = []
         self._throttled: list[tuple[int, int]] = []  # (HTTP status, Retry-After) to answer next
+        self._slow: dict[tuple[str, str], float] = {}  # (method, path) -> seconds to wait
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -235,6 +236,10 @@ class BinanceStub:
         if ban_retry_after is not None:
             self._throttled.append((418, ban_retry_after))
 
+    def slow_answers(self, method: str, path: str, seconds: float) -> None:
+        """Answer every `method` request to /api/v3/`path` only after `seconds`."""
+        self._slow[(method, path)] = seconds
+
     # ----- HTTP plumbing -------------------------------------------------------------------
 
     @web.middleware
@@ -252,6 +257,10 @@ class BinanceStub:
                 msg = "Too many requests; current limit is 6000 request weight per 1 MINUTE."
             headers = {"Retry-After": str(retry_after)}
             return web.json_response({"code": -1003, "msg": msg}, status=status, headers=headers)
+        delay = self._slow.get((request.method, request.path.removeprefix("/api/v3/")))
+        if delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), delay)
         try:
             return await handler(request)
         except BinanceError as error:

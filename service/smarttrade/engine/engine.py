@@ -121,6 +121,7 @@ class Engine:
         self._paper_ticks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
+        self._live_inputs = False  # price feeds and order updates: after the startup sweep
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -140,6 +141,12 @@ class Engine:
 
         await asyncio.gather(*(resume(trade_id) for trade_id in list(self._recovered)))
         await self.reconciler.sweep()
+        # Live prices and order updates start only now. Before the sweep has checked the
+        # positions, an order the trader cancelled by hand before selling the coins would be
+        # seen first and re-created, and a tick could fire a stop on coins no longer held.
+        self._live_inputs = True
+        for account_id, symbol in self.groups():
+            self._subscribe(self._accounts[account_id], symbol)
         self.ready.set()
         log.info("engine ready: %d live trades", len(self._live))
         self._sweeping = asyncio.create_task(self._sweep_every(self._reconcile_interval))
@@ -192,7 +199,8 @@ class Engine:
         self.index.register(feed, head.id, head.wake_below, head.wake_above)
         self._warm_index.register(feed, head.id, *warm_band(head.wake_below, head.wake_above))
         self._set_timer(live, head.wake_at)
-        self._subscribe(account, head.symbol)
+        if self._live_inputs:
+            self._subscribe(account, head.symbol)
         return live
 
     def _subscribe(self, account: ExchangeAccount, symbol: str) -> None:

@@ -5,7 +5,8 @@ Per account and symbol, in this order:
 1. The position: when the account no longer holds a tradable amount of the coins its BUY
    trades hold (sold by hand), those trades end CLOSED_EXTERNALLY and their orphan orders
    are cancelled; nothing is re-placed. Checked first, so that an order the trader cancelled
-   on the venue before selling is not re-created meanwhile.
+   on the venue before selling is not re-created meanwhile (for the same reason the engine
+   starts its live price and order updates only after the startup sweep).
 2. The orders: every order the trades believe open is compared with the venue's open
    orders; those that moved or left are looked up and the venue's reports applied.
 Then per venue and symbol, the price: the current last price goes through the trigger index
