@@ -33,13 +33,12 @@ import grpc
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 from tests.support.process import free_port, serve_process
-from tests.support.service import Client
+from tests.support.service import Client, WatchCall
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TOKEN = "bench-token"
 Answer = trades_pb.WatchSmartTradesResponse
-Stream = grpc.aio.UnaryStreamCall[trades_pb.WatchSmartTradesRequest, Answer]
 STREAM_TOKEN = "bench-stream-token"  # another tenant: its snapshot holds only the streamed trades
 
 
@@ -152,7 +151,7 @@ async def stream_latency(
         for i in range(watchers)
     ]
 
-    async def snapshot(stream: Stream) -> None:
+    async def snapshot(stream: WatchCall) -> None:
         while True:
             item = await stream.read()
             if not isinstance(item, Answer) or item.WhichOneof("payload") == "snapshot_end":
@@ -161,7 +160,7 @@ async def stream_latency(
     await asyncio.gather(*(snapshot(s) for s in streams))
     running = True
 
-    async def read(stream: Stream) -> None:
+    async def read(stream: WatchCall) -> None:
         while running:
             item = await stream.read()
             if not isinstance(item, Answer):  # the end of the stream

@@ -16,11 +16,10 @@ from smarttrade.store.retention import prune
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 from tests.support.process import serve_process
-from tests.support.service import Client, Service, rich_error, running_service
+from tests.support.service import Client, Service, WatchCall, rich_error, running_service
 
 BTC = "BTC/USDT"
 Response = trades_pb.WatchSmartTradesResponse
-Stream = grpc.aio.UnaryStreamCall[trades_pb.WatchSmartTradesRequest, Response]
 
 
 def market_buy(account: str) -> pb.SmartTrade:
@@ -33,14 +32,14 @@ def market_buy(account: str) -> pb.SmartTrade:
     )
 
 
-def watch(client: Client, after: int = 0, heartbeat: int = 0) -> Stream:
+def watch(client: Client, after: int = 0, heartbeat: int = 0) -> WatchCall:
     request = trades_pb.WatchSmartTradesRequest(after_sequence=after)
     if heartbeat:
         request.heartbeat_interval.CopyFrom(Duration(seconds=heartbeat))
     return client.trades.WatchSmartTrades(request, metadata=client.metadata)
 
 
-async def past_snapshot(stream: Stream) -> int:
+async def past_snapshot(stream: WatchCall) -> int:
     while True:
         item = await stream.read()
         assert isinstance(item, Response)
@@ -48,7 +47,7 @@ async def past_snapshot(stream: Stream) -> int:
             return int(item.snapshot_end.sequence)
 
 
-async def events_until(stream: Stream, last: int) -> list[int]:
+async def events_until(stream: WatchCall, last: int) -> list[int]:
     """The event sequences read until (and including) `last`."""
     seen: list[int] = []
     while not seen or seen[-1] < last:
@@ -144,13 +143,13 @@ async def test_a_stalled_watcher_is_cut_off_while_a_thousand_others_keep_receivi
                 await channel.close()
 
 
-async def drain(stream: Stream) -> None:
+async def drain(stream: WatchCall) -> None:
     while True:
         item = await asyncio.wait_for(stream.read(), timeout=10)
         assert item is not grpc.aio.EOF
 
 
-async def events_until_quiet(stream: Stream) -> list[int]:
+async def events_until_quiet(stream: WatchCall) -> list[int]:
     """Every event sequence until a heartbeat-free pause of a second."""
     seen: list[int] = []
     while True:

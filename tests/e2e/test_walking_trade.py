@@ -11,7 +11,7 @@ import pytest
 
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
-from tests.support.service import Service, request_id, rich_error
+from tests.support.service import Service, WatchCall, request_id, rich_error
 
 BTC = "BTC/USDT"
 
@@ -138,12 +138,7 @@ async def test_trades_are_read_listed_in_pages_and_cancelled(service: Service) -
     assert [t.name for t in pending.smart_trades] == [names[2], names[1]]
 
 
-async def collect(
-    stream: grpc.aio.UnaryStreamCall[
-        trades_pb.WatchSmartTradesRequest, trades_pb.WatchSmartTradesResponse
-    ],
-    until: int,
-) -> list[trades_pb.WatchSmartTradesResponse]:
+async def collect(stream: WatchCall, until: int) -> list[trades_pb.WatchSmartTradesResponse]:
     """Read events until the trade's state changes to `until`."""
     items: list[trades_pb.WatchSmartTradesResponse] = []
     while True:

@@ -31,6 +31,12 @@ TOKENS = (
 )
 
 
+# A WatchSmartTrades call, as tests and benchmarks read it.
+WatchCall = grpc.aio.UnaryStreamCall[
+    trades_pb.WatchSmartTradesRequest, trades_pb.WatchSmartTradesResponse
+]
+
+
 def request_id() -> str:
     return str(uuid.uuid4())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
 
 from smarttrade.api.parse import text_fields_clean
 from smarttrade.domain.errors import InvalidSpec
@@ -13,9 +14,9 @@ from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 
 
-def refused_fields(request: object) -> list[str]:
+def refused_fields(request: Message) -> list[str]:
     with pytest.raises(InvalidSpec) as refused:
-        text_fields_clean(request)  # type: ignore[arg-type]
+        text_fields_clean(request)
     assert {v.description for v in refused.value.violations} == {"must not contain NUL characters"}
     return [violation.field for violation in refused.value.violations]
 
