@@ -2,15 +2,18 @@
 
     .venv/bin/python -m bench.bench_api [--seconds 5] [--concurrency 32] [--stream-seconds 20]
 
-Runs, in one go and on this machine: a bare grpc.aio echo server and `smarttrade serve`
-(each its own process, on uvloop, the service on PostgreSQL at 127.0.0.1:5432 in a fresh
-database); then from this process, with the same client harness: echo, GetSmartTrade and
-CreateSmartTrade (paper, limit entry) throughput at a fixed concurrency; then 1, 100 and
-1,000 watchers of the tenant's trades while a trailing stop moves on 10 ticks a second,
-reporting the latency from each event's time to its receipt (p50/p99). The p99 is taken
-over 10 x stream-seconds events: with few events, one event held up by anything else on
-the machine is more than 1 % of the deliveries and decides it alone. Figures are noisy on
-a shared 2-core machine: read the ratios.
+Runs, in one go and on this machine, each its own process on uvloop: a bare grpc.aio echo
+server, a bare grpc.aio server whose handler does one INSERT and COMMIT on asyncpg (the
+ceiling of a call that writes), and `smarttrade serve` on PostgreSQL at 127.0.0.1:5432 in a
+fresh database. Then from this process, with the same client harness and a fixed
+concurrency: GetSmartTrade against echo, and CreateSmartTrade (paper, limit entry) against
+the INSERT+COMMIT ceiling, each pair in alternating rounds (the machine's noise hits both
+alike), reported as the median of the per-round ratios; then 1, 100 and 1,000 watchers of
+the tenant's trades while a trailing stop moves on 10 ticks a second, reporting the latency
+from each event's time to its receipt (p50/p99). The p99 is taken over 10 x stream-seconds
+events: with few events, one event held up by anything else on the machine is more than
+1 % of the deliveries and decides it alone. Figures are noisy on a shared 2-core machine:
+read the ratios.
 """
 
 from __future__ import annotations
@@ -64,32 +67,55 @@ async def throughput(
 
 
 @asynccontextmanager
-async def echo_server(answer: bytes) -> AsyncIterator[Callable[[int], Awaitable[object]]]:
-    """The bare server, and a call echoing a GetSmartTrade answer with the same metadata,
-    parsed by the client as GetSmartTrade's is: the difference to GetSmartTrade is then the
-    service's own work, not the client's."""
+async def bare_server(script: str, *arguments: str) -> AsyncIterator[grpc.aio.Channel]:
+    """A bare grpc.aio server of `bench/` as its own process, and a channel to it."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(ROOT / "bench" / "echo_server.py"),
+        str(ROOT / "bench" / script),
         str(port),
+        *arguments,
         stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
     await process.stdout.readline()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            echo: grpc.aio.UnaryUnaryMultiCallable[bytes, trades_pb.GetSmartTradeResponse] = (
-                channel.unary_unary(
-                    "/bench.Echo/Echo",
-                    response_deserializer=trades_pb.GetSmartTradeResponse.FromString,
-                )
-            )
-            metadata = (("authorization", f"Bearer {TOKEN}"),)
-            yield lambda i: echo(answer, metadata=metadata)
+            yield channel
     finally:
         process.terminate()
         await process.wait()
+
+
+@asynccontextmanager
+async def echo_server(answer: bytes) -> AsyncIterator[Callable[[int], Awaitable[object]]]:
+    """The bare server, and a call echoing a GetSmartTrade answer with the same metadata,
+    parsed by the client as GetSmartTrade's is: the difference to GetSmartTrade is then the
+    service's own work, not the client's."""
+    async with bare_server("echo_server.py") as channel:
+        echo: grpc.aio.UnaryUnaryMultiCallable[bytes, trades_pb.GetSmartTradeResponse] = (
+            channel.unary_unary(
+                "/bench.Echo/Echo",
+                response_deserializer=trades_pb.GetSmartTradeResponse.FromString,
+            )
+        )
+        metadata = (("authorization", f"Bearer {TOKEN}"),)
+        yield lambda i: echo(answer, metadata=metadata)
+
+
+@asynccontextmanager
+async def insert_server(
+    url: str, request: bytes
+) -> AsyncIterator[Callable[[int], Awaitable[object]]]:
+    """The ceiling of a call that writes: a bare server whose handler does one INSERT and
+    COMMIT on asyncpg (bench/insert_server.py), called with a CreateSmartTrade request's
+    bytes and metadata through the same client harness."""
+    async with bare_server("insert_server.py", url) as channel:
+        insert: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+            "/bench.Ceiling/Insert"
+        )
+        metadata = (("authorization", f"Bearer {TOKEN}"),)
+        yield lambda i: insert(request, metadata=metadata)
 
 
 async def alternating(
@@ -213,11 +239,20 @@ async def main(seconds: float, workers: int, stream_seconds: float) -> None:
                     seconds * 4,  # 20 rounds of 1 s each: single rounds spread by +-15 %
                     workers,
                 )
-            create = await throughput(
-                lambda i: client.create(limit_trade(account)), seconds, workers
-            )
+            create_request = trades_pb.CreateSmartTradeRequest(
+                smart_trade=limit_trade(account), request_id=str(uuid.uuid4())
+            ).SerializeToString()
+            async with insert_server(url, create_request) as insert_call:
+                ceiling, create, create_ratios = await alternating(
+                    insert_call,
+                    lambda i: client.create(limit_trade(account)),
+                    seconds * 2,
+                    workers,
+                    rounds=10,
+                )
             streams = [
-                (n, await stream_latency(channels, 10, n, stream_seconds)) for n in (1, 100, 1000)
+                (n, await stream_latency(channels, 10, n, stream_seconds))
+                for n in ((1, 100, 1000) if stream_seconds else ())
             ]
             for channel in channels:
                 await channel.close()
@@ -231,7 +266,12 @@ async def main(seconds: float, workers: int, stream_seconds: float) -> None:
         f"GetSmartTrade              {get:8.0f} calls/s  ({statistics.median(ratios):.0%} of "
         f"echo, median of {len(ratios)} rounds; {ratios[0]:.0%} to {ratios[-1]:.0%})"
     )
-    print(f"CreateSmartTrade (paper)   {create:8.0f} calls/s  ({create / echo:.0%} of echo)")
+    print(f"one INSERT+COMMIT (bare)   {ceiling:8.0f} calls/s  (the ceiling of a writing call)")
+    print(
+        f"CreateSmartTrade (paper)   {create:8.0f} calls/s  "
+        f"({statistics.median(create_ratios):.0%} of the ceiling, median of "
+        f"{len(create_ratios)} rounds; {create_ratios[0]:.0%} to {create_ratios[-1]:.0%})"
+    )
     for watchers, (p50, p99, delivered) in streams:
         print(
             f"stream, {watchers:>4} watchers x 10 events/s: p50 {p50:6.1f} ms, "
@@ -243,7 +283,9 @@ if __name__ == "__main__":
     gc.set_threshold(50_000, 50, 100)  # the client's own collections would show up as latency
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--stream-seconds", type=float, default=20)
+    parser.add_argument(
+        "--stream-seconds", type=float, default=20, help="0 skips the stream measures"
+    )
     parser.add_argument("--concurrency", type=int, default=32)
     arguments = parser.parse_args()
     asyncio.run(main(arguments.seconds, arguments.concurrency, arguments.stream_seconds))

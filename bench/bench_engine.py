@@ -52,11 +52,11 @@ from smarttrade.engine.executor import Executor, RetryPolicy
 from smarttrade.engine.venues import Venues, paper_feed
 from smarttrade.exchange.paper import PaperExchange, PaperVenue
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
+from smarttrade.exchange.paper_storage import PostgresPaperStorage
 from smarttrade.exchange.port import OrderReport, OrderRequest
 from smarttrade.store.codec import market_document, spec_document, to_document, trade_document
-from smarttrade.store.database import open_database
-from smarttrade.store.paper_storage import PostgresPaperStorage
-from smarttrade.store.unit_of_work import Store
+from smarttrade.store.database import Database, open_database
+from smarttrade.store.unit_of_work import UnitOfWorkFactory
 from tests.support.process import free_port, wait_serving
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,11 +231,14 @@ async def measure(url: str, n: int) -> dict[str, float]:
     gc.collect()
     tracemalloc.start()
     database = await open_database(url, Path("/tmp"), pool_size=10)
-    store = Store(database.engine, database.hot_path, _Sink())
-    paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(database.engine))
+    unit_of_work = UnitOfWorkFactory(database, _Sink())
+    paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(unit_of_work))
     await paper.start()
     engine = Engine(
-        store=store, venues=Venues(paper), executor=Executor(RetryPolicy()), reconcile_interval=3600
+        unit_of_work=unit_of_work,
+        venues=Venues(paper),
+        executor=Executor(RetryPolicy()),
+        reconcile_interval=3600,
     )
     await engine.start()
     gc.collect()
@@ -271,13 +274,14 @@ async def measure(url: str, n: int) -> dict[str, float]:
     # as they would be while a real price drifts towards them.
     armed = [f"a{i:015x}" for i in range(ARMED)]
     for _ in range(1000):
-        if all(engine.runner(trade_id) is not None for trade_id in armed):
+        if all(engine.running(trade_id) is not None for trade_id in armed):
             break
         await asyncio.sleep(0.01)
     below = Decimal("0.005")
     approached = sorted([await tick_to_order(armed_stop(i) - below) for i in range(ARMED)])
     gapped = [await tick_to_order(gapped_stop(i) - below) for i in range(GAPPED)]
     PaperExchange.create_order = place  # type: ignore[method-assign]
+    floor = await insert_commit_floor(database)
     await engine.stop()
     await database.close()
     gc.unfreeze()  # the next size starts clean
@@ -287,7 +291,22 @@ async def measure(url: str, n: int) -> dict[str, float]:
         "tick_to_order_p50_ms": statistics.median(approached),
         "tick_to_order_p99_ms": approached[max(0, int(len(approached) * 0.99) - 1)],
         "gapped_p50_ms": statistics.median(gapped),
+        "floor_p50_ms": floor,
     }
+
+
+async def insert_commit_floor(database: Database, rounds: int = 200) -> float:
+    """The floor under tick-to-order, measured beside it: one INSERT and COMMIT (its own
+    transaction, durable) on the same pool, median in ms. Persist-then-act puts at least
+    one such commit between a tick and its order."""
+    times = []
+    async with database.pool.acquire() as connection:
+        await connection.execute("CREATE TABLE IF NOT EXISTS bench_floor (n int)")
+        for i in range(rounds):
+            started = time.perf_counter()
+            await connection.execute("INSERT INTO bench_floor VALUES ($1)", i)
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 async def time_to_serving(url: str) -> float:
@@ -341,14 +360,17 @@ async def one_size(n: int) -> dict[str, float]:
 async def main(sizes: list[int]) -> None:
     print(
         f"{'live trades':>12} {'per trade':>10} {'idle tick':>10} {'tick->order p50':>16}"
-        f" {'p99':>8} {'gapped p50':>11} {'to SERVING':>11}"
+        f" {'p99':>8} {'gapped p50':>11} {'INSERT+COMMIT p50':>18} {'ratio':>6}"
+        f" {'to SERVING':>11}"
     )
     for n in sizes:
         f = await one_size(n)
+        ratio = f["tick_to_order_p50_ms"] / f["floor_p50_ms"]
         print(
             f"{n:>12,} {f['bytes_per_trade']:>8.0f} B {f['idle_tick_us']:>7.1f} us"
             f" {f['tick_to_order_p50_ms']:>13.2f} ms {f['tick_to_order_p99_ms']:>5.2f} ms"
-            f" {f['gapped_p50_ms']:>8.2f} ms {f['serving_s']:>9.2f} s",
+            f" {f['gapped_p50_ms']:>8.2f} ms {f['floor_p50_ms']:>15.2f} ms {ratio:>5.1f}x"
+            f" {f['serving_s']:>9.2f} s",
             flush=True,
         )
 

@@ -22,31 +22,32 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from smarttrade.api.accounts import ExchangeAccountServicer
 from smarttrade.api.auth import Authenticator
-from smarttrade.api.idempotency import Idempotency
 from smarttrade.api.paper import PaperMarketServicer
 from smarttrade.api.registration import add_smart_trade_service, generic_only
-from smarttrade.api.smart_trades import SmartTradeServicer
+from smarttrade.api.smart_trades import SmartTradeServicer, TradeUseCases
 from smarttrade.config import Settings, master_keys, tls_credentials, token_entries
-from smarttrade.engine.accounts import AccountService
+from smarttrade.domain.account import Credentials, ExchangeAccount
 from smarttrade.engine.bus import EventBus
 from smarttrade.engine.engine import Engine
-from smarttrade.engine.errors import PreconditionFailed
 from smarttrade.engine.executor import Executor, RetryPolicy
-from smarttrade.engine.page_tokens import PageTokens
-from smarttrade.engine.sandbox import PaperSandbox
-from smarttrade.engine.shares import ShareService
-from smarttrade.engine.trades import TradeService
 from smarttrade.engine.venues import ExchangeFactory, Venues
-from smarttrade.engine.watch import WatchService
+from smarttrade.errors import PreconditionFailed
 from smarttrade.exchange.paper import PaperVenue
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
+from smarttrade.exchange.paper_storage import PostgresPaperStorage
 from smarttrade.exchange.port import Exchange
-from smarttrade.store.accounts import ExchangeAccount
-from smarttrade.store.credentials import Credentials, MasterKeys, unseal
+from smarttrade.store.credentials import MasterKeys, unseal
 from smarttrade.store.database import Database, open_database
-from smarttrade.store.paper_storage import PostgresPaperStorage
-from smarttrade.store.retention import prune
-from smarttrade.store.unit_of_work import Store
+from smarttrade.store.unit_of_work import UnitOfWorkFactory
+from smarttrade.usecases.accounts import Accounts
+from smarttrade.usecases.act import ActOnTrades
+from smarttrade.usecases.create import CreateTrades
+from smarttrade.usecases.page_tokens import PageTokens
+from smarttrade.usecases.reading import TradeReader
+from smarttrade.usecases.refresh import RefreshTrades
+from smarttrade.usecases.sandbox import Sandbox
+from smarttrade.usecases.shares import ShareResolver, ShareTokens, ShareTrades
+from smarttrade.usecases.watch import Watching
 from smarttrade.v1 import (
     exchange_account_service_pb2,
     exchange_account_service_pb2_grpc,
@@ -120,6 +121,7 @@ class Running:
     engine: Engine
     bus: EventBus
     database: Database
+    unit_of_work: UnitOfWorkFactory
     local_token: str | None
     background: list[asyncio.Task[None]]
 
@@ -130,8 +132,8 @@ async def start(settings: Settings) -> Running:
     keys = master_keys(settings)
     database = await open_database(settings.database_url, settings.data_dir)
     bus = EventBus()
-    store = Store(database.engine, database.hot_path, bus)
-    paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(database.engine), clock=utc_now)
+    unit_of_work = UnitOfWorkFactory(database, bus)
+    paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(unit_of_work), clock=utc_now)
     await paper.start()
     build, supported = ccxt_venues(keys, settings.exchange_overrides)
     paper_prices = (
@@ -142,7 +144,7 @@ async def start(settings: Settings) -> Running:
     venues = Venues(paper, build, paper_prices)
     executor = Executor(RetryPolicy(unknown_grace=settings.unknown_order_grace))
     engine = Engine(
-        store=store,
+        unit_of_work=unit_of_work,
         venues=venues,
         executor=executor,
         clock=utc_now,
@@ -150,34 +152,31 @@ async def start(settings: Settings) -> Running:
         reconcile_interval=settings.reconcile_interval,
         paper_prices=paper_prices,
     )
-    page_tokens = PageTokens(hashlib.sha256(b"page-tokens" + keys.keys[keys.current]).digest())
 
-    idempotency = Idempotency(database.engine)
+    # The use cases, and the servicers that call them.
+    current_key = keys.keys[keys.current]
+    page_tokens = PageTokens(hashlib.sha256(b"page-tokens" + current_key).digest())
+    reader = TradeReader(engine, unit_of_work, page_tokens)
+    resolver = ShareResolver(unit_of_work, utc_now)
+    trades = TradeUseCases(
+        create=CreateTrades(engine, unit_of_work, reader, resolver, utc_now),
+        act=ActOnTrades(engine, unit_of_work, reader),
+        refresh=RefreshTrades(engine, reader),
+        reader=reader,
+        shares=ShareTrades(unit_of_work, reader, ShareTokens(keys.keys, keys.current), utc_now),
+        resolver=resolver,
+        watching=Watching(unit_of_work, bus, utc_now, buffer=settings.watch_buffer),
+    )
+    accounts = Accounts(engine, unit_of_work, keys, page_tokens, supported, utc_now)
     authenticator = Authenticator.of_hashes((t.tenant_id, t.token_sha256, t.scopes) for t in tokens)
     server = grpc.aio.server()
     services = generic_only(server)
-    trades = TradeService(engine, page_tokens, utc_now)
-    add_smart_trade_service(
-        SmartTradeServicer(
-            trades,
-            ShareService(trades, store, utc_now),
-            WatchService(store, bus, utc_now, buffer=settings.watch_buffer),
-            idempotency,
-            utc_now,
-            authenticator,
-        ),
-        services,
-    )
+    add_smart_trade_service(SmartTradeServicer(trades, utc_now, authenticator), services)
     exchange_account_service_pb2_grpc.add_ExchangeAccountServiceServicer_to_server(
-        ExchangeAccountServicer(
-            AccountService(engine, keys, page_tokens, supported=supported, clock=utc_now),
-            idempotency,
-            authenticator,
-        ),
-        services,
+        ExchangeAccountServicer(accounts, authenticator), services
     )
     paper_market_service_pb2_grpc.add_PaperMarketServiceServicer_to_server(
-        PaperMarketServicer(PaperSandbox(engine), idempotency, authenticator), services
+        PaperMarketServicer(Sandbox(engine, unit_of_work), authenticator), services
     )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, services)
@@ -206,18 +205,23 @@ async def start(settings: Settings) -> Running:
         await health.set(service, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving")
     background = [
-        asyncio.create_task(prune_history(database, timedelta(days=settings.event_retention_days))),
+        asyncio.create_task(
+            prune_history(unit_of_work, timedelta(days=settings.event_retention_days))
+        ),
         asyncio.create_task(bus.heartbeats()),
     ]
-    return Running(server, port, health, engine, bus, database, local_token, background)
+    return Running(
+        server, port, health, engine, bus, database, unit_of_work, local_token, background
+    )
 
 
-async def prune_history(database: Database, keep: timedelta) -> None:
+async def prune_history(unit_of_work: UnitOfWorkFactory, keep: timedelta) -> None:
     """Hourly: drop the events older than the retention (the stream resumes within it)."""
     while True:
         try:
-            async with database.engine.begin() as connection:
-                pruned = await prune(connection, utc_now() - keep)
+            async with unit_of_work() as uow:
+                pruned = await uow.events.prune(utc_now() - keep)
+                await uow.commit()
             if pruned:
                 log.info("pruned %d events older than %s", pruned, keep)
         except Exception:

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 
-from smarttrade.engine.trades import trade_id_for
+from smarttrade.usecases.create import trade_id_for
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb

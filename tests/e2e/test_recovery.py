@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from smarttrade.engine.trades import trade_id_for
+from smarttrade.usecases.create import trade_id_for
 from smarttrade.v1 import smart_trade_pb2 as pb
 from tests.support.binance_service import binance_venue, trading_on
 from tests.support.binance_stub import BinanceStub, CreateFault

@@ -8,7 +8,7 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
-from smarttrade.engine.trades import trade_id_for
+from smarttrade.usecases.create import trade_id_for
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 from tests.support.binance_service import GRACE, binance_server

@@ -12,7 +12,6 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from smarttrade import app
-from smarttrade.store.retention import prune
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 from tests.support.process import serve_process
@@ -107,7 +106,11 @@ async def test_an_idle_stream_sends_heartbeats(service: Service) -> None:
 async def test_a_stalled_watcher_is_cut_off_while_a_thousand_others_keep_receiving(
     database_url: str, tmp_path: Path
 ) -> None:
-    env = {"SMARTTRADE_TOKENS": "tenant-a:token-a", "SMARTTRADE_WATCH_BUFFER": "16"}
+    # A buffer of 48 events: one event loop writes to the thousand active watchers in turn,
+    # and commits can come faster than a round of a thousand writes, so an active watcher may
+    # lag by a few dozen events on a busy machine (16 cut one off now and then); the stalled
+    # one, which reads nothing, is past 48 plus its 4 KiB window well before ~100 events.
+    env = {"SMARTTRADE_TOKENS": "tenant-a:token-a", "SMARTTRADE_WATCH_BUFFER": "48"}
     async with serve_process(tmp_path, database_url=database_url, env=env) as server:
         channels = [grpc.aio.insecure_channel(server.address) for _ in range(11)]
         # The stalled consumer's channel advertises a 4 KiB HTTP/2 window (no BDP probing), so
@@ -187,8 +190,9 @@ async def test_resuming_from_before_the_retained_history_is_out_of_range(
     client = service.a
     account = await client.paper_account(USDT="100000")
     await round_trip(client, account)
-    async with service.running.database.engine.begin() as connection:
-        await prune(connection, datetime.now(UTC) + timedelta(seconds=1))
+    async with service.running.unit_of_work() as uow:
+        await uow.events.prune(datetime.now(UTC) + timedelta(seconds=1))
+        await uow.commit()
 
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await watch(client, after=1).read()

@@ -36,22 +36,22 @@ async def test_a_trade_is_loaded_once_the_price_comes_within_one_percent_of_its_
     async with running_service(database_url, tmp_path) as service:  # a restart: heads only
         engine = service.running.engine
         near_id, far_id = near.name.split("/")[1], far.name.split("/")[1]
-        assert engine.runner(near_id) is None
-        assert engine.runner(far_id) is None
+        assert engine.running(near_id) is None
+        assert engine.running(far_id) is None
 
         await service.a.set_price("BTC/USDT", "96.5")  # 1.6 % above the near stop: not yet
         await asyncio.sleep(0.2)
-        assert engine.runner(near_id) is None
+        assert engine.running(near_id) is None
 
         await service.a.set_price("BTC/USDT", "95.8")  # within 1 % of it
-        await until(lambda: engine.runner(near_id) is not None)
-        assert engine.runner(far_id) is None
-        loaded = engine.runner(near_id)
+        await until(lambda: engine.running(near_id) is not None)
+        assert engine.running(far_id) is None
+        loaded = engine.running(near_id)
         assert loaded is not None
-        assert loaded.trade.state.value == "ACTIVE"
+        assert loaded.state.value == "ACTIVE"
 
         await service.a.set_price("BTC/USDT", "94.9")  # through the stop
         closed = await service.a.get(near.name)
         assert closed.state == pb.SMART_TRADE_STATE_CLOSED
         assert closed.close_reason == pb.CLOSE_REASON_STOP_LOSS
-        assert engine.runner(far_id) is None
+        assert engine.running(far_id) is None

@@ -27,28 +27,27 @@ from sqlalchemy.engine import make_url
 from smarttrade.api import render
 from smarttrade.app import ccxt_venues
 from smarttrade.config import Settings
+from smarttrade.domain.account import Credentials, ExchangeAccount
 from smarttrade.domain.errors import InvalidSpec
-from smarttrade.engine.accounts import AccountService, NewAccount
 from smarttrade.engine.bus import EventBus
 from smarttrade.engine.engine import Engine
 from smarttrade.engine.executor import Executor, RetryPolicy
-from smarttrade.engine.page_tokens import PageTokens
 from smarttrade.engine.venues import Venues
 from smarttrade.exchange.paper import PaperVenue
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
+from smarttrade.exchange.paper_storage import PostgresPaperStorage
 from smarttrade.store import tables
-from smarttrade.store.accounts import ExchangeAccount, get_account
 from smarttrade.store.credentials import (
-    Credentials,
     CredentialsError,
     MasterKeys,
     seal,
     unseal,
 )
 from smarttrade.store.database import Database, open_database
-from smarttrade.store.idempotency import Claim
-from smarttrade.store.paper_storage import PostgresPaperStorage
-from smarttrade.store.unit_of_work import Store
+from smarttrade.store.unit_of_work import UnitOfWorkFactory
+from smarttrade.usecases.accounts import Accounts, CreateAccount, NewAccount
+from smarttrade.usecases.page_tokens import PageTokens
+from smarttrade.usecases.requests import Requested
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
 from tests.integration.test_ccxt_exchange import STUB_OPTIONS
@@ -99,40 +98,44 @@ def key_id_of(sealed: bytes) -> str:
     return sealed[2 : 2 + sealed[1]].decode()
 
 
-def claim(method: str = "CreateExchangeAccount") -> Claim:
-    return Claim(TENANT, str(uuid.uuid4()), method, uuid.uuid4().hex, "")
+def requested(method: str = "CreateExchangeAccount") -> Requested:
+    return Requested(TENANT, str(uuid.uuid4()), method, uuid.uuid4().hex)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def account_service(database: Database, keys: MasterKeys) -> AccountService:
+async def account_service(database: Database, keys: MasterKeys) -> Accounts:
     """The account use cases wired as `app.start` wires them, accepting `binance`."""
-    paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(database.engine), clock=utc_now)
+    unit_of_work = UnitOfWorkFactory(database, EventBus())
+    paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(unit_of_work), clock=utc_now)
     await paper.start()
     build, _ = ccxt_venues(keys, {})
     engine = Engine(
-        store=Store(database.engine, database.hot_path, EventBus()),
+        unit_of_work=unit_of_work,
         venues=Venues(paper, build),
         executor=Executor(RetryPolicy()),
         clock=utc_now,
     )
-    return AccountService(
-        engine, keys, PageTokens(os.urandom(32)), supported=lambda e: e == "binance", clock=utc_now
+    return Accounts(
+        engine,
+        unit_of_work,
+        keys,
+        PageTokens(os.urandom(32)),
+        supported=lambda e: e == "binance",
+        clock=utc_now,
     )
 
 
-async def binance_account(
-    service: AccountService, secrets: Credentials | None = None
-) -> ExchangeAccount:
+async def binance_account(service: Accounts, secrets: Credentials | None = None) -> ExchangeAccount:
     new = NewAccount("main", "binance", secrets or credentials(), None, {})
-    return await service.create(TENANT, new, claim())
+    return await service.create(CreateAccount(requested(), new))
 
 
 async def stored(database: Database, account_id: str) -> ExchangeAccount:
-    async with database.engine.connect() as connection:
-        account = await get_account(connection, TENANT, account_id)
+    async with UnitOfWorkFactory(database, EventBus())() as uow:
+        account = await uow.accounts.get(TENANT, account_id)
     assert account is not None
     return account
 
@@ -237,7 +240,7 @@ async def test_the_values_that_carry_credentials_do_not_show_them(
 ) -> None:
     service = await account_service(database, keys)
     new = NewAccount("main", "binance", credentials(), None, {})
-    account = await service.create(TENANT, new, claim())
+    account = await service.create(CreateAccount(requested(), new))
 
     assert leaked_in(repr(credentials()) + repr(new) + repr(account) + repr(keys)) == []
     assert KEY_A.hex() not in repr(keys)
@@ -255,7 +258,7 @@ async def test_refusing_an_account_never_repeats_its_credentials(
 
     for new in refused:
         with pytest.raises(InvalidSpec) as invalid:
-            await service.create(TENANT, new, claim())
+            await service.create(CreateAccount(requested(), new))
         texts = [*error_texts(invalid.value), *(repr(v) for v in invalid.value.violations)]
         assert leaked_in("\n".join(texts)) == []
 
@@ -270,7 +273,7 @@ async def test_a_ciphertext_copied_onto_another_accounts_row_does_not_decrypt(
     victim = await binance_account(service)
     thief = await binance_account(service, Credentials("thief-key", "thief-secret"))
     accounts = tables.exchange_accounts
-    async with database.engine.begin() as connection:
+    async with database.connections.begin() as connection:
         stolen = (
             await connection.execute(
                 select(accounts.c.credentials).where(accounts.c.id == victim.id)
@@ -370,8 +373,9 @@ async def test_after_rotation_old_records_still_open_and_new_ones_use_the_new_ke
     for row in (old_row, new_row):
         assert row.sealed_credentials is not None
         assert unseal(row.sealed_credentials, row.id, rotated).secret == SECRET
-    with pytest.raises(CredentialsError, match="unknown master key id 'B'"):
+    with pytest.raises(CredentialsError) as refused:
         unseal(new_row.sealed_credentials, new_row.id, keys)
+    assert refused.value.detail == "unknown master key id 'B'"
 
 
 async def test_a_venue_is_built_from_a_record_sealed_under_a_retired_current_key(

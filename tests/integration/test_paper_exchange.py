@@ -4,35 +4,34 @@ paper venue's own rules (DESIGN §2.9)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from smarttrade.domain.values import OrderStatus, OrderType, Side
+from smarttrade.domain.account import ExchangeAccount, PaperSettings
+from smarttrade.domain.values import Balance, OrderStatus, OrderType, Side
 from smarttrade.exchange.paper import (
     PaperChanges,
     PaperExchange,
     PaperStorageError,
     PaperVenue,
 )
-from smarttrade.exchange.paper_book import PaperSettings
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
+from smarttrade.exchange.paper_storage import PostgresPaperStorage
 from smarttrade.exchange.port import (
-    Balance,
     OrderRejected,
     OrderRequest,
     OutcomeUnknown,
     RejectReason,
     TransientError,
 )
-from smarttrade.store.accounts import ExchangeAccount, insert_account
-from smarttrade.store.database import asyncpg_url
-from smarttrade.store.paper_storage import PostgresPaperStorage
+from smarttrade.store.unit_of_work import UnitOfWorkFactory
 from tests.integration.exchange_contract import CONTRACT, SYMBOL, Scenario
+from tests.support.store import units_of_work
 
 TENANT = "tenant-a"
 ACCOUNT = "paper-1"
@@ -68,9 +67,9 @@ class PaperControl:
         return None
 
 
-async def open_venue(database: AsyncEngine, clock: Clock) -> PaperVenue:
+async def open_venue(paper_store: UnitOfWorkFactory, clock: Clock) -> PaperVenue:
     """A paper venue on the real storage, loaded from what the database holds."""
-    venue = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(database), clock=clock)
+    venue = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(paper_store), clock=clock)
     await venue.start()
     return venue
 
@@ -109,20 +108,13 @@ def held(balances: dict[str, Balance] | object, currency: str) -> tuple[Decimal,
 
 
 @pytest.fixture
-async def database(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(asyncpg_url(database_url))
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
-async def venue(database: AsyncEngine, clock: Clock) -> PaperVenue:
-    return await open_venue(database, clock)
+async def venue(paper_store: UnitOfWorkFactory, clock: Clock) -> PaperVenue:
+    return await open_venue(paper_store, clock)
 
 
 # ---- the shared contract ---------------------------------------------------------------------
@@ -342,7 +334,7 @@ async def test_each_tenant_has_its_own_prices(venue: PaperVenue) -> None:
 
 
 async def test_balances_orders_and_prices_survive_a_restart_of_the_venue(
-    venue: PaperVenue, database: AsyncEngine, clock: Clock
+    venue: PaperVenue, paper_store: UnitOfWorkFactory, clock: Clock
 ) -> None:
     exchange = await paper_account(venue, USDT="1000")
     await venue.set_price(TENANT, SYMBOL, Decimal(100))
@@ -350,7 +342,7 @@ async def test_balances_orders_and_prices_survive_a_restart_of_the_venue(
     resting = await exchange.create_order(limit(Side.SELL, "0.5", "120"))
     balances = await exchange.fetch_balances()
 
-    restarted = await open_venue(database, clock)
+    restarted = await open_venue(paper_store, clock)
     again = restarted.exchange(TENANT, ACCOUNT, None)
 
     assert await again.fetch_balances() == balances
@@ -362,7 +354,7 @@ async def test_balances_orders_and_prices_survive_a_restart_of_the_venue(
 
 
 async def test_a_restarted_venue_still_fills_resting_orders_oldest_first(
-    venue: PaperVenue, database: AsyncEngine, clock: Clock
+    venue: PaperVenue, paper_store: UnitOfWorkFactory, clock: Clock
 ) -> None:
     exchange = await paper_account(venue, PaperSettings(partial_fills=True), USDT="100000")
     await venue.set_price(TENANT, SYMBOL, Decimal(200))
@@ -371,7 +363,7 @@ async def test_a_restarted_venue_still_fills_resting_orders_oldest_first(
     ]
     await venue.set_price(TENANT, SYMBOL, Decimal(185))  # the oldest is rewritten: half filled
 
-    restarted = await open_venue(database, clock)
+    restarted = await open_venue(paper_store, clock)
     restarted.exchange(TENANT, ACCOUNT, PaperSettings(partial_fills=True))
     changed = await restarted.set_price(TENANT, SYMBOL, Decimal(100))
 
@@ -379,7 +371,7 @@ async def test_a_restarted_venue_still_fills_resting_orders_oldest_first(
 
 
 async def test_fills_after_a_restart_never_repeat_an_earlier_fill_id(
-    venue: PaperVenue, database: AsyncEngine, clock: Clock
+    venue: PaperVenue, paper_store: UnitOfWorkFactory, clock: Clock
 ) -> None:
     settings = PaperSettings(partial_fills=True)
     exchange = await paper_account(venue, settings, USDT="1000")
@@ -387,7 +379,7 @@ async def test_fills_after_a_restart_never_repeat_an_earlier_fill_id(
     placed = await exchange.create_order(limit(Side.BUY, "1", "100"))
     await venue.set_price(TENANT, SYMBOL, Decimal(100))  # the first half, fill id after the order
 
-    restarted = await open_venue(database, clock)
+    restarted = await open_venue(paper_store, clock)
     restarted.exchange(TENANT, ACCOUNT, settings)
     [order] = await restarted.set_price(TENANT, SYMBOL, Decimal(100))
 
@@ -396,19 +388,19 @@ async def test_fills_after_a_restart_never_repeat_an_earlier_fill_id(
 
 
 async def test_a_restarted_venue_fills_with_the_accounts_own_settings(
-    venue: PaperVenue, database: AsyncEngine, clock: Clock
+    venue: PaperVenue, paper_store: UnitOfWorkFactory, clock: Clock
 ) -> None:
     settings = PaperSettings(maker_fee_rate=Decimal("0.005"), partial_fills=True)
-    async with database.begin() as connection:
-        await insert_account(
-            connection,
-            ExchangeAccount(ACCOUNT, TENANT, "paper", "paper", START, paper_settings=settings),
+    async with paper_store() as uow:
+        await uow.accounts.add(
+            ExchangeAccount(ACCOUNT, TENANT, "paper", "paper", START, paper_settings=settings)
         )
+        await uow.commit()
     exchange = await paper_account(venue, settings, BTC="1")
     await venue.set_price(TENANT, SYMBOL, Decimal(100))
     await exchange.create_order(limit(Side.SELL, "1", "110"))
 
-    restarted = await open_venue(database, clock)
+    restarted = await open_venue(paper_store, clock)
     [order] = await restarted.set_price(TENANT, SYMBOL, Decimal(110))  # before any exchange()
 
     assert [(fill.amount, fill.fee) for fill in order.fills] == [(Decimal("0.5"), Decimal("0.275"))]
@@ -422,7 +414,7 @@ class FlakyStorage(PostgresPaperStorage):
 
     failures = 0
 
-    async def save(self, changes: PaperChanges) -> None:
+    async def save(self, changes: Sequence[PaperChanges]) -> None:
         if self.failures:
             self.failures -= 1
             raise PaperStorageError("the database is down (on purpose)")
@@ -430,9 +422,9 @@ class FlakyStorage(PostgresPaperStorage):
 
 
 async def test_an_order_the_venue_could_not_record_is_an_unknown_outcome_written_later(
-    database: AsyncEngine, clock: Clock
+    paper_store: UnitOfWorkFactory, clock: Clock
 ) -> None:
-    storage = FlakyStorage(database)
+    storage = FlakyStorage(paper_store)
     venue = PaperVenue(DEFAULT_MARKETS, storage, clock=clock)
     exchange = await paper_account(venue, USDT="1000")
     await venue.set_price(TENANT, SYMBOL, Decimal(100))
@@ -443,7 +435,7 @@ async def test_an_order_the_venue_could_not_record_is_an_unknown_outcome_written
         await exchange.create_order(request)
     found = await exchange.fetch_order(SYMBOL, request.client_order_id)
     await venue.set_price(TENANT, SYMBOL, Decimal(95))  # the next write carries it along
-    restarted = await open_venue(database, clock)
+    restarted = await open_venue(paper_store, clock)
 
     assert found.status is OrderStatus.OPEN
     reloaded = restarted.exchange(TENANT, ACCOUNT, None)
@@ -452,9 +444,9 @@ async def test_an_order_the_venue_could_not_record_is_an_unknown_outcome_written
 
 
 async def test_fills_of_a_tick_the_venue_could_not_record_are_returned_by_the_next_tick(
-    database: AsyncEngine, clock: Clock
+    paper_store: UnitOfWorkFactory, clock: Clock
 ) -> None:
-    storage = FlakyStorage(database)
+    storage = FlakyStorage(paper_store)
     venue = PaperVenue(DEFAULT_MARKETS, storage, clock=clock)
     exchange = await paper_account(venue, USDT="1000")
     await venue.set_price(TENANT, SYMBOL, Decimal(100))
@@ -472,12 +464,11 @@ async def test_fills_of_a_tick_the_venue_could_not_record_are_returned_by_the_ne
 
 
 async def test_an_unreachable_database_is_a_transient_error_of_the_paper_venue(
-    clock: Clock,
+    clock: Clock, tmp_path: Path
 ) -> None:
-    nowhere = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:9/nowhere")
-    venue = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(nowhere), clock=clock)
-    try:
-        with pytest.raises(TransientError):
+    nowhere = "postgresql://postgres@127.0.0.1:9/nowhere"
+    async with units_of_work(nowhere, tmp_path, migrated=False) as uow:
+        venue = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(uow), clock=clock)
+        with pytest.raises(TransientError) as raised:
             await venue.set_price(TENANT, SYMBOL, Decimal(100))
-    finally:
-        await nowhere.dispose()
+    assert "paper_prices" not in str(raised.value)  # no SQL in what a caller may see

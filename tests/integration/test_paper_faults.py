@@ -3,15 +3,13 @@ purpose, each fault happening as often as it was armed and then clearing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.values import OrderStatus, OrderType, Side
 from smarttrade.exchange.paper import PaperExchange, PaperVenue
-from smarttrade.exchange.paper_book import PaperSettings
 from smarttrade.exchange.port import (
     OrderNotFound,
     OrderRejected,
@@ -20,7 +18,7 @@ from smarttrade.exchange.port import (
     RateLimited,
     RejectReason,
 )
-from smarttrade.store.database import asyncpg_url
+from smarttrade.store.unit_of_work import UnitOfWorkFactory
 from tests.integration.exchange_contract import SYMBOL, new_client_order_id
 from tests.integration.test_paper_exchange import Clock, open_venue
 
@@ -49,20 +47,13 @@ async def not_found(exchange: PaperExchange, client_order_id: str) -> bool:
 
 
 @pytest.fixture
-async def database(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(asyncpg_url(database_url))
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
-async def venue(database: AsyncEngine, clock: Clock) -> PaperVenue:
-    venue = await open_venue(database, clock)
+async def venue(paper_store: UnitOfWorkFactory, clock: Clock) -> PaperVenue:
+    venue = await open_venue(paper_store, clock)
     await venue.set_price(TENANT, SYMBOL, Decimal(100))
     return venue
 
@@ -74,7 +65,7 @@ async def exchange(venue: PaperVenue) -> PaperExchange:
 
 
 async def test_accept_then_time_out_places_and_records_the_order_but_loses_the_answer(
-    venue: PaperVenue, exchange: PaperExchange, database: AsyncEngine, clock: Clock
+    venue: PaperVenue, exchange: PaperExchange, paper_store: UnitOfWorkFactory, clock: Clock
 ) -> None:
     venue.faults(TENANT, ACCOUNT).accept_then_time_out()
     request = limit_buy()
@@ -82,7 +73,7 @@ async def test_accept_then_time_out_places_and_records_the_order_but_loses_the_a
     with pytest.raises(OutcomeUnknown):
         await exchange.create_order(request)
     found = await exchange.fetch_order(SYMBOL, request.client_order_id)
-    restarted = await open_venue(database, clock)
+    restarted = await open_venue(paper_store, clock)
 
     assert found.status is OrderStatus.OPEN
     recorded = restarted.exchange(TENANT, ACCOUNT, None)

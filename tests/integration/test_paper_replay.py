@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.values import OrderStatus, OrderType, Side
-from smarttrade.exchange.paper_book import PaperSettings
 from smarttrade.exchange.paper_replay import ReplayError, replay
 from smarttrade.exchange.port import OrderRequest
-from smarttrade.store.database import asyncpg_url
+from smarttrade.store.unit_of_work import UnitOfWorkFactory
 from tests.integration.test_paper_exchange import Clock, open_venue
 
 
@@ -196,17 +194,10 @@ async def test_a_speed_of_zero_is_refused(tmp_path: Path, pushed: Pushed) -> Non
         await replay(csv_file(tmp_path, "time,symbol,price"), pushed, speed=Decimal(0))
 
 
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(asyncpg_url(database_url))
-    yield engine
-    await engine.dispose()
-
-
 async def test_a_replayed_candle_fills_a_resting_order_on_the_paper_venue(
-    tmp_path: Path, database: AsyncEngine
+    tmp_path: Path, paper_store: UnitOfWorkFactory
 ) -> None:
-    venue = await open_venue(database, Clock())
+    venue = await open_venue(paper_store, Clock())
     await venue.open_account("tenant-a", "paper-1", PaperSettings(), {"USDT": Decimal(1000)})
     exchange = venue.exchange("tenant-a", "paper-1", None)
     await venue.set_price("tenant-a", "BTC/USDT", Decimal(100))

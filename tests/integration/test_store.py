@@ -1,8 +1,9 @@
-"""The store of running trades on real PostgreSQL: a decision is written whole or not at all.
+"""The store on real PostgreSQL: a unit of work writes whole or not at all.
 
 A decision, the intents it completes and the request's claim are one statement outside any
 transaction block, so its atomicity rests on the statement's gates: a stale version or a
-request id already claimed must leave every table as it was.
+request id already claimed must leave every table as it was. A unit of work that reads and
+writes through its connection is one transaction, rolled back unless committed.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.decide import create, decide
-from smarttrade.domain.messages import Decision, PriceTicked
+from smarttrade.domain.messages import Decision, PriceTicked, StoredEvent
 from smarttrade.domain.spec import EntrySpec, EntryType, StopLossSpec, TradeSpec
 from smarttrade.domain.values import Side
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
 from smarttrade.store.database import Database, open_database
-from smarttrade.store.idempotency import AlreadyClaimed, Claim
-from smarttrade.store.unit_of_work import ConcurrentUpdate, Store, StoredEvent
+from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, StoreUnavailable
+from smarttrade.store.requests import RequestRecord
+from smarttrade.store.unit_of_work import UnitOfWorkFactory
 
 BTC = next(m for m in DEFAULT_MARKETS if m.symbol == "BTC/USDT")
 TENANT, ACCOUNT = "tenant-a", "00000000000000a1"
@@ -40,7 +43,7 @@ class Published:
 @pytest.fixture
 async def database(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
     opened = await open_database(database_url, tmp_path)
-    async with opened.hot_path.acquire() as connection:
+    async with opened.pool.acquire() as connection:
         await connection.execute(
             "INSERT INTO exchange_accounts (id, tenant_id, display_name, exchange,"
             " paper_settings, created_at) VALUES ($1, $2, 'paper', 'paper', '{}', $3)",
@@ -72,103 +75,223 @@ def held(trade_id: str) -> Decision:
     )
 
 
-def claim(request_id: str) -> Claim:
-    return Claim(TENANT, request_id, "CreateSmartTrade", "fingerprint", "smartTrades/x")
+def request(request_id: str) -> RequestRecord:
+    return RequestRecord(TENANT, request_id, "CreateSmartTrade", "fingerprint", "smartTrades/x")
+
+
+@pytest.fixture
+def published() -> Published:
+    return Published()
+
+
+@pytest.fixture
+def uow(database: Database, published: Published) -> UnitOfWorkFactory:
+    return UnitOfWorkFactory(database, published)
+
+
+async def record(
+    uow: UnitOfWorkFactory,
+    decision: Decision | None,
+    before: Decision | None,
+    done: Sequence[tuple[str, str]] = (),
+    claim: RequestRecord | None = None,
+) -> None:
+    async with uow() as unit:
+        unit.trades.record(decision, before.trade if before else None, done, request=claim)
+        await unit.commit()
+
+
+async def load(uow: UnitOfWorkFactory, trade_id: str, tenant_id: str | None = None) -> object:
+    async with uow() as unit:
+        return await unit.trades.get(trade_id, tenant_id)
 
 
 async def row_counts(database: Database) -> dict[str, int]:
-    async with database.hot_path.acquire() as connection:
+    async with database.pool.acquire() as connection:
         return {
             table: await connection.fetchval(f"SELECT count(*) FROM {table}") for table in TABLES
         }
 
 
 async def test_a_recorded_trade_loads_back_as_it_was_for_its_tenant_only(
-    database: Database,
+    uow: UnitOfWorkFactory,
 ) -> None:
-    store = Store(database.engine, database.hot_path, Published())
     new = held("t1")
-    await store.record(new, None)
+    await record(uow, new, None)
 
-    assert await store.load("t1") == new.trade
-    assert await store.load("t1", TENANT) == new.trade
-    assert await store.load("t1", "tenant-b") is None
-    assert await store.load("nope") is None
+    assert await load(uow, "t1") == new.trade
+    assert await load(uow, "t1", TENANT) == new.trade
+    assert await load(uow, "t1", "tenant-b") is None
+    assert await load(uow, "nope") is None
 
 
 async def test_a_trigger_is_written_with_its_intent_and_events_in_sequence(
-    database: Database,
+    database: Database, uow: UnitOfWorkFactory, published: Published
 ) -> None:
-    published = Published()
-    store = Store(database.engine, database.hot_path, published)
     new = held("t1")
-    await store.record(new, None)
+    await record(uow, new, None)
     stopped = decide(new.trade, PriceTicked(Decimal(94), AT))
     assert stopped.intents
     assert stopped.events
 
-    await store.record(stopped, new.trade)
+    await record(uow, stopped, new)
 
-    assert await store.load("t1") == stopped.trade
+    assert await load(uow, "t1") == stopped.trade
     sequences = [stored.sequence for stored in published.events]
     assert sequences == sorted(sequences)
     assert len(set(sequences)) == len(sequences)
     assert [stored.event for stored in published.events[-len(stopped.events) :]] == list(
         stopped.events
     )
-    async with database.hot_path.acquire() as connection:
+    async with database.pool.acquire() as connection:
         intents = await connection.fetch("SELECT client_order_id FROM order_intents")
     assert [row["client_order_id"] for row in intents] == [
         intent.client_order_id for intent in stopped.intents
     ]
 
 
-async def test_a_decision_on_a_stale_version_writes_nothing_at_all(database: Database) -> None:
-    published = Published()
-    store = Store(database.engine, database.hot_path, published)
+async def test_a_decision_on_a_stale_version_writes_nothing_at_all(
+    database: Database, uow: UnitOfWorkFactory, published: Published
+) -> None:
     new = held("t1")
-    await store.record(new, None)
+    await record(uow, new, None)
     first = decide(new.trade, PriceTicked(Decimal(94), AT))  # one writer stops it out
     assert first.persist
-    await store.record(first, new.trade)
+    await record(uow, first, new)
     before = await row_counts(database)
     events_before = len(published.events)
 
     stale = decide(new.trade, PriceTicked(Decimal(93), AT))  # another, on version 0 again
     with pytest.raises(ConcurrentUpdate):
-        await store.record(stale, new.trade)
+        await record(uow, stale, new)
 
     assert await row_counts(database) == before
     assert len(published.events) == events_before
-    assert await store.load("t1") == first.trade
+    assert await load(uow, "t1") == first.trade
 
 
-async def test_a_request_id_already_claimed_writes_nothing_at_all(database: Database) -> None:
-    published = Published()
-    store = Store(database.engine, database.hot_path, published)
-    await store.record(held("t1"), None, claim=claim("r-1"), at=AT)
+async def test_a_request_id_already_claimed_writes_nothing_at_all(
+    database: Database, uow: UnitOfWorkFactory, published: Published
+) -> None:
+    await record(uow, held("t1"), None, claim=request("r-1"))
     before = await row_counts(database)
     events_before = len(published.events)
 
     with pytest.raises(AlreadyClaimed):
-        await store.record(held("t2"), None, claim=claim("r-1"), at=AT)
+        await record(uow, held("t2"), None, claim=request("r-1"))
 
     assert await row_counts(database) == before
     assert len(published.events) == events_before
-    assert await store.load("t2") is None
+    assert await load(uow, "t2") is None
 
 
 async def test_completing_an_intent_removes_it_with_the_decision_that_saw_its_answer(
-    database: Database,
+    database: Database, uow: UnitOfWorkFactory
 ) -> None:
-    store = Store(database.engine, database.hot_path, Published())
     new = held("t1")
-    await store.record(new, None)
+    await record(uow, new, None)
     stopped = decide(new.trade, PriceTicked(Decimal(94), AT))
-    await store.record(stopped, new.trade)
+    await record(uow, stopped, new)
     (intent,) = stopped.intents
 
-    await store.record(None, None, done=[("PLACE", intent.client_order_id)])
+    await record(uow, None, None, done=[("PLACE", intent.client_order_id)])
 
-    async with database.hot_path.acquire() as connection:
+    async with database.pool.acquire() as connection:
         assert await connection.fetchval("SELECT count(*) FROM order_intents") == 0
+
+
+async def test_a_request_claimed_with_a_decision_is_answered_with_the_trade_at_that_version(
+    uow: UnitOfWorkFactory,
+) -> None:
+    new = held("t1")
+    await record(uow, new, None, claim=request("r-1"))
+    stopped = decide(new.trade, PriceTicked(Decimal(94), AT))
+    async with uow() as unit:  # a later write of the same call updates the answer
+        unit.trades.record(stopped, new.trade, request=request("r-1"), first_of_request=False)
+        await unit.commit()
+
+    async with uow() as unit:
+        stored = await unit.requests.find(TENANT, "r-1")
+        assert stored is not None
+        assert stored.same_request(request("r-1"))
+        assert stored.answer == {"trade": "t1", "version": stopped.trade.version}
+        assert await unit.trades.at_version(TENANT, "t1", new.trade.version) == new.trade
+        assert await unit.requests.find("tenant-b", "r-1") is None
+
+
+def account(account_id: str) -> ExchangeAccount:
+    return ExchangeAccount(account_id, TENANT, "paper", "paper", AT)
+
+
+async def test_a_unit_of_work_left_without_commit_keeps_nothing(uow: UnitOfWorkFactory) -> None:
+    async with uow() as unit:
+        await unit.accounts.add(account("00000000000000b2"))
+        unit.requests.claim(request("r-2").answered({"account": "00000000000000b2"}), AT)
+        assert await unit.accounts.get(TENANT, "00000000000000b2") is not None  # its own write
+
+    async with uow() as unit:
+        assert await unit.accounts.get(TENANT, "00000000000000b2") is None
+        assert await unit.requests.find(TENANT, "r-2") is None
+
+
+async def test_a_unit_of_work_that_raises_rolls_back_what_it_wrote(uow: UnitOfWorkFactory) -> None:
+    async def refused_half_way() -> None:
+        async with uow() as unit:
+            await unit.accounts.add(account("00000000000000b3"))
+            raise RuntimeError("a refusal half-way")
+
+    with pytest.raises(RuntimeError):
+        await refused_half_way()
+
+    async with uow() as unit:
+        assert await unit.accounts.get(TENANT, "00000000000000b3") is None
+
+
+async def test_a_claim_taken_first_rolls_back_the_whole_transaction_of_the_second(
+    uow: UnitOfWorkFactory,
+) -> None:
+    async with uow() as unit:
+        await unit.accounts.add(account("00000000000000b4"))
+        unit.requests.claim(request("r-3").answered({"account": "00000000000000b4"}), AT)
+        await unit.commit()
+
+    async def second() -> None:
+        async with uow() as unit:
+            await unit.accounts.add(account("00000000000000b5"))
+            unit.requests.claim(request("r-3").answered({"account": "00000000000000b5"}), AT)
+            await unit.commit()
+
+    with pytest.raises(AlreadyClaimed):
+        await second()
+
+    async with uow() as unit:
+        assert await unit.accounts.get(TENANT, "00000000000000b5") is None
+        stored = await unit.requests.find(TENANT, "r-3")
+        assert stored is not None
+        assert stored.answer == {"account": "00000000000000b4"}
+
+
+async def test_an_unreachable_database_is_the_stores_own_error_without_sql(
+    tmp_path: Path,
+) -> None:
+    nowhere = await open_database(
+        "postgresql://postgres@127.0.0.1:9/nowhere", tmp_path, migrated=False
+    )
+    factory = UnitOfWorkFactory(nowhere, Published())
+    try:
+
+        async def load_a_trade() -> None:
+            async with factory() as unit:
+                await unit.trades.get("t1")
+
+        async def load_the_accounts() -> None:
+            async with factory() as unit:
+                await unit.accounts.all()
+
+        with pytest.raises(StoreUnavailable) as raised:
+            await load_a_trade()
+        with pytest.raises(StoreUnavailable):
+            await load_the_accounts()
+    finally:
+        await nowhere.close()
+    assert "SELECT" not in str(raised.value)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.decide import create, decide
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.market import Market
@@ -27,7 +28,7 @@ from smarttrade.domain.messages import (
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.spec import TradeSpec
 from smarttrade.domain.values import OrderStatus
-from smarttrade.exchange.paper_book import PaperBook, PaperSettings
+from smarttrade.exchange.paper_book import PaperBook
 from smarttrade.exchange.port import OrderNotFound, OrderRejected, OrderReport, OrderRequest
 
 BTC = Market(

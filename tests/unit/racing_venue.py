@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.market import Market
 from smarttrade.domain.messages import CancelOrder, Input, Intent, OrderMissing, OrderReported
 from smarttrade.domain.values import OrderStatus
-from smarttrade.exchange.paper_book import PaperBook, PaperSettings
+from smarttrade.exchange.paper_book import PaperBook
 from smarttrade.exchange.port import OrderNotFound, OrderRejected, OrderRequest, RejectReason
 from tests.unit.driver import ACCOUNT, reported
 

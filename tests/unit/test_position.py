@@ -9,13 +9,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.decide import decide
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.messages import Cancel, OrderReported
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.position import position_of
 from smarttrade.domain.values import Side
-from smarttrade.exchange.paper_book import PaperSettings
 from tests.unit.builders import market_entry, skip_entry, step, trade_spec, wallet
 from tests.unit.driver import T0, Run
 from tests.unit.strategies import START, away, trade_specs

@@ -39,6 +39,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.decide import create, decide
 from smarttrade.domain.errors import ActionNotAllowed, InvalidSpec
 from smarttrade.domain.fsm import TradeState
@@ -64,7 +65,6 @@ from smarttrade.domain.model import ZERO, Order, SmartTrade
 from smarttrade.domain.position import position_of, skipped_entry_units
 from smarttrade.domain.spec import EntryType, StopLossSpec, TradeSpec
 from smarttrade.domain.values import OrderStatus, OrderType, Side
-from smarttrade.exchange.paper_book import PaperSettings
 from smarttrade.store.codec import dump_json, trade_from_document
 from tests.unit.driver import BTC, T0
 from tests.unit.racing_venue import RacingVenue

@@ -15,6 +15,7 @@ from enum import Enum
 import pytest
 
 from smarttrade.domain import changes as changes_module
+from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.fsm import (
     LEG_TRANSITIONS,
     TRADE_TRANSITIONS,
@@ -36,7 +37,6 @@ from smarttrade.domain.messages import (
 )
 from smarttrade.domain.spec import EntrySpec, EntryType
 from smarttrade.domain.values import Side
-from smarttrade.exchange.paper_book import PaperSettings
 from tests.unit.builders import (
     TWO_STEPS,
     active_trade,

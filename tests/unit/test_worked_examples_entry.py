@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 
+from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.fsm import LegState, TradeState
 from smarttrade.domain.menu import editable_fields
 from smarttrade.domain.messages import (
@@ -23,7 +24,6 @@ from smarttrade.domain.messages import (
 from smarttrade.domain.model import CloseReason
 from smarttrade.domain.position import position_of
 from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
-from smarttrade.exchange.paper_book import PaperSettings
 from tests.unit.builders import (
     conditional_entry,
     dust_orders,

@@ -10,12 +10,12 @@ from decimal import Decimal
 
 import pytest
 
+from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.messages import AddFunds, CancelOrder, CloseAtMarket, ReduceFunds
 from smarttrade.domain.model import CloseReason
 from smarttrade.domain.position import position_of
 from smarttrade.domain.values import OrderStatus, OrderType, Side
-from smarttrade.exchange.paper_book import PaperSettings
 from tests.unit.builders import (
     dust_orders,
     market_entry,

@@ -1,4 +1,4 @@
-"""ExchangeAccountService: convert, call the application, convert back."""
+"""ExchangeAccountService: convert, call the use case, convert back."""
 
 from __future__ import annotations
 
@@ -9,18 +9,14 @@ import grpc
 
 from smarttrade.api import parse, render
 from smarttrade.api.auth import Authenticator, tenant
+from smarttrade.api.commands import ACCOUNTS, requested
 from smarttrade.api.errors import unary
-from smarttrade.api.idempotency import Idempotency
-from smarttrade.engine.accounts import AccountService, NewAccount
-from smarttrade.engine.errors import PreconditionFailed
-from smarttrade.exchange.paper_book import PaperSettings
-from smarttrade.store.credentials import Credentials
-from smarttrade.store.idempotency import Claim
+from smarttrade.domain.account import Credentials, PaperSettings
+from smarttrade.usecases.accounts import Accounts, CreateAccount, DeleteAccount, NewAccount
 from smarttrade.v1 import exchange_account_service_pb2 as pb
 from smarttrade.v1 import exchange_account_service_pb2_grpc as pb_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
-ACCOUNTS = "exchangeAccounts"
 MAX_TEXT = 200
 
 
@@ -59,12 +55,9 @@ def _paper_settings(
 class ExchangeAccountServicer(pb_grpc.ExchangeAccountServiceServicer):
     scope = "trade"
 
-    def __init__(
-        self, accounts: AccountService, idempotency: Idempotency, authenticator: Authenticator
-    ) -> None:
+    def __init__(self, accounts: Accounts, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
         self._accounts = accounts
-        self._idempotency = idempotency
 
     @unary
     async def CreateExchangeAccount(
@@ -92,27 +85,9 @@ class ExchangeAccountServicer(pb_grpc.ExchangeAccountServiceServicer):
             paper_settings=settings,
             initial_balances=balances,
         )
-
-        async def perform(claim: Claim) -> pb.CreateExchangeAccountResponse:
-            account = await self._accounts.create(tenant(), new, claim)
-            return pb.CreateExchangeAccountResponse(
-                exchange_account=render.exchange_account(account)
-            )
-
-        async def current(name: str) -> pb.CreateExchangeAccountResponse:
-            raise PreconditionFailed(
-                "REQUEST_INTERRUPTED", "the first call with this request_id did not finish"
-            )
-
-        return await self._idempotency.once(
-            "CreateExchangeAccount",
-            request,
-            request.request_id,
-            "",
-            pb.CreateExchangeAccountResponse,
-            perform,
-            current,
-        )
+        who = requested(request, "CreateExchangeAccount", request.request_id)
+        account = await self._accounts.create(CreateAccount(who, new))
+        return pb.CreateExchangeAccountResponse(exchange_account=render.exchange_account(account))
 
     @unary
     async def GetExchangeAccount(
@@ -136,20 +111,6 @@ class ExchangeAccountServicer(pb_grpc.ExchangeAccountServiceServicer):
         self, request: pb.DeleteExchangeAccountRequest, context: Context
     ) -> pb.DeleteExchangeAccountResponse:
         account_id = parse.name_id(request.name, ACCOUNTS)
-
-        async def perform(claim: Claim) -> pb.DeleteExchangeAccountResponse:
-            await self._accounts.delete(tenant(), account_id, claim)
-            return pb.DeleteExchangeAccountResponse()
-
-        async def current(name: str) -> pb.DeleteExchangeAccountResponse:
-            return pb.DeleteExchangeAccountResponse()
-
-        return await self._idempotency.once(
-            "DeleteExchangeAccount",
-            request,
-            request.request_id,
-            request.name,
-            pb.DeleteExchangeAccountResponse,
-            perform,
-            current,
-        )
+        who = requested(request, "DeleteExchangeAccount", request.request_id)
+        await self._accounts.delete(DeleteAccount(who, account_id))
+        return pb.DeleteExchangeAccountResponse()

@@ -1,9 +1,11 @@
 """The one mapping from the service's errors to gRPC statuses (AIP-193).
 
-Every error carries a `google.rpc.Status` with one `ErrorInfo` (domain `smarttrade.v1`, a
-stable reason), plus `BadRequest` for field errors, `PreconditionFailure` naming the state
-and the action, and `RetryInfo` on UNAVAILABLE. Bad input is never INTERNAL; an unexpected
-error is INTERNAL with no detail beyond its class, and is logged.
+It knows the core's errors (domain/errors.py), the kinds every layer's errors derive from
+(smarttrade/errors.py) and authentication's, nothing of the store or the venues. Every error
+carries a `google.rpc.Status` with one `ErrorInfo` (domain `smarttrade.v1`, a stable
+reason), plus `BadRequest` for field errors, `PreconditionFailure` naming the state and the
+action, and `RetryInfo` on UNAVAILABLE. Bad input is never INTERNAL; an unexpected error is
+INTERNAL with no detail beyond its class, and is logged.
 """
 
 from __future__ import annotations
@@ -22,11 +24,7 @@ from grpc_status import rpc_status
 from smarttrade.api.auth import Authenticator, ScopeMissing, Unauthenticated
 from smarttrade.api.parse import text_fields_clean
 from smarttrade.domain.errors import ActionNotAllowed, InvalidSpec
-from smarttrade.engine.errors import EtagMismatch, NotFound, PreconditionFailed, Unavailable
-from smarttrade.engine.watch import HistoryPruned, StreamClosed, StreamOverflow
-from smarttrade.exchange.port import OrderRejected, TransientError
-from smarttrade.store.credentials import CredentialsError
-from smarttrade.store.unit_of_work import database_unavailable
+from smarttrade.errors import EtagMismatch, NotFound, OutOfRange, PreconditionFailed, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -106,45 +104,24 @@ def status_of(error: Exception) -> status_pb2.Status:
                     )
                 ]
             )
-            return _status(code_pb2.FAILED_PRECONDITION, error.reason, str(error), {}, failure)
+            return _status(
+                code_pb2.FAILED_PRECONDITION, error.reason, str(error), error.metadata, failure
+            )
         case Unauthenticated():
             return _status(code_pb2.UNAUTHENTICATED, "UNAUTHENTICATED", str(error), {})
         case ScopeMissing():
             metadata = {"scope": error.scope}
             return _status(code_pb2.PERMISSION_DENIED, "SCOPE_MISSING", str(error), metadata)
-        case CredentialsError():
-            return _status(
-                code_pb2.FAILED_PRECONDITION,
-                "CREDENTIALS_UNREADABLE",
-                "the account's credentials cannot be decrypted with the configured master keys",
-                {},
-            )
-        case OrderRejected():
-            metadata = {"exchange_reason": error.reason.value}
-            return _status(code_pb2.FAILED_PRECONDITION, "EXCHANGE_REJECTED", str(error), metadata)
-        case Unavailable() | TransientError():
+        case Unavailable():
             return _status(
                 code_pb2.UNAVAILABLE,
-                "EXCHANGE_UNAVAILABLE",
+                error.reason,
                 str(error),
-                {},
+                error.metadata,
                 _retry(error.retry_after),
             )
-        case Exception() if database_unavailable(error):
-            return _status(
-                code_pb2.UNAVAILABLE,
-                "STORE_UNAVAILABLE",
-                "the database is unavailable; nothing was half-written, the call can be retried",
-                {},
-                _retry(1.0),
-            )
-        case HistoryPruned():
-            metadata = {"pruned_through": str(error.pruned)}
-            return _status(code_pb2.OUT_OF_RANGE, "HISTORY_PRUNED", str(error), metadata)
-        case StreamOverflow() | StreamClosed():
-            reason = "STREAM_OVERFLOW" if isinstance(error, StreamOverflow) else "SHUTTING_DOWN"
-            metadata = {"last_sequence": str(error.last_sequence)}
-            return _status(code_pb2.UNAVAILABLE, reason, str(error), metadata, _retry(0.1))
+        case OutOfRange():
+            return _status(code_pb2.OUT_OF_RANGE, error.reason, str(error), error.metadata)
     log.exception("unexpected error", exc_info=error)
     return _status(code_pb2.INTERNAL, "INTERNAL", "internal error", {})
 

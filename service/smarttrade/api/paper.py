@@ -1,4 +1,4 @@
-"""PaperMarketService, the sandbox: convert, call the application, convert back."""
+"""PaperMarketService, the sandbox: convert, call the use case, convert back."""
 
 from __future__ import annotations
 
@@ -9,26 +9,21 @@ import grpc
 
 from smarttrade.api import parse, render
 from smarttrade.api.auth import Authenticator, tenant
+from smarttrade.api.commands import ACCOUNTS, requested
 from smarttrade.api.errors import unary
-from smarttrade.api.idempotency import Idempotency
-from smarttrade.engine.sandbox import PaperSandbox
-from smarttrade.store.idempotency import Claim
+from smarttrade.usecases.sandbox import Sandbox, SetBalances, SetPrice
 from smarttrade.v1 import paper_market_service_pb2 as pb
 from smarttrade.v1 import paper_market_service_pb2_grpc as pb_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
-ACCOUNTS = "exchangeAccounts"
 
 
 class PaperMarketServicer(pb_grpc.PaperMarketServiceServicer):
     scope = "sandbox"
 
-    def __init__(
-        self, sandbox: PaperSandbox, idempotency: Idempotency, authenticator: Authenticator
-    ) -> None:
+    def __init__(self, sandbox: Sandbox, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
         self._sandbox = sandbox
-        self._idempotency = idempotency
 
     @unary
     async def SetPaperPrice(
@@ -40,25 +35,9 @@ class PaperMarketServicer(pb_grpc.PaperMarketServiceServicer):
         price = parse.decimal(request.price, "price", out, required=True, positive=True)
         out.raise_any()
         assert price is not None
-
-        async def perform(claim: Claim) -> pb.SetPaperPriceResponse:
-            assert price is not None
-            applied = await self._sandbox.set_price(tenant(), request.symbol, price, claim)
-            return pb.SetPaperPriceResponse(symbol=request.symbol, price=render.text(applied))
-
-        async def current(name: str) -> pb.SetPaperPriceResponse:
-            now = self._sandbox.last_price(tenant(), request.symbol)
-            return pb.SetPaperPriceResponse(symbol=request.symbol, price=render.text(now))
-
-        return await self._idempotency.once(
-            "SetPaperPrice",
-            request,
-            request.request_id,
-            request.symbol,
-            pb.SetPaperPriceResponse,
-            perform,
-            current,
-        )
+        who = requested(request, "SetPaperPrice", request.request_id)
+        applied = await self._sandbox.set_price(SetPrice(who, request.symbol, price))
+        return pb.SetPaperPriceResponse(symbol=request.symbol, price=render.text(applied))
 
     @unary
     async def GetPaperBalances(
@@ -85,21 +64,6 @@ class PaperMarketServicer(pb_grpc.PaperMarketServiceServicer):
             elif total is not None:
                 totals[balance.currency] = total
         out.raise_any()
-
-        async def perform(claim: Claim) -> pb.SetPaperBalancesResponse:
-            balances = await self._sandbox.set_balances(tenant(), account_id, totals, claim)
-            return pb.SetPaperBalancesResponse(balances=render.balances(balances))
-
-        async def current(name: str) -> pb.SetPaperBalancesResponse:
-            balances = await self._sandbox.balances(tenant(), account_id)
-            return pb.SetPaperBalancesResponse(balances=render.balances(balances))
-
-        return await self._idempotency.once(
-            "SetPaperBalances",
-            request,
-            request.request_id,
-            request.account,
-            pb.SetPaperBalancesResponse,
-            perform,
-            current,
-        )
+        who = requested(request, "SetPaperBalances", request.request_id)
+        balances = await self._sandbox.set_balances(SetBalances(who, account_id, totals))
+        return pb.SetPaperBalancesResponse(balances=render.balances(balances))

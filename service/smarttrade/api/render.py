@@ -16,17 +16,16 @@ from typing import Any
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.menu import available_actions, editable_fields
+from smarttrade.domain.messages import StoredEvent
 from smarttrade.domain.model import Leg, Order, SmartTrade
 from smarttrade.domain.position import position_of
 from smarttrade.domain.prices import stop_trigger, take_profit_target
 from smarttrade.domain.spec import EntrySpec, EntryType, LeverageSpec, StopLossSpec, TradeSpec
-from smarttrade.engine.runner import etag_of
-from smarttrade.engine.shares import SharedTrade
-from smarttrade.engine.watch import Heartbeat, SnapshotEnd, SnapshotTrade, StreamItem
-from smarttrade.exchange.port import Balance
-from smarttrade.store.accounts import ExchangeAccount
-from smarttrade.store.unit_of_work import StoredEvent
+from smarttrade.domain.values import Balance
+from smarttrade.usecases.shares import SharedTrade
+from smarttrade.usecases.watch import Heartbeat, SnapshotEnd, SnapshotTrade, StreamItem
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import paper_market_service_pb2 as paper_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
@@ -190,7 +189,7 @@ def smart_trade(trade: SmartTrade) -> pb.SmartTrade:
         create_time=timestamp(trade.created_at),
         update_time=timestamp(trade.updated_at),
         end_time=timestamp(trade.ended_at),
-        etag=etag_of(trade),
+        etag=trade.etag,
         position=pb.Position(
             units_bought=text(position.units_bought),
             cost=text(position.cost),
@@ -288,11 +287,10 @@ def share(shared: SharedTrade, for_owner: bool) -> pb.SmartTradeShare:
     )
     if full.HasField("stop_loss"):
         settings.stop_loss.CopyFrom(full.stop_loss)
-    record = shared.share
     return pb.SmartTradeShare(
-        name=f"smartTrades/{record.trade_id}/shares/{record.id}" if for_owner else "",
+        name=f"smartTrades/{shared.trade_id}/shares/{shared.share_id}" if for_owner else "",
         token=shared.token,
         settings=settings,
-        create_time=timestamp(record.created_at),
-        expire_time=timestamp(record.expires_at),
+        create_time=timestamp(shared.created_at),
+        expire_time=timestamp(shared.expires_at),
     )

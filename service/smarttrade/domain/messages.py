@@ -9,6 +9,7 @@ never place an order twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -156,6 +157,10 @@ Input = (
     | Edit
 )
 
+# An input made from the trade as its single writer has it when it applies it (an edit of
+# some fields, merged with the trade's settings of that moment).
+InputOf = Callable[[SmartTrade], Input]
+
 ACTION_OF: dict[type, Action] = {
     Refresh: Action.REFRESH,
     Share: Action.SHARE,
@@ -236,3 +241,14 @@ class Decision:
     events: tuple[Event, ...] = ()
     intents: tuple[Intent, ...] = ()
     persist: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as recorded: with its sequence in the tenant's stream (DESIGN §2.8) and the
+    trade as it was right after it."""
+
+    sequence: int
+    tenant_id: str
+    trade: SmartTrade
+    event: Event

@@ -220,5 +220,10 @@ class SmartTrade:
     def orders(self) -> list[Order]:
         return [order for leg in self.legs for order in leg.orders]
 
+    @property
+    def etag(self) -> str:
+        """The version as an opaque tag (AIP-154): an action given a stale one is refused."""
+        return f"v{self.version}"
+
     def clone(self) -> SmartTrade:
         return replace(self, legs=[leg.clone() for leg in self.legs])

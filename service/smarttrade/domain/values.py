@@ -54,3 +54,16 @@ class Fill:
     fee: Decimal
     fee_currency: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """What an account holds of one currency: free, and locked by open orders."""
+
+    currency: str
+    free: Decimal
+    locked: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.free + self.locked

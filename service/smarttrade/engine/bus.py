@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from smarttrade.store.unit_of_work import StoredEvent
+from smarttrade.domain.messages import StoredEvent
 
 
 @dataclass(eq=False)

@@ -12,6 +12,10 @@ Startup and recovery are one code path (crash-only): `start` reads the heads of 
 that is not terminal, loads those with intents left pending (each is looked up at the venue
 before anything is sent again), reconciles every account and symbol with its venue, and
 only then reports ready.
+
+The engine is the runtime only: the use cases (usecases/) create trades through `launch`,
+act on them through `submit`, read the running copies through `running`, and sync one with
+its venue through `refresh`.
 """
 
 from __future__ import annotations
@@ -24,26 +28,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.levels import wake_levels
-from smarttrade.domain.messages import Decision, Input, Intent, PriceTicked, TimeElapsed
+from smarttrade.domain.messages import (
+    Decision,
+    Input,
+    InputOf,
+    Intent,
+    PriceTicked,
+    Refresh,
+    TimeElapsed,
+)
 from smarttrade.domain.model import SmartTrade
-from smarttrade.engine.errors import NotFound
 from smarttrade.engine.executor import Executor, reported
 from smarttrade.engine.market_data import MarketData
 from smarttrade.engine.reconcile import Reconciler
 from smarttrade.engine.runner import TradeRunner
 from smarttrade.engine.triggers import TriggerIndex
 from smarttrade.engine.venues import Venues, paper_feed, price_feed_of
-from smarttrade.exchange.port import Exchange, OrderNotFound, OrderReport
-from smarttrade.store.accounts import ExchangeAccount, all_accounts, get_account
-from smarttrade.store.idempotency import Claim
-from smarttrade.store.reads import (
-    TradeHead,
-    believed_open_orders,
-    live_trade_heads,
-    pending_intents,
-)
-from smarttrade.store.unit_of_work import Store
+from smarttrade.errors import NotFound
+from smarttrade.exchange.port import Exchange, OrderReport
+from smarttrade.store.requests import RequestRecord
+from smarttrade.store.trades import TradeHead
+from smarttrade.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +98,7 @@ class Engine:
     def __init__(
         self,
         *,
-        store: Store,
+        unit_of_work: Callable[[], UnitOfWork],
         venues: Venues,
         executor: Executor,
         clock: Callable[[], datetime] = utc_now,
@@ -99,7 +106,7 @@ class Engine:
         reconcile_interval: float = 30.0,
         paper_prices: Exchange | None = None,
     ) -> None:
-        self.store = store
+        self._unit_of_work = unit_of_work
         self.venues = venues
         self._executor = executor
         self._clock = clock
@@ -115,7 +122,7 @@ class Engine:
         self._warming = asyncio.Semaphore(WARMING_CONCURRENCY)
         self._prices: dict[FeedKey, Decimal] = {}
         self.market_data = MarketData(self.on_price, self.on_order_reports)
-        self.reconciler = Reconciler(self)
+        self._reconciler = Reconciler(self, venues, unit_of_work, clock)
         self._sweeping: asyncio.Task[None] | None = None
         self._paper_prices = paper_prices  # a real venue's public prices for paper trading
         self._paper_ticks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -126,11 +133,11 @@ class Engine:
     # ---- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        async with self.store.engine.connect() as connection:
-            for account in await all_accounts(connection):
+        async with self._unit_of_work() as uow:
+            for account in await uow.accounts.all():
                 self._accounts[account.id] = account
-            heads = await live_trade_heads(connection)
-            self._recovered = await pending_intents(connection)
+            heads = await uow.trades.live_heads()
+            self._recovered = await uow.trades.pending_intents()
         for head in heads:
             await self._admit(head)
         gate = asyncio.Semaphore(STARTUP_CONCURRENCY)
@@ -140,7 +147,7 @@ class Engine:
                 await self.live_runner(trade_id)
 
         await asyncio.gather(*(resume(trade_id) for trade_id in list(self._recovered)))
-        await self.reconciler.sweep()
+        await self._reconciler.sweep()
         # Live prices and order updates start only now. Before the sweep has checked the
         # positions, an order the trader cancelled by hand before selling the coins would be
         # seen first and re-created, and a tick could fire a stop on coins no longer held.
@@ -155,7 +162,7 @@ class Engine:
         while True:
             await asyncio.sleep(seconds)
             try:
-                await self.reconciler.sweep()
+                await self._reconciler.sweep()
             except Exception:
                 log.exception("the periodic reconciliation failed; next sweep in %s s", seconds)
 
@@ -180,10 +187,10 @@ class Engine:
     async def account(self, account_id: str) -> ExchangeAccount:
         account = self._accounts.get(account_id)
         if account is None:
-            async with self.store.engine.connect() as connection:
-                account = await get_account(connection, None, account_id)
+            async with self._unit_of_work() as uow:
+                account = await uow.accounts.get(None, account_id)
             if account is None:
-                raise NotFound("exchange account", account_id)
+                raise NotFound("exchange account", f"exchangeAccounts/{account_id}")
             self._accounts[account_id] = account
         return account
 
@@ -228,15 +235,15 @@ class Engine:
         self.market_data.poll_orders(
             account.id,
             symbol,
-            lambda: self.poll_orders(account, symbol),
+            lambda: self._reconciler.changed_orders(account, symbol),
             self._order_poll_interval,
         )
 
-    def runner(self, trade_id: str) -> TradeRunner | None:
-        """The trade's runner if it is loaded (for reads: a trade not loaded is read from
-        the store)."""
+    def running(self, trade_id: str) -> SmartTrade | None:
+        """The running copy of a trade if it is loaded (for reads: a trade not loaded is
+        read from the store)."""
         live = self._live.get(trade_id)
-        return live.runner if live is not None else None
+        return live.runner.trade if live is not None and live.runner is not None else None
 
     def last_price(self, trade_id: str) -> Decimal | None:
         """The venue's latest price for a live trade's symbol (a trade only sees the ticks
@@ -262,7 +269,8 @@ class Engine:
             live.loading = asyncio.Lock()
         async with live.loading:
             if live.runner is None:
-                trade = await self.store.load(trade_id)
+                async with self._unit_of_work() as uow:
+                    trade = await uow.trades.get(trade_id)
                 if trade is None:
                     raise NotFound("smart trade", trade_id)
                 live.runner = self._runner_for(trade)
@@ -292,14 +300,16 @@ class Engine:
         return TradeRunner(
             trade,
             exchange=self.venues.exchange(account),
-            store=self.store,
+            unit_of_work=self._unit_of_work,
             executor=self._executor,
             clock=self._clock,
             on_change=self._on_change,
         )
 
-    async def launch(self, decision: Decision, claim: Claim | None = None) -> SmartTrade:
-        """Record a new trade's first decision (with the request's claim) and run it."""
+    async def launch(self, decision: Decision, request: RequestRecord | None = None) -> SmartTrade:
+        """Record a new trade's first decision (claiming the request with it) and run it.
+        Raises `AlreadyClaimed` when the request id was taken, `ConcurrentUpdate` when a
+        trade with this id exists already (nothing is written either way)."""
         trade = decision.trade
         head = TradeHead(
             trade.id, trade.tenant_id, trade.account_id, trade.spec.symbol, None, None, None
@@ -307,17 +317,44 @@ class Engine:
         live = await self._admit(head)
         runner = live.runner = self._runner_for(trade)
         try:
-            await runner.start(new=decision, claim=claim)
+            await runner.start(new=decision, request=request)
         except Exception:
-            self._forget(live)
+            if not runner.recorded:  # nothing was written: there is no such trade
+                self._forget(live)
             raise
         return runner.trade
 
-    async def submit(self, trade_id: str, input: Input) -> SmartTrade:
+    async def submit(
+        self,
+        trade_id: str,
+        input: Input | InputOf,
+        etag: str = "",
+        request: RequestRecord | None = None,
+    ) -> SmartTrade:
+        """Apply an input to a live trade (see `TradeRunner.submit`)."""
         runner = await self.live_runner(trade_id)
         if runner is None:
-            raise NotFound("smart trade", trade_id)
-        return await runner.submit(input)
+            raise NotFound("smart trade", f"smartTrades/{trade_id}")
+        return await runner.submit(input, etag, request)
+
+    async def settled(self, trade_id: str) -> None:
+        """Wait until what the trade is doing now is done (a concurrent call on it)."""
+        live = self._live.get(trade_id)
+        if live is not None and live.runner is not None:
+            async with live.runner.lock:
+                pass
+
+    async def refresh(self, trade_id: str) -> SmartTrade | None:
+        """Sync a live trade with its venue now, through the same path as the startup
+        reconciliation; the trade as it is then, or None if it is not live."""
+        runner = await self.live_runner(trade_id)
+        if runner is None:
+            return None
+        await self._reconciler.trade(runner.trade)
+        runner = await self.live_runner(trade_id)
+        if runner is None:
+            return None
+        return await runner.submit(Refresh(self._clock()))
 
     def _on_change(self, runner: TradeRunner) -> None:
         """After every run of a trade: keep its band and timer current, or let it go."""
@@ -368,12 +405,14 @@ class Engine:
 
     # ---- the venues' news ----------------------------------------------------------------
 
-    async def apply_paper_price(self, tenant_id: str, symbol: str, price: Decimal) -> None:
-        """A tick of a tenant's paper book (from its sandbox or a live source): the resting
-        orders it crosses fill, then every trade it concerns reacts; returns when all is
-        done and persisted."""
+    async def apply_paper_price(
+        self, tenant_id: str, symbol: str, price: Decimal, request: RequestRecord | None = None
+    ) -> None:
+        """A tick of a tenant's paper book (from its sandbox, keeping `request` with the
+        tick's write, or from a live source): the resting orders it crosses fill, then every
+        trade it concerns reacts; returns when all is done and persisted."""
         async with self._paper_ticks[(tenant_id, symbol)]:
-            changed = await self.venues.paper.set_price(tenant_id, symbol, price)
+            changed = await self.venues.paper.set_price(tenant_id, symbol, price, request)
             await self.on_order_reports(order.report() for order in changed)
             await self.on_price(paper_feed(tenant_id), symbol, price)
 
@@ -417,18 +456,7 @@ class Engine:
             if runner is not None:
                 self._on_change(runner)
 
-    # ---- reconciliation support ----------------------------------------------------------
-
-    async def reconcile(self, runner: TradeRunner) -> None:
-        """Refresh: sync one trade with its venue (see `reconcile.Reconciler`)."""
-        await self.reconciler.trade(runner)
-
-    def clock(self) -> datetime:
-        return self._clock()
-
-    @staticmethod
-    def feed_of(account: ExchangeAccount) -> str:
-        return price_feed_of(account)
+    # ---- what reconciliation sees (reconcile.Runtime) -------------------------------------
 
     def groups(self) -> list[GroupKey]:
         return list(self._groups)
@@ -436,29 +464,9 @@ class Engine:
     def feeds(self) -> list[FeedKey]:
         return list(self._feeds)
 
-    async def poll_orders(self, account: ExchangeAccount, symbol: str) -> list[OrderReport]:
-        """What changed at the venue among the orders the trades believe open: those whose
-        fill moved, and those that left the open orders (looked up for how they ended).
-        Polling the open orders alone would miss an order that filled between two polls."""
-        async with self.store.engine.connect() as connection:
-            believed = await believed_open_orders(connection, account.id, symbol)
-        for live_id in self._groups.get((account.id, symbol), ()):
-            runner = self.runner(live_id)
-            if runner is not None:  # a loaded trade may be ahead of the store by a commit
-                believed += [
-                    (o.client_order_id, o.filled) for o in runner.trade.orders() if o.status.is_live
-                ]
-        if not believed:
-            return []
-        exchange = self.venues.exchange(account)
-        open_now = {r.client_order_id: r for r in await exchange.fetch_open_orders(symbol)}
-        reports = []
-        for client_order_id, filled in dict(believed).items():
-            seen = open_now.get(client_order_id)
-            if seen is not None and seen.filled == filled:
-                continue
-            try:
-                reports.append(await exchange.fetch_order(symbol, client_order_id))
-            except OrderNotFound:
-                continue  # not visible (yet): the next poll asks again
-        return reports
+    def loaded_trades(self, account_id: str, symbol: str) -> list[SmartTrade]:
+        return [
+            live.runner.trade
+            for trade_id in self._groups.get((account_id, symbol), ())
+            if (live := self._live.get(trade_id)) is not None and live.runner is not None
+        ]

@@ -6,6 +6,11 @@ carries out the intents and feeds the venue's answers back, until nothing is lef
 now. Intents that must wait (a transient fault, an order not yet visible) are retried by
 a timer, outside the lock, so a slow venue never holds up the trade's other inputs for
 long, and never holds up other trades at all.
+
+A trader's action comes with its request (the use case's request id and fingerprint): the
+request is claimed in the same write as the action's decision, and every later write of the
+same call updates its answer (the trade at that version), so a retry is answered with what
+the call did, and a call that never wrote left no claim behind.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from smarttrade.domain.messages import (
     Decision,
     ErrorRecorded,
     Input,
+    InputOf,
     Intent,
     PlaceOrder,
     PriceTicked,
@@ -31,21 +37,17 @@ from smarttrade.domain.messages import (
 )
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.values import OrderStatus
-from smarttrade.engine.errors import EtagMismatch
 from smarttrade.engine.executor import Attempt, Executor, Outcome
+from smarttrade.errors import EtagMismatch
 from smarttrade.exchange.port import Exchange
-from smarttrade.store.idempotency import AlreadyClaimed, Claim, find_request
-from smarttrade.store.unit_of_work import ConcurrentUpdate, Store, StoreUnavailable
+from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, StoreUnavailable
+from smarttrade.store.requests import RequestRecord
+from smarttrade.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 IntentKey = tuple[str, str]  # (kind, client order id)
 STORE_RETRIES = 5
-
-
-def etag_of(trade: SmartTrade) -> str:
-    """The trade's version as an opaque tag (AIP-154)."""
-    return f"v{trade.version}"
 
 
 def intent_key(intent: Intent) -> IntentKey:
@@ -65,7 +67,7 @@ class TradeRunner:
         trade: SmartTrade,
         *,
         exchange: Exchange,
-        store: Store,
+        unit_of_work: Callable[[], UnitOfWork],
         executor: Executor,
         clock: Callable[[], datetime],
         on_change: Callable[[TradeRunner], None],
@@ -73,7 +75,7 @@ class TradeRunner:
         self.trade = trade
         self.lock = asyncio.Lock()
         self._exchange = exchange
-        self._store = store
+        self._unit_of_work = unit_of_work
         self._executor = executor
         self._clock = clock
         self._on_change = on_change
@@ -81,6 +83,10 @@ class TradeRunner:
         self._timer: asyncio.TimerHandle | None = None
         self._wake_task: asyncio.Task[None] | None = None
         self._transient_error = False
+        # The request of the action being applied, and whether it was written yet.
+        self._request: RequestRecord | None = None
+        self._request_written = False
+        self.recorded = True  # the trade is in the store (false until a new one's first write)
 
     def has_pending(self, client_order_id: str) -> bool:
         return any(key[1] == client_order_id for key in self._pending)
@@ -91,20 +97,29 @@ class TradeRunner:
 
     # ---- entry points --------------------------------------------------------------------
 
-    async def submit(self, input: Input, etag: str = "", claim: Claim | None = None) -> SmartTrade:
+    async def submit(
+        self, input: Input | InputOf, etag: str = "", request: RequestRecord | None = None
+    ) -> SmartTrade:
         """Apply one input and everything it sets off now. Errors of the input itself (an
         action not allowed, an invalid edit, a stale `etag`, a request id already used)
-        propagate and change nothing. `claim` is committed with the input's decision."""
+        propagate and change nothing. An input given as a function of the trade is made
+        here, from the trade as this writer has it (an edit's settings merged with the
+        trade's current ones). `request` is claimed with the input's decision and answered
+        with the trade after each later write of this call."""
         async with self.lock:
-            if claim is not None:
-                await self._refuse_if_claimed(claim)
-            if etag and etag != etag_of(self.trade):
+            if etag and etag != self.trade.etag:
                 raise EtagMismatch(f"smartTrades/{self.trade.id}")
+            if callable(input):
+                input = input(self.trade)
             opening = self.trade.state is TradeState.PENDING
-            await self._apply(input, (), claim)
-            await self._drive(deque())
-            if opening and isinstance(input, PriceTicked):
-                await self._exits_see(input)
+            self._request, self._request_written = request, False
+            try:
+                await self._apply(input, ())
+                await self._drive(deque())
+                if opening and isinstance(input, PriceTicked):
+                    await self._exits_see(input)
+            finally:
+                self._request = None
             return self.trade
 
     async def _exits_see(self, tick: PriceTicked) -> None:
@@ -118,22 +133,29 @@ class TradeRunner:
         self,
         new: Decision | None = None,
         recovered: Sequence[Intent] = (),
-        claim: Claim | None = None,
+        request: RequestRecord | None = None,
     ) -> None:
-        """Begin running: record a new trade's first decision, or take over a stored trade
-        whose intents were left pending (each is first looked up at the venue, as an unknown
-        outcome: it may or may not have been sent before the service stopped)."""
+        """Begin running: record a new trade's first decision (claiming `request` with it),
+        or take over a stored trade whose intents were left pending (each is first looked
+        up at the venue, as an unknown outcome: it may or may not have been sent before the
+        service stopped)."""
         async with self.lock:
             now = self._clock()
-            if new is not None:
-                await self._record(new, (), before=None, claim=claim)
-                self._enqueue(new.intents, now)
-            for intent in recovered:
-                attempt = (
-                    Attempt(unknown_since=now) if isinstance(intent, PlaceOrder) else Attempt()
-                )
-                self._pending[intent_key(intent)] = _Pending(intent, attempt, now)
-            await self._drive(deque())
+            self._request, self._request_written = request, False
+            try:
+                if new is not None:
+                    self.recorded = False
+                    await self._record(new, (), before=None)
+                    self.recorded = True
+                    self._enqueue(new.intents, now)
+                for intent in recovered:
+                    attempt = (
+                        Attempt(unknown_since=now) if isinstance(intent, PlaceOrder) else Attempt()
+                    )
+                    self._pending[intent_key(intent)] = _Pending(intent, attempt, now)
+                await self._drive(deque())
+            finally:
+                self._request = None
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -165,21 +187,22 @@ class TradeRunner:
         self._schedule_wake()
         self._on_change(self)
 
-    async def _apply(
-        self, fact: Input, done: Sequence[IntentKey], claim: Claim | None = None
-    ) -> None:
+    async def _apply(self, fact: Input, done: Sequence[IntentKey]) -> None:
         """Decide on one input and record the decision; a version conflict (another writer,
         or our own commit whose answer was lost) reloads the trade and decides again unless
         the stored trade already is our decision."""
         for _ in range(STORE_RETRIES):
             decision = decide(self.trade, fact)
             try:
-                await self._store_with_retry(decision, done, claim)
-            except ConcurrentUpdate:
+                await self._store_with_retry(decision, done)
+            except (ConcurrentUpdate, AlreadyClaimed):
                 await self._reload()
-                if self.trade.version == decision.trade.version:
+                if self.trade.version == decision.trade.version:  # our own commit
+                    self._request_written = True
                     self._enqueue(decision.intents, self._clock())
                     return
+                if self._request is not None and not self._request_written:
+                    raise AlreadyClaimed(self._request.request_id) from None
                 continue
             self._enqueue(decision.intents, self._clock())
             return
@@ -214,13 +237,11 @@ class TradeRunner:
 
     # ---- persistence ---------------------------------------------------------------------
 
-    async def _store_with_retry(
-        self, decision: Decision | None, done: Sequence[IntentKey], claim: Claim | None = None
-    ) -> None:
+    async def _store_with_retry(self, decision: Decision | None, done: Sequence[IntentKey]) -> None:
         """Persist, surviving a lost connection: nothing is half-written (one statement)."""
         for attempt in range(STORE_RETRIES):
             try:
-                await self._record(decision, done, self.trade, claim)
+                await self._record(decision, done, self.trade)
                 return
             except StoreUnavailable as error:
                 if attempt == STORE_RETRIES - 1:
@@ -229,24 +250,30 @@ class TradeRunner:
                 await asyncio.sleep(0.05 * 2**attempt)
 
     async def _record(
-        self,
-        decision: Decision | None,
-        done: Sequence[IntentKey],
-        before: SmartTrade | None,
-        claim: Claim | None = None,
+        self, decision: Decision | None, done: Sequence[IntentKey], before: SmartTrade | None
     ) -> None:
-        await self._store.record(decision, before, done, claim, self._clock())
+        """One unit of work: the decision, the intents it completes, and the request of the
+        action being applied (claimed by its first write, answered by each later one)."""
+        request = self._request
+        if decision is None or not decision.persist:
+            request = request if not self._request_written else None
+        async with self._unit_of_work() as uow:
+            uow.trades.record(
+                decision,
+                before,
+                done,
+                request=request,
+                first_of_request=not self._request_written,
+            )
+            await uow.commit()
+        if request is not None:
+            self._request_written = True
         if decision is not None:
             self.trade = decision.trade
 
-    async def _refuse_if_claimed(self, claim: Claim) -> None:
-        """A duplicate that waited for the lock must not act on what the first one changed."""
-        async with self._store.engine.connect() as connection:
-            if await find_request(connection, claim.tenant_id, claim.request_id) is not None:
-                raise AlreadyClaimed(claim.request_id)
-
     async def _reload(self) -> None:
-        stored = await self._store.load(self.trade.id)
+        async with self._unit_of_work() as uow:
+            stored = await uow.trades.get(self.trade.id)
         if stored is not None:
             self.trade = stored
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
+from smarttrade.domain.account import PAPER, ExchangeAccount
 from smarttrade.domain.market import Market
-from smarttrade.engine.errors import PreconditionFailed, Unavailable
+from smarttrade.errors import PreconditionFailed, Unavailable
 from smarttrade.exchange.paper import PaperVenue
 from smarttrade.exchange.port import Exchange, OrderRejected, TransientError
-from smarttrade.store.accounts import ExchangeAccount
 
 # Builds the adapter of a real venue for an account (credentials are unsealed inside).
 ExchangeFactory = Callable[[ExchangeAccount], Exchange]
-
-PAPER = "paper"
 
 
 def paper_feed(tenant_id: str) -> str:
@@ -64,7 +62,9 @@ class Venues:
             try:
                 markets = await self.exchange(account).load_markets()
             except TransientError as error:
-                raise Unavailable(f"{account.exchange}: {error}", error.retry_after) from error
+                raise _unavailable(account, error) from error
+            except OrderRejected as error:
+                raise _rejected(error) from error
             self._markets[feed] = markets
         return markets
 
@@ -76,7 +76,7 @@ class Venues:
                     return (await self.paper_prices.fetch_ticker(symbol)).last
             return (await self.exchange(account).fetch_ticker(symbol)).last
         except TransientError as error:
-            raise Unavailable(f"{account.exchange}: {error}", error.retry_after) from error
+            raise _unavailable(account, error) from error
         except OrderRejected as error:
             raise PreconditionFailed("NO_MARKET_PRICE", str(error)) from error
 
@@ -86,3 +86,16 @@ class Venues:
         self._exchanges.clear()
         if self.paper_prices is not None:
             await self.paper_prices.close()
+
+
+def _unavailable(account: ExchangeAccount, error: TransientError) -> Unavailable:
+    return Unavailable(
+        f"{account.exchange}: {error}", error.retry_after, reason="EXCHANGE_UNAVAILABLE"
+    )
+
+
+def _rejected(error: OrderRejected) -> PreconditionFailed:
+    """The venue refused (credentials, an unknown market): retrying cannot help."""
+    return PreconditionFailed(
+        "EXCHANGE_REJECTED", str(error), {"exchange_reason": error.reason.value}
+    )

@@ -67,10 +67,9 @@ import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 
 from smarttrade.domain.market import Market
-from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
+from smarttrade.domain.values import Balance, Fill, OrderStatus, OrderType, Side
 from smarttrade.exchange.port import (
     AlreadyPlaced,
-    Balance,
     Capabilities,
     ExchangeError,
     OrderNotFound,

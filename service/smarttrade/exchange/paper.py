@@ -5,10 +5,17 @@ paper accounts) and writes every change through `PaperStorage` before answering,
 accounts survive restarts like real ones. `PaperExchange` is the `Exchange` port for one
 paper account. `PaperFaults` makes one account have a real venue's bad day on purpose.
 
+Changes apply to the books one at a time (the venue's lock); their writes are grouped: a
+change made while a write is in flight goes with the next write, which carries every change
+staged until it starts, in one statement (group commit). So many trades placing orders at
+once cost one durable write per round, not one each, and every caller still returns only
+once its own change is durable. Writes read the books' current state, in order, so the store
+converges on the latest state of each order and balance.
+
 When the storage cannot write (the database is down), the book has already changed in memory:
-the change stays queued and is written with the tenant's next successful write, and the
-caller gets a transient error, or `OutcomeUnknown` when it was placing an order (the order
-is in the book, but would not survive a restart before the next write).
+the change stays queued and is written with the next successful write, and the caller gets
+a transient error, or `OutcomeUnknown` when it was placing an order (the order is in the
+book, but would not survive a restart before the next write).
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
+from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.market import Market
-from smarttrade.exchange.paper_book import PaperBook, PaperOrder, PaperSettings
+from smarttrade.domain.values import Balance
+from smarttrade.exchange.paper_book import PaperBook, PaperOrder
 from smarttrade.exchange.port import (
-    Balance,
     Capabilities,
     OrderNotFound,
     OrderRejected,
@@ -36,18 +44,25 @@ from smarttrade.exchange.port import (
     Ticker,
     TransientError,
 )
+from smarttrade.store.requests import RequestRecord
 
 DEFAULT_BALANCES = {"USDT": Decimal(10000)}
+
+# A request id answered by a change of the venue (a sandbox tick), kept in the change's
+# write, with the venue's time of the change.
+KeptRequest = tuple[RequestRecord, datetime]
 
 
 @dataclass(frozen=True, slots=True)
 class PaperChanges:
-    """What one venue operation changed in one tenant's book, written before answering."""
+    """What changed in one tenant's book since its last write, written before answering;
+    with the request ids whose answers are kept with it (a sandbox tick's)."""
 
     tenant_id: str
     balances: Mapping[str, Mapping[str, Balance]]  # account -> currency -> balance
     orders: Sequence[PaperOrder]
     prices: Mapping[str, tuple[Decimal, datetime]]
+    requests: Sequence[KeptRequest] = ()
 
 
 class PaperStorageError(TransientError):
@@ -60,18 +75,28 @@ class PaperStorage(Protocol):
         books."""
         ...
 
-    async def save(self, changes: PaperChanges) -> None:
-        """Write the changes in one transaction; raises PaperStorageError when it cannot."""
+    async def save(self, changes: Sequence[PaperChanges]) -> None:
+        """Write the changes (of several tenants) in one transaction; raises
+        PaperStorageError when it cannot."""
         ...
 
 
 @dataclass(slots=True)
 class _Unsaved:
-    """A tenant's changes that the storage failed to write: sent again with the next ones."""
+    """A tenant's changes not yet written: the accounts whose balances changed, the orders
+    that changed, the prices set, the request ids to keep."""
 
     accounts: set[str] = field(default_factory=set)
     orders: dict[tuple[str, str], PaperOrder] = field(default_factory=dict)
     prices: dict[str, tuple[Decimal, datetime]] = field(default_factory=dict)
+    requests: list[KeptRequest] = field(default_factory=list)
+
+    def merge(self, older: _Unsaved) -> None:
+        """Take back the changes of a write that failed (they are older than these)."""
+        self.accounts |= older.accounts
+        self.orders = older.orders | self.orders
+        self.prices = older.prices | self.prices
+        self.requests[:0] = older.requests
 
 
 class PaperFaults:
@@ -199,7 +224,10 @@ class PaperVenue:
         self._books: dict[str, PaperBook] = {}
         self._storage = storage
         self._clock = clock
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # the books: one change at a time
+        self._writing = asyncio.Lock()  # the storage: one write at a time
+        self._staged = 0  # changes staged so far (tickets)
+        self._saved = 0  # ... of which written
         self._ticks: dict[tuple[str, str], asyncio.Condition] = {}
         self._faults: dict[tuple[str, str], PaperFaults] = {}
         self._unsaved: dict[str, _Unsaved] = {}
@@ -244,16 +272,23 @@ class PaperVenue:
             book.open_account(account_id, settings)
             for currency, amount in balances.items():
                 book.set_balance(account_id, currency, amount)
-            await self._save(tenant_id, [account_id], [])
+            ticket = self._stage(tenant_id, [account_id])
+        await self._write_through(ticket)
 
     async def set_balances(
-        self, tenant_id: str, account_id: str, totals: Mapping[str, Decimal]
+        self,
+        tenant_id: str,
+        account_id: str,
+        totals: Mapping[str, Decimal],
+        request: RequestRecord | None = None,
     ) -> None:
+        """Set the totals held; `request` is kept with the write."""
         async with self._lock:
             book = self.book(tenant_id)
             for currency, amount in totals.items():
                 book.set_balance(account_id, currency, amount)
-            await self._save(tenant_id, [account_id], [])
+            ticket = self._stage(tenant_id, [account_id], request=request)
+        await self._write_through(ticket)
 
     def balances(self, tenant_id: str, account_id: str) -> dict[str, Balance]:
         return self.book(tenant_id).balances(account_id)
@@ -261,9 +296,12 @@ class PaperVenue:
     def last_price(self, tenant_id: str, symbol: str) -> Decimal | None:
         return self.book(tenant_id).prices.get(symbol)
 
-    async def set_price(self, tenant_id: str, symbol: str, price: Decimal) -> list[PaperOrder]:
-        """A tick: fill the resting orders it crosses and record it. Returns the orders that
-        changed (the caller routes them to their trades), oldest first."""
+    async def set_price(
+        self, tenant_id: str, symbol: str, price: Decimal, request: RequestRecord | None = None
+    ) -> list[PaperOrder]:
+        """A tick: fill the resting orders it crosses and record it (with `request`, kept in
+        the same write). Returns the orders that changed (the caller routes them to their
+        trades), oldest first."""
         if price <= 0:
             raise OrderRejected(RejectReason.INVALID_ORDER, "a price must be greater than 0")
         async with self._lock:
@@ -274,11 +312,13 @@ class PaperVenue:
             changed = self._unreported.pop(tenant_id, [])
             changed += [order for order in ticked if all(order is not o for o in changed)]
             accounts = [order.account_id for order in changed]
-            try:
-                await self._save(tenant_id, accounts, changed, {symbol: (price, at)})
-            except PaperStorageError:
-                self._unreported[tenant_id] = changed
-                raise
+            ticket = self._stage(tenant_id, accounts, changed, {symbol: (price, at)}, request)
+        try:
+            await self._write_through(ticket)
+        except PaperStorageError:
+            unreported = self._unreported.setdefault(tenant_id, [])
+            unreported[:0] = [o for o in changed if all(o is not u for u in unreported)]
+            raise
         condition = self._ticks.get((tenant_id, symbol))
         if condition is not None:
             async with condition:
@@ -293,30 +333,54 @@ class PaperVenue:
         async with self._lock:
             report = operation(self._clock())
             order = self.book(tenant_id).order_record(account_id, report.client_order_id)
-            await self._save(tenant_id, [account_id], [order])
-            return report
+            ticket = self._stage(tenant_id, [account_id], [order])
+        await self._write_through(ticket)
+        return report
 
-    async def _save(
+    def _stage(
         self,
         tenant_id: str,
         account_ids: Iterable[str],
-        orders: Sequence[PaperOrder],
+        orders: Sequence[PaperOrder] = (),
         prices: Mapping[str, tuple[Decimal, datetime]] | None = None,
-    ) -> None:
-        unsaved = self._unsaved.pop(tenant_id, None) or _Unsaved()
+        request: RequestRecord | None = None,
+    ) -> int:
+        """Queue a change for the next write; returns its ticket."""
+        unsaved = self._unsaved.setdefault(tenant_id, _Unsaved())
         unsaved.accounts.update(account_ids)
         unsaved.orders.update({(o.account_id, o.client_order_id): o for o in orders})
         unsaved.prices.update(prices or {})
-        book = self.book(tenant_id)
-        balances = {account: book.balances(account) for account in sorted(unsaved.accounts)}
-        changes = PaperChanges(
-            tenant_id, balances, list(unsaved.orders.values()), dict(unsaved.prices)
-        )
-        try:
-            await self._storage.save(changes)
-        except PaperStorageError:
-            self._unsaved[tenant_id] = unsaved
-            raise
+        if request is not None:
+            unsaved.requests.append((request, self._clock()))
+        self._staged += 1
+        return self._staged
+
+    async def _write_through(self, ticket: int) -> None:
+        """Return once the change `ticket` is durable. One write at a time; each takes every
+        change staged until it starts, so a caller that waited for the write in flight may
+        find its change already written by the next one."""
+        async with self._writing:
+            if self._saved >= ticket:
+                return
+            unsaved, self._unsaved = self._unsaved, {}
+            covered = self._staged
+            changes = [
+                PaperChanges(
+                    tenant_id,
+                    {a: self.book(tenant_id).balances(a) for a in sorted(tenant.accounts)},
+                    list(tenant.orders.values()),
+                    dict(tenant.prices),
+                    list(tenant.requests),
+                )
+                for tenant_id, tenant in unsaved.items()
+            ]
+            try:
+                await self._storage.save(changes)
+            except PaperStorageError:
+                for tenant_id, tenant in unsaved.items():
+                    self._unsaved.setdefault(tenant_id, _Unsaved()).merge(tenant)
+                raise
+            self._saved = covered
 
     async def watch_ticker(self, tenant_id: str, symbol: str) -> AsyncIterator[Ticker]:
         condition = self._ticks.setdefault((tenant_id, symbol), asyncio.Condition())

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.market import Market
-from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
+from smarttrade.domain.values import Balance, Fill, OrderStatus, OrderType, Side
 from smarttrade.exchange.port import (
     AlreadyPlaced,
-    Balance,
     OrderNotFound,
     OrderRejected,
     OrderReport,
@@ -40,14 +40,6 @@ from smarttrade.exchange.port import (
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
-
-
-@dataclass(frozen=True, slots=True)
-class PaperSettings:
-    maker_fee_rate: Decimal = Decimal("0.001")
-    taker_fee_rate: Decimal = Decimal("0.001")
-    slippage_percent: Decimal = ZERO
-    partial_fills: bool = False
 
 
 @dataclass(slots=True)

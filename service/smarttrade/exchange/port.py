@@ -15,7 +15,8 @@ from typing import Protocol
 
 from smarttrade.domain.market import Market
 from smarttrade.domain.messages import PlaceOrder
-from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
+from smarttrade.domain.values import Balance, Fill, OrderStatus, OrderType, Side
+from smarttrade.errors import Unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +69,6 @@ class Ticker:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Balance:
-    currency: str
-    free: Decimal
-    locked: Decimal
-
-    @property
-    def total(self) -> Decimal:
-        return self.free + self.locked
-
-
 class ExchangeError(Exception):
     """Base of every error an adapter raises. Messages never contain credentials."""
 
@@ -98,12 +88,10 @@ class OrderRejected(ExchangeError):
         self.reason = reason
 
 
-class TransientError(ExchangeError):
+class TransientError(Unavailable, ExchangeError):
     """Network, venue unavailable, rate limited: retry later (after `retry_after` s, if set)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    reason = "EXCHANGE_UNAVAILABLE"
 
 
 class RateLimited(TransientError):

@@ -16,18 +16,22 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from smarttrade.domain.account import Credentials
+from smarttrade.errors import PreconditionFailed
+
 FORMAT = 1
 
 
-class CredentialsError(Exception):
-    """The credentials cannot be decrypted (wrong account, unknown or wrong master key)."""
+class CredentialsError(PreconditionFailed):
+    """The credentials cannot be decrypted (wrong account, unknown or wrong master key).
+    Callers see one message whatever the cause; `detail` says which, for the log."""
 
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    api_key: str = field(repr=False)
-    secret: str = field(repr=False)
-    password: str = field(default="", repr=False)
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            "CREDENTIALS_UNREADABLE",
+            "the account's credentials cannot be decrypted with the configured master keys",
+        )
+        self.detail = detail
 
 
 @dataclass(frozen=True)

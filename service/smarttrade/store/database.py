@@ -1,4 +1,9 @@
-"""Connecting to PostgreSQL: an external server by URL, or the embedded one (pgserver)."""
+"""Connecting to PostgreSQL: an external server by URL, or the embedded one (pgserver).
+
+Two pools on one database: SQLAlchemy's (a unit of work's transaction, built with Core) and
+plain asyncpg connections for the one-statement writes and the hot reads, with no ORM layer,
+no pre-ping, no BEGIN and ROLLBACK around a single statement.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from smarttrade.store.migrate import migrate
-from smarttrade.store.unit_of_work import open_hot_path
 
 
 def asyncpg_url(url: str) -> str:
@@ -25,14 +30,46 @@ def asyncpg_url(url: str) -> str:
 
 @dataclass
 class Database:
-    engine: AsyncEngine  # SQLAlchemy: reads, and the tables other than a trade's
-    hot_path: asyncpg.Pool  # plain asyncpg: writing decisions, loading trades (unit_of_work)
+    connections: AsyncEngine  # SQLAlchemy's pool: transactions of units of work
+    pool: asyncpg.Pool  # plain asyncpg: one-statement writes, hot reads
     url: str
     embedded: Any = None  # the pgserver handle that keeps the embedded server running
 
     async def close(self) -> None:
-        await self.hot_path.close()
-        await self.engine.dispose()
+        await self.pool.close()
+        await self.connections.dispose()
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    """Every use of a pooled asyncpg connection is one statement outside a transaction
+    block: nothing of it outlives the statement, so a connection goes back as is."""
+
+
+def _jsonb_text(value: object) -> str:
+    """Parameters are sent as JSON text already (`CAST($n AS jsonb)`)."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+async def _decode_json(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_jsonb_text, decoder=orjson.loads, format="text"
+    )
+
+
+async def open_pool(dsn: str, size: int) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=0,  # connected on first use (the migration checked the server is there)
+        max_size=size,
+        reset=_nothing_to_reset,
+        init=_decode_json,
+        # A handful of statement shapes, prepared once per connection and planned once:
+        # their parameters are JSON documents, so a custom plan would be the same plan.
+        statement_cache_size=64,
+        server_settings={"plan_cache_mode": "force_generic_plan"},
+    )
+    assert pool is not None
+    return pool
 
 
 async def start_embedded(data_dir: Path) -> tuple[str, Any]:
@@ -50,16 +87,20 @@ async def start_embedded(data_dir: Path) -> tuple[str, Any]:
     return f"postgresql+asyncpg://postgres:@/postgres?host={pgdata}", server
 
 
-async def open_database(url: str | None, data_dir: Path, pool_size: int = 20) -> Database:
-    """Connect (starting the embedded server when no URL is given) and migrate the schema."""
+async def open_database(
+    url: str | None, data_dir: Path, pool_size: int = 20, *, migrated: bool = True
+) -> Database:
+    """Connect (starting the embedded server when no URL is given) and migrate the schema
+    (unless `migrated` is false: the pools then connect on first use)."""
     embedded = None
     if url is None:
         url, embedded = await start_embedded(data_dir)
     else:
         url = asyncpg_url(url)
-    engine = create_async_engine(
+    connections = create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
-    await migrate(engine)
-    hot_path = await open_hot_path(url.replace("postgresql+asyncpg://", "postgresql://", 1), 8)
-    return Database(engine=engine, hot_path=hot_path, url=url, embedded=embedded)
+    if migrated:
+        await migrate(connections)
+    pool = await open_pool(url.replace("postgresql+asyncpg://", "postgresql://", 1), 8)
+    return Database(connections=connections, pool=pool, url=url, embedded=embedded)

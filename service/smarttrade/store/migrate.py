@@ -23,8 +23,8 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    async with engine.connect() as connection:
+async def migrate(connections: AsyncEngine) -> None:
+    async with connections.connect() as connection:
         await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
         try:
             await connection.run_sync(_upgrade)

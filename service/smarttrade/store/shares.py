@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smarttrade.store import tables
+
+if TYPE_CHECKING:
+    from smarttrade.store.unit_of_work import UnitOfWork
 
 shares = tables.shares
 
@@ -29,7 +31,7 @@ class Share:
         return self.revoked_at is None and not expired
 
 
-def _record(row: Any) -> Share:
+def _share(row: Any) -> Share:
     return Share(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -41,39 +43,39 @@ def _record(row: Any) -> Share:
     )
 
 
-async def insert_share(connection: AsyncConnection, share: Share, token_hash: str) -> None:
-    await connection.execute(
-        insert(shares),
-        [
-            {
-                "id": share.id,
-                "tenant_id": share.tenant_id,
-                "trade_id": share.trade_id,
-                "token_hash": token_hash,
-                "settings": share.settings,
-                "created_at": share.created_at,
-                "expires_at": share.expires_at,
-            }
-        ],
-    )
+class ShareRepository:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
 
+    async def add(self, share: Share, token_hash: str) -> None:
+        await self._uow.execute(
+            insert(shares).values(
+                id=share.id,
+                tenant_id=share.tenant_id,
+                trade_id=share.trade_id,
+                token_hash=token_hash,
+                settings=share.settings,
+                created_at=share.created_at,
+                expires_at=share.expires_at,
+            )
+        )
 
-async def share_by_token_hash(connection: AsyncConnection, token_hash: str) -> Share | None:
-    row = (
-        await connection.execute(select(shares).where(shares.c.token_hash == token_hash))
-    ).first()
-    return _record(row) if row is not None else None
+    async def by_token_hash(self, token_hash: str) -> Share | None:
+        query = select(shares).where(shares.c.token_hash == token_hash)
+        row = (await self._uow.execute(query)).first()
+        return _share(row) if row is not None else None
 
+    async def owned(self, tenant_id: str, trade_id: str, share_id: str) -> Share | None:
+        query = select(shares).where(
+            shares.c.id == share_id, shares.c.tenant_id == tenant_id, shares.c.trade_id == trade_id
+        )
+        row = (await self._uow.execute(query)).first()
+        return _share(row) if row is not None else None
 
-async def owned_share(
-    connection: AsyncConnection, tenant_id: str, trade_id: str, share_id: str
-) -> Share | None:
-    query = select(shares).where(
-        shares.c.id == share_id, shares.c.tenant_id == tenant_id, shares.c.trade_id == trade_id
-    )
-    row = (await connection.execute(query)).first()
-    return _record(row) if row is not None else None
+    async def owned_by_id(self, tenant_id: str, share_id: str) -> Share | None:
+        query = select(shares).where(shares.c.id == share_id, shares.c.tenant_id == tenant_id)
+        row = (await self._uow.execute(query)).first()
+        return _share(row) if row is not None else None
 
-
-async def revoke_share(connection: AsyncConnection, share_id: str, at: datetime) -> None:
-    await connection.execute(update(shares).where(shares.c.id == share_id).values(revoked_at=at))
+    async def revoke(self, share_id: str, at: datetime) -> None:
+        await self._uow.execute(update(shares).where(shares.c.id == share_id).values(revoked_at=at))

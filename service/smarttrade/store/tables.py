@@ -215,7 +215,7 @@ paper_prices = Table(
     PrimaryKeyConstraint("tenant_id", "symbol"),
 )
 
-# AIP-155: a retried mutation returns its first response.
+# AIP-155: a retried mutation gets its first answer; kept for the request-id retention.
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
@@ -224,9 +224,11 @@ idempotency_keys = Table(
     Column("method", Text, nullable=False),
     Column("request_hash", Text, nullable=False),
     Column("resource", Text, nullable=False),  # what the first call created or changed
-    Column("response", LargeBinary),  # set once the first call finished
+    # What a retry is answered with (store/requests.py), written with the effect.
+    Column("answer", JSONB),
     Column("created_at", TIMESTAMP, nullable=False),
     PrimaryKeyConstraint("tenant_id", "request_id"),
+    Index("idempotency_keys_by_age", "created_at"),
 )
 
 # A trade's settings shared by link: the token is kept only as its SHA-256 hash.

@@ -1,332 +1,187 @@
-"""The store of running trades: recording decisions and loading trades, on the hot path.
+"""The unit of work: one transaction on the store, through repositories.
 
-A decision, the intents it completes and the request's claim are one unit of work, written
-by one statement (record.py) that is its own transaction. It goes through the hot path's
-pool of plain asyncpg connections, outside any transaction block: one round trip,
-committed durably when it returns (this is the path from a trigger to its order: persist,
-then act). Events get their global sequence in that statement, under a Postgres advisory
-lock held until its commit (and an in-process lock around it), so commit order equals
-sequence order: a reader that has seen sequence N has seen everything before it. The
-events are published to the in-process sink right after the commit, in that order.
+    async with uow_factory() as uow:
+        trade = await uow.trades.get(trade_id)
+        uow.trades.record(decision, before=trade)
+        uow.requests.claim(request)
+        await uow.commit()
+
+Reads happen when asked; writes are staged by the repositories and written at `commit()`.
+Nothing is kept unless `commit()` is called: leaving the block otherwise (an error, a
+refusal) rolls back whatever the unit of work did. Driver errors leave as the store's own
+(store/errors.py).
+
+Most units of work only record a trade's decision (the path from a trigger to its order) or
+a venue's changes, with the request id they answer: those open no transaction at all, and
+`commit()` writes everything staged as one statement, which is its own transaction
+(one_statement.py): one round trip, committed durably when it returns. A unit of work that
+reads or writes through its connection first (`connection()`: an account created, a share
+revoked) runs in a transaction begun on first use, and `commit()` writes the staged rows in
+it, then commits.
+
+Events get their sequence in that statement, under a Postgres advisory lock held until its
+commit (and an in-process lock around it), so commit order equals sequence order: a reader
+that has seen sequence N has seen everything before it. They are published to the sink
+right after the commit, in that order.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Protocol, Self, cast
 
-import asyncpg
-import orjson
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Executable, Result
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from smarttrade.domain.levels import wake_levels
-from smarttrade.domain.messages import Decision, Event, Intent, PlaceOrder
+from smarttrade.domain.messages import Event, StoredEvent
 from smarttrade.domain.model import SmartTrade
-from smarttrade.domain.position import position_of
-from smarttrade.store.codec import (
-    trade_from_document,
-)
-from smarttrade.store.idempotency import AlreadyClaimed, Claim
-from smarttrade.store.record import Batch
+from smarttrade.store.accounts import AccountRepository
+from smarttrade.store.database import Database
+from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, driver_errors
+from smarttrade.store.events import EventRepository
+from smarttrade.store.one_statement import StagedWrites
+from smarttrade.store.paper import PaperLedger
+from smarttrade.store.requests import RequestRepository
+from smarttrade.store.shares import ShareRepository
+from smarttrade.store.trades import TradeRepository
 
+Row = Mapping[str, Any]
 EVENTS_LOCK = 0x5354_4556  # "STEV": serialises the event tail of commits across replicas
-
-# SQLSTATE classes that say the database cannot serve now, not that it refused a statement:
-# connection exception, insufficient resources (too many connections, disk full), operator
-# intervention (shutting down, not accepting connections yet, a cancelled statement).
-UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
-
-
-def database_unavailable(error: BaseException) -> bool:
-    """Whether an error means the database could not be reached or dropped the connection
-    (try again later), rather than that it refused a statement."""
-    if isinstance(error, StoreUnavailable | OSError | asyncpg.InterfaceError):
-        return True
-    if isinstance(error, DBAPIError):
-        if error.connection_invalidated:
-            return True
-        error = error.orig if error.orig is not None else error
-    sqlstate = getattr(error, "sqlstate", None)
-    return isinstance(sqlstate, str) and sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES
-
-
-class ConcurrentUpdate(Exception):
-    """The trade changed under us (another writer): the caller reloads and retries."""
-
-
-class StoreUnavailable(Exception):
-    """The database could not be reached or dropped the connection; nothing was written
-    unless the commit itself was lost (the caller reloads on a version conflict)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """An event with its global sequence and the trade as it was right after it."""
-
-    sequence: int
-    tenant_id: str
-    trade: SmartTrade
-    event: Event
 
 
 class EventSink(Protocol):
     def publish(self, events: Sequence[StoredEvent]) -> None: ...
 
 
-async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
-    """Every use of a hot-path connection is one statement outside a transaction block:
-    nothing of it outlives the statement, so a connection goes back to the pool as is."""
+class UnitOfWorkFactory:
+    """Makes units of work on one database; what they share: the sink their events go to,
+    and the lock that keeps publishing in sequence order."""
 
-
-async def open_hot_path(dsn: str, size: int) -> asyncpg.Pool:
-    """Plain asyncpg connections for the engine's hot path: writing decisions and loading
-    trades (no ORM layer, no pre-ping, no BEGIN and ROLLBACK around a single statement)."""
-    pool = await asyncpg.create_pool(
-        dsn,
-        min_size=1,
-        max_size=size,
-        reset=_nothing_to_reset,
-        # A handful of statement shapes, prepared once per connection and planned once:
-        # their parameters are JSON documents, so a custom plan would be the same plan.
-        statement_cache_size=64,
-        server_settings={"plan_cache_mode": "force_generic_plan"},
-    )
-    assert pool is not None
-    return pool
-
-
-class Store:
-    def __init__(self, engine: AsyncEngine, hot_path: asyncpg.Pool, sink: EventSink) -> None:
-        self.engine = engine  # for reads and the other tables
-        self.hot_path = hot_path
+    def __init__(self, database: Database, sink: EventSink) -> None:
+        self.database = database
         self.sink = sink
-        self._append_lock = asyncio.Lock()
+        self.append_lock = asyncio.Lock()
 
-    async def record(
+    def __call__(self, *, consistent: bool = False) -> UnitOfWork:
+        """A unit of work; `consistent`: its reads see one snapshot of the database
+        (REPEATABLE READ), e.g. trades and the last sequence they reflect."""
+        return UnitOfWork(self, consistent)
+
+
+class UnitOfWork:
+    def __init__(self, factory: UnitOfWorkFactory, consistent: bool = False) -> None:
+        self._factory = factory
+        self._consistent = consistent
+        self._database = factory.database
+        self._connection: AsyncConnection | None = None
+        self._committed = False
+        self.staged = StagedWrites()
+        self.staged_events: list[tuple[SmartTrade, Event]] = []
+        self.trades = TradeRepository(self)
+        self.accounts = AccountRepository(self)
+        self.shares = ShareRepository(self)
+        self.requests = RequestRepository(self)
+        self.events = EventRepository(self)
+        self.paper = PaperLedger(self)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
         self,
-        decision: Decision | None,
-        before: SmartTrade | None,
-        done: Sequence[tuple[str, str]] = (),
-        claim: Claim | None = None,
-        at: datetime | None = None,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
-        """Write a decision (only what changed since `before`, the trade as stored; None
-        if new), the intents it completes (`(kind, client order id)`) and the request's
-        claim (taken `at`), all or nothing. Raises `AlreadyClaimed` or `ConcurrentUpdate`
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                if not self._committed:
+                    await connection.rollback()
+                await connection.close()
+            except Exception:
+                if error is None:  # a failure to roll back loses nothing: report the first
+                    raise
+        self.staged = StagedWrites()
+        self.staged_events = []
+
+    # ---- for the repositories ------------------------------------------------------------
+
+    async def connection(self) -> AsyncConnection:
+        """The unit of work's transaction (SQLAlchemy Core), begun on first use."""
+        if self._connection is None:
+            async with driver_errors():
+                connection = await self._database.connections.connect()
+                if self._consistent:
+                    connection = await connection.execution_options(
+                        isolation_level="REPEATABLE READ"
+                    )
+                try:
+                    await connection.begin()
+                except BaseException:
+                    await connection.close()
+                    raise
+            self._connection = connection
+        return self._connection
+
+    async def execute(self, statement: Executable) -> Result[*tuple[Any, ...]]:
+        """A statement of SQLAlchemy Core, in the transaction."""
+        connection = await self.connection()
+        async with driver_errors():
+            return await connection.execute(statement)
+
+    async def fetch(self, sql: str, *arguments: object) -> list[Row]:
+        """Plain SQL (asyncpg's `$n` parameters; JSON columns come back decoded): in the
+        transaction if one was begun, else on its own (the hot reads: a trade loaded on the
+        way to its trigger, a GetSmartTrade)."""
+        async with driver_errors():
+            if self._connection is not None:
+                result = await self._connection.exec_driver_sql(sql, arguments)
+                return [dict(row._mapping) for row in result]
+            async with self._database.pool.acquire() as connection:
+                return cast(list[Row], await connection.fetch(sql, *arguments))
+
+    def stage_events(self, trade: SmartTrade, events: Sequence[Event]) -> None:
+        self.staged_events.extend((trade, event) for event in events)
+
+    # ---- committing ----------------------------------------------------------------------
+
+    async def commit(self) -> None:
+        """Write what is staged and commit. Raises `AlreadyClaimed` or `ConcurrentUpdate`
         when a check fails (nothing is written then), `StoreUnavailable` when the database
-        cannot be reached."""
-        batch = Batch()
-        events: list[tuple[SmartTrade, Event]] = []
-        if claim is not None:
-            assert at is not None, "a claim is recorded with the time it was taken"
-            batch.claim = _claim_row(claim, at)
-        if decision is not None and decision.persist:
-            _add_decision(batch, decision, before)
-            events = [(decision.trade, event) for event in decision.events]
-        batch.done_intents.extend(
-            {"client_order_id": client_order_id, "kind": kind} for kind, client_order_id in done
-        )
-        if batch.empty:
-            return
-        if not events:
-            await self._write(batch)
-            return
-        async with self._append_lock:
-            sequences = await self._write(batch)
-            self.sink.publish(
-                [
-                    StoredEvent(sequence, trade.tenant_id, trade, event)
-                    for sequence, (trade, event) in zip(sequences, events, strict=True)
-                ]
-            )
+        cannot be reached (nothing is written, unless the commit went through and only its
+        answer was lost)."""
+        staged, events = self.staged, self.staged_events
+        if staged.empty:
+            if self._connection is not None:
+                async with driver_errors():
+                    await self._connection.commit()
+        elif not events:
+            await self._write(staged)
+        else:
+            async with self._factory.append_lock:
+                sequences = await self._write(staged)
+                self._factory.sink.publish(
+                    [
+                        StoredEvent(sequence, trade.tenant_id, trade, event)
+                        for sequence, (trade, event) in zip(sequences, events, strict=True)
+                    ]
+                )
+        self._committed = True
+        self.staged, self.staged_events = StagedWrites(), []
 
-    async def load(self, trade_id: str, tenant_id: str | None = None) -> SmartTrade | None:
-        """The trade as last recorded (of this tenant, when one is given)."""
-        async with self.hot_path.acquire() as connection:
-            data = await connection.fetchval(
-                "SELECT s.data FROM smart_trades AS t JOIN trade_snapshots AS s "
-                "ON s.trade_id = t.id AND s.version = t.version "
-                "WHERE t.id = $1 AND ($2::text IS NULL OR t.tenant_id = $2)",
-                trade_id,
-                tenant_id,
-            )
-        return trade_from_document(orjson.loads(data)) if data is not None else None
-
-    async def _write(self, batch: Batch) -> list[int]:
-        sql, arguments = batch.statement(EVENTS_LOCK)
-        try:
-            async with self.hot_path.acquire() as connection:
-                row = await connection.fetchrow(sql, *arguments)
-        except Exception as error:
-            if database_unavailable(error):
-                raise StoreUnavailable(f"the database is unavailable: {error}") from error
-            raise
-        assert row is not None
+    async def _write(self, staged: StagedWrites) -> list[int]:
+        sql, arguments = staged.statement(EVENTS_LOCK)
+        rows = await self.fetch(sql, *arguments)
+        row = rows[0]
         if row["claimed"] != 1:
-            assert batch.claim is not None
-            raise AlreadyClaimed(str(batch.claim["request_id"]))
+            raise AlreadyClaimed(str((staged.claim or {}).get("request_id", "?")))
         if row["written"] != 1:
-            raise ConcurrentUpdate(
-                str((batch.trade_update or batch.new_trade or {}).get("id", "?"))
-            )
+            trade = staged.trade_update or staged.new_trade or {}
+            raise ConcurrentUpdate(str(trade.get("id", "?")))
+        if self._connection is not None:
+            async with driver_errors():
+                await self._connection.commit()
         return list(row["sequences"])
-
-
-def _claim_row(claim: Claim, at: datetime) -> dict[str, object]:
-    return {
-        "tenant_id": claim.tenant_id,
-        "request_id": claim.request_id,
-        "method": claim.method,
-        "request_hash": claim.fingerprint,
-        "resource": claim.resource,
-        "response": None,
-        "created_at": at,
-    }
-
-
-def _add_decision(batch: Batch, decision: Decision, before: SmartTrade | None) -> None:
-    """The trade's rows, its snapshot, its intents and its events; only what changed since
-    `before`: this is the hot path of a trigger. Values stay as they are (dataclasses,
-    Decimals, enums): the batch is written as JSON by `codec.dump_json`."""
-    trade = decision.trade
-    row = _trade_row(trade)
-    if before is None:
-        row |= _fixed_columns(trade)
-        batch.new_trade = row
-    else:
-        if trade.spec != before.spec:
-            row["spec"] = trade.spec
-        batch.trade_update = row
-        batch.expected_version = before.version
-    _changed_rows(batch, trade, before)
-    batch.snapshots.append({"trade_id": trade.id, "version": trade.version, "data": trade})
-    batch.intents.extend(_intent_row(trade, intent) for intent in decision.intents)
-    batch.events.extend(_event_row(trade, event) for event in decision.events)
-
-
-def _fixed_columns(trade: SmartTrade) -> dict[str, object]:
-    """Set at creation, never changed by a decision."""
-    return {
-        "tenant_id": trade.tenant_id,
-        "account_id": trade.account_id,
-        "exchange": trade.exchange_id,
-        "symbol": trade.spec.symbol,
-        "side": trade.spec.side,
-        "spec": trade.spec,
-        "market": trade.market,
-        "created_at": trade.created_at,
-    }
-
-
-def _trade_row(trade: SmartTrade) -> dict[str, object]:
-    levels = wake_levels(trade)
-    return {
-        "id": trade.id,
-        "state": trade.state,
-        "close_reason": trade.close_reason,
-        "reference_price": trade.reference_price,
-        "last_price": trade.last_price,
-        "last_error": trade.last_error,
-        "exit_leg_id": trade.exit_leg_id,
-        "version": trade.version,
-        "updated_at": trade.updated_at,
-        "ended_at": trade.ended_at,
-        "wake_below": levels.below,
-        "wake_above": levels.above,
-        "wake_at": levels.at,
-        "units_held": position_of(trade).units_held,
-    }
-
-
-def _changed_rows(batch: Batch, trade: SmartTrade, before: SmartTrade | None) -> None:
-    """The legs, orders and fills that changed since `before` (all of them when new)."""
-    leg_rows, order_rows, fill_rows = batch.legs, batch.orders, batch.fills
-    unchanged = {leg.id: leg for leg in before.legs} if before is not None else {}
-    for position, leg in enumerate(trade.legs):
-        if unchanged.get(leg.id) == leg:
-            continue
-        leg_rows.append(
-            {
-                "trade_id": trade.id,
-                "id": leg.id,
-                "position": position,
-                "kind": leg.kind,
-                "state": leg.state,
-                "step": leg.step,
-                "amount": leg.amount,
-                "price": leg.price,
-                "generation": leg.generation,
-                "watch": {
-                    "released": leg.released,
-                    "triggered": leg.triggered,
-                    "trailing_active": leg.trailing_active,
-                    "trailing_extreme": leg.trailing_extreme,
-                    "breach_since": leg.breach_since,
-                    "open_now": leg.open_now,
-                },
-                "params": {
-                    "order_type": leg.order_type,
-                    "limit_price": leg.limit_price,
-                    "total": leg.total,
-                },
-                "note": leg.note,
-            }
-        )
-        for index, order in enumerate(leg.orders):
-            order_rows.append(
-                {
-                    "client_order_id": order.client_order_id,
-                    "trade_id": trade.id,
-                    "leg_id": leg.id,
-                    "position": index,
-                    "side": order.side,
-                    "type": order.type,
-                    "amount": order.amount,
-                    "price": order.price,
-                    "status": order.status,
-                    "exchange_order_id": order.exchange_order_id,
-                    "error": order.error,
-                    "cancel_requested": order.cancel_requested,
-                    "reduce_only": order.reduce_only,
-                    "created_at": order.created_at,
-                    "updated_at": order.updated_at,
-                }
-            )
-            fill_rows.extend(
-                {
-                    "client_order_id": order.client_order_id,
-                    "trade_id": fill.trade_id,
-                    "smart_trade_id": trade.id,
-                    "price": fill.price,
-                    "amount": fill.amount,
-                    "fee": fill.fee,
-                    "fee_currency": fill.fee_currency,
-                    "at": fill.at,
-                }
-                for fill in order.fills
-            )
-
-
-def _intent_row(trade: SmartTrade, intent: Intent) -> dict[str, object]:
-    return {
-        "client_order_id": intent.client_order_id,
-        "kind": "PLACE" if isinstance(intent, PlaceOrder) else "CANCEL",
-        "trade_id": trade.id,
-        "payload": intent,
-        "created_at": trade.updated_at,
-    }
-
-
-def _event_row(trade: SmartTrade, event: Event) -> dict[str, object]:
-    return {
-        "tenant_id": trade.tenant_id,
-        "trade_id": trade.id,
-        "trade_version": trade.version,
-        "type": event.type,
-        "at": event.at,
-        "facts": event,
-    }

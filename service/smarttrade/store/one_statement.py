@@ -1,22 +1,25 @@
-"""Writing a decision in one statement, which is its own transaction.
+"""What a unit of work writes at commit, as one SQL statement.
 
-A decision touches up to nine tables (the request's claim, the trade, its legs, orders,
-fills, snapshot, the intents it adds and those it completes, its events). Sent one by one,
-inside BEGIN and COMMIT, that is a dozen round trips on the path from a tick to an order;
-here they are data-modifying CTEs of a single statement, each fed by one JSON parameter
-(rows of plain values, dataclasses and all, written by `codec.dump_json`),
-sent outside any transaction block: PostgreSQL runs it atomically and commits it durably
-before answering, so one round trip is the whole write.
+A trade's decision touches up to nine tables (the request's claim, the trade, its legs,
+orders, fills, snapshot, the intents it adds and those it completes, its events); a paper
+venue's operation three (balances, orders, prices). Sent one by one inside BEGIN and
+COMMIT, that is a dozen round trips on the path from a tick to an order. Here they are
+data-modifying CTEs of a single statement, each fed by one JSON parameter (rows of plain
+values, dataclasses and all, written by `codec.dump_json`). Sent outside a transaction
+block, PostgreSQL runs it atomically and commits it durably before answering: one round trip
+is the whole write (the unit of work's fast path). Inside a unit of work that also read or
+wrote through its connection, the same statement runs in that transaction.
 
-All or nothing still holds when a check fails, because every part is gated: the trade's row
-is written only if the request's claim is new, and everything else only if the trade's row
-was (its version is still the one the decision started from). A claim already taken or a
-version moved on therefore writes nothing at all, and the result says which. The foreign
-keys hold (PostgreSQL checks them at the end of the statement), and the events take the
-events lock in the same statement, which holds it until the commit (see unit_of_work).
+All or nothing holds when a check fails, because every part is gated: the trade's row is
+written only if the request's claim is new, and everything else only if the trade's row was
+(a new trade's id is free, an existing one's version is still the one the decision started
+from). A claim already taken or a version
+moved on therefore writes nothing at all, and the result says which. The foreign keys hold
+(PostgreSQL checks them at the end of the statement), and the events take the events lock in
+the same statement, which holds it until the commit (see unit_of_work).
 
-The statement's text depends only on which parts are present, so it is built once per
-shape and cached (and asyncpg keeps it prepared per connection).
+The statement's text depends only on which parts are present, so it is built once per shape
+and cached (and asyncpg keeps it prepared per connection).
 """
 
 from __future__ import annotations
@@ -42,14 +45,21 @@ _ROW_SETS: tuple[tuple[str, Table, tuple[str, ...] | None], ...] = (
     ("fills", tables.fills, None),
     ("snapshots", tables.trade_snapshots, None),
     ("intents", tables.order_intents, None),
+    ("paper_balances", tables.paper_balances, ("account_id", "currency")),
+    ("paper_orders", tables.paper_orders, ("account_id", "client_order_id")),
+    ("paper_prices", tables.paper_prices, ("tenant_id", "symbol")),
+    # Request ids kept with an effect already applied (see RequestRepository.keep).
+    ("requests", tables.idempotency_keys, None),
 )
+_ROW_SET_NAMES = tuple(name for name, _, _ in _ROW_SETS)
 
 
 @dataclass
-class Batch:
-    """What one statement writes."""
+class StagedWrites:
+    """What one statement writes: rows by table, staged by the repositories."""
 
-    claim: dict[str, object] | None = None
+    claim: dict[str, object] | None = None  # a request id taken with this write
+    answer: dict[str, object] | None = None  # a request id's answer, updated with this write
     new_trade: dict[str, object] | None = None
     trade_update: dict[str, object] | None = None
     expected_version: int = 0
@@ -58,6 +68,10 @@ class Batch:
     fills: list[dict[str, object]] = field(default_factory=list)
     snapshots: list[dict[str, object]] = field(default_factory=list)
     intents: list[dict[str, object]] = field(default_factory=list)
+    paper_balances: list[dict[str, object]] = field(default_factory=list)
+    paper_orders: list[dict[str, object]] = field(default_factory=list)
+    paper_prices: list[dict[str, object]] = field(default_factory=list)
+    requests: list[dict[str, object]] = field(default_factory=list)
     done_intents: list[dict[str, str]] = field(default_factory=list)
     events: list[dict[str, object]] = field(default_factory=list)
 
@@ -65,10 +79,11 @@ class Batch:
     def empty(self) -> bool:
         return not (
             self.claim
+            or self.answer
             or self.new_trade
             or self.trade_update
             or self.done_intents
-            or any(getattr(self, name) for name, _, _ in _ROW_SETS)
+            or any(getattr(self, name) for name in _ROW_SET_NAMES)
             or self.events
         )
 
@@ -79,17 +94,19 @@ class Batch:
         update_columns = tuple(self.trade_update) if self.trade_update else ()
         shape = _Shape(
             claim=self.claim is not None,
+            answer=self.answer is not None,
             new_trade=self.new_trade is not None,
             update_columns=update_columns,
-            row_sets=tuple(bool(getattr(self, name)) for name, _, _ in _ROW_SETS),
+            row_sets=tuple(bool(getattr(self, name)) for name in _ROW_SET_NAMES),
             done_intents=bool(self.done_intents),
             events=bool(self.events),
         )
         values: dict[str, object] = {"lock": events_lock, "expected": self.expected_version}
         values["claim"] = _json(self.claim) if self.claim is not None else None
+        values["answer"] = _json(self.answer) if self.answer is not None else None
         trade = self.new_trade if self.new_trade is not None else self.trade_update
         values["trade"] = _json(trade) if trade is not None else None
-        for name in (*(name for name, _, _ in _ROW_SETS), "done_intents", "events"):
+        for name in (*_ROW_SET_NAMES, "done_intents", "events"):
             rows = getattr(self, name)
             values[name] = _json(rows) if rows else None
         sql, names = _statement(shape)
@@ -99,6 +116,7 @@ class Batch:
 @dataclass(frozen=True)
 class _Shape:
     claim: bool
+    answer: bool
     new_trade: bool
     update_columns: tuple[str, ...]
     row_sets: tuple[bool, ...]
@@ -141,19 +159,26 @@ def _statement(shape: _Shape) -> tuple[str, list[str]]:
     if shape.new_trade:
         parts.append(
             "trade_w AS (INSERT INTO smart_trades SELECT * FROM jsonb_populate_record("
-            f"NULL::smart_trades, CAST({p('trade')} AS jsonb)) {_where(gate)} RETURNING 1)"
+            f"NULL::smart_trades, CAST({p('trade')} AS jsonb)) {_where(gate)} "
+            "ON CONFLICT (id) DO NOTHING RETURNING 1)"
         )
         gate = "EXISTS (SELECT 1 FROM trade_w)"
     elif shape.update_columns:
         assignments = ", ".join(f"{c} = r.{c}" for c in shape.update_columns if c != "id")
-        also = f" AND {gate}" if gate else ""
         parts.append(
             "trade_w AS (UPDATE smart_trades AS s SET "
             f"{assignments} FROM jsonb_populate_record(NULL::smart_trades, "
             f"CAST({p('trade')} AS jsonb)) AS r WHERE s.id = r.id "
-            f"AND s.version = {p('expected')}{also} RETURNING 1)"
+            f"AND s.version = {p('expected')}{_and(gate)} RETURNING 1)"
         )
         gate = "EXISTS (SELECT 1 FROM trade_w)"
+    if shape.answer:
+        parts.append(
+            "answer_w AS (UPDATE idempotency_keys AS k SET answer = a.answer FROM "
+            f"jsonb_to_record(CAST({p('answer')} AS jsonb)) AS a(tenant_id text, "
+            "request_id text, answer jsonb) WHERE k.tenant_id = a.tenant_id "
+            f"AND k.request_id = a.request_id{_and(gate)} RETURNING 1)"
+        )
     for (name, table, keys), present in zip(_ROW_SETS, shape.row_sets, strict=True):
         if present:
             conflict = _set_all(table, keys) if keys else "ON CONFLICT DO NOTHING"
@@ -163,11 +188,10 @@ def _statement(shape: _Shape) -> tuple[str, list[str]]:
                 f"{_where(gate)} {conflict} RETURNING 1)"
             )
     if shape.done_intents:
-        also = f" AND {gate}" if gate else ""
         parts.append(
             "done_w AS (DELETE FROM order_intents AS o USING jsonb_to_recordset("
             f"CAST({p('done_intents')} AS jsonb)) AS x(client_order_id text, kind text) "
-            f"WHERE o.client_order_id = x.client_order_id AND o.kind = x.kind{also} "
+            f"WHERE o.client_order_id = x.client_order_id AND o.kind = x.kind{_and(gate)} "
             "RETURNING 1)"
         )
     if shape.events:
@@ -194,3 +218,7 @@ def _statement(shape: _Shape) -> tuple[str, list[str]]:
 
 def _where(gate: str) -> str:
     return f"WHERE {gate}" if gate else ""
+
+
+def _and(gate: str) -> str:
+    return f" AND {gate}" if gate else ""

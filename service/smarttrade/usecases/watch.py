@@ -13,12 +13,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from smarttrade.domain.messages import StoredEvent
 from smarttrade.domain.model import SmartTrade
 from smarttrade.engine.bus import EventBus
-from smarttrade.engine.errors import NotFound
-from smarttrade.store.reads import events_after, get_trade, latest_sequence, tenant_live_trades
-from smarttrade.store.retention import pruned_through
-from smarttrade.store.unit_of_work import Store, StoredEvent
+from smarttrade.errors import NotFound, OutOfRange, Unavailable
+from smarttrade.store.unit_of_work import UnitOfWorkFactory
 
 HISTORY_PAGE = 500
 
@@ -42,42 +41,54 @@ class Heartbeat:
 StreamItem = SnapshotTrade | SnapshotEnd | StoredEvent | Heartbeat
 
 
-class HistoryPruned(Exception):
+class HistoryPruned(OutOfRange):
     """The watcher resumes from before the retained history: events may be missing."""
 
     def __init__(self, after_sequence: int, pruned: int) -> None:
         super().__init__(
+            "HISTORY_PRUNED",
             f"events after {after_sequence} are no longer kept (pruned through {pruned}); "
-            "start again without after_sequence to get a fresh snapshot"
+            "start again without after_sequence to get a fresh snapshot",
+            {"pruned_through": str(pruned)},
         )
         self.pruned = pruned
 
 
-class StreamOverflow(Exception):
+class StreamOverflow(Unavailable):
     """The consumer fell too far behind; it resumes with the last sequence it received."""
 
     def __init__(self, last_sequence: int) -> None:
-        super().__init__(f"the stream fell behind; resume after sequence {last_sequence}")
+        super().__init__(
+            f"the stream fell behind; resume after sequence {last_sequence}",
+            0.1,
+            reason="STREAM_OVERFLOW",
+            metadata={"last_sequence": str(last_sequence)},
+        )
         self.last_sequence = last_sequence
 
 
-class StreamClosed(Exception):
+class StreamClosed(Unavailable):
     """The server is shutting down; resume elsewhere with the last sequence received."""
 
     def __init__(self, last_sequence: int) -> None:
-        super().__init__(f"the server is shutting down; resume after sequence {last_sequence}")
+        super().__init__(
+            f"the server is shutting down; resume after sequence {last_sequence}",
+            0.1,
+            reason="SHUTTING_DOWN",
+            metadata={"last_sequence": str(last_sequence)},
+        )
         self.last_sequence = last_sequence
 
 
-class WatchService:
+class Watching:
     def __init__(
         self,
-        store: Store,
+        unit_of_work: UnitOfWorkFactory,
         bus: EventBus,
         clock: Callable[[], datetime],
         buffer: int = 1000,
     ) -> None:
-        self._store = store
+        self._unit_of_work = unit_of_work
         self._bus = bus
         self._clock = clock
         self._buffer = buffer
@@ -89,8 +100,8 @@ class WatchService:
         try:
             last = after_sequence
             if after_sequence:
-                async with self._store.engine.connect() as connection:
-                    pruned = await pruned_through(connection)
+                async with self._unit_of_work() as uow:
+                    pruned = await uow.events.pruned_through()
                 if after_sequence < pruned:
                     raise HistoryPruned(after_sequence, pruned)
             else:
@@ -100,10 +111,8 @@ class WatchService:
                 yield SnapshotEnd(sequence)
                 last = sequence
             while True:
-                async with self._store.engine.connect() as connection:
-                    history = await events_after(
-                        connection, tenant_id, trade_id, last, HISTORY_PAGE
-                    )
+                async with self._unit_of_work() as uow:
+                    history = await uow.events.after(tenant_id, trade_id, last, HISTORY_PAGE)
                 for event in history:
                     yield event
                     last = event.sequence
@@ -138,13 +147,11 @@ class WatchService:
 
     async def _snapshot(self, tenant_id: str, trade_id: str | None) -> tuple[int, list[SmartTrade]]:
         """The trades and the last sequence they reflect, read in one consistent snapshot."""
-        async with self._store.engine.connect() as connection:
-            connection = await connection.execution_options(isolation_level="REPEATABLE READ")
-            async with connection.begin():
-                sequence = await latest_sequence(connection)
-                if trade_id is None:
-                    return sequence, await tenant_live_trades(connection, tenant_id)
-                trade = await get_trade(connection, tenant_id, trade_id)
+        async with self._unit_of_work(consistent=True) as uow:
+            sequence = await uow.events.latest_sequence()
+            if trade_id is None:
+                return sequence, await uow.trades.live_of_tenant(tenant_id)
+            trade = await uow.trades.get(trade_id, tenant_id)
         if trade is None:
             raise NotFound("smart trade", f"smartTrades/{trade_id}")
         return sequence, [trade]

@@ -1,0 +1,123 @@
+"""Creating a trade: from settings, or from a share's settings with the caller's own size.
+
+The trade's id derives from the request id, so two calls with one request id name the same
+trade. The first decision (the trade, its entry's intent, its events) is written with the
+request's claim in one statement; the trade then runs, and each later write of the call
+(the venue's answer to the entry) updates the request's answer. No lookup comes first: a
+duplicate's claim is refused by that write (nothing is written), and the duplicate gets the
+first call's answer, the trade at the version the first call left it. In this process a
+duplicate arriving while the first is still running waits for it (`InFlight`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+
+from smarttrade.domain.decide import create
+from smarttrade.domain.errors import FieldViolation, InvalidSpec
+from smarttrade.domain.model import SmartTrade
+from smarttrade.domain.spec import TradeSpec
+from smarttrade.engine.engine import Engine
+from smarttrade.errors import NotFound
+from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate
+from smarttrade.store.unit_of_work import UnitOfWork
+from smarttrade.usecases.reading import TradeReader
+from smarttrade.usecases.requests import InFlight, Requested, answered, require_request_id
+from smarttrade.usecases.shares import ShareResolver
+
+
+def trade_id_for(tenant_id: str, request_id: str) -> str:
+    """16 hex characters, derived from the create request's id: two creates with one request
+    id name the same trade, so concurrent duplicates collide instead of making two trades.
+    Short enough that `{trade}-{leg}-{n}` fits every venue's client order id (Binance: 36)."""
+    digest = hashlib.sha256(f"{tenant_id}\0{request_id}".encode()).hexdigest()
+    return digest[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTrade:
+    requested: Requested
+    account_id: str
+    spec: TradeSpec
+
+
+@dataclass(frozen=True, slots=True)
+class CreateFromShare:
+    """A shared trade's settings with the caller's own account and size (one of the two)."""
+
+    requested: Requested
+    account_id: str
+    share_token: str
+    units: Decimal | None
+    total: Decimal | None
+
+
+class CreateTrades:
+    def __init__(
+        self,
+        engine: Engine,
+        unit_of_work: Callable[[], UnitOfWork],
+        reader: TradeReader,
+        shares: ShareResolver,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._engine = engine
+        self._unit_of_work = unit_of_work
+        self._reader = reader
+        self._shares = shares
+        self._clock = clock
+        self._in_flight = InFlight()
+
+    async def __call__(self, command: CreateTrade | CreateFromShare) -> SmartTrade:
+        requested = command.requested
+        require_request_id(requested.request_id)
+        trade_id = trade_id_for(requested.tenant_id, requested.request_id)
+        return await self._in_flight.once(trade_id, lambda: self._create(command, trade_id))
+
+    async def _create(self, command: CreateTrade | CreateFromShare, trade_id: str) -> SmartTrade:
+        requested = command.requested
+        if self._engine.is_live(trade_id):  # made by this request id, and still running
+            return await self._first_answer(command, trade_id)
+        spec = command.spec if isinstance(command, CreateTrade) else await self._shared(command)
+        account = await self._engine.account(command.account_id)
+        if account.tenant_id != requested.tenant_id:
+            raise NotFound("exchange account", f"exchangeAccounts/{command.account_id}")
+        venues = self._engine.venues
+        market = (await venues.markets(account)).get(spec.symbol)
+        if market is None:
+            raise InvalidSpec(
+                [FieldViolation("symbol", f"{spec.symbol!r} is not a market of {account.exchange}")]
+            )
+        decision = create(
+            trade_id=trade_id,
+            tenant_id=requested.tenant_id,
+            account_id=account.id,
+            exchange_id=account.exchange,
+            spec=spec,
+            market=market,
+            last_price=await venues.last_price(account, spec.symbol),
+            at=self._clock(),
+        )
+        try:
+            return await self._engine.launch(decision, requested.record(f"smartTrades/{trade_id}"))
+        except (AlreadyClaimed, ConcurrentUpdate):
+            return await self._first_answer(command, trade_id)
+
+    async def _first_answer(
+        self, command: CreateTrade | CreateFromShare, trade_id: str
+    ) -> SmartTrade:
+        """The trade as the first call with this request id left it. A trade with this id
+        whose request is no longer kept (pruned) is that request's trade as it is now."""
+        request = command.requested.record(f"smartTrades/{trade_id}")
+        stored = await answered(self._unit_of_work, request)
+        version = stored.trade_version if stored is not None else None
+        return await self._reader.at_version(request.tenant_id, trade_id, version)
+
+    async def _shared(self, command: CreateFromShare) -> TradeSpec:
+        shared = await self._shares.resolve(command.share_token)
+        entry = replace(shared.spec.entry, units=command.units, total=command.total)
+        return replace(shared.spec, entry=entry)
