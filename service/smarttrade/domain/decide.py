@@ -45,10 +45,11 @@ from smarttrade.domain.messages import (
     Share,
     TimeElapsed,
 )
-from smarttrade.domain.model import CloseReason, Leg, LegKind, SmartTrade
+from smarttrade.domain.model import CloseReason, Leg, LegKind, Order, SmartTrade
+from smarttrade.domain.prices import at_or_before
 from smarttrade.domain.spec import TradeSpec
 from smarttrade.domain.validation import check_spec
-from smarttrade.domain.values import OrderStatus
+from smarttrade.domain.values import OrderStatus, OrderType
 
 
 def create(
@@ -149,6 +150,8 @@ def _on_order_report(changes: Changes, report: OrderReported) -> None:
         OrderStatus.UNKNOWN,
     ):
         changes.emit(EventType.ORDER_PLACED, price=order.price, amount=order.amount, **ids)
+    if new_fills and not changes.trade.state.is_terminal and not _price_seen(changes, order):
+        changes.trade.awaiting_price = True
     if new_fills:
         amount = sum(fill.amount for fill in new_fills)
         price = sum(fill.price * fill.amount for fill in new_fills) / amount
@@ -162,6 +165,16 @@ def _on_order_report(changes: Changes, report: OrderReported) -> None:
             changes.emit(EventType.ORDER_FAILED, message=report.error, **ids)
     if status is OrderStatus.FILLED and changes.trade.last_error:
         changes.set_error("")
+
+
+def _price_seen(changes: Changes, order: Order) -> bool:
+    """Whether the trade has seen a price at which the venue could fill `order`: a market
+    order went out at the last price; a resting limit fills only once the price crosses it,
+    and the tick that did so may reach the trade after the venue's report of the fill."""
+    last = changes.trade.last_price
+    if order.type is not OrderType.LIMIT or order.price is None:
+        return True
+    return last is not None and at_or_before(order.side, last, order.price)
 
 
 def _on_order_missing(changes: Changes, missing: OrderMissing) -> None:

@@ -88,10 +88,12 @@ def _open_position(changes: Changes) -> None:
     """The first entry-side fill: the trade becomes ACTIVE and its exits start working."""
     trade = changes.trade
     changes.move_trade(TradeTrigger.ENTRY_FILLED)
-    last = trade.last_price
     stop = trade.stop_loss_leg
     if stop is not None and trade.spec.stop_loss is not None and stop.state is LegState.IDLE:
-        stop.trailing_extreme = last
+        # The best price since the position opened starts at the price that opened it: the
+        # last price, unless a resting entry filled at a tick the trade has not seen yet
+        # (then that tick, which is the next one the trade sees, starts it).
+        stop.trailing_extreme = None if trade.awaiting_price else trade.last_price
         changes.move_leg(stop, LegTrigger.ARM)
     for leg in trade.take_profit_legs:
         spec = trade.spec.take_profit[leg.step - 1]
@@ -290,12 +292,19 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
                 changes.move_leg(leg, LegTrigger.CANCEL, note="its volume went to another step")
         if leg.filled and leg.state is LegState.ORDER_PLACED:
             changes.move_leg(leg, LegTrigger.PARTIAL_FILL)
-    steps = trade.take_profit_legs
-    if steps and all(step.state.is_done for step in steps) and trade.state is TradeState.ACTIVE:
+    # Whether what is left is dust depends on the current price: not judged at a price from
+    # before a fill the trade has not seen the tick of (the next tick judges it).
+    if all_steps_done(trade) and not trade.awaiting_price:
         held = market.round_amount(max(position_of(trade).units_held, ZERO))
         if not market.is_tradable(held, trade.last_price or position.average_entry_price or ZERO):
             trade.close_reason = CloseReason.TAKE_PROFIT
             _finish(changes)
+
+
+def all_steps_done(trade: SmartTrade) -> bool:
+    """An ACTIVE trade whose take-profit steps are all done: only a remainder may be left."""
+    steps = trade.take_profit_legs
+    return bool(steps) and all(s.state.is_done for s in steps) and trade.state is TradeState.ACTIVE
 
 
 def _step_refused(changes: Changes, leg: Leg, order: Order) -> None:
