@@ -100,7 +100,7 @@ def decide(trade: SmartTrade, input: Input) -> Decision:
     changes = Changes(trade.clone(), input.at)
     _HANDLERS[type(input)](changes, input)
     plan.converge(changes)
-    if isinstance(input, PriceTicked):
+    if isinstance(input, (PriceTicked, *_LEVEL_SETTERS)):
         _exits_see_the_price(changes)
     new = changes.trade
     if changes.changed:
@@ -109,12 +109,18 @@ def decide(trade: SmartTrade, input: Input) -> Decision:
     return Decision(new, tuple(changes.events), tuple(changes.intents), changes.changed)
 
 
+# The actions that set levels: one the last price has already reached acts at once (an
+# action is decided at the current price: the shell shows the trade the latest price first).
+_LEVEL_SETTERS = (Edit, AddFunds, ReduceFunds)
+
+
 def _exits_see_the_price(changes: Changes) -> None:
-    """After a tick, an ACTIVE trade's exits check it again: the decision may have moved a
-    level onto the price (breakeven after a step filled on this tick, say), and such a
-    stop must not wait for another tick, which may never come. (Only after a tick: on other
-    inputs the last price may be older than what the venue already did. A position opened
-    by a tick's own entry order sees that tick again from the runner.)"""
+    """After a tick (or an action that sets levels), an ACTIVE trade's exits check the price
+    again: the decision may have moved a level onto it (breakeven after a step filled on
+    this tick, an edited trailing target already reached), and such a level must not wait
+    for another tick, which may never come. (Not after venue reports: the last price may be
+    older than what the venue already did. A position opened by a tick's own entry order
+    sees that tick again from the runner.)"""
     trade = changes.trade
     if trade.state is TradeState.ACTIVE and trade.last_price is not None:
         watch.on_price(changes, PriceTicked(trade.last_price, changes.at))

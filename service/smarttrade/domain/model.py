@@ -113,6 +113,10 @@ class Leg:
     trailing_active: bool = False
     trailing_extreme: Decimal | None = None
     breach_since: datetime | None = None  # stop loss: beyond the trigger since, for the timeout
+    # Stop loss, after an edit set a new level: trailing moves it again only from a price
+    # beyond this extreme, and a breakeven move made before the edit is spent.
+    trail_from: Decimal | None = None
+    breakeven_spent: bool = False
     open_now: bool = False  # entry: execute the rest at market now (Open Now)
     # Add Funds / Reduce Funds parameters:
     order_type: OrderType = OrderType.MARKET

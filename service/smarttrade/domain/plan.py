@@ -9,8 +9,9 @@ concerns an order that already exists.
 
 Rules that the spec leaves open, decided here:
 - Take-profit orders follow the position as it fills: a step is topped up by an extra order
-  when its allocation grows by a tradable amount, and replaced when its target moves or its
-  allocation shrinks (see `take_profit`).
+  when its allocation grows by a tradable amount while the entry fills, replaced for the new
+  volume when Add Funds grew it (once every entry-side leg is done), and replaced when its
+  target moves or its allocation shrinks (see `take_profit`).
 - The exit orders working never ask for more than is held: a top-up waits while another
   exit order's cancel is in flight (it may still fill), so the coins are never sold twice.
 - A step with nothing tradable to do waits while an entry-side leg is not done (a working
@@ -260,6 +261,7 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
     # More may still come in while an entry-side leg is not done (a working or partly
     # filled order, a condition not yet met): a step with nothing tradable waits for it.
     entry_settled = all(leg.state.is_done for leg in trade.legs if leg.kind.is_entry_side)
+    funds_added = any(leg.filled for leg in trade.legs_of(LegKind.ADD_FUNDS))
     # Never commit more to exit orders than is held, counting orders whose cancel is in
     # flight (they may still fill): a re-allocated step waits for the cancels to be answered.
     budget = market.round_amount(max(position.units_held, ZERO)) - sum(
@@ -282,7 +284,11 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
             continue
         top_up = market.round_amount(plan.remaining - leg.live_remaining)
         if top_up > 0 and market.is_tradable(top_up, plan.target):
-            if top_up <= budget:
+            if live and entry_settled and funds_added:
+                # Grown by Add Funds: the order is replaced for the new volume rather than
+                # topped up (DESIGN §2.4).
+                changes.cancel_live_orders(leg)
+            elif top_up <= budget:
                 changes.place(leg, OrderType.LIMIT, top_up, plan.target)
                 budget -= top_up
         elif not live and entry_settled:

@@ -14,9 +14,12 @@ no other step's, so no resting order is ever re-placed because another one fille
 The steps not yet done ("open") must together exit `T = units held + units they exited`;
 their nominal shares add up to N.
 - T = N: each open step works its nominal share.
-- T > N: the done steps left something unsold (a remainder below the market minimum, base
-  fees on a SELL trade's buy-back, a step the venue refused, or funds added after a step was
-  done): the last open step takes the excess, as the last step sells whatever remains.
+- T > N: funds were added after a step was done, or the done steps left something unsold
+  (a remainder below the market minimum, a step the venue refused, base fees a SELL trade's
+  buy-back could not foresee): the open steps share the excess by volume (DESIGN §2.7: Add
+  Funds after a fill spreads the added units over the unfilled steps in proportion), each
+  rounded down to the lot, the last taking the remainder, as the last step sells whatever
+  remains. (Then a step completing may move a later step's share by a lot's rounding.)
 - T < N: the position shrank (Reduce Funds, or a step that sold more than its share): the
   open steps share T by volume, rounded down to the lot, the last taking the remainder, so
   every target's volume scales down alike.
@@ -62,8 +65,10 @@ def plan_steps(trade: SmartTrade, position: Position) -> list[StepPlan]:
     owed = held + sum((exited[leg.id] for leg in open_steps), ZERO)
     nominal = sum((shares[leg.id] for leg in open_steps), ZERO)
     if owed >= nominal:
-        allocations = [shares[leg.id] for leg in open_steps]
-        allocations[-1] += owed - nominal
+        excess = _split_by_volume(trade, open_steps, owed - nominal)
+        allocations = [
+            shares[leg.id] + extra for leg, extra in zip(open_steps, excess, strict=True)
+        ]
     else:
         allocations = _split_by_volume(trade, open_steps, owed)
     average = position.average_entry_price

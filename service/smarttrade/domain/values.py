@@ -54,3 +54,8 @@ class Fill:
     fee: Decimal
     fee_currency: str
     at: datetime
+
+
+def plain(value: Decimal) -> str:
+    """A decimal as people write it in a message: "990", "0.00001", never "9.9E+2"."""
+    return f"{value.normalize():f}"
