@@ -16,10 +16,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from smarttrade.domain.decide import decide
 from smarttrade.domain.fsm import LegState, TradeState
 from smarttrade.domain.messages import (
+    ACTION_OF,
     CancelOrder,
     Decision,
     ErrorRecorded,
@@ -69,8 +71,10 @@ class TradeRunner:
         executor: Executor,
         clock: Callable[[], datetime],
         on_change: Callable[[TradeRunner], None],
+        latest_price: Callable[[], Decimal | None] = lambda: None,
     ) -> None:
         self.trade = trade
+        self._latest_price = latest_price
         self.lock = asyncio.Lock()
         self._exchange = exchange
         self._store = store
@@ -100,12 +104,22 @@ class TradeRunner:
                 await self._refuse_if_claimed(claim)
             if etag and etag != etag_of(self.trade):
                 raise EtagMismatch(f"smartTrades/{self.trade.id}")
+            if type(input) in ACTION_OF:
+                await self._see_latest_price()
             opening = self.trade.state is TradeState.PENDING
             await self._apply(input, (), claim)
             await self._drive(deque())
             if opening and isinstance(input, PriceTicked):
                 await self._exits_see(input)
             return self.trade
+
+    async def _see_latest_price(self) -> None:
+        """An action is decided at the current price (DESIGN §2.7), and a trade is shown
+        only the ticks that leave its wake band: show it the venue's latest price first."""
+        price = self._latest_price()
+        if price is not None and price != self.trade.last_price:
+            await self._apply(PriceTicked(price, self._clock()), ())
+            await self._drive(deque())
 
     async def _exits_see(self, tick: PriceTicked) -> None:
         """The tick opened the position (its entry order filled at once): the new exits see
