@@ -35,8 +35,9 @@ from decimal import Decimal
 from itertools import pairwise
 
 from smarttrade.domain.model import ZERO, Leg, SmartTrade
-from smarttrade.domain.position import Position, exited_units
+from smarttrade.domain.position import Position, base_fee_rate, exited_units
 from smarttrade.domain.prices import take_profit_target
+from smarttrade.domain.values import OrderType
 
 
 @dataclass(slots=True)
@@ -60,8 +61,20 @@ def plan_steps(trade: SmartTrade, position: Position) -> list[StepPlan]:
         return []
     specs = trade.spec.take_profit
     exited = {leg.id: exited_units(leg.orders, trade.market.base) for leg in steps}
-    held = max(position.units_held, ZERO)
+    held = position.units_held - position.surplus  # what a surplus bought counts here
     shares = _nominal_shares(trade, steps, held + sum(exited.values(), ZERO))
+    # What a done step's buy-backs bought beyond its share by rounding up to the lot is the
+    # surplus (DESIGN §2.9): it leaves the other steps' shares as they were (no order is
+    # re-placed because another step filled).
+    held += sum(
+        (
+            _rounded_up(trade, leg, exited[leg.id] - shares[leg.id])
+            for leg in steps
+            if leg.state.is_done
+        ),
+        ZERO,
+    )
+    held = max(held, ZERO)
     owed = held + sum((exited[leg.id] for leg in open_steps), ZERO)
     nominal = sum((shares[leg.id] for leg in open_steps), ZERO)
     if owed >= nominal:
@@ -84,6 +97,15 @@ def plan_steps(trade: SmartTrade, position: Position) -> list[StepPlan]:
     ]
     _hand_on_dust(trade, plans)
     return plans
+
+
+def _rounded_up(trade: SmartTrade, leg: Leg, beyond: Decimal) -> Decimal:
+    """What a done step bought beyond its share by its spot SELL buy-backs' rounding up to
+    the lot: under one lot per order that filled (more is a step that exited too much)."""
+    if beyond <= 0 or not base_fee_rate(trade, OrderType.LIMIT):
+        return ZERO
+    orders = sum(1 for order in leg.orders if order.fills)
+    return min(beyond, trade.market.amount_step * orders)
 
 
 def _nominal_shares(trade: SmartTrade, steps: list[Leg], pool: Decimal) -> dict[str, Decimal]:
