@@ -23,6 +23,9 @@ their nominal shares add up to N.
 - T < N: the position shrank (Reduce Funds, or a step that sold more than its share): the
   open steps share T by volume, rounded down to the lot, the last taking the remainder, so
   every target's volume scales down alike.
+A spot SELL's done step that bought back beyond its share because its order was rounded up
+to the lot (the surplus, DESIGN §2.9) counts as having exited just its share: the surplus
+changes no other step's share.
 A step whose remaining part cannot be traded (below the market's minimum amount or cost)
 hands it to the next step (the last hands it back to the previous one), so no rule ever
 produces a dust order.
