@@ -11,6 +11,7 @@ from decimal import Decimal
 from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.decide import create, decide
 from smarttrade.domain.fsm import TradeState
+from smarttrade.domain.levels import wake_levels
 from smarttrade.domain.market import Market
 from smarttrade.domain.messages import (
     CancelOrder,
@@ -69,7 +70,11 @@ class Placement:
 
 @dataclass
 class Run:
-    """One trade on a paper book. `now` advances with `tick` and `wait`."""
+    """One trade on a paper book. `now` advances with `tick` and `wait`.
+
+    `banded`: the trade sees a tick only when the price leaves its wake band, as the engine
+    delivers them (the venue fills resting orders at every tick all the same); otherwise it
+    sees every tick."""
 
     book: PaperBook
     trade: SmartTrade
@@ -77,6 +82,7 @@ class Run:
     events: list[Event] = field(default_factory=list)
     intents: list[Intent] = field(default_factory=list)
     placements: list[Placement] = field(default_factory=list)
+    banded: bool = False
 
     @classmethod
     def start(
@@ -87,6 +93,7 @@ class Run:
         settings: PaperSettings | None = None,
         market: Market = BTC,
         auto: bool = True,
+        banded: bool = False,
     ) -> Run:
         book = PaperBook([market])
         book.open_account(ACCOUNT, settings or PaperSettings())
@@ -103,7 +110,7 @@ class Run:
             last_price=d(price),
             at=T0,
         )
-        run = cls(book=book, trade=decision.trade, now=T0)
+        run = cls(book=book, trade=decision.trade, now=T0, banded=banded)
         RUNS.append(run)
         run._carry(decision, auto)
         return run
@@ -122,10 +129,21 @@ class Run:
         for order in changed:
             if order.account_id == ACCOUNT:
                 self.feed(reported(order.report(), self.now))
+        if not self.sees(d(price)):
+            return
         opening = self.trade.state is TradeState.PENDING
         self.feed(PriceTicked(d(price), self.now))
         if opening and self.trade.state is TradeState.ACTIVE:  # as the engine's runner does
             self.feed(PriceTicked(d(price), self.now))
+
+    def sees(self, price: Decimal) -> bool:
+        """Whether the trade is shown `price` (with `banded`: whether it leaves the band)."""
+        if not self.banded:
+            return True
+        levels = wake_levels(self.trade)
+        return (levels.below is not None and price <= levels.below) or (
+            levels.above is not None and price >= levels.above
+        )
 
     def wait(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)

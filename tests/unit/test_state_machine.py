@@ -62,7 +62,7 @@ from smarttrade.domain.messages import (
     TimeElapsed,
 )
 from smarttrade.domain.model import ZERO, Order, SmartTrade
-from smarttrade.domain.position import position_of, skipped_entry_units
+from smarttrade.domain.position import delivered, position_of, skipped_entry_units
 from smarttrade.domain.spec import EntryType, StopLossSpec, TradeSpec
 from smarttrade.domain.values import OrderStatus, OrderType, Side
 from smarttrade.store.codec import dump_json, trade_from_document
@@ -296,19 +296,28 @@ class TradeLife(RuleBasedStateMachine):
 
     @invariant()
     def nothing_is_sold_that_was_not_bought(self) -> None:
-        position = position_of(self.trade)
+        """Beyond what a spot SELL's buy-backs round up to the lot (under one lot per
+        order that bought back, DESIGN §2.9)."""
+        trade = self.trade
+        position = position_of(trade)
         assert position.units_held >= 0, position
-        assert position.units_sold <= position.units_bought, position
+        buy_backs = [o for o in trade.orders() if o.side is not trade.spec.side and o.fills]
+        allowed = BTC.amount_step * len(buy_backs) if trade.spec.side is Side.SELL else ZERO
+        assert position.units_sold - position.units_bought <= allowed, position
+        assert position.surplus == max(position.units_sold - position.units_bought, ZERO)
 
     @invariant()
     def the_exit_orders_never_ask_for_more_than_is_held(self) -> None:
+        """Counted in what they take off the position, net of a base fee; a spot SELL's
+        buy-back is rounded up to the lot, so by under one lot per order more."""
         trade = self.trade
         if trade.state.is_terminal:
             return
-        working = sum(
-            (leg.live_remaining for leg in trade.legs if not leg.kind.is_entry_side), ZERO
-        )
-        assert working <= position_of(trade).units_held, (working, position_of(trade))
+        live = [o for leg in trade.legs if not leg.kind.is_entry_side for o in leg.live_orders]
+        working = sum((delivered(trade, o.remaining, o.type) for o in live), ZERO)
+        allowed = BTC.amount_step * len(live) if trade.spec.side is Side.SELL else ZERO
+        held = position_of(trade).units_held
+        assert working <= held + allowed, (working, position_of(trade))
 
     @invariant()
     def the_average_entry_lies_between_the_entry_fills(self) -> None:

@@ -74,8 +74,8 @@ def test_a_buy_with_three_targets_sells_30_30_40_of_the_coins_held_after_the_fee
     assert dust_orders(run.placements) == []
 
 
-def test_a_sell_with_three_targets_buys_back_what_it_sold_and_the_fees_while_tradable() -> None:
-    # Arrange: sell 0.1 at 50,000: 0.1 BTC owed, fee 5 USDT, average entry 50,000.
+def test_a_sell_with_three_targets_buys_back_each_share_and_its_fee_in_one_order() -> None:
+    # Arrange: sell 0.1 at 50,000: 0.1 BTC owed, fee 5 USDT (0.1 %), average entry 50,000.
     steps = (step("30", price="49000"), step("30", price="48000"), step("40", price="47000"))
     run = start(Side.SELL, market_entry("0.1"), steps)
 
@@ -83,23 +83,24 @@ def test_a_sell_with_three_targets_buys_back_what_it_sold_and_the_fees_while_tra
     for price in ("49000", "48000", "47000"):
         run.tick(price)
 
-    # Assert: buy-backs of 0.03, 0.03 and 0.04 each bring back 0.1% less in BTC. The fees
-    # (0.00003, 0.00003, 0.00004 BTC) could only be bought back in orders below the 5 USDT
-    # minimum (0.0001 x 47,000 = 4.70), so 0.0001 BTC stays owed: dust, never an order.
+    # Assert: each share N is bought back in one order of N / 0.999 rounded up to the lot:
+    # 0.03 / 0.999 = 0.030030... -> 0.03004; 0.04 / 0.999 = 0.040040... -> 0.04005.
     assert amounts(run) == [
         ("entry", D("0.1")),
-        ("tp1", D("0.03")),
-        ("tp2", D("0.03")),
-        ("tp3", D("0.04")),
+        ("tp1", D("0.03004")),
+        ("tp2", D("0.03004")),
+        ("tp3", D("0.04005")),
     ]
+    # They bring back 0.03000996 + 0.03000996 + 0.04000995 = 0.10002987: nothing owed, a
+    # surplus of 0.00002987 BTC stays in the account.
     position = position_of(run.trade)
     assert position.average_entry_price == D(50000)
-    assert (position.units_sold, position.units_held) == (D("0.0999"), D("0.0001"))
-    # Bought back for 1,470 + 1,440 + 1,880 = 4,790; 0.0999 of the 0.1 at 50,000 = 4,995;
-    # PnL = 4,995 - 4,790 - 5 (the entry's fee) = 200.
-    assert position.realized_pnl == D(200)
+    assert (position.units_held, position.surplus) == (D(0), D("0.00002987"))
+    # Bought back for 1,471.96 + 1,441.92 + 1,882.35 = 4,796.23 (the surplus included);
+    # PnL = 5,000 - 4,796.23 - 5 (the entry's fee) = 198.77, what the account made in USDT.
+    assert position.realized_pnl == D("198.77")
     assert run.trade.close_reason is CloseReason.TAKE_PROFIT
-    assert (run.balance("BTC"), run.balance("USDT")) == (D("0.9999"), D("100205"))
+    assert (run.balance("BTC"), run.balance("USDT")) == (D("1.00002987"), D("100198.77"))
     assert dust_orders(run.placements) == []
 
 
@@ -179,11 +180,12 @@ def test_a_trailing_sell_target_buys_back_1_percent_off_the_lowest_once_2_percen
     assert run.trade.state is TradeState.ACTIVE
     run.tick("48480")
 
-    # Assert: 0.1 bought back for 4,848 USDT; 0.0001 BTC of fee stays owed (4.85 USDT, below
-    # the minimum). PnL = 50,000 x 0.0999 - 4,848 - 5 = 142.
-    assert amounts(run)[-1] == ("tp1", D("0.1"))
+    # Assert: 0.1 / 0.999 -> 0.10011 bought back at market for 4,853.3328 USDT, bringing
+    # back 0.10000989 net of the fee: nothing owed. PnL = 5,000 - 4,853.3328 - 5.
+    assert amounts(run)[-1] == ("tp1", D("0.10011"))
     position = position_of(run.trade)
-    assert (position.units_held, position.realized_pnl) == (D("0.0001"), D(142))
+    assert (position.units_held, position.surplus) == (D(0), D("0.00000989"))
+    assert position.realized_pnl == D("141.6672")
     assert run.trade.close_reason is CloseReason.TAKE_PROFIT
 
 

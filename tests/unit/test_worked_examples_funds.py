@@ -74,9 +74,10 @@ def test_adding_funds_to_a_sell_raises_the_average_and_moves_the_targets_and_the
     run.feed(AddFunds(run.now, units=D("0.1")))
 
     # Assert: average (5,000 + 5,200) / 0.2 = 51,000; targets 2% and 4% below = 49,980 and
-    # 48,960, 0.1 each; stop 5% above = 53,550.
+    # 48,960, 0.1 each, bought back as 0.1 / 0.999 -> 0.10011 (the fee is paid in BTC);
+    # stop 5% above = 53,550.
     assert position_of(run.trade).average_entry_price == D(51000)
-    assert live_targets(run) == [(D("0.1"), D(49980)), (D("0.1"), D(48960))]
+    assert live_targets(run) == [(D("0.10011"), D(49980)), (D("0.10011"), D(48960))]
     assert run.trade.leg("sl").price == D(53550)
 
 
@@ -108,10 +109,12 @@ def test_reducing_a_sell_by_40_percent_buys_back_at_market_and_scales_the_target
     # Act
     run.feed(ReduceFunds(run.now, percent=D(40)))
 
-    # Assert: 0.04 bought back, 0.00004 of it paid as fee: 0.06004 still owed, half each.
-    assert [p.amount for p in run.placed() if p.leg_id == "reduce1"] == [D("0.04")]
-    assert position_of(run.trade).units_held == D("0.06004")
-    assert live_targets(run) == [(D("0.03002"), D(49000)), (D("0.03002"), D(48000))]
+    # Assert: 0.04 bought back in one order grossed up for its fee, 0.04 / 0.999 -> 0.04005,
+    # which brings back 0.04000995: 0.05999005 still owed. The targets share it, 0.02999 and
+    # the rest, 0.03000005, each grossed up: 0.03003 and 0.03004.
+    assert [p.amount for p in run.placed() if p.leg_id == "reduce1"] == [D("0.04005")]
+    assert position_of(run.trade).units_held == D("0.05999005")
+    assert live_targets(run) == [(D("0.03003"), D(49000)), (D("0.03004"), D(48000))]
 
 
 # ---- Close at Market with a target half filled -------------------------------------------
@@ -143,7 +146,7 @@ def test_closing_a_buy_with_a_target_half_filled_sells_exactly_the_rest() -> Non
     assert position_of(run.trade).realized_pnl == D("94.9")
 
 
-def test_closing_a_sell_with_a_target_half_filled_buys_back_exactly_the_rest() -> None:
+def test_closing_a_sell_with_a_target_half_filled_buys_back_the_rest_and_its_fee() -> None:
     # Arrange: 0.1 already sold at 50,000 (skip entry); targets 49,000 and 48,000.
     spec = trade_spec(
         Side.SELL, skip_entry("50000"), (step("50", price="49000"), step("50", price="48000"))
@@ -156,15 +159,16 @@ def test_closing_a_sell_with_a_target_half_filled_buys_back_exactly_the_rest() -
     run.feed(CloseAtMarket(run.now))
     run.tick("49000")
 
-    # Assert: 0.075025 owed, rounded down to the lot: 0.07502 bought back. What stays owed
-    # is 0.00000500 (below one lot) + 0.00007502 (the fee) = 0.00008002 BTC, 3.92 USDT:
-    # below the 5 USDT minimum, so no order can buy it.
-    assert [p.amount for p in run.placed() if p.leg_id == "close"] == [D("0.07502")]
+    # Assert: 0.075025 owed, in one order grossed up for the fee the target's fill showed:
+    # 0.075025 / 0.999 = 0.0751001... -> 0.07511, bringing back 0.07503489: nothing owed, a
+    # surplus of 0.00000989 BTC.
+    assert [p.amount for p in run.placed() if p.leg_id == "close"] == [D("0.07511")]
     assert run.trade.close_reason is CloseReason.CLOSED_AT_MARKET
-    assert position_of(run.trade).units_held == D("0.00008002")
+    position = position_of(run.trade)
+    assert (position.units_held, position.surplus) == (D(0), D("0.00000989"))
     assert all(o.status is not OrderStatus.REJECTED for o in run.trade.orders())
-    # Bought back 0.09502 for 4,900.98; 0.09991998 net at 50,000 = 4,995.999.
-    assert position_of(run.trade).realized_pnl == D("95.019")
+    # Bought back 0.025 + 0.07511 = 0.10011 at 49,000 for 4,905.39; sold 0.1 at 50,000.
+    assert position.realized_pnl == D("94.61")
     assert dust_orders(run.placements) == []
 
 

@@ -373,6 +373,7 @@ def position(message: pb.Position) -> Position:
         unrealized_pnl=optional(message.unrealized_pnl),
         last_price=optional(message.last_price),
         fees={fee.currency: figure(fee.amount) for fee in message.fees},
+        surplus=figure(message.surplus),
     )
 
 

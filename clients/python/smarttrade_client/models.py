@@ -306,6 +306,9 @@ class Position:
     unrealized_pnl: Decimal | None
     last_price: Decimal | None
     fees: Mapping[str, Decimal]  # currency -> fees paid in it
+    # Base a spot SELL's buy-backs brought in beyond the position (rounded up to the lot
+    # to cover their base fee); left in the account. 0 from a service that predates it.
+    surplus: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)

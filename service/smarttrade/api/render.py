@@ -201,6 +201,7 @@ def smart_trade(trade: SmartTrade) -> pb.SmartTrade:
             unrealized_pnl=derived(position.unrealized_pnl(trade.last_price)),
             last_price=text(trade.last_price),
             fees=[pb.FeeTotal(currency=c, amount=text(a)) for c, a in position.fees],
+            surplus=text(position.surplus),
         ),
     )
     settings_into(message, trade.spec, trade)

@@ -37,8 +37,8 @@ from smarttrade.domain.messages import (
 )
 from smarttrade.domain.model import CloseReason, Leg, LegKind, SmartTrade
 from smarttrade.domain.position import position_of
-from smarttrade.domain.spec import EntryType, TradeSpec
-from smarttrade.domain.validation import check_spec, entry_price_estimate
+from smarttrade.domain.spec import EntryType, StopLossSpec, TakeProfitStepSpec, TradeSpec
+from smarttrade.domain.validation import OpenPosition, check_spec, entry_price_estimate
 from smarttrade.domain.values import OrderType
 from smarttrade.domain.watch import start_entry
 
@@ -167,12 +167,12 @@ def on_edit(changes: Changes, edit: Edit) -> None:
             trade.state, ACTION_OF[Edit], f"{', '.join(refused)} cannot change now"
         )
     new = edit.spec
-    position = position_of(trade)
-    average = position.average_entry_price
-    reference = average if average is not None else trade.last_price or trade.reference_price
-    if trade.state is TradeState.PENDING:
-        reference = entry_price_estimate(new.entry, trade.last_price or trade.reference_price)
-    check_spec(new, trade.market, reference)
+    average = position_of(trade).average_entry_price
+    last = trade.last_price or trade.reference_price
+    if trade.state is TradeState.ACTIVE and average is not None:
+        check_spec(new, trade.market, last, OpenPosition(average, trade.last_price))
+    else:
+        check_spec(new, trade.market, entry_price_estimate(new.entry, last))
     if "take_profit" in roots:
         _check_done_steps_kept(trade, new)
     old = trade.spec
@@ -182,10 +182,9 @@ def on_edit(changes: Changes, edit: Edit) -> None:
         start_entry(changes)
         changes.cancel_live_orders(trade.entry_leg)
     if new.take_profit != old.take_profit:
-        _rebuild_take_profit_legs(changes, len(new.take_profit))
+        _rebuild_take_profit_legs(changes, old.take_profit)
     if new.stop_loss != old.stop_loss:
-        was_trailing = old.stop_loss is not None and old.stop_loss.trailing_percent is not None
-        _rearm_stop_loss(changes, was_trailing)
+        _rearm_stop_loss(changes, old.stop_loss)
     changes.emit(EventType.SETTINGS_UPDATED, message=", ".join(sorted(edit.paths)))
 
 
@@ -205,23 +204,25 @@ def _check_done_steps_kept(trade: SmartTrade, new: TradeSpec) -> None:
         raise InvalidSpec(violations)
 
 
-def _rebuild_take_profit_legs(changes: Changes, count: int) -> None:
+def _rebuild_take_profit_legs(changes: Changes, old: tuple[TakeProfitStepSpec, ...]) -> None:
+    """An edit replaces what is working (DESIGN §2.7): a changed step's order is cancelled
+    (the plan re-places it at the new target and volume once the venue confirms), a step
+    that now trails stops working as a limit and starts watching; a step done stays so."""
     trade = changes.trade
+    new = trade.spec.take_profit
     current = {leg.step: leg for leg in trade.take_profit_legs}
     for step, leg in current.items():
-        if step > count:
+        if step > len(new):
             leg.step = 0
             changes.cancel_live_orders(leg)
             if not leg.state.is_done:
                 changes.move_leg(leg, LegTrigger.CANCEL, note="removed by an edit")
-    for step in range(1, count + 1):
+    for step in range(1, len(new) + 1):
         if step in current:
             leg = current[step]
-            trailing = trade.spec.take_profit[step - 1].trailing_percent is not None
-            if not trailing and leg.state is LegState.WAITING:
-                changes.move_leg(leg, LegTrigger.DISARM)
-            elif trailing and leg.state is LegState.IDLE and trade.state is TradeState.ACTIVE:
-                changes.move_leg(leg, LegTrigger.ARM)
+            before = old[step - 1] if step <= len(old) else None
+            if not leg.state.is_done and new[step - 1] != before:
+                _replace_step(changes, leg, new[step - 1], before)
             continue
         taken = sum(1 for leg in trade.legs if leg.id.startswith(f"tp{step}"))
         leg_id = f"tp{step}" if not taken else f"tp{step}-{taken + 1}"
@@ -232,10 +233,38 @@ def _rebuild_take_profit_legs(changes: Changes, count: int) -> None:
             changes.move_leg(leg, LegTrigger.ARM)
 
 
-def _rearm_stop_loss(changes: Changes, was_trailing: bool) -> None:
+def _replace_step(
+    changes: Changes, leg: Leg, spec: TakeProfitStepSpec, before: TakeProfitStepSpec | None
+) -> None:
+    trade = changes.trade
+    changes.cancel_live_orders(leg)
+    trailing = spec.trailing_percent is not None
+    moved = before is None or (before.price, before.percent, before.trailing_percent) != (
+        spec.price,
+        spec.percent,
+        spec.trailing_percent,
+    )
+    if moved:  # a new target (or trail) is watched afresh
+        leg.trailing_active = False
+        leg.trailing_extreme = None
+    if not trailing and leg.state is LegState.WAITING:
+        changes.move_leg(leg, LegTrigger.DISARM)
+    elif trailing and leg.state in _ARMABLE and trade.state is TradeState.ACTIVE:
+        changes.move_leg(leg, LegTrigger.ARM)
+
+
+_ARMABLE = (LegState.IDLE, LegState.ORDER_PLACED)
+
+
+def _rearm_stop_loss(changes: Changes, old: StopLossSpec | None) -> None:
+    """A new stop level (price or percent) is taken as given, also looser than where
+    breakeven or trailing had moved the stop (DESIGN §2.7): a breakeven move already made is
+    spent, and trailing moves the stop again only from a price beyond the extreme at the
+    edit. An edit that makes the stop trail starts it from the last price at the edit."""
     trade = changes.trade
     leg = trade.stop_loss_leg
-    if trade.spec.stop_loss is None:
+    new = trade.spec.stop_loss
+    if new is None:
         if leg is not None and leg.state is LegState.WAITING:
             leg.breach_since = None
             changes.move_leg(leg, LegTrigger.DISARM, note="removed by an edit")
@@ -244,9 +273,15 @@ def _rearm_stop_loss(changes: Changes, was_trailing: bool) -> None:
         leg = Leg(id="sl", kind=LegKind.STOP_LOSS, state=LegState.IDLE)
         trade.legs.append(leg)
     leg.breach_since = None
-    trailing = trade.spec.stop_loss.trailing_percent is not None
-    if trailing and not was_trailing:
-        leg.trailing_extreme = trade.last_price  # trailing starts from the price at the edit
+    trailing = new.trailing_percent is not None
+    was_trailing = old is not None and old.trailing_percent is not None
+    # Trailing starts from the price at the edit (unless the trade awaits the price that
+    # opened its position, which will start it).
+    unknown = leg.trailing_extreme is None and not trade.awaiting_price
+    if (trailing and not was_trailing) or unknown:
+        leg.trailing_extreme = trade.last_price
+    if old is None or (old.price, old.percent) != (new.price, new.percent):
+        leg.trail_from = leg.trailing_extreme if trailing else None
+        leg.breakeven_spent = any(s.state is LegState.FILLED for s in trade.take_profit_legs)
     if trade.state is TradeState.ACTIVE and leg.state is LegState.IDLE:
-        leg.trailing_extreme = leg.trailing_extreme or trade.last_price
         changes.move_leg(leg, LegTrigger.ARM)

@@ -45,10 +45,11 @@ from smarttrade.domain.messages import (
     Share,
     TimeElapsed,
 )
-from smarttrade.domain.model import CloseReason, Leg, LegKind, SmartTrade
+from smarttrade.domain.model import CloseReason, Leg, LegKind, Order, SmartTrade
+from smarttrade.domain.prices import at_or_before
 from smarttrade.domain.spec import TradeSpec
 from smarttrade.domain.validation import check_spec
-from smarttrade.domain.values import OrderStatus
+from smarttrade.domain.values import OrderStatus, OrderType
 
 
 def create(
@@ -99,7 +100,7 @@ def decide(trade: SmartTrade, input: Input) -> Decision:
     changes = Changes(trade.clone(), input.at)
     _HANDLERS[type(input)](changes, input)
     plan.converge(changes)
-    if isinstance(input, PriceTicked):
+    if isinstance(input, (PriceTicked, *_LEVEL_SETTERS)):
         _exits_see_the_price(changes)
     new = changes.trade
     if changes.changed:
@@ -108,12 +109,18 @@ def decide(trade: SmartTrade, input: Input) -> Decision:
     return Decision(new, tuple(changes.events), tuple(changes.intents), changes.changed)
 
 
+# The actions that set levels: one the last price has already reached acts at once (an
+# action is decided at the current price: the shell shows the trade the latest price first).
+_LEVEL_SETTERS = (Edit, AddFunds, ReduceFunds)
+
+
 def _exits_see_the_price(changes: Changes) -> None:
-    """After a tick, an ACTIVE trade's exits check it again: the decision may have moved a
-    level onto the price (breakeven after a step filled on this tick, say), and such a
-    stop must not wait for another tick, which may never come. (Only after a tick: on other
-    inputs the last price may be older than what the venue already did. A position opened
-    by a tick's own entry order sees that tick again from the runner.)"""
+    """After a tick (or an action that sets levels), an ACTIVE trade's exits check the price
+    again: the decision may have moved a level onto it (breakeven after a step filled on
+    this tick, an edited trailing target already reached), and such a level must not wait
+    for another tick, which may never come. (Not after venue reports: the last price may be
+    older than what the venue already did. A position opened by a tick's own entry order
+    sees that tick again from the runner.)"""
     trade = changes.trade
     if trade.state is TradeState.ACTIVE and trade.last_price is not None:
         watch.on_price(changes, PriceTicked(trade.last_price, changes.at))
@@ -149,6 +156,8 @@ def _on_order_report(changes: Changes, report: OrderReported) -> None:
         OrderStatus.UNKNOWN,
     ):
         changes.emit(EventType.ORDER_PLACED, price=order.price, amount=order.amount, **ids)
+    if new_fills and not changes.trade.state.is_terminal and not _price_seen(changes, order):
+        changes.trade.awaiting_price = True
     if new_fills:
         amount = sum(fill.amount for fill in new_fills)
         price = sum(fill.price * fill.amount for fill in new_fills) / amount
@@ -162,6 +171,16 @@ def _on_order_report(changes: Changes, report: OrderReported) -> None:
             changes.emit(EventType.ORDER_FAILED, message=report.error, **ids)
     if status is OrderStatus.FILLED and changes.trade.last_error:
         changes.set_error("")
+
+
+def _price_seen(changes: Changes, order: Order) -> bool:
+    """Whether the trade has seen a price at which the venue could fill `order`: a market
+    order went out at the last price; a resting limit fills only once the price crosses it,
+    and the tick that did so may reach the trade after the venue's report of the fill."""
+    last = changes.trade.last_price
+    if order.type is not OrderType.LIMIT or order.price is None:
+        return True
+    return last is not None and at_or_before(order.side, last, order.price)
 
 
 def _on_order_missing(changes: Changes, missing: OrderMissing) -> None:

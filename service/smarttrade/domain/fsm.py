@@ -105,7 +105,8 @@ LEG_TRANSITIONS: dict[tuple[LegState, LegTrigger], LegState] = {
     # An edit removed the stop loss (or the trailing) the leg was watching.
     (LegState.WAITING, LegTrigger.DISARM): LegState.IDLE,
     (LegState.WAITING, LegTrigger.CANCEL): LegState.CANCELLED,
-    # An edit made a placed entry conditional again; its order is being cancelled.
+    # An edit made a placed entry conditional again, or a take-profit step trailing; its
+    # order is being cancelled.
     (LegState.ORDER_PLACED, LegTrigger.ARM): LegState.WAITING,
     # A replacement or top-up order (after Add Funds, an edit, a lost order).
     (LegState.ORDER_PLACED, LegTrigger.PLACE): LegState.ORDER_PLACED,

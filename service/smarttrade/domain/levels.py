@@ -11,7 +11,13 @@ Per state (written for BUY; SELL mirrors, which `_Band` does):
 - a trailing entry: a new extreme (it moves) and the release level;
 - a stop loss: its trigger; while a timeout runs, the way back inside (it interrupts), and
   the moment the timeout completes; with trailing, a new extreme (the stop moves);
-- a trailing take profit: its target until reached, then a new extreme and the fire level.
+- a trailing take profit: its target until reached, then a new extreme and the fire level;
+- every resting limit order: its price (a BUY limit when `last <= limit`, a SELL limit when
+  `last >= limit`), so the trade sees the tick at which the venue may fill it, and knows
+  the current price when the fill comes (DESIGN §2.4);
+- once every take-profit step is done: the price below which what is left is dust;
+- the next tick, whatever its price, when the trade awaits the current price (a resting
+  order filled at a tick not yet seen) or its trailing stop has no extreme yet.
 """
 
 from __future__ import annotations
@@ -21,11 +27,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from smarttrade.domain.fsm import LegState, TradeState
-from smarttrade.domain.model import SmartTrade
+from smarttrade.domain.model import ZERO, SmartTrade
+from smarttrade.domain.plan import all_steps_done
 from smarttrade.domain.position import position_of
 from smarttrade.domain.prices import offset, stop_trigger, take_profit_target
 from smarttrade.domain.spec import EntryType
-from smarttrade.domain.values import Side
+from smarttrade.domain.values import OrderType, Side
+
+EVERY_PRICE = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,10 @@ class _Band:
         else:
             self.below = level if self.below is None else max(self.below, level)
 
+    def every_tick(self) -> None:
+        """Wake on the next price, whatever it is (every price is at or above 0)."""
+        self.above = EVERY_PRICE
+
 
 def wake_levels(trade: SmartTrade) -> WakeLevels:
     if trade.state not in (TradeState.PENDING, TradeState.ACTIVE):
@@ -62,11 +75,38 @@ def wake_levels(trade: SmartTrade) -> WakeLevels:
     side = trade.spec.side
     band = _Band(side)
     _entry(trade, band)
+    _resting_orders(trade, band)
     at = None
     if trade.state is TradeState.ACTIVE:
         at = _stop_loss(trade, band)
         _trailing_take_profit(trade, band)
+        _dust(trade, band)
+    if trade.awaiting_price:
+        band.every_tick()
     return WakeLevels(band.below, band.above, at)
+
+
+def _resting_orders(trade: SmartTrade, band: _Band) -> None:
+    """The price of every live limit order: the venue fills it at a tick beyond it."""
+    for leg in trade.legs:
+        for order in leg.live_orders:
+            if order.type is not OrderType.LIMIT or order.price is None:
+                continue
+            if leg.kind.is_entry_side:
+                band.low(order.price)  # BUY terms: a buy limit fills when last <= limit
+            else:
+                band.high(order.price)
+
+
+def _dust(trade: SmartTrade, band: _Band) -> None:
+    """Every step done, a tradable remainder left: it becomes dust (and the trade closes)
+    once `remainder x last` is below the market's minimum cost, on either side."""
+    if not all_steps_done(trade):
+        return
+    market = trade.market
+    held = market.round_amount(max(position_of(trade).units_held, ZERO))
+    if held > 0 and market.min_cost > 0:
+        _raw_low(band, trade.spec.side, market.min_cost / held)
 
 
 def _entry(trade: SmartTrade, band: _Band) -> None:
@@ -97,8 +137,11 @@ def _stop_loss(trade: SmartTrade, band: _Band) -> datetime | None:
     trigger = stop_trigger(trade, position_of(trade).average_entry_price)
     if trigger is not None:
         band.low(trigger)
-    if spec.trailing_percent is not None and leg.trailing_extreme is not None:
-        band.high(leg.trailing_extreme)  # a new best price moves the stop
+    if spec.trailing_percent is not None:
+        if leg.trailing_extreme is None:
+            band.every_tick()  # the first price since the position opened starts it
+        else:
+            band.high(leg.trailing_extreme)  # a new best price moves the stop
     if leg.breach_since is not None and spec.timeout is not None and trigger is not None:
         band.high(trigger)  # going back inside interrupts the timeout
         return leg.breach_since + spec.timeout

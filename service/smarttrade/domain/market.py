@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,11 @@ class Market:
     def round_amount(self, amount: Decimal) -> Decimal:
         steps = (amount / self.amount_step).to_integral_value(rounding=ROUND_DOWN)
         return (steps * self.amount_step).normalize() if steps else Decimal(0)
+
+    def round_amount_up(self, amount: Decimal) -> Decimal:
+        """Up to the lot: a buy that must deliver at least `amount`."""
+        steps = (amount / self.amount_step).to_integral_value(rounding=ROUND_UP)
+        return (steps * self.amount_step).normalize() if steps > 0 else Decimal(0)
 
     def round_price(self, price: Decimal) -> Decimal:
         ticks = (price / self.price_tick).to_integral_value(rounding=ROUND_HALF_UP)

@@ -113,6 +113,10 @@ class Leg:
     trailing_active: bool = False
     trailing_extreme: Decimal | None = None
     breach_since: datetime | None = None  # stop loss: beyond the trigger since, for the timeout
+    # Stop loss, after an edit set a new level: trailing moves it again only from a price
+    # beyond this extreme, and a breakeven move made before the edit is spent.
+    trail_from: Decimal | None = None
+    breakeven_spent: bool = False
     open_now: bool = False  # entry: execute the rest at market now (Open Now)
     # Add Funds / Reduce Funds parameters:
     order_type: OrderType = OrderType.MARKET
@@ -149,6 +153,12 @@ class SmartTrade:
     `reference_price` is the last price when the trade was created (or its entry last
     edited): the side a conditional trigger is approached from. `exit_leg_id` names the leg
     that carries the market exit while CLOSING.
+
+    `awaiting_price`: a resting limit order of the trade filled at a price the trade has not
+    seen (the venue's report came before the tick that filled it, or that tick was never
+    delivered): `last_price` is from before the fill. What depends on the current price (the
+    first extreme of a trailing stop, whether a remainder is dust) waits for the next tick,
+    and the trade wakes on it (DESIGN §2.4).
     """
 
     id: str
@@ -168,6 +178,7 @@ class SmartTrade:
     last_error: str = ""
     exit_leg_id: str | None = None
     version: int = 0
+    awaiting_price: bool = False
 
     def leg(self, leg_id: str) -> Leg:
         for leg in self.legs:

@@ -9,8 +9,9 @@ concerns an order that already exists.
 
 Rules that the spec leaves open, decided here:
 - Take-profit orders follow the position as it fills: a step is topped up by an extra order
-  when its allocation grows by a tradable amount, and replaced when its target moves or its
-  allocation shrinks (see `take_profit`).
+  when its allocation grows by a tradable amount while the entry fills, replaced for the new
+  volume when Add Funds grew it (once every entry-side leg is done), and replaced when its
+  target moves or its allocation shrinks (see `take_profit`).
 - The exit orders working never ask for more than is held: a top-up waits while another
   exit order's cancel is in flight (it may still fill), so the coins are never sold twice.
 - A step with nothing tradable to do waits while an entry-side leg is not done (a working
@@ -40,7 +41,13 @@ from smarttrade.domain.changes import Changes
 from smarttrade.domain.fsm import LegState, LegTrigger, TradeState, TradeTrigger
 from smarttrade.domain.messages import EventType
 from smarttrade.domain.model import ZERO, CloseReason, Leg, LegKind, Order, SmartTrade
-from smarttrade.domain.position import Position, position_of
+from smarttrade.domain.position import (
+    Position,
+    delivered,
+    exit_size,
+    exited_units,
+    position_of,
+)
 from smarttrade.domain.prices import stop_trigger
 from smarttrade.domain.spec import EntryType
 from smarttrade.domain.take_profit import plan_steps
@@ -88,10 +95,12 @@ def _open_position(changes: Changes) -> None:
     """The first entry-side fill: the trade becomes ACTIVE and its exits start working."""
     trade = changes.trade
     changes.move_trade(TradeTrigger.ENTRY_FILLED)
-    last = trade.last_price
     stop = trade.stop_loss_leg
     if stop is not None and trade.spec.stop_loss is not None and stop.state is LegState.IDLE:
-        stop.trailing_extreme = last
+        # The best price since the position opened starts at the price that opened it: the
+        # last price, unless a resting entry filled at a tick the trade has not seen yet
+        # (then that tick, which is the next one the trade sees, starts it).
+        stop.trailing_extreme = None if trade.awaiting_price else trade.last_price
         changes.move_leg(stop, LegTrigger.ARM)
     for leg in trade.take_profit_legs:
         spec = trade.spec.take_profit[leg.step - 1]
@@ -117,6 +126,8 @@ def _progress_sized_legs(changes: Changes) -> None:
         if leg.state.is_done or leg.id == trade.exit_leg_id:
             continue
         filled = leg.filled
+        if leg.kind is LegKind.REDUCE_FUNDS:  # its size is what leaves the position
+            filled = exited_units(leg.orders, trade.market.base)
         if leg.amount is not None and filled >= leg.amount:
             # A replacement may still be working when the order it replaced turns out filled
             # after all (a cancel that raced a fill): the leg is complete, so it goes.
@@ -245,10 +256,11 @@ def _plan_reduce(changes: Changes, position: Position) -> None:
     if busy or leg.live_orders:
         return
     price = trade.last_price or position.average_entry_price or ZERO
-    held = trade.market.round_amount(position.units_held)
-    _keep_sized_leg_working(
-        changes, leg, OrderType.MARKET, None, min(leg.amount - leg.filled, held), price
-    )
+    # In units of the position (a spot SELL's buy-back delivers net of its base fee), then
+    # the order that takes them off: grossed up for the fee, as every buy-back (§2.9).
+    wanted = min(leg.amount - exited_units(leg.orders, trade.market.base), position.units_held)
+    size = exit_size(trade, wanted, OrderType.MARKET)
+    _keep_sized_leg_working(changes, leg, OrderType.MARKET, None, size, price)
 
 
 def _plan_take_profit(changes: Changes, position: Position) -> None:
@@ -258,10 +270,20 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
     # More may still come in while an entry-side leg is not done (a working or partly
     # filled order, a condition not yet met): a step with nothing tradable waits for it.
     entry_settled = all(leg.state.is_done for leg in trade.legs if leg.kind.is_entry_side)
+    funds_added = any(leg.filled for leg in trade.legs_of(LegKind.ADD_FUNDS))
     # Never commit more to exit orders than is held, counting orders whose cancel is in
     # flight (they may still fill): a re-allocated step waits for the cancels to be answered.
-    budget = market.round_amount(max(position.units_held, ZERO)) - sum(
-        (leg.live_remaining for leg in trade.legs if not leg.kind.is_entry_side), ZERO
+    # Counted in what the orders take off the position, to the lot (a spot SELL's buy-back
+    # is grossed up for its base fee and rounded up: it takes off under a lot more than it
+    # was sized for, see `exit_size`).
+    budget = max(position.units_held, ZERO) - sum(
+        (
+            market.round_amount(delivered(trade, order.remaining, order.type))
+            for leg in trade.legs
+            if not leg.kind.is_entry_side
+            for order in leg.live_orders
+        ),
+        ZERO,
     )
     for plan in plans:
         leg = plan.leg
@@ -271,18 +293,25 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
         if any(order.cancel_requested for order in live):
             continue
         stale = [order for order in live if order.price != plan.target]
-        if stale or leg.live_remaining > plan.remaining:
+        if stale or leg.live_remaining > exit_size(trade, plan.remaining, OrderType.LIMIT):
             changes.cancel_live_orders(leg)
             continue
         refused = [order for order in leg.orders if order.status is OrderStatus.REJECTED]
         if refused:
             _step_refused(changes, leg, refused[-1])
             continue
-        top_up = market.round_amount(plan.remaining - leg.live_remaining)
+        # What the live orders do not cover yet, in units of the position, and the order
+        # that covers it (one order per step: a spot SELL's is grossed up for its fee).
+        need = plan.remaining - delivered(trade, leg.live_remaining, OrderType.LIMIT)
+        top_up = exit_size(trade, need, OrderType.LIMIT)
         if top_up > 0 and market.is_tradable(top_up, plan.target):
-            if top_up <= budget:
+            if live and entry_settled and funds_added:
+                # Grown by Add Funds: the order is replaced for the new volume rather than
+                # topped up (DESIGN §2.4).
+                changes.cancel_live_orders(leg)
+            elif need <= budget:
                 changes.place(leg, OrderType.LIMIT, top_up, plan.target)
-                budget -= top_up
+                budget -= need
         elif not live and entry_settled:
             if plan.exited > 0:
                 changes.move_leg(leg, LegTrigger.FILL)
@@ -290,12 +319,19 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
                 changes.move_leg(leg, LegTrigger.CANCEL, note="its volume went to another step")
         if leg.filled and leg.state is LegState.ORDER_PLACED:
             changes.move_leg(leg, LegTrigger.PARTIAL_FILL)
-    steps = trade.take_profit_legs
-    if steps and all(step.state.is_done for step in steps) and trade.state is TradeState.ACTIVE:
+    # Whether what is left is dust depends on the current price: not judged at a price from
+    # before a fill the trade has not seen the tick of (the next tick judges it).
+    if all_steps_done(trade) and not trade.awaiting_price:
         held = market.round_amount(max(position_of(trade).units_held, ZERO))
         if not market.is_tradable(held, trade.last_price or position.average_entry_price or ZERO):
             trade.close_reason = CloseReason.TAKE_PROFIT
             _finish(changes)
+
+
+def all_steps_done(trade: SmartTrade) -> bool:
+    """An ACTIVE trade whose take-profit steps are all done: only a remainder may be left."""
+    steps = trade.take_profit_legs
+    return bool(steps) and all(s.state.is_done for s in steps) and trade.state is TradeState.ACTIVE
 
 
 def _step_refused(changes: Changes, leg: Leg, order: Order) -> None:
@@ -334,11 +370,13 @@ def _plan_exit(changes: Changes, position: Position) -> None:
         changes.move_trade(TradeTrigger.REJECTED)
         _cancel_remaining_legs(changes)
         return
-    amount = trade.market.round_amount(position.units_held)
     stop = trade.spec.stop_loss
     limit = None
     if exit_leg.kind is LegKind.STOP_LOSS and stop and stop.order_type is OrderType.LIMIT:
         limit = _on_tick(trade, stop.limit_price)
+    # One order for all that is left; a spot SELL's buy-back grossed up for its fee (§2.9).
+    order_type = OrderType.MARKET if limit is None else OrderType.LIMIT
+    amount = exit_size(trade, position.units_held, order_type)
     # Tradable at the price the order will carry: a stop-limit's own limit, else the market.
     price = limit or trade.last_price or position.average_entry_price or ZERO
     if amount > 0 and trade.market.is_tradable(amount, price):

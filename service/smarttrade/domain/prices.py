@@ -66,7 +66,9 @@ def stop_trigger(trade: SmartTrade, average: Decimal | None) -> Decimal | None:
     filled) and the trailing level below the best price since the position opened.
 
     Breakeven is "the first take-profit step to complete", whichever step that is: with
-    targets in order it is step 1.
+    targets in order it is step 1. After an edit set a new level, it stands as given: a
+    breakeven move made before the edit is spent, and the trailing level counts again only
+    once the price has gone beyond the extreme at the edit (DESIGN §2.7).
     """
     stop = trade.spec.stop_loss
     leg = trade.stop_loss_leg
@@ -80,11 +82,17 @@ def stop_trigger(trade: SmartTrade, average: Decimal | None) -> Decimal | None:
     if (
         stop.move_to_breakeven
         and average is not None
+        and not leg.breakeven_spent
         and any(step.state is LegState.FILLED for step in trade.take_profit_legs)
     ):
         candidates.append(average)
-    if stop.trailing_percent is not None and leg.trailing_extreme is not None:
-        candidates.append(offset(side, leg.trailing_extreme, -stop.trailing_percent))
+    extreme = leg.trailing_extreme
+    if (
+        stop.trailing_percent is not None
+        and extreme is not None
+        and (leg.trail_from is None or side.sign * (extreme - leg.trail_from) > 0)
+    ):
+        candidates.append(offset(side, extreme, -stop.trailing_percent))
     if not candidates:
         return None
     return trade.market.round_price(best(side, *candidates))

@@ -14,12 +14,18 @@ no other step's, so no resting order is ever re-placed because another one fille
 The steps not yet done ("open") must together exit `T = units held + units they exited`;
 their nominal shares add up to N.
 - T = N: each open step works its nominal share.
-- T > N: the done steps left something unsold (a remainder below the market minimum, base
-  fees on a SELL trade's buy-back, a step the venue refused, or funds added after a step was
-  done): the last open step takes the excess, as the last step sells whatever remains.
+- T > N: funds were added after a step was done, or the done steps left something unsold
+  (a remainder below the market minimum, a step the venue refused, base fees a SELL trade's
+  buy-back could not foresee): the open steps share the excess by volume (DESIGN §2.7: Add
+  Funds after a fill spreads the added units over the unfilled steps in proportion), each
+  rounded down to the lot, the last taking the remainder, as the last step sells whatever
+  remains. (Then a step completing may move a later step's share by a lot's rounding.)
 - T < N: the position shrank (Reduce Funds, or a step that sold more than its share): the
   open steps share T by volume, rounded down to the lot, the last taking the remainder, so
   every target's volume scales down alike.
+A spot SELL's done step that bought back beyond its share because its order was rounded up
+to the lot (the surplus, DESIGN §2.9) counts as having exited just its share: the surplus
+changes no other step's share.
 A step whose remaining part cannot be traded (below the market's minimum amount or cost)
 hands it to the next step (the last hands it back to the previous one), so no rule ever
 produces a dust order.
@@ -32,8 +38,9 @@ from decimal import Decimal
 from itertools import pairwise
 
 from smarttrade.domain.model import ZERO, Leg, SmartTrade
-from smarttrade.domain.position import Position, exited_units
+from smarttrade.domain.position import Position, base_fee_rate, exited_units
 from smarttrade.domain.prices import take_profit_target
+from smarttrade.domain.values import OrderType
 
 
 @dataclass(slots=True)
@@ -57,13 +64,27 @@ def plan_steps(trade: SmartTrade, position: Position) -> list[StepPlan]:
         return []
     specs = trade.spec.take_profit
     exited = {leg.id: exited_units(leg.orders, trade.market.base) for leg in steps}
-    held = max(position.units_held, ZERO)
+    held = position.units_held - position.surplus  # what a surplus bought counts here
     shares = _nominal_shares(trade, steps, held + sum(exited.values(), ZERO))
+    # What a done step's buy-backs bought beyond its share by rounding up to the lot is the
+    # surplus (DESIGN §2.9): it leaves the other steps' shares as they were (no order is
+    # re-placed because another step filled).
+    held += sum(
+        (
+            _rounded_up(trade, leg, exited[leg.id] - shares[leg.id])
+            for leg in steps
+            if leg.state.is_done
+        ),
+        ZERO,
+    )
+    held = max(held, ZERO)
     owed = held + sum((exited[leg.id] for leg in open_steps), ZERO)
     nominal = sum((shares[leg.id] for leg in open_steps), ZERO)
     if owed >= nominal:
-        allocations = [shares[leg.id] for leg in open_steps]
-        allocations[-1] += owed - nominal
+        excess = _split_by_volume(trade, open_steps, owed - nominal)
+        allocations = [
+            shares[leg.id] + extra for leg, extra in zip(open_steps, excess, strict=True)
+        ]
     else:
         allocations = _split_by_volume(trade, open_steps, owed)
     average = position.average_entry_price
@@ -79,6 +100,15 @@ def plan_steps(trade: SmartTrade, position: Position) -> list[StepPlan]:
     ]
     _hand_on_dust(trade, plans)
     return plans
+
+
+def _rounded_up(trade: SmartTrade, leg: Leg, beyond: Decimal) -> Decimal:
+    """What a done step bought beyond its share by its spot SELL buy-backs' rounding up to
+    the lot: under one lot per order that filled (more is a step that exited too much)."""
+    if beyond <= 0 or not base_fee_rate(trade, OrderType.LIMIT):
+        return ZERO
+    orders = sum(1 for order in leg.orders if order.fills)
+    return min(beyond, trade.market.amount_step * orders)
 
 
 def _nominal_shares(trade: SmartTrade, steps: list[Leg], pool: Decimal) -> dict[str, Decimal]:

@@ -7,15 +7,23 @@ rules, checked against the market's precision and limits.
 Prices are checked as they will be sent, rounded to the market's tick: a price that rounds
 to zero is refused, and a target must be beyond the entry after rounding (a BUY limit entry
 at 50,000 with a target of 50,000.004 on a 0.01 tick would sell at its own entry price).
+
+For an edit of an ACTIVE trade (DESIGN §2.7) "the entry" is the average entry price, not the
+price the entry settings name (a conditional's trigger, a limit): targets stay beyond it;
+the stop may lie on either side of it (moved into profit it locks the profit in), but not
+where the last price has already crossed it, which would fire it on the spot.
+
+Prices and sizes in messages are plain decimals ("990", never "9.9E+2").
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.market import Market
-from smarttrade.domain.prices import at_or_beyond
+from smarttrade.domain.prices import at_or_before, at_or_beyond, offset
 from smarttrade.domain.spec import (
     MAX_TAKE_PROFIT_STEPS,
     EntrySpec,
@@ -26,7 +34,7 @@ from smarttrade.domain.spec import (
     TakeProfitStepSpec,
     TradeSpec,
 )
-from smarttrade.domain.values import OrderType, Side
+from smarttrade.domain.values import OrderType, Side, plain
 
 HUNDRED = Decimal(100)
 
@@ -50,25 +58,47 @@ def entry_units(entry: EntrySpec, market: Market, price: Decimal) -> Decimal:
     return market.round_amount(entry.total / price)
 
 
-def check_spec(spec: TradeSpec, market: Market, reference_price: Decimal) -> None:
-    """Raise `InvalidSpec` naming every bad field. `reference_price` is where targets must be
-    beyond: the expected entry price (PENDING) or the average entry price (ACTIVE)."""
-    violations = spec_violations(spec, market, reference_price)
+@dataclass(frozen=True, slots=True)
+class OpenPosition:
+    """What the exits of an ACTIVE trade are checked against when they are edited."""
+
+    average_entry_price: Decimal
+    last_price: Decimal | None
+
+
+def check_spec(
+    spec: TradeSpec,
+    market: Market,
+    reference_price: Decimal,
+    position: OpenPosition | None = None,
+) -> None:
+    """Raise `InvalidSpec` naming every bad field. `reference_price` is the last price the
+    entry's size is converted at (PENDING); `position` is the open position of an ACTIVE
+    trade, whose average entry the exits are checked against."""
+    violations = spec_violations(spec, market, reference_price, position)
     if violations:
         raise InvalidSpec(violations)
 
 
 def spec_violations(
-    spec: TradeSpec, market: Market, reference_price: Decimal
+    spec: TradeSpec,
+    market: Market,
+    reference_price: Decimal,
+    position: OpenPosition | None = None,
 ) -> list[FieldViolation]:
     out: list[FieldViolation] = []
     entry_price = entry_price_estimate(spec.entry, reference_price)
     _check_entry(spec.entry, market, entry_price, out)
+    if position is not None:
+        entry_price = position.average_entry_price
     entry_price = market.round_price(entry_price)
     _check_take_profit(spec.take_profit, spec.side, market, entry_price, out)
     if spec.stop_loss is not None:
         stop = spec.stop_loss
-        _check_stop_loss(stop, spec.side, market, entry_price, len(spec.take_profit), out)
+        active = position is not None
+        _check_stop_loss(stop, spec.side, market, entry_price, len(spec.take_profit), out, active)
+        if position is not None and not out:
+            _check_stop_not_crossed(stop, spec.side, market, position, out)
     _check_leverage(spec.leverage, out)
     return out
 
@@ -85,7 +115,9 @@ def _price(value: Decimal | None, field: str, market: Market, out: list[FieldVio
     if not _positive(value, field, out) or value is None:
         return False
     if market.round_price(value) <= 0:
-        out.append(FieldViolation(field, f"must be at least the tick size {market.price_tick}"))
+        out.append(
+            FieldViolation(field, f"must be at least the tick size {plain(market.price_tick)}")
+        )
         return False
     return True
 
@@ -139,14 +171,20 @@ def _check_entry(
         field = "entry.units" if entry.units is not None else "entry.total"
         if units <= 0 or units < market.min_amount:
             out.append(
-                FieldViolation(field, f"is below the market minimum of {market.min_amount} base")
+                FieldViolation(
+                    field, f"is below the market minimum of {plain(market.min_amount)} base"
+                )
             )
         elif units * price < market.min_cost:
             out.append(
-                FieldViolation(field, f"is below the market minimum cost of {market.min_cost}")
+                FieldViolation(
+                    field, f"is below the market minimum cost of {plain(market.min_cost)}"
+                )
             )
         elif market.max_amount is not None and units > market.max_amount:
-            out.append(FieldViolation(field, f"is above the market maximum {market.max_amount}"))
+            out.append(
+                FieldViolation(field, f"is above the market maximum {plain(market.max_amount)}")
+            )
 
 
 def _beyond(side: Side, price: Decimal | None, entry_price: Decimal) -> bool:
@@ -184,7 +222,9 @@ def _check_take_profit(
         ):
             where = "above" if side is Side.BUY else "below"
             out.append(
-                FieldViolation(f"{path}.price", f"must be {where} the entry price {entry_price}")
+                FieldViolation(
+                    f"{path}.price", f"must be {where} the entry price {plain(entry_price)}"
+                )
             )
         if _positive(step.percent, f"{path}.percent", out) and side is Side.SELL:
             _percent(step.percent, f"{path}.percent", out)
@@ -206,6 +246,7 @@ def _check_stop_loss(
     entry_price: Decimal,
     step_count: int,
     out: list[FieldViolation],
+    active: bool = False,
 ) -> None:
     if (stop.price is None) == (stop.percent is None):
         out.append(FieldViolation("stop_loss.price", "exactly one of price or percent"))
@@ -213,11 +254,14 @@ def _check_stop_loss(
     if (
         price_ok
         and stop.price
+        and not active
         and not _beyond(side.opposite, market.round_price(stop.price), entry_price)
     ):
         where = "below" if side is Side.BUY else "above"
         out.append(
-            FieldViolation("stop_loss.price", f"must be {where} the entry price {entry_price}")
+            FieldViolation(
+                "stop_loss.price", f"must be {where} the entry price {plain(entry_price)}"
+            )
         )
     if _positive(stop.percent, "stop_loss.percent", out) and side is Side.BUY:
         _percent(stop.percent, "stop_loss.percent", out)
@@ -237,6 +281,31 @@ def _check_stop_loss(
     if stop.move_to_breakeven and step_count < 2:
         out.append(
             FieldViolation("stop_loss.move_to_breakeven", "needs at least 2 take-profit steps")
+        )
+
+
+def _check_stop_not_crossed(
+    stop: StopLossSpec,
+    side: Side,
+    market: Market,
+    position: OpenPosition,
+    out: list[FieldViolation],
+) -> None:
+    """An edited stop of an ACTIVE trade must not be where the last price already is."""
+    last = position.last_price
+    if stop.price is not None:
+        level, field = market.round_price(stop.price), "stop_loss.price"
+    elif stop.percent is not None:
+        below = offset(side, position.average_entry_price, -stop.percent)
+        level, field = market.round_price(below), "stop_loss.percent"
+    else:
+        return
+    if last is not None and at_or_before(side, last, level):
+        where = "below" if side is Side.BUY else "above"
+        out.append(
+            FieldViolation(
+                field, f"puts the stop at {plain(level)}, not {where} the last price {plain(last)}"
+            )
         )
 
 

@@ -67,3 +67,8 @@ class Balance:
     @property
     def total(self) -> Decimal:
         return self.free + self.locked
+
+
+def plain(value: Decimal) -> str:
+    """A decimal as people write it in a message: "990", "0.00001", never "9.9E+2"."""
+    return f"{value.normalize():f}"

@@ -43,6 +43,9 @@ def on_price(changes: Changes, tick: PriceTicked) -> None:
     if trade.state.is_terminal:
         return
     trade.last_price = tick.price
+    if trade.awaiting_price:
+        trade.awaiting_price = False  # the current price is known again
+        changes.dirty = True
     if trade.state is TradeState.PENDING:
         _watch_entry(changes, tick.price)
     elif trade.state is TradeState.ACTIVE:

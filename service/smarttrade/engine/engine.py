@@ -304,6 +304,7 @@ class Engine:
             executor=self._executor,
             clock=self._clock,
             on_change=self._on_change,
+            latest_price=lambda: self.last_price(trade.id),
         )
 
     async def launch(self, decision: Decision, request: RequestRecord | None = None) -> SmartTrade:

@@ -21,10 +21,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from smarttrade.domain.decide import decide
 from smarttrade.domain.fsm import LegState, TradeState
 from smarttrade.domain.messages import (
+    ACTION_OF,
     CancelOrder,
     Decision,
     ErrorRecorded,
@@ -71,8 +73,10 @@ class TradeRunner:
         executor: Executor,
         clock: Callable[[], datetime],
         on_change: Callable[[TradeRunner], None],
+        latest_price: Callable[[], Decimal | None] = lambda: None,
     ) -> None:
         self.trade = trade
+        self._latest_price = latest_price
         self.lock = asyncio.Lock()
         self._exchange = exchange
         self._unit_of_work = unit_of_work
@@ -109,6 +113,8 @@ class TradeRunner:
         async with self.lock:
             if etag and etag != self.trade.etag:
                 raise EtagMismatch(f"smartTrades/{self.trade.id}")
+            if callable(input) or type(input) in ACTION_OF:
+                await self._see_latest_price()
             if callable(input):
                 input = input(self.trade)
             opening = self.trade.state is TradeState.PENDING
@@ -121,6 +127,14 @@ class TradeRunner:
             finally:
                 self._request = None
             return self.trade
+
+    async def _see_latest_price(self) -> None:
+        """An action is decided at the current price (DESIGN §2.7), and a trade is shown
+        only the ticks that leave its wake band: show it the venue's latest price first."""
+        price = self._latest_price()
+        if price is not None and price != self.trade.last_price:
+            await self._apply(PriceTicked(price, self._clock()), ())
+            await self._drive(deque())
 
     async def _exits_see(self, tick: PriceTicked) -> None:
         """The tick opened the position (its entry order filled at once): the new exits see

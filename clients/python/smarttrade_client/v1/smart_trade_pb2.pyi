@@ -925,6 +925,7 @@ class Position(_message.Message):
     UNREALIZED_PNL_FIELD_NUMBER: _builtins.int
     LAST_PRICE_FIELD_NUMBER: _builtins.int
     FEES_FIELD_NUMBER: _builtins.int
+    SURPLUS_FIELD_NUMBER: _builtins.int
     units_bought: _builtins.str
     """Base units bought by entry and Add Funds fills (net of fees paid in base)."""
     cost: _builtins.str
@@ -936,13 +937,23 @@ class Position(_message.Message):
     proceeds: _builtins.str
     """Quote received for exits."""
     units_held: _builtins.str
-    """Base units held now: units_bought - units_sold."""
+    """Base units held now (owed, for SELL): units_bought - units_sold, never
+    below 0 (see surplus).
+    """
     realized_pnl: _builtins.str
     """proceeds - average_entry_price x units_sold - fees paid in quote."""
     unrealized_pnl: _builtins.str
     """(last_price - average_entry_price) x units_held, sign mirrored for SELL."""
     last_price: _builtins.str
     """The last price used for unrealized_pnl."""
+    surplus: _builtins.str
+    """Base units the exits brought in beyond the position, left in the account:
+    a spot SELL trade buys back each share N in one order of N / (1 - fee
+    rate) rounded up to the lot, so that its fee (paid in base) leaves nothing
+    owed; what the rounding bought beyond N is this surplus (under one lot
+    per order). Its cost is part of the buy-backs', so realized_pnl is the
+    quote the trade made. "0" for BUY trades.
+    """
     @_builtins.property
     def fees(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeeTotal]:
         """Fees paid, per currency."""
@@ -960,10 +971,11 @@ class Position(_message.Message):
         unrealized_pnl: _builtins.str = ...,
         last_price: _builtins.str = ...,
         fees: _abc.Iterable[Global___FeeTotal] | None = ...,
+        surplus: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_entry_price", b"average_entry_price", "cost", b"cost", "fees", b"fees", "last_price", b"last_price", "proceeds", b"proceeds", "realized_pnl", b"realized_pnl", "units_bought", b"units_bought", "units_held", b"units_held", "units_sold", b"units_sold", "unrealized_pnl", b"unrealized_pnl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_entry_price", b"average_entry_price", "cost", b"cost", "fees", b"fees", "last_price", b"last_price", "proceeds", b"proceeds", "realized_pnl", b"realized_pnl", "surplus", b"surplus", "units_bought", b"units_bought", "units_held", b"units_held", "units_sold", b"units_sold", "unrealized_pnl", b"unrealized_pnl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
