@@ -6,7 +6,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -217,16 +217,8 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
             states=tuple(state for state in states if state is not None),
             symbol=request.symbol,
             account_id=account_id,
-            created_from=(
-                request.create_time_start.ToDatetime(tzinfo=UTC)
-                if request.HasField("create_time_start")
-                else None
-            ),
-            created_before=(
-                request.create_time_end.ToDatetime(tzinfo=UTC)
-                if request.HasField("create_time_end")
-                else None
-            ),
+            created_from=parse.timestamp(request, "create_time_start"),
+            created_before=parse.timestamp(request, "create_time_end"),
         )
         page = await self._trades.list(tenant(), where, request.page_size, request.page_token)
         return service_pb.ListSmartTradesResponse(
@@ -372,11 +364,13 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         self, request: service_pb.ShareSmartTradeRequest, context: Context
     ) -> service_pb.ShareSmartTradeResponse:
         trade_id = parse.name_id(request.name, TRADES)
-        ttl = None
-        if request.HasField("ttl"):
-            ttl = request.ttl.ToTimedelta()
-            if ttl <= timedelta(0) or ttl > timedelta(days=3650):
-                raise InvalidSpec([FieldViolation("ttl", "must be positive, at most 10 years")])
+        ttl = parse.duration(
+            request,
+            "ttl",
+            rule="must be positive, at most 10 years",
+            minimum=timedelta.resolution,
+            maximum=timedelta(days=3650),
+        )
 
         async def perform(claim: Claim) -> service_pb.ShareSmartTradeResponse:
             shared = await self._shares.share(tenant(), trade_id, ttl, claim)
@@ -441,13 +435,13 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
             trade_id = parse.name_id(request.name, TRADES) if request.name else None
             if request.after_sequence < 0:
                 raise InvalidSpec([FieldViolation("after_sequence", "must not be negative")])
-            heartbeat = DEFAULT_HEARTBEAT
-            if request.HasField("heartbeat_interval"):
-                heartbeat = request.heartbeat_interval.ToTimedelta().total_seconds()
-                if heartbeat < 1:
-                    raise InvalidSpec(
-                        [FieldViolation("heartbeat_interval", "must be at least 1 second")]
-                    )
+            interval = parse.duration(
+                request,
+                "heartbeat_interval",
+                rule="must be at least 1 second",
+                minimum=timedelta(seconds=1),
+            )
+            heartbeat = interval.total_seconds() if interval else DEFAULT_HEARTBEAT
             if trade_id is not None:
                 await self._trades.get(tenant(), trade_id)  # NOT_FOUND before the stream
             items = self._watch.watch(tenant(), trade_id, request.after_sequence, heartbeat)

@@ -1,0 +1,187 @@
+"""What a fuzzer that is not ours sent, over gRPC to the real service: out-of-range timestamps
+and durations, other scripts' digits, megabyte values quoted back, undecodable bytes, a cursor
+from the future. Each is a client error naming the field, never INTERNAL, UNKNOWN or a
+silent stream."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
+from smarttrade.v1 import paper_market_service_pb2 as paper_pb
+from smarttrade.v1 import smart_trade_pb2 as pb
+from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
+from tests.support.service import Client, Service, rich_error
+
+BTC = "BTC/USDT"
+YEAR_10000 = 253_402_300_800
+BEFORE_YEAR_1 = -62_135_596_801
+BAD_TIMESTAMPS = [(0, -1), (0, 10**9), (YEAR_10000, 0), (BEFORE_YEAR_1, 0), (2**63 - 1, 0)]
+BAD_DURATIONS = [(60, -1), (0, 10**9), (10**15, 0), (2**63 - 1, 0), (-(2**63), 0)]
+CLIENT_ERRORS = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.NOT_FOUND,
+}
+SERVICES = [
+    trades_pb.DESCRIPTOR.services_by_name["SmartTradeService"],
+    accounts_pb.DESCRIPTOR.services_by_name["ExchangeAccountService"],
+    paper_pb.DESCRIPTOR.services_by_name["PaperMarketService"],
+]
+
+
+def request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def limit_buy(account: str) -> pb.SmartTrade:
+    return pb.SmartTrade(
+        account=account,
+        symbol=BTC,
+        side=pb.SIDE_BUY,
+        entry=pb.Entry(type=pb.ENTRY_TYPE_LIMIT, units="0.1", limit_price="90"),
+        stop_loss=pb.StopLoss(price="80", timeout=Duration(seconds=5)),
+    )
+
+
+async def call(client: Client, method: str, request: Message) -> grpc.aio.AioRpcError | None:
+    """The call's error, or None when it answered OK (a stream: its first message)."""
+    for stub in (client.trades, client.accounts, client.paper):
+        if hasattr(stub, method):
+            rpc = getattr(stub, method)
+    try:
+        if method == "WatchSmartTrades":
+            stream = rpc(request, metadata=client.metadata, timeout=10)
+            await stream.read()
+            stream.cancel()
+        else:
+            await rpc(request, metadata=client.metadata, timeout=10)
+    except grpc.aio.AioRpcError as error:
+        return error
+    return None
+
+
+def time_fields(descriptor: Descriptor, prefix: str = "", depth: int = 0) -> Iterator[str]:
+    """Paths to every Timestamp and Duration a request can carry (one element into lists)."""
+    for field in descriptor.fields:
+        kind = field.message_type
+        if kind is None or kind.GetOptions().map_entry:
+            continue
+        path = f"{prefix}{field.name}"
+        if kind.full_name in (Timestamp.DESCRIPTOR.full_name, Duration.DESCRIPTOR.full_name):
+            yield path
+        elif depth < 5:
+            yield from time_fields(kind, f"{path}.", depth + 1)
+
+
+def with_value(request: Message, path: str, seconds: int, nanos: int) -> Message:
+    changed = copy.deepcopy(request)
+    target: Any = changed
+    *parents, leaf = path.split(".")
+    for name in parents:
+        field = target.DESCRIPTOR.fields_by_name[name]
+        target = getattr(target, name)
+        if field.is_repeated:
+            target = target[0] if len(target) else target.add()
+    getattr(target, leaf).seconds = seconds
+    getattr(target, leaf).nanos = nanos
+    return changed
+
+
+async def valid_requests(client: Client) -> dict[str, Message]:
+    """A request per RPC that the service would accept, to change one field of."""
+    account = await client.paper_account(USDT="100000")
+    await client.set_price(BTC, "100")
+    trade = await client.create(limit_buy(account))
+    return {
+        "CreateSmartTrade": trades_pb.CreateSmartTradeRequest(
+            smart_trade=limit_buy(account), request_id=request_id()
+        ),
+        "ListSmartTrades": trades_pb.ListSmartTradesRequest(),
+        "UpdateSmartTrade": trades_pb.UpdateSmartTradeRequest(
+            smart_trade=pb.SmartTrade(name=trade.name, stop_loss=limit_buy(account).stop_loss),
+            update_mask=FieldMask(paths=["stop_loss"]),
+            request_id=request_id(),
+        ),
+        "ShareSmartTrade": trades_pb.ShareSmartTradeRequest(
+            name=trade.name, request_id=request_id(), ttl=Duration(seconds=60)
+        ),
+        "WatchSmartTrades": trades_pb.WatchSmartTradesRequest(
+            name=trade.name, heartbeat_interval=Duration(seconds=5)
+        ),
+        "CreateExchangeAccount": accounts_pb.CreateExchangeAccountRequest(
+            exchange_account=accounts_pb.ExchangeAccount(exchange="paper"),
+            request_id=request_id(),
+        ),
+    }
+
+
+async def test_no_timestamp_or_duration_in_any_request_gets_internal_or_unknown(
+    service: Service,
+) -> None:
+    client = service.a
+    valid = await valid_requests(client)
+    tried = []
+    for descriptor in SERVICES:
+        for method in descriptor.methods:
+            paths = list(time_fields(method.input_type))
+            request = valid.get(method.name)
+            assert request is not None or not paths, f"{method.name} needs a valid request"
+            for path in paths:
+                assert request is not None
+                for seconds, nanos in BAD_TIMESTAMPS + BAD_DURATIONS:
+                    error = await call(
+                        client, method.name, with_value(request, path, seconds, nanos)
+                    )
+                    code = error.code() if error else grpc.StatusCode.OK
+                    assert code in CLIENT_ERRORS, f"{method.name} {path}={seconds},{nanos}: {error}"
+                tried.append(f"{method.name}.{path}")
+
+    assert {
+        "ListSmartTrades.create_time_start",
+        "ListSmartTrades.create_time_end",
+        "ShareSmartTrade.ttl",
+        "WatchSmartTrades.heartbeat_interval",
+        "CreateSmartTrade.smart_trade.stop_loss.timeout",
+    } <= set(tried)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "values"),
+    [
+        ("ListSmartTrades", "create_time_start", BAD_TIMESTAMPS),
+        ("ListSmartTrades", "create_time_end", BAD_TIMESTAMPS),
+        ("ShareSmartTrade", "ttl", BAD_DURATIONS),
+        ("WatchSmartTrades", "heartbeat_interval", BAD_DURATIONS),
+        ("CreateSmartTrade", "smart_trade.stop_loss.timeout", BAD_DURATIONS),
+        ("UpdateSmartTrade", "smart_trade.stop_loss.timeout", BAD_DURATIONS),
+    ],
+)
+async def test_a_timestamp_or_duration_out_of_range_is_invalid_argument_naming_the_field(
+    service: Service, method: str, path: str, values: list[tuple[int, int]]
+) -> None:
+    client = service.a
+    valid = await valid_requests(client)
+
+    errors = [
+        await call(client, method, with_value(valid[method], path, seconds, nanos))
+        for seconds, nanos in values
+    ]
+
+    for error in errors:
+        assert error is not None
+        refusal = rich_error(error)
+        assert refusal.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert list(refusal.fields) == [path]
