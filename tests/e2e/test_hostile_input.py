@@ -185,3 +185,72 @@ async def test_a_timestamp_or_duration_out_of_range_is_invalid_argument_naming_t
         refusal = rich_error(error)
         assert refusal.code == grpc.StatusCode.INVALID_ARGUMENT
         assert list(refusal.fields) == [path]
+
+
+NON_ASCII_DIGITS = ["１２３", "١٢٣", "𝟏𝟎𝟎"]
+
+
+@pytest.mark.parametrize("digits", NON_ASCII_DIGITS)
+async def test_decimals_in_other_scripts_digits_are_refused_on_every_path_and_place_no_order(
+    service: Service, digits: str
+) -> None:
+    client = service.a
+    account = await client.paper_account(USDT="100000")
+    await client.set_price(BTC, "100")
+    trade = await client.create(limit_buy(account))
+    book = service.running.engine.venues.paper.book("tenant-a")
+    orders_before = len(book.all_orders())
+    market = pb.SmartTrade(
+        account=account,
+        symbol=BTC,
+        side=pb.SIDE_BUY,
+        entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units=digits),
+    )
+    paper_account = accounts_pb.ExchangeAccount(
+        exchange="paper",
+        paper_settings=accounts_pb.PaperAccountSettings(maker_fee_rate=digits),
+    )
+    attempts: list[tuple[str, Message, str]] = [
+        (
+            "CreateSmartTrade",
+            trades_pb.CreateSmartTradeRequest(smart_trade=market, request_id=request_id()),
+            "smart_trade.entry.units",
+        ),
+        (
+            "AddSmartTradeFunds",
+            trades_pb.AddSmartTradeFundsRequest(
+                name=trade.name, units=digits, request_id=request_id()
+            ),
+            "units",
+        ),
+        (
+            "SetPaperPrice",
+            paper_pb.SetPaperPriceRequest(symbol=BTC, price=digits, request_id=request_id()),
+            "price",
+        ),
+        (
+            "SetPaperBalances",
+            paper_pb.SetPaperBalancesRequest(
+                account=account,
+                balances=[paper_pb.Balance(currency="USDT", total=digits)],
+                request_id=request_id(),
+            ),
+            "balances[0].total",
+        ),
+        (
+            "CreateExchangeAccount",
+            accounts_pb.CreateExchangeAccountRequest(
+                exchange_account=paper_account, request_id=request_id()
+            ),
+            "exchange_account.paper_settings.maker_fee_rate",
+        ),
+    ]
+
+    for method, request, field in attempts:
+        error = await call(client, method, request)
+        assert error is not None, f"{method} accepted {digits!r}"
+        refusal = rich_error(error)
+        assert (refusal.code, list(refusal.fields)) == (grpc.StatusCode.INVALID_ARGUMENT, [field])
+
+    assert len(book.all_orders()) == orders_before
+    assert await client.balances(account) == {"USDT": "100000"}

@@ -1,9 +1,11 @@
-"""Timestamps and durations out of their well-known types' ranges are refused naming the
-field, before anything converts them (converting one raises)."""
+"""Request values the contract does not allow are refused naming the field, before anything
+converts them: decimals in other scripts' digits, timestamps and durations out of their
+well-known types' ranges."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
@@ -13,8 +15,41 @@ from smarttrade.api import parse
 from smarttrade.domain.errors import InvalidSpec
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 
+NON_ASCII_DIGITS = ["１２３", "١٢٣", "𝟏𝟎𝟎", "۱۲", "१०", "1.٥", "٠.5"]
 YEAR_10000 = 253_402_300_800
 BEFORE_YEAR_1 = -62_135_596_801
+
+
+def refused(text: str) -> list[str]:
+    out = parse.Violations()
+    assert parse.decimal(text, "units", out) is None
+    return [violation.field for violation in out.items]
+
+
+@pytest.mark.parametrize("text", NON_ASCII_DIGITS)
+def test_a_decimal_in_another_scripts_digits_is_refused_naming_the_field(text: str) -> None:
+    assert Decimal(text)  # what the constructor alone would have let through
+    assert refused(text) == ["units"]
+
+
+@pytest.mark.parametrize("text", ["0", "12.5", "-3", "123456789012345678901234567890.1"])
+def test_a_decimal_in_ascii_digits_is_read(text: str) -> None:
+    out = parse.Violations()
+    assert parse.decimal(text, "units", out) == Decimal(text)
+    assert out.items == []
+
+
+def test_a_decimal_is_quoted_back_at_most_forty_characters_long() -> None:
+    out = parse.Violations()
+    parse.decimal("x" * 1_000_000, "units", out)
+    assert len(out.items[0].description) < 100
+
+
+@pytest.mark.parametrize("text", ["v١", "v１２", "v𝟏"])
+def test_an_etag_in_another_scripts_digits_is_not_one_the_service_issued(text: str) -> None:
+    with pytest.raises(InvalidSpec) as refusal:
+        parse.etag(text, "etag")
+    assert [v.field for v in refusal.value.violations] == ["etag"]
 
 
 def listing(seconds: int, nanos: int = 0) -> trades_pb.ListSmartTradesRequest:

@@ -1,10 +1,11 @@
-"""Requests -> domain values. Every bad field is collected and reported at once, by its path.
+r"""Requests -> domain values. Every bad field is collected and reported at once, by its path.
 
-Decimal strings are strict: an optional minus sign, digits, an optional fraction, at most
-30 digits on each side; no exponent, no NaN or Infinity, no spaces. Timestamps and durations
-are checked against the ranges their well-known types document before they are converted
-(converting one out of range raises). Anything else is an INVALID_ARGUMENT naming the field,
-never an exception further in.
+Decimal strings are strict: an optional minus sign, ASCII digits, an optional fraction, at
+most 30 digits on each side; no exponent, no NaN or Infinity, no spaces, and no other script's
+digits ("١٢٣", "１２３", "𝟏𝟎𝟎": Python's `Decimal` and `re`'s `\d` take them all, the contract
+does not). Timestamps and durations are checked against the ranges their well-known types
+document before they are converted (converting one out of range raises). Anything else is an
+INVALID_ARGUMENT naming the field, never an exception further in.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from smarttrade.domain.spec import (
 from smarttrade.domain.values import OrderType, Side
 from smarttrade.v1 import smart_trade_pb2 as pb
 
-DECIMAL = re.compile(r"-?\d{1,30}(\.\d{1,30})?")
+# [0-9], not \d: in a str pattern \d is any Unicode decimal digit.
+DECIMAL = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
 RESOURCE_ID = re.compile(r"[0-9a-f]{1,64}")  # the service's own ids (hex)
-ETAG = re.compile(r"v\d{1,18}")
+ETAG = re.compile(r"v[0-9]{1,18}")
 SYMBOL = re.compile(r"[A-Za-z0-9._:-]+/[A-Za-z0-9._:-]+")
 MAX_NOTE = 1000
 MAX_SYMBOL = 64
