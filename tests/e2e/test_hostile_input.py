@@ -254,3 +254,52 @@ async def test_decimals_in_other_scripts_digits_are_refused_on_every_path_and_pl
 
     assert len(book.all_orders()) == orders_before
     assert await client.balances(account) == {"USDT": "100000"}
+
+
+def trailer_bytes(error: grpc.aio.AioRpcError) -> int:
+    return sum(len(key) + len(value) for key, value in error.trailing_metadata() or ())
+
+
+async def test_a_megabyte_value_is_invalid_argument_with_a_bounded_answer_wherever_it_is_quoted(
+    service: Service,
+) -> None:
+    client = service.a
+    huge, wide = "X" * 1_000_000, "𝟏" * 250_000
+    attempts: list[tuple[str, Message, str]] = [
+        (
+            "SetPaperPrice",
+            paper_pb.SetPaperPriceRequest(symbol=huge, price="1", request_id=request_id()),
+            "symbol",
+        ),
+        (
+            "CreateExchangeAccount",
+            accounts_pb.CreateExchangeAccountRequest(
+                exchange_account=accounts_pb.ExchangeAccount(exchange=wide),
+                request_id=request_id(),
+            ),
+            "exchange",
+        ),
+        (
+            "CreateExchangeAccount",
+            accounts_pb.CreateExchangeAccountRequest(
+                exchange_account=accounts_pb.ExchangeAccount(
+                    exchange="paper",
+                    paper_settings=accounts_pb.PaperAccountSettings(
+                        initial_balances={huge: "1", wide: "2"}
+                    ),
+                ),
+                request_id=request_id(),
+            ),
+            "exchange_account.paper_settings.initial_balances[",
+        ),
+    ]
+
+    for method, request, field in attempts:
+        error = await call(client, method, request)
+        assert error is not None
+        refusal = rich_error(error)
+        assert refusal.code == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+        assert any(name.startswith(field) for name in refusal.fields), refusal.fields
+        assert len((error.details() or "").encode()) <= 400
+        assert all(len(value) <= 200 for value in refusal.metadata.values())
+        assert trailer_bytes(error) < 5000

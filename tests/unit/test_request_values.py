@@ -1,6 +1,6 @@
 """Request values the contract does not allow are refused naming the field, before anything
 converts them: decimals in other scripts' digits, timestamps and durations out of their
-well-known types' ranges."""
+well-known types' ranges, symbols of any length."""
 
 from __future__ import annotations
 
@@ -144,3 +144,12 @@ def test_an_unset_duration_is_none() -> None:
         request, "heartbeat_interval", rule="at least 1 s", minimum=timedelta(seconds=1)
     )
     assert interval is None
+
+
+@pytest.mark.parametrize("text", ["B" * 1_000_000, "BTCUSDT", "BTC/USDT ", "ＢＴＣ/USDT", "BTC/٠"])
+def test_a_symbol_that_is_not_a_unified_one_is_refused_without_quoting_it(text: str) -> None:
+    out = parse.Violations()
+    parse.symbol(text, "symbol", out)
+    assert [(v.field, v.description) for v in out.items] == [
+        ("symbol", "must be a unified symbol such as BTC/USDT")
+    ]

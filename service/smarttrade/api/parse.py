@@ -221,6 +221,15 @@ def duration(
     return value
 
 
+def symbol(text: str, field: str, out: Violations) -> str:
+    """A unified market symbol (BASE/QUOTE); refused without quoting it back."""
+    if not text:
+        out.add(field, "is required")
+    elif len(text) > MAX_SYMBOL or not SYMBOL.fullmatch(text):
+        out.add(field, "must be a unified symbol such as BTC/USDT")
+    return text
+
+
 def enum(value: int, mapping: Mapping[Any, E], field: str, out: Violations) -> E | None:
     result = mapping.get(value)
     if result is None:
@@ -256,11 +265,7 @@ def order_type(value: int, field: str, out: Violations) -> OrderType:
 
 def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
     """The settings of a SmartTrade message (paths relative to it)."""
-    symbol = message.symbol
-    if not symbol:
-        out.add("symbol", "is required")
-    elif len(symbol) > MAX_SYMBOL or not SYMBOL.fullmatch(symbol):
-        out.add("symbol", "must be a unified symbol such as BTC/USDT")
+    market = symbol(message.symbol, "symbol", out)
     side = enum(message.side, SIDES, "side", out)
     entry = _entry(message.entry, out) if message.HasField("entry") else None
     if entry is None and not message.HasField("entry"):
@@ -273,7 +278,7 @@ def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
     if side is None or entry is None or out.items:
         return None
     return TradeSpec(
-        symbol=symbol,
+        symbol=market,
         side=side,
         entry=entry,
         take_profit=steps,
