@@ -6,9 +6,10 @@ silent stream."""
 from __future__ import annotations
 
 import copy
+import logging
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -17,6 +18,8 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import paper_market_service_pb2 as paper_pb
@@ -303,3 +306,66 @@ async def test_a_megabyte_value_is_invalid_argument_with_a_bounded_answer_wherev
         assert len((error.details() or "").encode()) <= 400
         assert all(len(value) <= 200 for value in refusal.metadata.values())
         assert trailer_bytes(error) < 5000
+
+
+async def undecodable_call(channel: grpc.aio.Channel, path: str, streams: tuple[bool, bool]) -> Any:
+    """One call of `path` with a one-byte body that is no protobuf message (a cut varint)."""
+    client_streams, server_streams = streams
+    body, raw = b"\xff", cast(Any, channel)  # bytes as they are: no serializer
+    if client_streams:
+        return await raw.stream_stream(path)(iter([body])).read()
+    if server_streams:
+        return await raw.unary_stream(path)(body).read()
+    return await raw.unary_unary(path)(body)
+
+
+async def test_undecodable_bytes_are_invalid_argument_on_every_rpc_and_cost_no_log_per_call(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    every = [
+        *SERVICES,
+        health_pb2.DESCRIPTOR.services_by_name["Health"],
+        reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
+    ]
+    methods = [
+        (
+            f"/{descriptor.full_name}/{method.name}",
+            (method.client_streaming, method.server_streaming),
+        )
+        for descriptor in every
+        for method in descriptor.methods
+    ]
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="smarttrade")
+    codes: dict[str, set[grpc.StatusCode]] = {}
+
+    async with grpc.aio.insecure_channel(service.address) as channel:  # and no token
+        for index in range(100):
+            path, streams = methods[index % len(methods)]
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await undecodable_call(channel, path, streams)
+            assert rich_error(refused.value).reason == "UNDECODABLE_REQUEST"
+            codes.setdefault(path, set()).add(refused.value.code())
+
+    assert len(codes) == len(methods) >= 25
+    assert set().union(*codes.values()) == {grpc.StatusCode.INVALID_ARGUMENT}
+    logged = [caplog.handler.format(record) for record in caplog.records]
+    assert sum(len(line) for line in logged) < 300, logged[:1]
+
+
+async def test_a_method_the_server_does_not_implement_is_unimplemented_without_a_log_per_call(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with grpc.aio.insecure_channel(service.address) as channel:
+        health = channel.unary_unary(
+            "/grpc.health.v1.Health/List",
+            request_serializer=health_pb2.HealthListRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthListResponse.FromString,
+        )
+        for _ in range(20):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await health(health_pb2.HealthListRequest())
+            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    assert caplog.records == []

@@ -43,6 +43,13 @@ MAX_STATUS_BYTES = 3072  # serialized: its base64 and the percent-encoded messag
 R = TypeVar("R")
 
 
+class Undecodable(Exception):
+    """The request's bytes are not the method's request message (api/registration.py)."""
+
+    def __init__(self) -> None:
+        super().__init__("the request body is not a valid message of the method's request type")
+
+
 def _pack(message: Any) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
@@ -128,6 +135,8 @@ def status_of(error: Exception) -> status_pb2.Status:
         case PreconditionFailed():
             failure = _precondition(error.reason, str(error))
             return _status(code_pb2.FAILED_PRECONDITION, error.reason, str(error), {}, failure)
+        case Undecodable():
+            return _status(code_pb2.INVALID_ARGUMENT, "UNDECODABLE_REQUEST", str(error), {})
         case Unauthenticated():
             return _status(code_pb2.UNAUTHENTICATED, "UNAUTHENTICATED", str(error), {})
         case ScopeMissing():
