@@ -9,6 +9,7 @@ import copy
 import logging
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import grpc
@@ -21,6 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
+from smarttrade.store.retention import prune
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import paper_market_service_pb2 as paper_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
@@ -369,3 +371,50 @@ async def test_a_method_the_server_does_not_implement_is_unimplemented_without_a
             assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
     assert caplog.records == []
+
+
+def resume(client: Client, after: int) -> Any:
+    request = trades_pb.WatchSmartTradesRequest(after_sequence=after)
+    return client.trades.WatchSmartTrades(request, metadata=client.metadata, timeout=10)
+
+
+@pytest.mark.parametrize("beyond", [1, 1000, 2**62])
+async def test_a_cursor_beyond_the_last_event_is_out_of_range_not_a_silent_stream(
+    service: Service, beyond: int
+) -> None:
+    client = service.a
+    account = await client.paper_account(USDT="100000")
+    await client.set_price(BTC, "100")
+    await client.create(limit_buy(account))
+    head = service.running.bus.last_sequence
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await resume(client, head + beyond).read()
+
+    refusal = rich_error(refused.value)
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.OUT_OF_RANGE, "CURSOR_AHEAD")
+    assert list(refusal.fields) == ["after_sequence"]
+    assert refusal.metadata == {}  # the head is not told: it would tell of other tenants
+
+
+async def test_resuming_at_the_last_event_follows_on_even_when_the_history_is_pruned(
+    service: Service,
+) -> None:
+    client = service.a
+    account = await client.paper_account(USDT="100000")
+    await client.set_price(BTC, "100")
+    trade = await client.create(limit_buy(account))
+    head = service.running.bus.last_sequence
+    async with service.running.database.engine.begin() as connection:
+        await prune(connection, datetime.now(UTC) + timedelta(seconds=1))
+    stream = resume(client, head)
+
+    await client.trades.CancelSmartTrade(
+        trades_pb.CancelSmartTradeRequest(name=trade.name, request_id=request_id()),
+        metadata=client.metadata,
+    )
+    first = await stream.read()
+    stream.cancel()
+
+    assert first.WhichOneof("payload") == "event"
+    assert first.event.sequence > head

@@ -23,7 +23,7 @@ from smarttrade.api.auth import Authenticator, ScopeMissing, Unauthenticated
 from smarttrade.api.parse import text_fields_clean
 from smarttrade.domain.errors import ActionNotAllowed, FieldViolation, InvalidSpec
 from smarttrade.engine.errors import EtagMismatch, NotFound, PreconditionFailed, Unavailable
-from smarttrade.engine.watch import HistoryPruned, StreamClosed, StreamOverflow
+from smarttrade.engine.watch import CursorAhead, HistoryPruned, StreamClosed, StreamOverflow
 from smarttrade.exchange.port import OrderRejected, TransientError
 from smarttrade.store.credentials import CredentialsError
 from smarttrade.store.unit_of_work import database_unavailable
@@ -171,6 +171,10 @@ def status_of(error: Exception) -> status_pb2.Status:
         case HistoryPruned():
             metadata = {"pruned_through": str(error.pruned)}
             return _status(code_pb2.OUT_OF_RANGE, "HISTORY_PRUNED", str(error), metadata)
+        case CursorAhead():
+            # No head in the answer: one tenant's cursor must not tell another's activity.
+            bad = _bad_request((FieldViolation("after_sequence", "is beyond the last event"),))
+            return _status(code_pb2.OUT_OF_RANGE, "CURSOR_AHEAD", str(error), {}, bad)
         case StreamOverflow() | StreamClosed():
             reason = "STREAM_OVERFLOW" if isinstance(error, StreamOverflow) else "SHUTTING_DOWN"
             metadata = {"last_sequence": str(error.last_sequence)}

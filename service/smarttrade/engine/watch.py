@@ -53,6 +53,17 @@ class HistoryPruned(Exception):
         self.pruned = pruned
 
 
+class CursorAhead(Exception):
+    """The watcher resumes from after the last event: a sequence this service never sent."""
+
+    def __init__(self, after_sequence: int) -> None:
+        super().__init__(
+            f"after_sequence {after_sequence} is beyond the last event; resume with a sequence "
+            "the stream sent, or start again without after_sequence to get a fresh snapshot"
+        )
+        self.after_sequence = after_sequence
+
+
 class StreamOverflow(Exception):
     """The consumer fell too far behind; it resumes with the last sequence it received."""
 
@@ -91,8 +102,11 @@ class WatchService:
             if after_sequence:
                 async with self._store.engine.connect() as connection:
                     pruned = await pruned_through(connection)
+                    head = max(pruned, await latest_sequence(connection))  # all may be pruned
                 if after_sequence < pruned:
                     raise HistoryPruned(after_sequence, pruned)
+                if after_sequence > head:
+                    raise CursorAhead(after_sequence)
             else:
                 sequence, trades = await self._snapshot(tenant_id, trade_id)
                 for trade in trades:
