@@ -24,7 +24,7 @@ from smarttrade.api.accounts import ExchangeAccountServicer
 from smarttrade.api.auth import Authenticator
 from smarttrade.api.idempotency import Idempotency
 from smarttrade.api.paper import PaperMarketServicer
-from smarttrade.api.registration import add_smart_trade_service, generic_only
+from smarttrade.api.registration import add_smart_trade_service, generic_only, server_options
 from smarttrade.api.smart_trades import SmartTradeServicer
 from smarttrade.config import Settings, master_keys, tls_credentials, token_entries
 from smarttrade.engine.accounts import AccountService
@@ -154,7 +154,7 @@ async def start(settings: Settings) -> Running:
 
     idempotency = Idempotency(database.engine)
     authenticator = Authenticator.of_hashes((t.tenant_id, t.token_sha256, t.scopes) for t in tokens)
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=server_options())
     services = generic_only(server)
     trades = TradeService(engine, page_tokens, utc_now)
     add_smart_trade_service(

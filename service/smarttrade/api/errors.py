@@ -43,6 +43,13 @@ MAX_STATUS_BYTES = 3072  # serialized: its base64 and the percent-encoded messag
 R = TypeVar("R")
 
 
+class Overloaded(Exception):
+    """The service has as many calls in flight as it takes (api/registration.py)."""
+
+    def __init__(self) -> None:
+        super().__init__("the service is serving as many calls as it takes; retry shortly")
+
+
 class Undecodable(Exception):
     """The request's bytes are not the method's request message (api/registration.py)."""
 
@@ -135,6 +142,8 @@ def status_of(error: Exception) -> status_pb2.Status:
         case PreconditionFailed():
             failure = _precondition(error.reason, str(error))
             return _status(code_pb2.FAILED_PRECONDITION, error.reason, str(error), {}, failure)
+        case Overloaded():
+            return _status(code_pb2.UNAVAILABLE, "OVERLOADED", str(error), {}, _retry(0.5))
         case Undecodable():
             return _status(code_pb2.INVALID_ARGUMENT, "UNDECODABLE_REQUEST", str(error), {})
         case Unauthenticated():
