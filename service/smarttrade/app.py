@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from smarttrade.api.accounts import ExchangeAccountServicer
 from smarttrade.api.auth import Authenticator
 from smarttrade.api.paper import PaperMarketServicer
-from smarttrade.api.registration import add_smart_trade_service, generic_only
+from smarttrade.api.registration import add_smart_trade_service, generic_only, server_options
 from smarttrade.api.smart_trades import SmartTradeServicer, TradeUseCases
 from smarttrade.config import Settings, master_keys, tls_credentials, token_entries
 from smarttrade.domain.account import Credentials, ExchangeAccount
@@ -169,7 +169,7 @@ async def start(settings: Settings) -> Running:
     )
     accounts = Accounts(engine, unit_of_work, keys, page_tokens, supported, utc_now)
     authenticator = Authenticator.of_hashes((t.tenant_id, t.token_sha256, t.scopes) for t in tokens)
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=server_options())
     services = generic_only(server)
     add_smart_trade_service(SmartTradeServicer(trades, utc_now, authenticator), services)
     exchange_account_service_pb2_grpc.add_ExchangeAccountServiceServicer_to_server(

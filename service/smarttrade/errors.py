@@ -63,11 +63,20 @@ class Unavailable(Exception):
 
 
 class OutOfRange(Exception):
-    """A cursor the service cannot honour (pruned, or beyond the head)."""
+    """A cursor the service cannot honour (pruned, or beyond the head); `field` names the
+    request's field that gave it, with what is wrong with it, when that is the point."""
 
     def __init__(
-        self, reason: str, message: str, metadata: Mapping[str, str] | None = None
+        self,
+        reason: str,
+        message: str,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        field: str = "",
+        field_problem: str = "",
     ) -> None:
         super().__init__(message)
         self.reason = reason
         self.metadata = dict(metadata or {})
+        self.field = field
+        self.field_problem = field_problem

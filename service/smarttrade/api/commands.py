@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
@@ -99,16 +99,8 @@ def list_query(request: service_pb.ListSmartTradesRequest) -> ListTrades:
         states=tuple(state for state in states if state is not None),
         symbol=request.symbol,
         account_id=account_id,
-        created_from=(
-            request.create_time_start.ToDatetime(tzinfo=UTC)
-            if request.HasField("create_time_start")
-            else None
-        ),
-        created_before=(
-            request.create_time_end.ToDatetime(tzinfo=UTC)
-            if request.HasField("create_time_end")
-            else None
-        ),
+        created_from=parse.timestamp(request, "create_time_start"),
+        created_before=parse.timestamp(request, "create_time_end"),
         page_size=request.page_size,
         page_token=request.page_token,
     )
@@ -175,9 +167,10 @@ def reduce_funds(request: service_pb.ReduceSmartTradeFundsRequest, at: datetime)
 
 
 def share_ttl(request: service_pb.ShareSmartTradeRequest) -> timedelta | None:
-    if not request.HasField("ttl"):
-        return None
-    ttl = request.ttl.ToTimedelta()
-    if ttl <= timedelta(0) or ttl > timedelta(days=3650):
-        raise InvalidSpec([FieldViolation("ttl", "must be positive, at most 10 years")])
-    return ttl
+    return parse.duration(
+        request,
+        "ttl",
+        rule="must be positive, at most 10 years",
+        minimum=timedelta.resolution,
+        maximum=timedelta(days=3650),
+    )

@@ -30,8 +30,7 @@ class PaperMarketServicer(pb_grpc.PaperMarketServiceServicer):
         self, request: pb.SetPaperPriceRequest, context: Context
     ) -> pb.SetPaperPriceResponse:
         out = parse.Violations()
-        if not request.symbol:
-            out.add("symbol", "is required")
+        parse.symbol(request.symbol, "symbol", out)
         price = parse.decimal(request.price, "price", out, required=True, positive=True)
         out.raise_any()
         assert price is not None

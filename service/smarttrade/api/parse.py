@@ -1,7 +1,10 @@
-"""Requests -> domain values. Every bad field is collected and reported at once, by its path.
+r"""Requests -> domain values. Every bad field is collected and reported at once, by its path.
 
-Decimal strings are strict: an optional minus sign, digits, an optional fraction, at most
-30 digits on each side; no exponent, no NaN or Infinity, no spaces. Anything else is an
+Decimal strings are strict: an optional minus sign, ASCII digits, an optional fraction, at
+most 30 digits on each side; no exponent, no NaN or Infinity, no spaces, and no other script's
+digits ("١٢٣", "１２３", "𝟏𝟎𝟎": Python's `Decimal` and `re`'s `\d` take them all, the contract
+does not). Timestamps and durations are checked against the ranges their well-known types
+document before they are converted (converting one out of range raises). Anything else is an
 INVALID_ARGUMENT naming the field, never an exception further in.
 """
 
@@ -10,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -32,9 +35,10 @@ from smarttrade.domain.spec import (
 from smarttrade.domain.values import OrderType, Side
 from smarttrade.v1 import smart_trade_pb2 as pb
 
-DECIMAL = re.compile(r"-?\d{1,30}(\.\d{1,30})?")
+# [0-9], not \d: in a str pattern \d is any Unicode decimal digit.
+DECIMAL = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
 RESOURCE_ID = re.compile(r"[0-9a-f]{1,64}")  # the service's own ids (hex)
-ETAG = re.compile(r"v\d{1,18}")
+ETAG = re.compile(r"v[0-9]{1,18}")
 SYMBOL = re.compile(r"[A-Za-z0-9._:-]+/[A-Za-z0-9._:-]+")
 MAX_NOTE = 1000
 MAX_SYMBOL = 64
@@ -159,6 +163,73 @@ def etag(text: str, field: str) -> str:
     return text
 
 
+# The ranges google/protobuf/timestamp.proto and duration.proto document: 0001-01-01T00:00:00Z
+# to 9999-12-31T23:59:59.999999999Z, and +-10,000 years with nanos of the seconds' sign.
+TIMESTAMP_SECONDS = range(-62_135_596_800, 253_402_300_799 + 1)
+DURATION_SECONDS = range(-315_576_000_000, 315_576_000_000 + 1)
+NANOS = 1_000_000_000
+
+
+def _refuse(field: str, description: str, out: Violations | None) -> None:
+    if out is None:
+        raise InvalidSpec([FieldViolation(field, description)])
+    out.add(field, description)
+
+
+def timestamp(message: Message, field: str, out: Violations | None = None) -> datetime | None:
+    """`message.field`, a Timestamp, as an aware UTC datetime; None when it is not set. Out of
+    its documented range it is refused (into `out`, or raised at once without one)."""
+    if not message.HasField(field):
+        return None
+    stamp = getattr(message, field)
+    if stamp.seconds not in TIMESTAMP_SECONDS or not 0 <= stamp.nanos < NANOS:
+        _refuse(field, "must be a time from 0001-01-01 to 9999-12-31 (nanos 0 to 999999999)", out)
+        return None
+    result: datetime = stamp.ToDatetime(tzinfo=UTC)
+    return result
+
+
+def duration(
+    message: Message,
+    field: str,
+    *,
+    rule: str,
+    minimum: timedelta,
+    maximum: timedelta = timedelta.max,
+    out: Violations | None = None,
+) -> timedelta | None:
+    """`message.field`, a Duration, as a timedelta; None when it is not set. A Duration its type
+    does not allow (beyond 10,000 years, nanos out of range or of the other sign than the
+    seconds, as `{seconds: 60, nanos: -1}`) or one outside [minimum, maximum] is refused,
+    described by `rule` (for example "must be at least 1 second")."""
+    if not message.HasField(field):
+        return None
+    given = getattr(message, field)
+    seconds, nanos = given.seconds, given.nanos
+    if (
+        seconds not in DURATION_SECONDS
+        or not -NANOS < nanos < NANOS
+        or (seconds > 0 and nanos < 0)
+        or (seconds < 0 and nanos > 0)
+    ):
+        _refuse(field, f"is not a valid duration: {rule}", out)
+        return None
+    value: timedelta = given.ToTimedelta()
+    if not minimum <= value <= maximum:
+        _refuse(field, rule, out)
+        return None
+    return value
+
+
+def symbol(text: str, field: str, out: Violations) -> str:
+    """A unified market symbol (BASE/QUOTE); refused without quoting it back."""
+    if not text:
+        out.add(field, "is required")
+    elif len(text) > MAX_SYMBOL or not SYMBOL.fullmatch(text):
+        out.add(field, "must be a unified symbol such as BTC/USDT")
+    return text
+
+
 def enum(value: int, mapping: Mapping[Any, E], field: str, out: Violations) -> E | None:
     result = mapping.get(value)
     if result is None:
@@ -194,11 +265,7 @@ def order_type(value: int, field: str, out: Violations) -> OrderType:
 
 def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
     """The settings of a SmartTrade message (paths relative to it)."""
-    symbol = message.symbol
-    if not symbol:
-        out.add("symbol", "is required")
-    elif len(symbol) > MAX_SYMBOL or not SYMBOL.fullmatch(symbol):
-        out.add("symbol", "must be a unified symbol such as BTC/USDT")
+    market = symbol(message.symbol, "symbol", out)
     side = enum(message.side, SIDES, "side", out)
     entry = _entry(message.entry, out) if message.HasField("entry") else None
     if entry is None and not message.HasField("entry"):
@@ -211,7 +278,7 @@ def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
     if side is None or entry is None or out.items:
         return None
     return TradeSpec(
-        symbol=symbol,
+        symbol=market,
         side=side,
         entry=entry,
         take_profit=steps,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -214,13 +214,13 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
             trade_id = parse.name_id(request.name, TRADES) if request.name else None
             if request.after_sequence < 0:
                 raise InvalidSpec([FieldViolation("after_sequence", "must not be negative")])
-            heartbeat = DEFAULT_HEARTBEAT
-            if request.HasField("heartbeat_interval"):
-                heartbeat = request.heartbeat_interval.ToTimedelta().total_seconds()
-                if heartbeat < 1:
-                    raise InvalidSpec(
-                        [FieldViolation("heartbeat_interval", "must be at least 1 second")]
-                    )
+            interval = parse.duration(
+                request,
+                "heartbeat_interval",
+                rule="must be at least 1 second",
+                minimum=timedelta(seconds=1),
+            )
+            heartbeat = interval.total_seconds() if interval else DEFAULT_HEARTBEAT
             if trade_id is not None:
                 await self._use.reader.get(tenant(), trade_id)  # NOT_FOUND before the stream
             items = self._use.watching.watch(tenant(), trade_id, request.after_sequence, heartbeat)

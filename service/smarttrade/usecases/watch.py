@@ -54,6 +54,20 @@ class HistoryPruned(OutOfRange):
         self.pruned = pruned
 
 
+class CursorAhead(OutOfRange):
+    """The watcher resumes from after the last event: a sequence this service never sent."""
+
+    def __init__(self, after_sequence: int) -> None:
+        super().__init__(
+            "CURSOR_AHEAD",
+            f"after_sequence {after_sequence} is beyond the last event; resume with a sequence "
+            "the stream sent, or start again without after_sequence to get a fresh snapshot",
+            field="after_sequence",
+            field_problem="is beyond the last event",
+        )
+        self.after_sequence = after_sequence
+
+
 class StreamOverflow(Unavailable):
     """The consumer fell too far behind; it resumes with the last sequence it received."""
 
@@ -102,8 +116,11 @@ class Watching:
             if after_sequence:
                 async with self._unit_of_work() as uow:
                     pruned = await uow.events.pruned_through()
+                    head = max(pruned, await uow.events.latest_sequence())  # all may be pruned
                 if after_sequence < pruned:
                     raise HistoryPruned(after_sequence, pruned)
+                if after_sequence > head:
+                    raise CursorAhead(after_sequence)
             else:
                 sequence, trades = await self._snapshot(tenant_id, trade_id)
                 for trade in trades:

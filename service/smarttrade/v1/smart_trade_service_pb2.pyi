@@ -775,7 +775,8 @@ class WatchSmartTradesRequest(_message.Message):
     """Resume after this sequence (the last one received): no snapshot is sent,
     and the stream starts with the first event after it. 0: start with a
     snapshot of the current trades (all non-terminal ones when watching all).
-    A sequence older than the retained history is OUT_OF_RANGE.
+    A sequence older than the retained history is OUT_OF_RANGE, and so is one
+    beyond the last event (a sequence the stream never sent).
     """
     @_builtins.property
     def heartbeat_interval(self) -> _duration_pb2.Duration:

@@ -43,7 +43,7 @@ from smarttrade_client.models import (
 )
 
 T = TypeVar("T")
-DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd])")  # \d takes any script's digits
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

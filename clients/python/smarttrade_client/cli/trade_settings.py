@@ -72,10 +72,18 @@ STOP_KEYS = {
 LEVERAGE_KEYS = {"market_type", "value", "margin_mode"}
 
 
+def ascii_decimal(text: str) -> Decimal:
+    """`Decimal(text)`, refusing what the service refuses and `Decimal` would take: digits of
+    other scripts ("١٢٣", "１２３" are 123 to Python) and any other non-ASCII character."""
+    if not text.isascii():
+        raise InvalidOperation(text)
+    return Decimal(text)
+
+
 def decimal(text: str) -> Decimal:
-    """argparse type: a finite decimal number."""
+    """argparse type: a finite decimal number, in ASCII digits."""
     try:
-        value = Decimal(text)
+        value = ascii_decimal(text)
     except InvalidOperation:
         raise argparse.ArgumentTypeError(f"not a decimal number: {text!r}") from None
     if not value.is_finite():
@@ -325,7 +333,7 @@ def _decimal(value: Any, where: str) -> Decimal | None:
         raise UsageError(f"{where} must be a number, not {value!r}")
     try:
         # str() first: a YAML float 0.1 becomes Decimal("0.1"), not its binary expansion.
-        number = Decimal(str(value))
+        number = ascii_decimal(str(value))
     except InvalidOperation:
         raise UsageError(f"{where} must be a number, not {value!r}") from None
     if not number.is_finite():
