@@ -78,7 +78,7 @@ def gapped_stop(i: int) -> Decimal:
 
 
 class _Sink:
-    def publish(self, events: object) -> None:
+    def publish(self, tenant_id: str, after: int, events: object) -> None:
         return None
 
 

@@ -27,6 +27,7 @@ from smarttrade.api.registration import add_smart_trade_service, generic_only, s
 from smarttrade.api.smart_trades import SmartTradeServicer, TradeUseCases
 from smarttrade.config import Settings, master_keys, tls_credentials, token_entries
 from smarttrade.domain.account import Credentials, ExchangeAccount
+from smarttrade.domain.messages import StoredEvent
 from smarttrade.engine.bus import EventBus
 from smarttrade.engine.engine import Engine
 from smarttrade.engine.executor import Executor, RetryPolicy
@@ -131,8 +132,15 @@ async def start(settings: Settings) -> Running:
     tls_credentials(settings)  # a TLS misconfiguration stops the start before anything runs
     keys = master_keys(settings)
     database = await open_database(settings.database_url, settings.data_dir)
-    bus = EventBus()
+
+    async def missing_events(tenant_id: str, after: int, through: int) -> list[StoredEvent]:
+        async with unit_of_work() as uow:
+            return await uow.events.after(tenant_id, None, after, through - after)
+
+    bus = EventBus(missing_events)
     unit_of_work = UnitOfWorkFactory(database, bus)
+    async with unit_of_work() as uow:
+        bus.start_from(await uow.events.heads())
     paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(unit_of_work), clock=utc_now)
     await paper.start()
     build, supported = ccxt_venues(keys, settings.exchange_overrides)

@@ -385,7 +385,7 @@ async def test_a_cursor_beyond_the_last_event_is_out_of_range_not_a_silent_strea
     account = await client.paper_account(USDT="100000")
     await client.set_price(BTC, "100")
     await client.create(limit_buy(account))
-    head = service.running.bus.last_sequence
+    head = service.running.bus.head("tenant-a")
 
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await resume(client, head + beyond).read()
@@ -403,7 +403,7 @@ async def test_resuming_at_the_last_event_follows_on_even_when_the_history_is_pr
     account = await client.paper_account(USDT="100000")
     await client.set_price(BTC, "100")
     trade = await client.create(limit_buy(account))
-    head = service.running.bus.last_sequence
+    head = service.running.bus.head("tenant-a")
     async with service.running.unit_of_work() as uow:
         await uow.events.prune(datetime.now(UTC) + timedelta(seconds=1))
         await uow.commit()

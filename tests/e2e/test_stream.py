@@ -74,13 +74,13 @@ async def test_a_watcher_resuming_after_n_gets_exactly_the_events_it_missed(
     leaving = watch(client)
     await past_snapshot(leaving)
     await round_trip(client, account)
-    first = await events_until(reference, service.running.bus.last_sequence)
+    first = await events_until(reference, service.running.bus.head("tenant-a"))
     seen_before = await events_until(leaving, first[len(first) // 2])
     leaving.cancel()
     last_seen = seen_before[-1]
 
     await round_trip(client, account)
-    everything = first + await events_until(reference, service.running.bus.last_sequence)
+    everything = first + await events_until(reference, service.running.bus.head("tenant-a"))
     back = watch(client, after=last_seen)
     resumed = await events_until(back, everything[-1])
 
@@ -207,3 +207,21 @@ async def test_resuming_from_before_the_retained_history_is_out_of_range(
 
 
 _ = app
+
+
+async def test_a_tenants_sequence_counts_its_own_events_only(service: Service) -> None:
+    """DESIGN §2.8: one tenant's cursor reveals nothing of another tenant's activity."""
+    a, b = service.a, service.b
+    account_a = await a.paper_account(USDT="100000")
+    account_b = await b.paper_account(USDT="100000")
+    stream = watch(a)
+    start = await past_snapshot(stream)
+    for _ in range(3):  # another tenant, busy
+        await round_trip(b, account_b)
+    await round_trip(a, account_a)
+
+    seen = await events_until(stream, service.running.bus.head("tenant-a"))
+
+    assert seen == list(range(start + 1, start + 1 + len(seen)))
+    assert service.running.bus.head("tenant-b") == len(seen) * 3  # b's own count, from 1
+    stream.cancel()

@@ -17,7 +17,7 @@ import pytest
 
 from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.decide import create, decide
-from smarttrade.domain.messages import Decision, PriceTicked, StoredEvent
+from smarttrade.domain.messages import Decision, PriceTicked
 from smarttrade.domain.spec import EntrySpec, EntryType, StopLossSpec, TradeSpec
 from smarttrade.domain.values import Side
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
@@ -25,19 +25,12 @@ from smarttrade.store.database import Database, open_database
 from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, StoreUnavailable
 from smarttrade.store.requests import RequestRecord
 from smarttrade.store.unit_of_work import UnitOfWorkFactory
+from tests.support.store import Published
 
 BTC = next(m for m in DEFAULT_MARKETS if m.symbol == "BTC/USDT")
 TENANT, ACCOUNT = "tenant-a", "00000000000000a1"
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TABLES = ("smart_trades", "legs", "orders", "trade_snapshots", "order_intents", "events")
-
-
-class Published:
-    def __init__(self) -> None:
-        self.events: list[StoredEvent] = []
-
-    def publish(self, events: Sequence[StoredEvent]) -> None:
-        self.events.extend(events)
 
 
 @pytest.fixture

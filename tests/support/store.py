@@ -12,12 +12,13 @@ from smarttrade.store.unit_of_work import UnitOfWorkFactory
 
 
 class Published:
-    """An event sink that keeps what was published, in order."""
+    """An event sink that keeps what was published, in the order it was handed over."""
 
     def __init__(self) -> None:
         self.events: list[StoredEvent] = []
 
-    def publish(self, events: Sequence[StoredEvent]) -> None:
+    def publish(self, tenant_id: str, after: int, events: Sequence[StoredEvent]) -> None:
+        assert [e.sequence for e in events] == list(range(after + 1, after + 1 + len(events)))
         self.events.extend(events)
 
 

@@ -61,7 +61,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         self.authenticator = authenticator
         self._use = use_cases
         self._clock = clock
-        self._rendered_events: Memo[int, bytes] = Memo(10_000)
+        self._rendered_events: Memo[tuple[str, int], bytes] = Memo(10_000)
         self._rendered_trades: Memo[tuple[str, int, Decimal | None], pb.SmartTrade] = Memo(10_000)
         self._read_answers: Memo[tuple[str, int, Decimal | None], bytes] = Memo(10_000)
 
@@ -234,5 +234,6 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         """An event is rendered and serialized once, however many watchers receive it (see
         registration.py)."""
         return self._rendered_events.get(
-            event.sequence, lambda: render.stream_item(event).SerializeToString()
+            (event.tenant_id, event.sequence),
+            lambda: render.stream_item(event).SerializeToString(),
         )

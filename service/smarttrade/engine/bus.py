@@ -1,5 +1,12 @@
 """The in-process event bus: committed events fan out to the watchers, in sequence order.
 
+Each tenant's events are numbered in its own sequence, and commits hand them over with the
+sequence they follow. The answers of concurrent commits come back in any order, so the bus
+holds a commit that does not follow on from the last one it delivered until the ones before
+it arrive; and if they do not (a commit whose answer was lost, a writer in another
+process), it reads the missing events from the store after `gap_wait`. So every watcher sees
+its tenant's events in sequence order, without a lock around the commits.
+
 Publishing never blocks: each subscription has a bounded buffer, and a subscriber that
 falls behind by more than it holds is marked overflowed and dropped, so one slow consumer
 never stalls the engine or the other watchers (its stream ends with a resumable status and
@@ -13,12 +20,18 @@ timer insertions and cancellations.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections import deque
-from collections.abc import Sequence
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from smarttrade.domain.messages import StoredEvent
+
+log = logging.getLogger(__name__)
+
+# Reads a tenant's events after a sequence, through a sequence, from the store.
+MissingEvents = Callable[[str, int, int], Awaitable[Sequence[StoredEvent]]]
 
 
 @dataclass(eq=False)
@@ -41,32 +54,60 @@ class Subscription:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def wants(self, event: StoredEvent) -> bool:
-        if event.tenant_id != self.tenant_id:
-            return False
-        return self.trade_id is None or event.trade.id == self.trade_id
-
 
 class EventBus:
-    def __init__(self) -> None:
-        self._subscriptions: set[Subscription] = set()
-        self.last_sequence = 0
+    def __init__(self, missing: MissingEvents | None = None, gap_wait: float = 0.2) -> None:
+        self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
+        self._delivered: dict[str, int] = {}  # by tenant: the last sequence delivered
+        self._held: dict[str, dict[int, Sequence[StoredEvent]]] = {}  # by tenant, by `after`
+        self._missing = missing
+        self._gap_wait = gap_wait
+        self._filling: dict[str, asyncio.Task[None]] = {}
+
+    def start_from(self, heads: Mapping[str, int]) -> None:
+        """Each tenant's last sequence in the store when the service starts: what follows
+        it is what this bus delivers."""
+        for tenant_id, head in heads.items():
+            self._delivered[tenant_id] = max(head, self._delivered.get(tenant_id, 0))
+
+    def head(self, tenant_id: str) -> int:
+        """The tenant's last sequence delivered."""
+        return self._delivered.get(tenant_id, 0)
 
     def subscribe(
         self, tenant_id: str, trade_id: str | None, buffer: int, heartbeat: float = 15.0
     ) -> Subscription:
         subscription = Subscription(tenant_id, trade_id, buffer, heartbeat)
-        self._subscriptions.add(subscription)
+        self._subscriptions[tenant_id].add(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscriptions.discard(subscription)
+        self._subscriptions[subscription.tenant_id].discard(subscription)
 
-    def publish(self, events: Sequence[StoredEvent]) -> None:
+    def publish(self, tenant_id: str, after: int, events: Sequence[StoredEvent]) -> None:
+        """A commit's events, numbered from `after` + 1 on."""
+        delivered = self._delivered.get(tenant_id, 0)
+        if after < delivered:  # read from the store meanwhile
+            events = [event for event in events if event.sequence > delivered]
+            after = delivered
+        if not events:
+            return
+        if after > delivered:
+            self._held.setdefault(tenant_id, {})[after] = events
+            self._fill_later(tenant_id)
+            return
+        self._deliver(tenant_id, events)
+        held = self._held.get(tenant_id)
+        while held and (following := held.pop(self._delivered[tenant_id], None)) is not None:
+            self._deliver(tenant_id, following)
+        if held is not None and not held:
+            del self._held[tenant_id]
+
+    def _deliver(self, tenant_id: str, events: Sequence[StoredEvent]) -> None:
+        subscriptions = self._subscriptions.get(tenant_id, ())
         for event in events:
-            self.last_sequence = max(self.last_sequence, event.sequence)
-            for subscription in list(self._subscriptions):
-                if not subscription.wants(event):
+            for subscription in list(subscriptions):
+                if subscription.trade_id is not None and event.trade.id != subscription.trade_id:
                     continue
                 if len(subscription.events) >= subscription.buffer:
                     subscription.overflowed = True
@@ -74,13 +115,41 @@ class EventBus:
                     continue
                 subscription.events.append(event)
                 subscription.wake()
+        self._delivered[tenant_id] = events[-1].sequence
+
+    def _fill_later(self, tenant_id: str) -> None:
+        if self._missing is None or tenant_id in self._filling:
+            return
+        task = asyncio.get_running_loop().create_task(self._fill(tenant_id))
+        self._filling[tenant_id] = task
+
+    async def _fill(self, tenant_id: str) -> None:
+        """After `gap_wait`, read from the store what is still missing before the commits
+        held back (the commits they follow were answered to no one in this process)."""
+        assert self._missing is not None
+        try:
+            await asyncio.sleep(self._gap_wait)
+            while held := self._held.get(tenant_id):
+                delivered = self._delivered.get(tenant_id, 0)
+                until = min(held)
+                try:
+                    found = await self._missing(tenant_id, delivered, until)
+                except Exception:
+                    log.warning("reading the events of %s after %d failed", tenant_id, delivered)
+                    found = ()
+                if found:
+                    self.publish(tenant_id, delivered, found)
+                else:
+                    await asyncio.sleep(self._gap_wait)
+        finally:
+            del self._filling[tenant_id]
 
     async def heartbeats(self, resolution: float = 0.5) -> None:
         """Run forever: mark a heartbeat due on every subscription quiet for its interval."""
         while True:
             await asyncio.sleep(resolution)
             now = time.monotonic()
-            for subscription in list(self._subscriptions):
+            for subscription in [s for group in self._subscriptions.values() for s in group]:
                 if now - subscription.quiet_since >= subscription.heartbeat:
                     subscription.heartbeat_due = True
                     subscription.quiet_since = now
@@ -89,9 +158,11 @@ class EventBus:
     def _close(self, subscription: Subscription) -> None:
         subscription.closed = True
         subscription.wake()
-        self._subscriptions.discard(subscription)
+        self._subscriptions[subscription.tenant_id].discard(subscription)
 
     def close_all(self) -> None:
         """Graceful shutdown: every stream ends."""
-        for subscription in list(self._subscriptions):
+        for subscription in [s for group in self._subscriptions.values() for s in group]:
             self._close(subscription)
+        for task in self._filling.values():
+            task.cancel()

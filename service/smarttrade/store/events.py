@@ -1,9 +1,10 @@
-"""The event history: reading it after a sequence, and pruning it.
+"""The event history, each tenant's in its own sequence: reading it after a sequence, each
+tenant's head, and pruning.
 
 Events older than the retention are deleted, with the trade snapshots nothing points at any
-more (neither a remaining event nor the trade's current version); `pruned_through` is the
-last sequence that may be gone, so a watcher resuming from before it is told so rather than
-given a gap.
+more (neither a remaining event nor the trade's current version); a tenant's
+`pruned_through` is the last of its sequences that may be gone, so a watcher resuming from
+before it is told so rather than given a gap.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, delete, exists, select
 
 from smarttrade.domain.messages import Event, StoredEvent
 from smarttrade.store import tables
@@ -22,7 +23,23 @@ if TYPE_CHECKING:
 
 events = tables.events
 snapshots = tables.trade_snapshots
-retention = tables.stream_retention
+sequences = tables.event_sequences
+
+# Per tenant, the events before the retention that form a prefix of its sequence (an event's
+# time may be a little out of sequence order across trades: what goes is always a prefix).
+_PRUNE = """
+WITH doomed AS (
+    SELECT tenant_id, max(sequence) AS through FROM events WHERE at < $1 GROUP BY tenant_id
+), gone AS (
+    DELETE FROM events AS e USING doomed AS d
+    WHERE e.tenant_id = d.tenant_id AND e.sequence <= d.through
+    RETURNING e.tenant_id
+), marked AS (
+    UPDATE event_sequences AS q SET pruned_through = greatest(q.pruned_through, d.through)
+    FROM doomed AS d WHERE q.tenant_id = d.tenant_id
+)
+SELECT count(*) AS deleted FROM gone
+"""
 
 
 class EventRepository:
@@ -54,27 +71,23 @@ class EventRepository:
             for sequence, facts, data in rows
         ]
 
-    async def latest_sequence(self) -> int:
-        value = (await self._uow.execute(select(func.max(events.c.sequence)))).scalar()
-        return int(value or 0)
+    async def head(self, tenant_id: str) -> int:
+        """The tenant's last sequence (0 before its first event)."""
+        query = select(sequences.c.last).where(sequences.c.tenant_id == tenant_id)
+        return int((await self._uow.execute(query)).scalar() or 0)
 
-    async def pruned_through(self) -> int:
-        value = (await self._uow.execute(select(retention.c.pruned_through))).scalar()
-        return int(value or 0)
+    async def heads(self) -> dict[str, int]:
+        """Every tenant's last sequence."""
+        rows = await self._uow.execute(select(sequences.c.tenant_id, sequences.c.last))
+        return {tenant_id: int(last) for tenant_id, last in rows.all()}
+
+    async def pruned_through(self, tenant_id: str) -> int:
+        query = select(sequences.c.pruned_through).where(sequences.c.tenant_id == tenant_id)
+        return int((await self._uow.execute(query)).scalar() or 0)
 
     async def prune(self, before: datetime) -> int:
         """Delete the events recorded before `before`; returns how many."""
-        last = (
-            await self._uow.execute(select(func.max(events.c.sequence)).where(events.c.at < before))
-        ).scalar()
-        if last is None:
-            return 0
-        deleted = await self._uow.execute(delete(events).where(events.c.sequence <= last))
-        await self._uow.execute(
-            update(retention)
-            .where(retention.c.id == 1)
-            .values(pruned_through=func.greatest(retention.c.pruned_through, last))
-        )
+        rows = await self._uow.fetch(_PRUNE, before)
         trades = tables.smart_trades
         still_needed = exists().where(
             and_(
@@ -86,4 +99,4 @@ class EventRepository:
             and_(trades.c.id == snapshots.c.trade_id, trades.c.version == snapshots.c.version)
         )
         await self._uow.execute(delete(snapshots).where(~still_needed, ~current))
-        return int(getattr(deleted, "rowcount", 0) or 0)
+        return int(rows[0]["deleted"])

@@ -13,10 +13,10 @@ wrote through its connection, the same statement runs in that transaction.
 All or nothing holds when a check fails, because every part is gated: the trade's row is
 written only if the request's claim is new, and everything else only if the trade's row was
 (a new trade's id is free, an existing one's version is still the one the decision started
-from). A claim already taken or a version
-moved on therefore writes nothing at all, and the result says which. The foreign keys hold
-(PostgreSQL checks them at the end of the statement), and the events take the events lock in
-the same statement, which holds it until the commit (see unit_of_work).
+from). A claim already taken or a version moved on therefore writes nothing at all, and the
+result says which. The foreign keys hold (PostgreSQL checks them at the end of the
+statement), and the events are numbered by their tenant's counter row in the same statement,
+which keeps that row locked until the commit (see unit_of_work).
 
 The statement's text depends only on which parts are present, so it is built once per shape
 and cached (and asyncpg keeps it prepared per connection).
@@ -87,7 +87,7 @@ class StagedWrites:
             or self.events
         )
 
-    def statement(self, events_lock: int) -> tuple[str, list[object]]:
+    def statement(self) -> tuple[str, list[object]]:
         """The SQL (asyncpg's `$n` placeholders) and its arguments. The statement returns one
         row: `claimed` (0: the request id was taken), `written` (0: the trade's version moved
         on) and the `sequences` given to the events, in order."""
@@ -101,7 +101,13 @@ class StagedWrites:
             done_intents=bool(self.done_intents),
             events=bool(self.events),
         )
-        values: dict[str, object] = {"lock": events_lock, "expected": self.expected_version}
+        tenants = {event["tenant_id"] for event in self.events}
+        assert len(tenants) <= 1, "one statement appends to one tenant's events"
+        values: dict[str, object] = {
+            "expected": self.expected_version,
+            "tenant": tenants.pop() if tenants else None,
+            "count": len(self.events),
+        }
         values["claim"] = _json(self.claim) if self.claim is not None else None
         values["answer"] = _json(self.answer) if self.answer is not None else None
         trade = self.new_trade if self.new_trade is not None else self.trade_update
@@ -195,15 +201,22 @@ def _statement(shape: _Shape) -> tuple[str, list[str]]:
             "RETURNING 1)"
         )
     if shape.events:
-        # The lock is taken by the same statement that draws the sequences, so commits
-        # append in sequence order (see unit_of_work).
+        # The tenant's counter row is updated by the statement that numbers the events, and
+        # stays locked until its commit: commit order is sequence order within the tenant,
+        # and a statement that writes nothing numbers nothing (no gap is ever left).
         parts.append(
-            "events_w AS (INSERT INTO events (tenant_id, trade_id, trade_version, type, at, "
-            "facts) SELECT e->>'tenant_id', e->>'trade_id', (e->>'trade_version')::integer, "
-            "e->>'type', (e->>'at')::timestamptz, e->'facts' "
-            f"FROM (SELECT pg_advisory_xact_lock({p('lock')})) AS held, "
+            "seq_w AS (INSERT INTO event_sequences AS q (tenant_id, last, pruned_through) "
+            f"SELECT CAST({p('tenant')} AS text), CAST({p('count')} AS bigint), 0 "
+            f"{_where(gate)} ON CONFLICT (tenant_id) DO UPDATE SET last = q.last + "
+            f"EXCLUDED.last RETURNING q.last - CAST({p('count')} AS bigint) AS prev)"
+        )
+        parts.append(
+            "events_w AS (INSERT INTO events (tenant_id, sequence, trade_id, trade_version, "
+            f"type, at, facts) SELECT CAST({p('tenant')} AS text), seq_w.prev + x.n, "
+            "e->>'trade_id', (e->>'trade_version')::integer, e->>'type', "
+            "(e->>'at')::timestamptz, e->'facts' FROM seq_w, "
             f"jsonb_array_elements(CAST({p('events')} AS jsonb)) WITH ORDINALITY AS x(e, n) "
-            f"{_where(gate)} ORDER BY n RETURNING sequence)"
+            "RETURNING sequence)"
         )
     claimed = "(SELECT count(*) FROM claim_w)" if shape.claim else "1"
     written = "(SELECT count(*) FROM trade_w)" if shape.new_trade or shape.update_columns else "1"

@@ -160,18 +160,30 @@ trade_snapshots = Table(
     PrimaryKeyConstraint("trade_id", "version"),
 )
 
+# A tenant's events, numbered in its own sequence (DESIGN §2.8): commit order within the tenant.
 events = Table(
     "events",
     metadata,
-    Column("sequence", BigInteger, primary_key=True, autoincrement=True),
     Column("tenant_id", Text, nullable=False),
+    Column("sequence", BigInteger, nullable=False, autoincrement=False),
     Column("trade_id", Text, nullable=False),
     Column("trade_version", Integer, nullable=False),
     Column("type", Text, nullable=False),
     Column("at", TIMESTAMP, nullable=False),
     Column("facts", JSONB, nullable=False),
-    Index("events_by_tenant", "tenant_id", "sequence"),
+    PrimaryKeyConstraint("tenant_id", "sequence"),
     Index("events_by_trade", "trade_id", "sequence"),
+)
+
+# Each tenant's last event sequence (the row is locked by the commit appending to it, so
+# commit order is sequence order within the tenant), and how far its history was pruned: a
+# watcher resuming from before `pruned_through` is told OUT_OF_RANGE, not given a gap.
+event_sequences = Table(
+    "event_sequences",
+    metadata,
+    Column("tenant_id", Text, primary_key=True),
+    Column("last", BigInteger, nullable=False),
+    Column("pruned_through", BigInteger, nullable=False),
 )
 
 # The paper venue keeps one book per tenant: a tenant's sandbox prices move only its trades.
@@ -243,13 +255,4 @@ shares = Table(
     Column("created_at", TIMESTAMP, nullable=False),
     Column("expires_at", TIMESTAMP),
     Column("revoked_at", TIMESTAMP),
-)
-
-# Events older than the retention are pruned; `pruned_through` is the last sequence that
-# may be gone, so a watcher resuming from before it is told OUT_OF_RANGE, not given a gap.
-stream_retention = Table(
-    "stream_retention",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("pruned_through", BigInteger, nullable=False),
 )

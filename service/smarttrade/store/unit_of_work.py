@@ -19,15 +19,16 @@ reads or writes through its connection first (`connection()`: an account created
 revoked) runs in a transaction begun on first use, and `commit()` writes the staged rows in
 it, then commits.
 
-Events get their sequence in that statement, under a Postgres advisory lock held until its
-commit (and an in-process lock around it), so commit order equals sequence order: a reader
-that has seen sequence N has seen everything before it. They are published to the sink
-right after the commit, in that order.
+Events get their tenant's next sequences in that statement, from the tenant's counter row,
+which stays locked until the commit: within a tenant, commit order is sequence order, so a
+reader that has seen sequence N has seen everything of that tenant before it, and commits of
+different tenants do not wait for each other. They are handed to the sink right after the
+commit, with the sequence they follow; the sink puts each tenant's commits back in order
+(answers of concurrent commits may come back in any order).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self, cast
@@ -48,21 +49,20 @@ from smarttrade.store.shares import ShareRepository
 from smarttrade.store.trades import TradeRepository
 
 Row = Mapping[str, Any]
-EVENTS_LOCK = 0x5354_4556  # "STEV": serialises the event tail of commits across replicas
 
 
 class EventSink(Protocol):
-    def publish(self, events: Sequence[StoredEvent]) -> None: ...
+    def publish(self, tenant_id: str, after: int, events: Sequence[StoredEvent]) -> None:
+        """A commit's events of one tenant, numbered from `after` + 1 on."""
+        ...
 
 
 class UnitOfWorkFactory:
-    """Makes units of work on one database; what they share: the sink their events go to,
-    and the lock that keeps publishing in sequence order."""
+    """Makes units of work on one database, whose events go to one sink."""
 
     def __init__(self, database: Database, sink: EventSink) -> None:
         self.database = database
         self.sink = sink
-        self.append_lock = asyncio.Lock()
 
     def __call__(self, *, consistent: bool = False) -> UnitOfWork:
         """A unit of work; `consistent`: its reads see one snapshot of the database
@@ -161,19 +161,21 @@ class UnitOfWork:
         elif not events:
             await self._write(staged)
         else:
-            async with self._factory.append_lock:
-                sequences = await self._write(staged)
-                self._factory.sink.publish(
-                    [
-                        StoredEvent(sequence, trade.tenant_id, trade, event)
-                        for sequence, (trade, event) in zip(sequences, events, strict=True)
-                    ]
-                )
+            sequences = await self._write(staged)
+            tenant_id = events[0][0].tenant_id
+            self._factory.sink.publish(
+                tenant_id,
+                sequences[0] - 1,
+                [
+                    StoredEvent(sequence, tenant_id, trade, event)
+                    for sequence, (trade, event) in zip(sequences, events, strict=True)
+                ],
+            )
         self._committed = True
         self.staged, self.staged_events = StagedWrites(), []
 
     async def _write(self, staged: StagedWrites) -> list[int]:
-        sql, arguments = staged.statement(EVENTS_LOCK)
+        sql, arguments = staged.statement()
         rows = await self.fetch(sql, *arguments)
         row = rows[0]
         if row["claimed"] != 1:

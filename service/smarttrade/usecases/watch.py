@@ -115,8 +115,8 @@ class Watching:
             last = after_sequence
             if after_sequence:
                 async with self._unit_of_work() as uow:
-                    pruned = await uow.events.pruned_through()
-                    head = max(pruned, await uow.events.latest_sequence())  # all may be pruned
+                    pruned = await uow.events.pruned_through(tenant_id)
+                    head = await uow.events.head(tenant_id)
                 if after_sequence < pruned:
                     raise HistoryPruned(after_sequence, pruned)
                 if after_sequence > head:
@@ -165,7 +165,7 @@ class Watching:
     async def _snapshot(self, tenant_id: str, trade_id: str | None) -> tuple[int, list[SmartTrade]]:
         """The trades and the last sequence they reflect, read in one consistent snapshot."""
         async with self._unit_of_work(consistent=True) as uow:
-            sequence = await uow.events.latest_sequence()
+            sequence = await uow.events.head(tenant_id)
             if trade_id is None:
                 return sequence, await uow.trades.live_of_tenant(tenant_id)
             trade = await uow.trades.get(trade_id, tenant_id)
