@@ -212,10 +212,13 @@ async def start(settings: Settings) -> Running:
     for service in ("", *SERVICES):
         await health.set(service, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving")
+    retention = Retention(
+        events=timedelta(days=settings.event_retention_days),
+        requests=timedelta(hours=settings.request_retention_hours),
+        every=settings.prune_interval,
+    )
     background = [
-        asyncio.create_task(
-            prune_history(unit_of_work, timedelta(days=settings.event_retention_days))
-        ),
+        asyncio.create_task(prune_history(unit_of_work, retention)),
         asyncio.create_task(bus.heartbeats()),
     ]
     return Running(
@@ -223,18 +226,28 @@ async def start(settings: Settings) -> Running:
     )
 
 
-async def prune_history(unit_of_work: UnitOfWorkFactory, keep: timedelta) -> None:
-    """Hourly: drop the events older than the retention (the stream resumes within it)."""
+@dataclass(frozen=True)
+class Retention:
+    events: timedelta  # the watch stream resumes within this
+    requests: timedelta  # a retry gets its first answer within this
+    every: float  # seconds between prunings
+
+
+async def prune_history(unit_of_work: UnitOfWorkFactory, retention: Retention) -> None:
+    """Every `retention.every` seconds: drop the events and the request ids older than their
+    retention."""
     while True:
         try:
+            now = utc_now()
             async with unit_of_work() as uow:
-                pruned = await uow.events.prune(utc_now() - keep)
+                events = await uow.events.prune(now - retention.events)
+                requests = await uow.requests.prune(now - retention.requests)
                 await uow.commit()
-            if pruned:
-                log.info("pruned %d events older than %s", pruned, keep)
+            if events or requests:
+                log.info("pruned %d events and %d request ids", events, requests)
         except Exception:
-            log.exception("pruning the event history failed")
-        await asyncio.sleep(3600)
+            log.exception("pruning the history failed; trying again in %s s", retention.every)
+        await asyncio.sleep(retention.every)
 
 
 async def stop(running: Running, grace: float) -> None:

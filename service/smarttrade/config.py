@@ -61,6 +61,10 @@ class Settings:
     reconcile_interval: float = 30.0  # the periodic sweep of every live trade
     shutdown_grace: float = 5.0
     event_retention_days: float = 30.0  # the watch stream can resume this far back
+    # A retry with a request id gets the first answer within this window; after it the id
+    # is forgotten (and a retry is a new request).
+    request_retention_hours: float = 24.0
+    prune_interval: float = 3600.0  # how often old events and request ids are pruned
     watch_buffer: int = 1000  # events a watcher may fall behind before its stream is ended
     log_level: str = "INFO"
 
@@ -122,6 +126,8 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         reconcile_interval=number("SMARTTRADE_RECONCILE_INTERVAL", 30.0),
         shutdown_grace=number("SMARTTRADE_SHUTDOWN_GRACE", 5.0),
         event_retention_days=number("SMARTTRADE_EVENT_RETENTION_DAYS", 30.0),
+        request_retention_hours=number("SMARTTRADE_REQUEST_RETENTION_HOURS", 24.0),
+        prune_interval=number("SMARTTRADE_PRUNE_INTERVAL", 3600.0),
         watch_buffer=int(number("SMARTTRADE_WATCH_BUFFER", 1000)),
         log_level=env.get("SMARTTRADE_LOG_LEVEL", "INFO"),
     )

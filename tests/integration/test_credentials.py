@@ -9,7 +9,6 @@ import base64
 import dataclasses
 import logging
 import os
-import shutil
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -22,7 +21,6 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 from sqlalchemy import select, update
-from sqlalchemy.engine import make_url
 
 from smarttrade.api import render
 from smarttrade.app import ccxt_venues
@@ -53,6 +51,7 @@ from smarttrade.v1 import smart_trade_pb2 as pb
 from tests.integration.test_ccxt_exchange import STUB_OPTIONS
 from tests.support.binance_stub import BinanceStub
 from tests.support.service import Client, request_id, running_service
+from tests.support.store import pg_dump
 
 TENANT = "tenant-a"
 API_KEY = "ck-Zq7Kp2-distinctive-api-key-5150"
@@ -138,30 +137,6 @@ async def stored(database: Database, account_id: str) -> ExchangeAccount:
         account = await uow.accounts.get(TENANT, account_id)
     assert account is not None
     return account
-
-
-async def pg_dump(database_url: str) -> bytes:
-    """A plain-SQL dump of the whole test database, as an operator's backup would hold it."""
-    executable = shutil.which("pg_dump")
-    if executable is None:
-        pytest.fail("pg_dump is not installed (it comes with the PostgreSQL client)")
-    url = make_url(database_url)
-    host = url.host or str(url.query.get("host", ""))
-    command = [executable, "--no-owner", "-h", host, "-d", str(url.database)]
-    if url.port:
-        command += ["-p", str(url.port)]
-    if url.username:
-        command += ["-U", url.username]
-    environment = {**os.environ, "PGPASSWORD": url.password or ""}
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    dump, errors = await process.communicate()
-    assert process.returncode == 0, errors.decode()
-    return dump
 
 
 def logged_text(records: Iterable[logging.LogRecord]) -> str:

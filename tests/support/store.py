@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
 
 from smarttrade.domain.messages import StoredEvent
 from smarttrade.store.database import open_database
@@ -31,3 +37,27 @@ async def units_of_work(
         yield UnitOfWorkFactory(database, Published())
     finally:
         await database.close()
+
+
+async def pg_dump(database_url: str) -> bytes:
+    """A plain-SQL dump of the whole test database, as an operator's backup would hold it."""
+    executable = shutil.which("pg_dump")
+    if executable is None:
+        pytest.fail("pg_dump is not installed (it comes with the PostgreSQL client)")
+    url = make_url(database_url)
+    host = url.host or str(url.query.get("host", ""))
+    command = [executable, "--no-owner", "-h", host, "-d", str(url.database)]
+    if url.port:
+        command += ["-p", str(url.port)]
+    if url.username:
+        command += ["-U", url.username]
+    environment = {**os.environ, "PGPASSWORD": url.password or ""}
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    dump, errors = await process.communicate()
+    assert process.returncode == 0, errors.decode()
+    return dump

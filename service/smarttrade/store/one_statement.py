@@ -112,6 +112,10 @@ class StagedWrites:
         values["answer"] = _json(self.answer) if self.answer is not None else None
         trade = self.new_trade if self.new_trade is not None else self.trade_update
         values["trade"] = _json(trade) if trade is not None else None
+        values["trade_id"] = trade["id"] if trade is not None else None
+        answer = self.answer or {}
+        values["answer_tenant"] = answer.get("tenant_id")
+        values["answer_request"] = answer.get("request_id")
         for name in (*_ROW_SET_NAMES, "done_intents", "events"):
             rows = getattr(self, name)
             values[name] = _json(rows) if rows else None
@@ -171,19 +175,21 @@ def _statement(shape: _Shape) -> tuple[str, list[str]]:
         gate = "EXISTS (SELECT 1 FROM trade_w)"
     elif shape.update_columns:
         assignments = ", ".join(f"{c} = r.{c}" for c in shape.update_columns if c != "id")
+        # The row is found by its key given as a parameter: a generic plan (planned once
+        # per connection, maybe while the table was nearly empty) is then an index lookup.
         parts.append(
             "trade_w AS (UPDATE smart_trades AS s SET "
             f"{assignments} FROM jsonb_populate_record(NULL::smart_trades, "
-            f"CAST({p('trade')} AS jsonb)) AS r WHERE s.id = r.id "
+            f"CAST({p('trade')} AS jsonb)) AS r WHERE s.id = CAST({p('trade_id')} AS text) "
             f"AND s.version = {p('expected')}{_and(gate)} RETURNING 1)"
         )
         gate = "EXISTS (SELECT 1 FROM trade_w)"
     if shape.answer:
         parts.append(
-            "answer_w AS (UPDATE idempotency_keys AS k SET answer = a.answer FROM "
-            f"jsonb_to_record(CAST({p('answer')} AS jsonb)) AS a(tenant_id text, "
-            "request_id text, answer jsonb) WHERE k.tenant_id = a.tenant_id "
-            f"AND k.request_id = a.request_id{_and(gate)} RETURNING 1)"
+            "answer_w AS (UPDATE idempotency_keys AS k SET answer = CAST("
+            f"{p('answer')} AS jsonb)->'answer' WHERE k.tenant_id = CAST({p('answer_tenant')} "
+            f"AS text) AND k.request_id = CAST({p('answer_request')} AS text){_and(gate)} "
+            "RETURNING 1)"
         )
     for (name, table, keys), present in zip(_ROW_SETS, shape.row_sets, strict=True):
         if present:
