@@ -146,7 +146,12 @@ class Engine:
             async with gate:
                 await self.live_runner(trade_id)
 
-        await asyncio.gather(*(resume(trade_id) for trade_id in list(self._recovered)))
+        # Loaded now: the trades with intents left pending, and those whose wake levels the
+        # store does not know (written before revision 0004 kept them): idle, they would
+        # never be woken by a price.
+        unbanded = [h.id for h in heads if h.wake_below is h.wake_above is h.wake_at is None]
+        loading = dict.fromkeys([*self._recovered, *unbanded])
+        await asyncio.gather(*(resume(trade_id) for trade_id in loading))
         await self._reconciler.sweep()
         # Live prices and order updates start only now. Before the sweep has checked the
         # positions, an order the trader cancelled by hand before selling the coins would be
