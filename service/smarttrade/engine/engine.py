@@ -59,6 +59,7 @@ GroupKey = tuple[str, str]  # (account, symbol)
 STARTUP_CONCURRENCY = 64
 WARM_BAND = Decimal("0.01")  # load a trade once the price is within 1 % of its band
 WARMING_CONCURRENCY = 8
+NO_LEVELS = (None, None, None)
 
 
 def utc_now() -> datetime:
@@ -149,7 +150,7 @@ class Engine:
         # Loaded now: the trades with intents left pending, and those whose wake levels the
         # store does not know (written before revision 0004 kept them): idle, they would
         # never be woken by a price.
-        unbanded = [h.id for h in heads if h.wake_below is h.wake_above is h.wake_at is None]
+        unbanded = [h.id for h in heads if (h.wake_below, h.wake_above, h.wake_at) == NO_LEVELS]
         loading = dict.fromkeys([*self._recovered, *unbanded])
         await asyncio.gather(*(resume(trade_id) for trade_id in loading))
         await self._reconciler.sweep()
