@@ -12,7 +12,14 @@ import pytest
 
 from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.fsm import TradeState
-from smarttrade.domain.messages import AddFunds, CancelOrder, CloseAtMarket, ReduceFunds
+from smarttrade.domain.messages import (
+    AddFunds,
+    CancelOrder,
+    CloseAtMarket,
+    OrderMissing,
+    PlaceOrder,
+    ReduceFunds,
+)
 from smarttrade.domain.model import CloseReason
 from smarttrade.domain.position import position_of
 from smarttrade.domain.values import OrderStatus, OrderType, Side
@@ -183,3 +190,22 @@ def test_closing_while_the_venue_has_not_answered_the_cancels_sends_nothing_yet(
     # Assert: only the cancels; the exit is sized once they are answered (a late fill counts).
     assert [type(i) for i in decision.intents] == [CancelOrder, CancelOrder]
     assert run.trade.state is TradeState.CLOSING
+
+
+def test_an_add_funds_order_the_venue_never_received_is_placed_again_under_a_new_id() -> None:
+    run = Run.start(
+        trade_spec(
+            entry=market_entry("1"), steps=(step("100", price="150"),), stop_loss=stop("95")
+        ),
+        "100",
+    )
+    added = run.feed(AddFunds(run.now, OrderType.MARKET, None, units=Decimal(1)), auto=False)
+    (lost,) = [i for i in added.intents if isinstance(i, PlaceOrder)]
+
+    again = run.feed(OrderMissing(lost.client_order_id, run.now))
+
+    (placed,) = [i for i in again.intents if isinstance(i, PlaceOrder)]
+    assert placed.leg_id == lost.leg_id
+    assert placed.client_order_id != lost.client_order_id
+    assert placed.amount == Decimal(1)
+    assert position_of(run.trade).units_held == Decimal("1.998")  # it filled, once

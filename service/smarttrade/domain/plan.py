@@ -194,9 +194,11 @@ def _plan_entry(changes: Changes) -> None:
 
 
 def _plan_add_funds(changes: Changes) -> None:
+    """Like the entry: one order working for what is left of each Add Funds leg, so one the
+    venue never received (found missing) is placed again under a new id."""
     trade = changes.trade
     for leg in trade.legs_of(LegKind.ADD_FUNDS):
-        if leg.state.is_done or leg.orders:
+        if leg.state.is_done:
             continue
         reference = leg.limit_price or trade.last_price
         if reference is None:
@@ -205,7 +207,7 @@ def _plan_add_funds(changes: Changes) -> None:
             leg.amount = trade.market.round_amount(leg.total / reference)
         if leg.amount is not None:
             _keep_sized_leg_working(
-                changes, leg, leg.order_type, leg.limit_price, leg.amount, reference
+                changes, leg, leg.order_type, leg.limit_price, leg.amount - leg.filled, reference
             )
 
 

@@ -36,8 +36,10 @@ from typing import Any, Protocol, Self, cast
 from sqlalchemy import Executable, Result
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from smarttrade import failpoints
 from smarttrade.domain.messages import Event, StoredEvent
 from smarttrade.domain.model import SmartTrade
+from smarttrade.failpoints import failpoint
 from smarttrade.store.accounts import AccountRepository
 from smarttrade.store.database import Database
 from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, driver_errors
@@ -55,6 +57,13 @@ class EventSink(Protocol):
     def publish(self, tenant_id: str, after: int, events: Sequence[StoredEvent]) -> None:
         """A commit's events of one tenant, numbered from `after` + 1 on."""
         ...
+
+
+def _request_id(staged: StagedWrites) -> str | None:
+    """The request id a write takes with its effect, if it does: the failpoints
+    `request:{id}:before-commit` and `request:{id}:after-commit` crash there."""
+    claim = staged.claim or (staged.requests[0] if staged.requests else None)
+    return str(claim["request_id"]) if claim is not None else None
 
 
 class UnitOfWorkFactory:
@@ -154,6 +163,9 @@ class UnitOfWork:
         cannot be reached (nothing is written, unless the commit went through and only its
         answer was lost)."""
         staged, events = self.staged, self.staged_events
+        answering = _request_id(staged) if failpoints.ARMED else None
+        if answering:
+            failpoint(f"request:{answering}:before-commit")
         if staged.empty:
             if self._connection is not None:
                 async with driver_errors():
@@ -173,6 +185,8 @@ class UnitOfWork:
             )
         self._committed = True
         self.staged, self.staged_events = StagedWrites(), []
+        if answering:
+            failpoint(f"request:{answering}:after-commit")
 
     async def _write(self, staged: StagedWrites) -> list[int]:
         sql, arguments = staged.statement()
