@@ -157,6 +157,8 @@ class BinanceStub:
         self._create_faults: list[tuple[CreateFault, float]] = []
         self._throttled: list[tuple[int, int]] = []  # (HTTP status, Retry-After) to answer next
         self._slow: dict[tuple[str, str], float] = {}  # (method, path) -> seconds to wait
+        # (method, path) -> what happens at the venue as the next such request arrives
+        self._on_next: dict[tuple[str, str], Callable[[], Awaitable[None]]] = {}
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -240,6 +242,14 @@ class BinanceStub:
         """Answer every `method` request to /api/v3/`path` only after `seconds`."""
         self._slow[(method, path)] = seconds
 
+    def on_next_request(
+        self, method: str, path: str, happening: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run `happening` (a change at the venue: a fill, a cancel) when the next `method`
+        request to /api/v3/`path` arrives, before answering it: the change lands exactly as
+        the client asks, whatever it asked before."""
+        self._on_next[(method, path)] = happening
+
     # ----- HTTP plumbing -------------------------------------------------------------------
 
     @web.middleware
@@ -257,7 +267,11 @@ class BinanceStub:
                 msg = "Too many requests; current limit is 6000 request weight per 1 MINUTE."
             headers = {"Retry-After": str(retry_after)}
             return web.json_response({"code": -1003, "msg": msg}, status=status, headers=headers)
-        delay = self._slow.get((request.method, request.path.removeprefix("/api/v3/")))
+        route = (request.method, request.path.removeprefix("/api/v3/"))
+        happening = self._on_next.pop(route, None)
+        if happening is not None:
+            await happening()
+        delay = self._slow.get(route)
         if delay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), delay)
@@ -467,6 +481,14 @@ class BinanceStub:
         order = next(o for o in self._orders.values() if o.client_order_id == client_order_id)
         for part in parts:
             self._fill(order, order.price, resting=True, part=part)
+
+    async def fill_after_cancel(self, client_order_id: str) -> None:
+        """The fill that raced a cancel: the venue answered the cancel (CANCELED), then
+        reports the order FILLED after all, at its price, paid with what the cancel freed."""
+        order = self._find({"origClientOrderId": client_order_id})
+        assert order is not None, client_order_id
+        assert order.status == "CANCELED", order.status
+        self._fill(order, order.price, resting=False)
 
     def holds(self, client_order_id: str) -> bool:
         """Whether the venue has an order with this client order id (in any state)."""

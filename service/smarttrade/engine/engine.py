@@ -42,7 +42,7 @@ from smarttrade.domain.messages import (
 from smarttrade.domain.model import SmartTrade
 from smarttrade.engine.executor import Executor, reported
 from smarttrade.engine.market_data import MarketData
-from smarttrade.engine.reconcile import Reconciler
+from smarttrade.engine.reconcile import EVERY_TRADE, Reconciler
 from smarttrade.engine.runner import TradeRunner
 from smarttrade.engine.triggers import TriggerIndex
 from smarttrade.engine.venues import Venues, paper_feed, price_feed_of
@@ -153,7 +153,9 @@ class Engine:
         unbanded = [h.id for h in heads if (h.wake_below, h.wake_above, h.wake_at) == NO_LEVELS]
         loading = dict.fromkeys([*self._recovered, *unbanded])
         await asyncio.gather(*(resume(trade_id) for trade_id in loading))
-        await self._reconciler.sweep()
+        # Every order the trades sent and did not see fill is looked up (also those they
+        # believe cancelled): what the venue did while the service was down comes first.
+        await self._reconciler.sweep(recheck=EVERY_TRADE)
         # Live prices and order updates start only now. Before the sweep has checked the
         # positions, an order the trader cancelled by hand before selling the coins would be
         # seen first and re-created, and a tick could fire a stop on coins no longer held.

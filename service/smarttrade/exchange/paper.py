@@ -44,6 +44,7 @@ from smarttrade.exchange.port import (
     Ticker,
     TransientError,
 )
+from smarttrade.failpoints import failpoint
 from smarttrade.store.requests import RequestRecord
 
 DEFAULT_BALANCES = {"USDT": Decimal(10000)}
@@ -319,6 +320,9 @@ class PaperVenue:
             unreported = self._unreported.setdefault(tenant_id, [])
             unreported[:0] = [o for o in changed if all(o is not u for u in unreported)]
             raise
+        if changed:
+            # The fills are the venue's now (durable), and no trade has seen them yet.
+            failpoint("paper-fills-recorded")
         condition = self._ticks.get((tenant_id, symbol))
         if condition is not None:
             async with condition:

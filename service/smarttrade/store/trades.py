@@ -2,13 +2,13 @@
 
 Rows are mapped to domain objects explicitly: a trade is read back from its snapshot (the
 whole trade as a document, written with every decision), the other tables serve queries
-(what is live, what is held, what is believed open at a venue, what is left to send).
+(what is live, what is held, what was sent to a venue, what is left to send).
 Every query a caller can reach is tenant-scoped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +21,7 @@ from smarttrade.domain.levels import wake_levels
 from smarttrade.domain.messages import CancelOrder, Decision, Event, Intent, PlaceOrder
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.position import position_of
+from smarttrade.domain.values import OrderStatus
 from smarttrade.store import tables
 from smarttrade.store.codec import from_document, trade_from_document
 from smarttrade.store.requests import RequestRecord, answer_row, claim_row, trade_answer
@@ -57,6 +58,16 @@ class TradeHead:
     wake_below: Decimal | None
     wake_above: Decimal | None
     wake_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SentOrder:
+    """An order of a live trade as the trade knows it: for comparing with the venue."""
+
+    trade_id: str
+    client_order_id: str
+    status: OrderStatus
+    filled: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +183,11 @@ class TradeRepository:
         )
         return [(row.id, row.units_held) for row in await self._uow.execute(query)]
 
-    async def believed_open_orders(self, account_id: str, symbol: str) -> list[tuple[str, Decimal]]:
-        """The orders the live trades of an account and symbol believe open at the venue, with
-        what they believe filled: (client order id, filled)."""
+    async def sent_orders(
+        self, account_id: str, symbol: str, statuses: Collection[OrderStatus]
+    ) -> list[SentOrder]:
+        """The orders of the live trades of an account and symbol that are in one of
+        `statuses`, with what the trades believe filled."""
         orders, fills = tables.orders, tables.fills
         filled = (
             select(fills.c.client_order_id, func.sum(fills.c.amount).label("filled"))
@@ -182,17 +195,25 @@ class TradeRepository:
             .subquery()
         )
         query = (
-            select(orders.c.client_order_id, func.coalesce(filled.c.filled, 0))
+            select(
+                orders.c.trade_id,
+                orders.c.client_order_id,
+                orders.c.status,
+                func.coalesce(filled.c.filled, 0),
+            )
             .join(trades, trades.c.id == orders.c.trade_id)
             .outerjoin(filled, filled.c.client_order_id == orders.c.client_order_id)
             .where(
                 trades.c.account_id == account_id,
                 trades.c.symbol == symbol,
                 trades.c.state.in_(LIVE_STATES),
-                orders.c.status == "OPEN",
+                orders.c.status.in_([status.value for status in statuses]),
             )
         )
-        return [(row[0], row[1]) for row in await self._uow.execute(query)]
+        return [
+            SentOrder(trade_id, client_order_id, OrderStatus(status), amount)
+            for trade_id, client_order_id, status, amount in await self._uow.execute(query)
+        ]
 
     async def pending_intents(self) -> dict[str, list[Intent]]:
         """Every intent not yet carried out, by trade, oldest first."""
