@@ -15,7 +15,6 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from sqlalchemy.engine import make_url
 
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
@@ -25,19 +24,9 @@ from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
-async def proxy(database_url: str) -> AsyncIterator[TcpProxy]:
-    url = make_url(database_url)
-    line = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    await line.start()
-    yield line
-    await line.cut()
-
-
-@pytest.fixture
 async def service(database_url: str, proxy: TcpProxy, tmp_path: Path) -> AsyncIterator[Service]:
-    through = make_url(database_url).set(host="127.0.0.1", port=proxy.port)
     async with running_service(
-        through.render_as_string(hide_password=False), tmp_path, reconcile_interval=3600
+        proxy.url(database_url), tmp_path, reconcile_interval=3600
     ) as running:
         yield running
 
