@@ -1,8 +1,10 @@
 """The composition root: builds every part from the settings and runs the gRPC server.
 
 Health reports NOT_SERVING until the engine has recovered every live trade (startup
-reconciliation), then SERVING; on shutdown it turns NOT_SERVING first, streams end with
-UNAVAILABLE (resumable), and in-flight calls get `shutdown_grace` seconds to finish.
+reconciliation), then SERVING; NOT_SERVING again while the store does not answer (its
+probe, store/probe.py), so a load balancer routes elsewhere; on shutdown it turns
+NOT_SERVING first, streams end with UNAVAILABLE (resumable), and in-flight calls get
+`shutdown_grace` seconds to finish.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from smarttrade.exchange.paper_storage import PostgresPaperStorage
 from smarttrade.exchange.port import Exchange
 from smarttrade.store.credentials import MasterKeys, unseal
 from smarttrade.store.database import Database, open_database
+from smarttrade.store.probe import StoreProbe
 from smarttrade.store.unit_of_work import UnitOfWorkFactory
 from smarttrade.usecases.accounts import Accounts
 from smarttrade.usecases.act import ActOnTrades
@@ -131,6 +134,10 @@ async def start(settings: Settings) -> Running:
     tls_credentials(settings)  # a TLS misconfiguration stops the start before anything runs
     keys = master_keys(settings)
     database = await open_database(settings.database_url, settings.data_dir)
+    probe = StoreProbe(
+        database.url.replace("postgresql+asyncpg://", "postgresql://", 1),
+        interval=settings.store_probe_interval,
+    )
     bus = EventBus()
     unit_of_work = UnitOfWorkFactory(database, bus)
     paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(unit_of_work), clock=utc_now)
@@ -201,10 +208,19 @@ async def start(settings: Settings) -> Running:
     await server.start()
     log.info("listening on %s (port %d); recovering live trades", settings.listen, port)
     await engine.start()
-    for service in ("", *SERVICES):
-        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    async def store_health(available: bool) -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        for service in ("", *SERVICES):
+            await health.set(
+                service, serving if available else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+
+    await store_health(True)
     log.info("serving")
+    probe.on_change(store_health)
     background = [
+        asyncio.create_task(probe.run()),
         asyncio.create_task(
             prune_history(unit_of_work, timedelta(days=settings.event_retention_days))
         ),

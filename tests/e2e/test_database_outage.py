@@ -1,5 +1,6 @@
 """The database out of reach: calls that need it are UNAVAILABLE with a retry hint, never
-INTERNAL, nothing is half-written, and everything works again once it is back.
+INTERNAL; health says NOT_SERVING meanwhile; nothing is half-written, and everything works
+again once it is back.
 
 The service talks to the real PostgreSQL through a loopback proxy that the test cuts (every
 open connection dropped, new ones refused) and restores.
@@ -7,6 +8,7 @@ open connection dropped, new ones refused) and restores.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,13 +16,24 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from smarttrade import app
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 from tests.e2e.test_walking_trade import market_buy
-from tests.support.service import Service, request_id, rich_error, running_service
+from tests.support.service import (
+    Service,
+    request_id,
+    rich_error,
+    running_service,
+)
 from tests.support.tcp_proxy import TcpProxy
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+HEALTH_NAMES = ("", *app.SERVICES)
 
 
 @pytest.fixture
@@ -84,3 +97,42 @@ async def test_calls_needing_the_database_are_unavailable_until_it_is_back(
     assert created.smart_trade.state == pb.SMART_TRADE_STATE_ACTIVE
     entry = next(leg for leg in created.smart_trade.legs if leg.id == "entry")
     assert len(entry.orders) == 1  # the failed attempt placed nothing
+
+
+# ---- health follows the store -----------------------------------------------------------
+
+
+async def statuses(health: health_pb2_grpc.HealthStub) -> set[int]:
+    answers = [
+        await health.Check(health_pb2.HealthCheckRequest(service=name)) for name in HEALTH_NAMES
+    ]
+    return {answer.status for answer in answers}
+
+
+async def until_health(health: health_pb2_grpc.HealthStub, status: int, seconds: float) -> float:
+    """Wait until every service (and the server, "") reports `status`; how long it took."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while await statuses(health) != {status}:
+        assert loop.time() - start < seconds, f"not all {status} within {seconds} s"
+        await asyncio.sleep(0.01)
+    return loop.time() - start
+
+
+async def test_health_is_not_serving_while_the_store_is_cut_and_serving_once_it_is_back(
+    service: Service, proxy: TcpProxy
+) -> None:
+    health = health_pb2_grpc.HealthStub(service.a.channel)
+    watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
+    seen = [(await watch.read()).status]
+    assert await statuses(health) == {SERVING}
+
+    await proxy.cut()
+    await until_health(health, NOT_SERVING, 2.0)
+    seen.append((await watch.read()).status)
+    await proxy.restore()
+    await until_health(health, SERVING, 2.0)
+    seen.append((await watch.read()).status)
+    watch.cancel()
+
+    assert seen == [SERVING, NOT_SERVING, SERVING]  # a load balancer watching hears it too
