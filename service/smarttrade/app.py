@@ -2,9 +2,9 @@
 
 Health reports NOT_SERVING until the engine has recovered every live trade (startup
 reconciliation), then SERVING; NOT_SERVING again while the store does not answer (its
-probe, store/probe.py), so a load balancer routes elsewhere; on shutdown it turns
-NOT_SERVING first, streams end with UNAVAILABLE (resumable), and in-flight calls get
-`shutdown_grace` seconds to finish.
+probe, store/probe.py, or a trade's commit that found it unreachable), so a load balancer
+routes elsewhere; on shutdown it turns NOT_SERVING first, streams end with UNAVAILABLE
+(resumable), and in-flight calls get `shutdown_grace` seconds to finish.
 """
 
 from __future__ import annotations
@@ -158,6 +158,7 @@ async def start(settings: Settings) -> Running:
         order_poll_interval=settings.order_poll_interval,
         reconcile_interval=settings.reconcile_interval,
         paper_prices=paper_prices,
+        store=probe,
     )
 
     # The use cases, and the servicers that call them.
@@ -218,7 +219,8 @@ async def start(settings: Settings) -> Running:
 
     await store_health(True)
     log.info("serving")
-    probe.on_change(store_health)
+    probe.on_change(store_health)  # first: a load balancer learns at once
+    probe.on_change(engine.on_store)
     background = [
         asyncio.create_task(probe.run()),
         asyncio.create_task(

@@ -22,7 +22,8 @@ from grpc_status import rpc_status
 from smarttrade import app
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
-from tests.e2e.test_walking_trade import market_buy
+from tests.e2e.test_walking_trade import BTC, market_buy
+from tests.support.outage import cut_at_paper_write, priced
 from tests.support.service import (
     Service,
     request_id,
@@ -136,3 +137,21 @@ async def test_health_is_not_serving_while_the_store_is_cut_and_serving_once_it_
     watch.cancel()
 
     assert seen == [SERVING, NOT_SERVING, SERVING]  # a load balancer watching hears it too
+
+
+async def test_a_commit_that_finds_the_store_gone_turns_health_not_serving_at_once(
+    database_url: str, proxy: TcpProxy, tmp_path: Path
+) -> None:
+    """The probe would notice in an hour here; a trade's failed commit says it at once."""
+    async with running_service(
+        proxy.url(database_url), tmp_path, reconcile_interval=3600, store_probe_interval=3600
+    ) as service:
+        health = health_pb2_grpc.HealthStub(service.a.channel)
+        account = await service.a.paper_account(USDT="10000")
+        await service.a.set_price(BTC, "100")
+        await service.a.create(market_buy(account, "1", take_profit="110", stop="90"))
+        cut_at_paper_write(service, proxy, priced("89"), durable=True)
+
+        await service.a.set_price(BTC, "89")  # the venue wrote it; the stop's decision cannot
+
+        await until_health(health, NOT_SERVING, 0.5)

@@ -325,6 +325,11 @@ class PaperVenue:
                 condition.notify_all()
         return changed
 
+    async def flush(self) -> None:
+        """Write what is queued (changes made while the storage was unavailable). Raises
+        PaperStorageError when it still cannot."""
+        await self._write_through(self._staged)
+
     async def run(
         self, tenant_id: str, account_id: str, operation: Callable[[datetime], OrderReport]
     ) -> OrderReport:
