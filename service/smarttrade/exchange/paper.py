@@ -66,7 +66,10 @@ class PaperChanges:
 
 
 class PaperStorageError(TransientError):
-    """The paper venue's storage could not read or write (its database is unreachable)."""
+    """The paper venue's storage could not read or write (its database is unreachable). To
+    a caller it is the store that is unavailable, not a venue."""
+
+    reason = "STORE_UNAVAILABLE"
 
 
 class PaperStorage(Protocol):
