@@ -1,8 +1,10 @@
 """The composition root: builds every part from the settings and runs the gRPC server.
 
 Health reports NOT_SERVING until the engine has recovered every live trade (startup
-reconciliation), then SERVING; on shutdown it turns NOT_SERVING first, streams end with
-UNAVAILABLE (resumable), and in-flight calls get `shutdown_grace` seconds to finish.
+reconciliation), then SERVING; NOT_SERVING again while the store does not answer (its
+probe, store/probe.py, or a trade's commit that found it unreachable), so a load balancer
+routes elsewhere; on shutdown it turns NOT_SERVING first, streams end with UNAVAILABLE
+(resumable), and in-flight calls get `shutdown_grace` seconds to finish.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from smarttrade.exchange.paper_storage import PostgresPaperStorage
 from smarttrade.exchange.port import Exchange
 from smarttrade.store.credentials import MasterKeys, unseal
 from smarttrade.store.database import Database, open_database
+from smarttrade.store.probe import StoreProbe
 from smarttrade.store.unit_of_work import UnitOfWorkFactory
 from smarttrade.usecases.accounts import Accounts
 from smarttrade.usecases.act import ActOnTrades
@@ -132,6 +135,10 @@ async def start(settings: Settings) -> Running:
     tls_credentials(settings)  # a TLS misconfiguration stops the start before anything runs
     keys = master_keys(settings)
     database = await open_database(settings.database_url, settings.data_dir)
+    probe = StoreProbe(
+        database.url.replace("postgresql+asyncpg://", "postgresql://", 1),
+        interval=settings.store_probe_interval,
+    )
 
     async def missing_events(tenant_id: str, after: int, through: int) -> list[StoredEvent]:
         async with unit_of_work() as uow:
@@ -159,6 +166,7 @@ async def start(settings: Settings) -> Running:
         order_poll_interval=settings.order_poll_interval,
         reconcile_interval=settings.reconcile_interval,
         paper_prices=paper_prices,
+        store=probe,
     )
 
     # The use cases, and the servicers that call them.
@@ -209,15 +217,25 @@ async def start(settings: Settings) -> Running:
     await server.start()
     log.info("listening on %s (port %d); recovering live trades", settings.listen, port)
     await engine.start()
-    for service in ("", *SERVICES):
-        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    async def store_health(available: bool) -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        for service in ("", *SERVICES):
+            await health.set(
+                service, serving if available else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+
+    await store_health(True)
     log.info("serving")
+    probe.on_change(store_health)  # first: a load balancer learns at once
+    probe.on_change(engine.on_store)
     retention = Retention(
         events=timedelta(days=settings.event_retention_days),
         requests=timedelta(hours=settings.request_retention_hours),
         every=settings.prune_interval,
     )
     background = [
+        asyncio.create_task(probe.run()),
         asyncio.create_task(prune_history(unit_of_work, retention)),
         asyncio.create_task(bus.heartbeats()),
     ]

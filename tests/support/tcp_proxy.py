@@ -1,10 +1,13 @@
 """A TCP proxy on loopback that can cut the line: a network partition between the service
-and its database, with the real server behind it."""
+and its database, with the real server behind it. It can also stall the line (connections
+stay open, nothing gets through), so that a cut lands in the middle of a statement."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+
+from sqlalchemy.engine import make_url
 
 
 class TcpProxy:
@@ -12,7 +15,14 @@ class TcpProxy:
         self._target = (target_host, target_port)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.port = 0
+
+    def url(self, database_url: str) -> str:
+        """`database_url` by way of this proxy."""
+        via = make_url(database_url).set(host="127.0.0.1", port=self.port)
+        return via.render_as_string(hide_password=False)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -20,8 +30,15 @@ class TcpProxy:
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
+    def stall(self) -> None:
+        """Hold every byte in either direction (connections stay open) until `flow` or `cut`."""
+        self._flowing.clear()
+
+    def flow(self) -> None:
+        self._flowing.set()
+
     async def cut(self) -> None:
-        """Drop every open connection and refuse new ones."""
+        """Drop every open connection and refuse new ones (a stall ends: the line is down)."""
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
@@ -29,6 +46,7 @@ class TcpProxy:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        self._flowing.set()
 
     async def restore(self) -> None:
         await self.start()  # on the same port
@@ -47,6 +65,9 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
+                await self._flowing.wait()
+                if writer.transport.is_closing():
+                    break
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

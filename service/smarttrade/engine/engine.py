@@ -16,6 +16,13 @@ only then reports ready.
 The engine is the runtime only: the use cases (usecases/) create trades through `launch`,
 act on them through `submit`, read the running copies through `running`, and sync one with
 its venue through `refresh`.
+
+The store going away delays nothing beyond its return. A loaded trade keeps what it could not
+commit (engine/runner.py); a trade that could not even be loaded has its inputs kept here; a
+paper tick whose write failed is in the paper book but was never routed to the trades. When
+the store's probe sees it answer again (`on_store`), the engine routes those ticks (with the
+fills they made), delivers what it kept, and wakes every runner that is behind, so each
+trade decides at the latest price within a probe interval, not at the next sweep.
 """
 
 from __future__ import annotations
@@ -43,11 +50,13 @@ from smarttrade.domain.model import SmartTrade
 from smarttrade.engine.executor import Executor, reported
 from smarttrade.engine.market_data import MarketData
 from smarttrade.engine.reconcile import EVERY_TRADE, Reconciler
-from smarttrade.engine.runner import TradeRunner
+from smarttrade.engine.runner import NoProbe, StoreHealth, TradeRunner
 from smarttrade.engine.triggers import TriggerIndex
 from smarttrade.engine.venues import Venues, paper_feed, price_feed_of
 from smarttrade.errors import NotFound
+from smarttrade.exchange.paper import PaperStorageError
 from smarttrade.exchange.port import Exchange, OrderReport
+from smarttrade.store.errors import StoreUnavailable
 from smarttrade.store.requests import RequestRecord
 from smarttrade.store.trades import TradeHead
 from smarttrade.store.unit_of_work import UnitOfWork
@@ -106,8 +115,10 @@ class Engine:
         order_poll_interval: float = 1.0,
         reconcile_interval: float = 30.0,
         paper_prices: Exchange | None = None,
+        store: StoreHealth | None = None,
     ) -> None:
         self._unit_of_work = unit_of_work
+        self._store = store or NoProbe()
         self.venues = venues
         self._executor = executor
         self._clock = clock
@@ -128,6 +139,10 @@ class Engine:
         self._paper_prices = paper_prices  # a real venue's public prices for paper trading
         self._paper_ticks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()
+        # While the store is away: paper ticks in the book but not routed to the trades, and
+        # the inputs of trades that could not be loaded (None: the clock), in order.
+        self._unrouted_paper_ticks: set[tuple[str, str]] = set()
+        self._undelivered: dict[str, list[Input | None]] = {}
         self.ready = asyncio.Event()
         self._live_inputs = False  # price feeds and order updates: after the startup sweep
 
@@ -243,9 +258,19 @@ class Engine:
         self.market_data.poll_orders(
             account.id,
             symbol,
-            lambda: self._reconciler.changed_orders(account, symbol),
+            lambda: self._changed_orders(account, symbol),
             self._order_poll_interval,
         )
+
+    async def _changed_orders(self, account: ExchangeAccount, symbol: str) -> list[OrderReport]:
+        """The order poll. It compares the venue's open orders with those the store believes
+        open: while the store is away there is nothing to compare with, and nothing to
+        report (the poll asks again; the trades keep what the venue answered them)."""
+        try:
+            return await self._reconciler.changed_orders(account, symbol)
+        except StoreUnavailable:
+            self._store.mark_unavailable()
+            return []
 
     def running(self, trade_id: str) -> SmartTrade | None:
         """The running copy of a trade if it is loaded (for reads: a trade not loaded is
@@ -313,6 +338,7 @@ class Engine:
             clock=self._clock,
             on_change=self._on_change,
             latest_price=lambda: self.last_price(trade.id),
+            store=self._store,
         )
 
     async def launch(self, decision: Decision, request: RequestRecord | None = None) -> SmartTrade:
@@ -421,7 +447,14 @@ class Engine:
         tick's write, or from a live source): the resting orders it crosses fill, then every
         trade it concerns reacts; returns when all is done and persisted."""
         async with self._paper_ticks[(tenant_id, symbol)]:
-            changed = await self.venues.paper.set_price(tenant_id, symbol, price, request)
+            try:
+                changed = await self.venues.paper.set_price(tenant_id, symbol, price, request)
+            except PaperStorageError:
+                # The book took the tick (and its fills), the store did not: route it once
+                # the store is back (`on_store`).
+                self._unrouted_paper_ticks.add((tenant_id, symbol))
+                self._store.mark_unavailable()
+                raise
             await self.on_order_reports(order.report() for order in changed)
             await self.on_price(paper_feed(tenant_id), symbol, price)
 
@@ -459,11 +492,70 @@ class Engine:
             runner = await self.live_runner(trade_id)
             if runner is not None:
                 await runner.submit(input if input is not None else TimeElapsed(self._clock()))
+        except StoreUnavailable:
+            if runner is None:  # not loaded: kept here, delivered when the store is back
+                self._keep_undelivered(trade_id, input)
+                self._store.mark_unavailable()
+                log.warning("trade %s: the store is unavailable; input kept", trade_id)
+            else:
+                log.exception("trade %s failed on %s", trade_id, type(input).__name__)
         except Exception:
             log.exception("trade %s failed on %s", trade_id, type(input).__name__)
         finally:
             if runner is not None:
                 self._on_change(runner)
+
+    # ---- the store away and back ---------------------------------------------------------
+
+    async def on_store(self, available: bool) -> None:
+        """The store's probe says whether the store answers; when it does again, catch up
+        (in the background: the probe goes on watching)."""
+        if available:
+            task = asyncio.get_running_loop().create_task(self.catch_up_with_store())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def catch_up_with_store(self) -> None:
+        """Everything the store's absence held back, in the order it happened: the paper
+        ticks (and the fills they made) the trades never saw, what the venue's book
+        changed besides, the inputs of trades that could not be loaded; then every runner
+        that is behind catches up (each at the latest price)."""
+        paper = self.venues.paper
+        try:
+            for tenant_id, symbol in sorted(self._unrouted_paper_ticks):
+                self._unrouted_paper_ticks.discard((tenant_id, symbol))
+                price = paper.last_price(tenant_id, symbol)
+                if price is not None:
+                    await self.apply_paper_price(tenant_id, symbol, price)
+            await paper.flush()
+        except PaperStorageError:
+            log.warning("the paper venue's storage is still unavailable")
+            return
+        undelivered, self._undelivered = self._undelivered, {}
+        for trade_id, inputs in undelivered.items():
+            for input in inputs:
+                if isinstance(input, PriceTicked):  # the price now, not the one kept
+                    price = self.last_price(trade_id)
+                    input = PriceTicked(price if price is not None else input.price, self._clock())
+                await self._deliver(trade_id, input)
+        for live in list(self._live.values()):
+            if live.runner is not None:
+                live.runner.resume()
+
+    def _keep_undelivered(self, trade_id: str, input: Input | None) -> None:
+        """The facts in order, then one price (its latest is taken on delivery), or else
+        one reading of the clock."""
+        kept = self._undelivered.setdefault(trade_id, [])
+        facts = [i for i in kept if i is not None and not isinstance(i, PriceTicked)]
+        prices = [i for i in kept if isinstance(i, PriceTicked)]
+        clock = [i for i in kept if i is None]
+        if isinstance(input, PriceTicked):
+            prices = [input]
+        elif input is not None:
+            facts.append(input)
+        elif not prices:
+            clock = [None]
+        kept[:] = [*facts, *(prices or clock)]
 
     # ---- what reconciliation sees (reconcile.Runtime) -------------------------------------
 

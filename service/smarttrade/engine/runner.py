@@ -11,17 +11,30 @@ A trader's action comes with its request (the use case's request id and fingerpr
 request is claimed in the same write as the action's decision, and every later write of the
 same call updates its answer (the trade at that version), so a retry is answered with what
 the call did, and a call that never wrote left no claim behind.
+
+When the store cannot be reached, nothing is lost and nothing waits for the sweep. A trader's
+action whose decision could not be committed is refused (UNAVAILABLE: the caller retries).
+Everything else is kept by the runner until the store answers again: the venue's answers and
+reports (facts: applied in the order they came, exactly once, each with the intents it
+completes) and the newest price it was shown (a price is not a fact to replay: once the store
+is back the trade decides at the latest price there is, not at a stale one). The runner then
+catches up on its own: after a capped backoff, or, when a probe watches the store
+(store/probe.py), as soon as the probe sees it answer again (the engine wakes it), without
+knocking at an unreachable store meanwhile. Persist, then act holds throughout: no intent is
+sent before its decision is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from smarttrade.domain.decide import decide
 from smarttrade.domain.fsm import LegState, TradeState
@@ -49,7 +62,30 @@ from smarttrade.store.unit_of_work import UnitOfWork
 log = logging.getLogger(__name__)
 
 IntentKey = tuple[str, str]  # (kind, client order id)
-STORE_RETRIES = 5
+VERSION_RETRIES = 5  # a version conflict: reload and decide again, this many times
+STORE_TRIES = 2  # in line: a pooled connection that dropped is replaced by the next try
+STORE_RETRY_BASE = 0.05  # then, kept: retried after a backoff from 0.05 s ...
+STORE_RETRY_CAP = 0.25  # ... to 0.25 s, until the store answers
+
+
+class StoreHealth(Protocol):
+    """What a runner knows of the store (store/probe.py): whether it is believed to answer,
+    and the way to say it did not."""
+
+    @property
+    def available(self) -> bool: ...
+
+    def mark_unavailable(self) -> None: ...
+
+
+class NoProbe:
+    """No probe watches the store: it is assumed to answer, and a runner kept behind retries
+    on its own backoff."""
+
+    available = True
+
+    def mark_unavailable(self) -> None:
+        return None
 
 
 def intent_key(intent: Intent) -> IntentKey:
@@ -74,6 +110,7 @@ class TradeRunner:
         clock: Callable[[], datetime],
         on_change: Callable[[TradeRunner], None],
         latest_price: Callable[[], Decimal | None] = lambda: None,
+        store: StoreHealth | None = None,
     ) -> None:
         self.trade = trade
         self._latest_price = latest_price
@@ -87,6 +124,13 @@ class TradeRunner:
         self._timer: asyncio.TimerHandle | None = None
         self._wake_task: asyncio.Task[None] | None = None
         self._transient_error = False
+        # What could not be committed yet (the store was unreachable), in the order it came:
+        # venue facts with the intents they complete (None: only completes them) ...
+        self._backlog: deque[tuple[Input | None, tuple[IntentKey, ...]]] = deque()
+        self._unseen: PriceTicked | None = None  # ... and the newest price not decided on
+        self._store = store or NoProbe()
+        self._store_tries = 0
+        self._store_due: datetime | None = None  # when to try the store again, if at all
         # The request of the action being applied, and whether it was written yet.
         self._request: RequestRecord | None = None
         self._request_written = False
@@ -97,7 +141,12 @@ class TradeRunner:
 
     @property
     def finished(self) -> bool:
-        return self.trade.state.is_terminal and not self._pending
+        return self.trade.state.is_terminal and not self._pending and not self.behind
+
+    @property
+    def behind(self) -> bool:
+        """Whether something it was told could not be committed yet (the store was away)."""
+        return bool(self._backlog) or self._unseen is not None
 
     # ---- entry points --------------------------------------------------------------------
 
@@ -109,23 +158,40 @@ class TradeRunner:
         propagate and change nothing. An input given as a function of the trade is made
         here, from the trade as this writer has it (an edit's settings merged with the
         trade's current ones). `request` is claimed with the input's decision and answered
-        with the trade after each later write of this call."""
+        with the trade after each later write of this call.
+
+        While the store is unreachable, a trader's action (or anything with a request)
+        raises `StoreUnavailable` unless its decision was committed; any other input is
+        kept to be decided once the store answers, and the trade is returned as it is."""
         async with self.lock:
             if etag and etag != self.trade.etag:
                 raise EtagMismatch(f"smartTrades/{self.trade.id}")
-            if callable(input) or type(input) in ACTION_OF:
-                await self._see_latest_price()
-            if callable(input):
-                input = input(self.trade)
-            opening = self.trade.state is TradeState.PENDING
-            self._request, self._request_written = request, False
+            acting = request is not None or callable(input) or type(input) in ACTION_OF
+            decided = False
             try:
-                await self._apply(input, ())
-                await self._drive(deque())
-                if opening and isinstance(input, PriceTicked):
-                    await self._exits_see(input)
-            finally:
-                self._request = None
+                await self._catch_up()
+                if acting:
+                    await self._see_latest_price()
+                if callable(input):
+                    input = input(self.trade)
+                self._request, self._request_written = request, False
+                try:
+                    if isinstance(input, PriceTicked):
+                        decided = True  # a tick keeps itself (`_tick`)
+                        await self._tick(input)
+                    else:
+                        await self._apply(input, ())
+                        decided = True
+                        await self._drive()
+                finally:
+                    self._request = None
+            except StoreUnavailable:
+                self._fell_behind()
+                if not decided:
+                    if acting:
+                        raise
+                    if not callable(input):
+                        self._keep(input)
             return self.trade
 
     async def _see_latest_price(self) -> None:
@@ -133,15 +199,21 @@ class TradeRunner:
         only the ticks that leave its wake band: show it the venue's latest price first."""
         price = self._latest_price()
         if price is not None and price != self.trade.last_price:
-            await self._apply(PriceTicked(price, self._clock()), ())
-            await self._drive(deque())
+            await self._tick(PriceTicked(price, self._clock()))
 
-    async def _exits_see(self, tick: PriceTicked) -> None:
-        """The tick opened the position (its entry order filled at once): the new exits see
-        that tick too, so a price that gapped through the stop stops out now."""
-        if self.trade.state is TradeState.ACTIVE:
-            await self._apply(PriceTicked(tick.price, self._clock()), ())
-            await self._drive(deque())
+    async def _tick(self, tick: PriceTicked) -> None:
+        """Decide on a price. When the tick opened the position (its entry order filled at
+        once), the new exits see that tick too, so a price that gapped through the stop
+        stops out now. A tick whose decision could not be committed is kept as unseen."""
+        opening = self.trade.state is TradeState.PENDING
+        try:
+            await self._apply(tick, ())
+        except StoreUnavailable:
+            self._keep(tick)
+            raise
+        await self._drive()
+        if opening and self.trade.state is TradeState.ACTIVE:
+            await self._tick(PriceTicked(tick.price, self._clock()))
 
     async def start(
         self,
@@ -167,45 +239,62 @@ class TradeRunner:
                         Attempt(unknown_since=now) if isinstance(intent, PlaceOrder) else Attempt()
                     )
                     self._pending[intent_key(intent)] = _Pending(intent, attempt, now)
-                await self._drive(deque())
+                await self._drive()
+            except StoreUnavailable:
+                if not self.recorded:  # a new trade that was never written: there is none
+                    raise
+                self._fell_behind()  # its first decision stands: the rest is kept
             finally:
                 self._request = None
 
     # ---- the loop ------------------------------------------------------------------------
 
-    async def _drive(self, facts: deque[Input]) -> None:
-        while True:
-            if facts:
-                await self._apply(facts.popleft(), ())
-                continue
-            key = self._next_due()
-            if key is None:
-                break
-            outcome = await self._carry_out(key)
-            done = (key,) if outcome.done else ()
-            if outcome.fact is not None:
-                await self._apply(outcome.fact, done)
-            elif done:
-                await self._store_with_retry(None, done)
-            if outcome.done:
-                self._pending.pop(key, None)
-            else:
-                pending = self._pending[key]
-                pending.due = self._clock() + timedelta(seconds=outcome.retry_after)
-            if outcome.error and not self._transient_error:
-                self._transient_error = True
-                facts.append(ErrorRecorded(outcome.error, self._clock()))
-            elif outcome.done and self._transient_error:
-                self._transient_error = False
-                facts.append(ErrorRecorded("", self._clock()))
-        self._schedule_wake()
-        self._on_change(self)
+    async def _drive(self) -> None:
+        """Apply the facts kept, then carry out the intents due, each answer becoming a fact,
+        until nothing is left to do now. A fact whose decision could not be committed
+        (`StoreUnavailable`, raised) stays first in line, with the intents it completes."""
+        try:
+            while True:
+                if self._backlog:
+                    fact, done = self._backlog.popleft()
+                    try:
+                        if fact is None:
+                            await self._store_with_retry(None, done)
+                        else:
+                            await self._apply(fact, done)
+                    except StoreUnavailable:
+                        self._backlog.appendleft((fact, done))
+                        raise
+                    continue
+                key = self._next_due()
+                if key is None:
+                    break
+                outcome = await self._carry_out(key)
+                if outcome.done:
+                    # The venue's answer is kept from here on, so the intent is never
+                    # carried out again: it is completed by the write of its answer.
+                    self._pending.pop(key, None)
+                    self._backlog.append((outcome.fact, (key,)))
+                else:
+                    pending = self._pending[key]
+                    pending.due = self._clock() + timedelta(seconds=outcome.retry_after)
+                    if outcome.fact is not None:
+                        self._backlog.append((outcome.fact, ()))
+                if outcome.error and not self._transient_error:
+                    self._transient_error = True
+                    self._backlog.append((ErrorRecorded(outcome.error, self._clock()), ()))
+                elif outcome.done and self._transient_error:
+                    self._transient_error = False
+                    self._backlog.append((ErrorRecorded("", self._clock()), ()))
+        finally:
+            self._schedule_wake()
+            self._on_change(self)
 
     async def _apply(self, fact: Input, done: Sequence[IntentKey]) -> None:
         """Decide on one input and record the decision; a version conflict (another writer,
         or our own commit whose answer was lost) reloads the trade and decides again unless
         the stored trade already is our decision."""
-        for _ in range(STORE_RETRIES):
+        for _ in range(VERSION_RETRIES):
             decision = decide(self.trade, fact)
             try:
                 await self._store_with_retry(decision, done)
@@ -252,16 +341,18 @@ class TradeRunner:
     # ---- persistence ---------------------------------------------------------------------
 
     async def _store_with_retry(self, decision: Decision | None, done: Sequence[IntentKey]) -> None:
-        """Persist, surviving a lost connection: nothing is half-written (one statement)."""
-        for attempt in range(STORE_RETRIES):
+        """Persist, surviving a dropped connection: nothing is half-written (one statement).
+        Raises `StoreUnavailable` when the store stays unreachable: the caller keeps what it
+        was deciding on, to be decided again once the store answers."""
+        for attempt in range(STORE_TRIES):
             try:
                 await self._record(decision, done, self.trade)
                 return
             except StoreUnavailable as error:
-                if attempt == STORE_RETRIES - 1:
+                if attempt == STORE_TRIES - 1:
                     raise
                 log.warning("storing trade %s failed, retrying: %s", self.trade.id, error)
-                await asyncio.sleep(0.05 * 2**attempt)
+                await asyncio.sleep(STORE_RETRY_BASE)
 
     async def _record(
         self, decision: Decision | None, done: Sequence[IntentKey], before: SmartTrade | None
@@ -291,10 +382,63 @@ class TradeRunner:
         if stored is not None:
             self.trade = stored
 
+    # ---- the store away ------------------------------------------------------------------
+
+    def _keep(self, input: Input) -> None:
+        """An input whose decision could not be committed: a fact waits its turn, a price
+        is remembered if newer, the clock needs nothing (it is read again)."""
+        if isinstance(input, PriceTicked):
+            if self._unseen is None or input.at >= self._unseen.at:
+                self._unseen = input
+        elif not isinstance(input, TimeElapsed):
+            self._backlog.append((input, ()))
+
+    async def _catch_up(self) -> None:
+        """Decide on what was kept, once the store answers: the facts in order, then the
+        latest price (the venue's newest, not the one kept: every decision is made at the
+        current price). Raises `StoreUnavailable`, touching nothing, while the store is
+        believed unreachable."""
+        if not self.behind:
+            return
+        if not self._store.available:
+            raise StoreUnavailable()
+        await self._drive()
+        if self._unseen is not None:
+            latest = self._latest_price()
+            price = latest if latest is not None else self._unseen.price
+            self._unseen = None
+            await self._tick(PriceTicked(price, self._clock()))
+        self._store_tries, self._store_due = 0, None
+        log.info("trade %s caught up with the store", self.trade.id)
+
+    def _fell_behind(self) -> None:
+        """Something could not be committed: say so to the store's probe, and try again
+        after a capped backoff, unless a probe now watches for the store's return (then the
+        engine wakes the runner through `resume` when it answers)."""
+        self._store.mark_unavailable()
+        if not self.behind:  # an action refused: nothing was kept, nothing to retry
+            return
+        self._store_tries += 1
+        self._store_due = None
+        if self._store.available:
+            ceiling = min(STORE_RETRY_CAP, STORE_RETRY_BASE * 2**self._store_tries)
+            delay = random.uniform(ceiling / 2, ceiling)
+            self._store_due = self._clock() + timedelta(seconds=delay)
+        self._schedule_wake()
+
+    def resume(self) -> None:
+        """The store answers again: catch up now."""
+        if self.behind:
+            self._store_due = self._clock()
+            self._schedule_wake()
+
     # ---- timers --------------------------------------------------------------------------
 
     def next_deadline(self) -> datetime | None:
-        """When the trade next needs the clock: a stop-loss timeout, or an intent to retry."""
+        """When the trade next needs the clock: a stop-loss timeout, an intent to retry, or,
+        when it is behind the store, the next try (None: a probe will say when)."""
+        if self.behind:  # nothing can be decided before catching up with the store
+            return self._store_due
         times = [pending.due for pending in self._pending.values()]
         stop = self.trade.stop_loss_leg
         spec = self.trade.spec.stop_loss

@@ -67,7 +67,10 @@ class PaperChanges:
 
 
 class PaperStorageError(TransientError):
-    """The paper venue's storage could not read or write (its database is unreachable)."""
+    """The paper venue's storage could not read or write (its database is unreachable). To
+    a caller it is the store that is unavailable, not a venue."""
+
+    reason = "STORE_UNAVAILABLE"
 
 
 class PaperStorage(Protocol):
@@ -328,6 +331,11 @@ class PaperVenue:
             async with condition:
                 condition.notify_all()
         return changed
+
+    async def flush(self) -> None:
+        """Write what is queued (changes made while the storage was unavailable). Raises
+        PaperStorageError when it still cannot."""
+        await self._write_through(self._staged)
 
     async def run(
         self, tenant_id: str, account_id: str, operation: Callable[[datetime], OrderReport]
