@@ -16,6 +16,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.levels import wake_levels
 from smarttrade.domain.messages import OrderReported
@@ -23,7 +24,6 @@ from smarttrade.domain.model import CloseReason
 from smarttrade.domain.position import position_of
 from smarttrade.domain.spec import TradeSpec
 from smarttrade.domain.values import Side
-from smarttrade.domain.account import PaperSettings
 from smarttrade.exchange.paper_book import PaperOrder
 from tests.unit.builders import limit_entry, market_entry, step, stop, trade_spec, wallet
 from tests.unit.driver import Run, reported
