@@ -300,9 +300,10 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
         if refused:
             _step_refused(changes, leg, refused[-1])
             continue
-        # What the live orders do not cover yet, in units of the position, and the order
-        # that covers it (one order per step: a spot SELL's is grossed up for its fee).
-        need = plan.remaining - delivered(trade, leg.live_remaining, OrderType.LIMIT)
+        # What the live orders do not cover yet of what is owed (not the surplus the done
+        # steps bought, see `take_profit`), in units of the position, and the order that
+        # covers it (one order per step: a spot SELL's is grossed up for its fee).
+        need = plan.owed - delivered(trade, leg.live_remaining, OrderType.LIMIT)
         top_up = exit_size(trade, need, OrderType.LIMIT)
         if top_up > 0 and market.is_tradable(top_up, plan.target):
             if live and entry_settled and funds_added:
