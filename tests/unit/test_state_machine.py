@@ -62,7 +62,7 @@ from smarttrade.domain.messages import (
     Refresh,
     TimeElapsed,
 )
-from smarttrade.domain.model import ZERO, Order, SmartTrade
+from smarttrade.domain.model import ZERO, LegKind, Order, SmartTrade
 from smarttrade.domain.position import delivered, position_of, skipped_entry_units
 from smarttrade.domain.spec import (
     EntrySpec,
@@ -245,6 +245,22 @@ class TradeLife(RuleBasedStateMachine):
                 self.feed(self.venue.take(0))
             if not self.venue.queue:
                 break
+        self._every_limit_step_works_once_all_is_answered()
+
+    def _every_limit_step_works_once_all_is_answered(self) -> None:
+        """Once the venue has answered everything and no entry-side leg or Reduce Funds is
+        still working, an ACTIVE trade has an order working for each take-profit step with
+        a limit that is not done: a step never waits for an order its rules will not place."""
+        trade = self.trade
+        if trade.state is not TradeState.ACTIVE or self.venue.queue or self.venue.outbox:
+            return
+        sized = (LegKind.ENTRY, LegKind.ADD_FUNDS, LegKind.REDUCE_FUNDS)
+        if any(not leg.state.is_done for leg in trade.legs if leg.kind in sized):
+            return
+        for leg in trade.take_profit_legs:
+            if leg.state.is_done or trade.spec.take_profit[leg.step - 1].trailing_percent:
+                continue
+            assert leg.live_orders, (leg.id, leg.state, leg.orders, position_of(trade))
 
     # ---- the trader ------------------------------------------------------------------------
 
@@ -445,3 +461,33 @@ def test_a_sell_whose_first_and_last_steps_buy_back_at_once_keeps_every_invarian
 
     # Assert
     keeps_every_invariant(life)
+
+
+def test_a_sell_reduced_after_a_step_s_surplus_still_works_its_last_step() -> None:
+    # Arrange: 0.1 BTC sold short at 50,000; the first step (49,000) buys back 0.05006,
+    # 0.00000994 beyond its share, when the price falls 2 %.
+    spec = TradeSpec(
+        symbol=BTC.symbol,
+        side=Side.SELL,
+        entry=EntrySpec(EntryType.MARKET, units=Decimal("0.1")),
+        take_profit=(
+            TakeProfitStepSpec(Decimal(50), price=Decimal(49000)),
+            TakeProfitStepSpec(Decimal(50), price=Decimal(48000)),
+        ),
+    )
+    life = TradeLife()
+    life.a_trade_is_created(spec=spec, partial_fills=False, fee="0.001")
+    life.everything_settles()
+    life.the_price_moves(-4)
+    life.everything_settles()
+    keeps_every_invariant(life)
+
+    # Act: Reduce Funds by 40 % frees the second step's order.
+    life.feed(ReduceFunds(life.now, percent=Decimal(40)))
+    life.everything_settles()
+
+    # Assert: the second step works again, for what is owed (it used to ask for 0.00001
+    # more, which no budget allowed: the trade owed 0.03 with no order working).
+    keeps_every_invariant(life)
+    assert position_of(life.trade).units_held == Decimal("0.02999008")
+    assert [o.amount for o in life.trade.leg("tp2").live_orders] == [Decimal("0.03003")]
