@@ -14,6 +14,8 @@ Rules that the spec leaves open, decided here:
   target moves or its allocation shrinks (see `take_profit`).
 - The exit orders working never ask for more than is held: a top-up waits while another
   exit order's cancel is in flight (it may still fill), so the coins are never sold twice.
+  (A spot SELL's buy-backs are rounded up to the lot, and a resting one keeps its size when
+  another step's rounding brought in a surplus, so by under a lot per buy-back more: §2.9.)
 - A step with nothing tradable to do waits while an entry-side leg is not done (a working
   or partly filled order, a condition not yet met): more may come in.
 - The venue's final refusal of a take-profit order stops the step: nothing more is sent for
