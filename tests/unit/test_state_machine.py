@@ -491,3 +491,33 @@ def test_a_sell_reduced_after_a_step_s_surplus_still_works_its_last_step() -> No
     keeps_every_invariant(life)
     assert position_of(life.trade).units_held == Decimal("0.02999008")
     assert [o.amount for o in life.trade.leg("tp2").live_orders] == [Decimal("0.03003")]
+
+
+def test_a_sell_step_re_placed_after_the_others_rounded_up_still_gets_its_order() -> None:
+    # Arrange: 600 USDT sold short at market, filled in two parts (49,500 and 49,747.5),
+    # which moves the 0.5 % target of the second step: its order is cancelled to be
+    # re-placed. Meanwhile the first step's buy-back and the last step's two orders (one per
+    # part of the entry) have each been rounded up to the lot.
+    spec = TradeSpec(
+        symbol=BTC.symbol,
+        side=Side.SELL,
+        entry=EntrySpec(EntryType.MARKET, total=Decimal(600)),
+        take_profit=(
+            TakeProfitStepSpec(Decimal(1), price=Decimal(49750)),
+            TakeProfitStepSpec(Decimal(1), percent=Decimal("0.5")),
+            TakeProfitStepSpec(Decimal(98), price=Decimal(49750)),
+        ),
+    )
+    life = TradeLife()
+    life.a_trade_is_created(spec=spec, partial_fills=True, fee="0.001")
+    life.the_price_moves(-2)
+    life.everything_settles()
+
+    # Act
+    life.the_price_moves(1)
+    life.everything_settles()
+
+    # Assert: the second step works again, for what is owed and not covered by the orders
+    # working, 0.00011589 -> 0.00012 (it used to wait for a budget of 0.00012 for ever).
+    keeps_every_invariant(life)
+    assert [o.amount for o in life.trade.leg("tp2").live_orders] == [Decimal("0.00012")]

@@ -26,10 +26,9 @@ their nominal shares add up to N.
 A spot SELL's done step that bought back beyond its share because its order was rounded up
 to the lot (the surplus, DESIGN §2.9) counts as having exited just its share: the surplus
 changes no other step's share, so no resting order is re-placed because of it. That surplus
-is not owed, though: the open steps' allocations carry it as a `credit` (the last open step
-first), which an order placed from now on does not buy back again (after Reduce Funds, an
-edit or Add Funds replaced the orders, say), so the orders placed never ask for more than is
-still owed, beyond their own rounding up to the lot.
+is not owed, though: an order placed later (after Reduce Funds, an edit or Add Funds
+replaced the orders, say) is bounded by what is owed and not covered by the orders working
+(see `plan`), so it does not buy the surplus back again.
 A step whose remaining part cannot be traded (below the market's minimum amount or cost)
 hands it to the next step (the last hands it back to the previous one), so no rule ever
 produces a dust order.
@@ -54,16 +53,10 @@ class StepPlan:
     allocation: Decimal
     exited: Decimal
     trailing: bool
-    credit: Decimal = ZERO  # the part of the done steps' surplus the allocation carries
 
     @property
     def remaining(self) -> Decimal:
         return max(self.allocation - self.exited, ZERO)
-
-    @property
-    def owed(self) -> Decimal:
-        """What the step still has to exit that is owed: what an order placed now covers."""
-        return self.remaining - self.credit
 
 
 def plan_steps(trade: SmartTrade, position: Position) -> list[StepPlan]:
@@ -78,8 +71,8 @@ def plan_steps(trade: SmartTrade, position: Position) -> list[StepPlan]:
     shares = _nominal_shares(trade, steps, held + sum(exited.values(), ZERO))
     # What a done step's buy-backs bought beyond its share by rounding up to the lot is the
     # surplus (DESIGN §2.9): it leaves the other steps' shares as they were (no order is
-    # re-placed because another step filled), carried by them as a credit, not owed.
-    rounded_up = sum(
+    # re-placed because another step filled).
+    held += sum(
         (
             _rounded_up(trade, leg, exited[leg.id] - shares[leg.id])
             for leg in steps
@@ -87,9 +80,7 @@ def plan_steps(trade: SmartTrade, position: Position) -> list[StepPlan]:
         ),
         ZERO,
     )
-    still_owed = max(held, ZERO)
-    held = max(held + rounded_up, ZERO)
-    credit = held - still_owed
+    held = max(held, ZERO)
     owed = held + sum((exited[leg.id] for leg in open_steps), ZERO)
     nominal = sum((shares[leg.id] for leg in open_steps), ZERO)
     if owed >= nominal:
@@ -111,9 +102,6 @@ def plan_steps(trade: SmartTrade, position: Position) -> list[StepPlan]:
         for leg, allocation in zip(open_steps, allocations, strict=True)
     ]
     _hand_on_dust(trade, plans)
-    for plan in reversed(plans):
-        plan.credit = min(credit, plan.remaining)
-        credit -= plan.credit
     return plans
 
 
