@@ -13,7 +13,8 @@ Rules that the spec leaves open, decided here:
   volume when Add Funds grew it (once every entry-side leg is done), and replaced when its
   target moves or its allocation shrinks (see `take_profit`).
 - The exit orders working never ask for more than is held: a top-up waits while another
-  exit order's cancel is in flight (it may still fill), so the coins are never sold twice.
+  exit order's cancel is in flight (it may still fill), so the coins are never sold twice;
+  with none in flight, a step's new order covers at most what the others leave uncovered.
   (A spot SELL's buy-backs are rounded up to the lot, and a resting one keeps its size when
   another step's rounding brought in a surplus, so by under a lot per buy-back more: §2.9.)
 - A step with nothing tradable to do waits while an entry-side leg is not done (a working
