@@ -9,7 +9,8 @@ than a refused action or a refused input fails the test, so this also proves tha
 "Units held" is `position_of(trade).units_held`: base units bought net of base fees, minus
 base units sold plus base fees (for a SELL trade: units owed). The invariants:
 - units held >= 0 (so units sold never exceed units bought), exactly, fees included;
-- the exit orders working never ask for more than is held;
+- the exit orders working never ask for more than is held (a spot SELL's buy-backs, filled
+  and working, by under one lot per order more: DESIGN §2.9);
 - the average entry price lies within [lowest, highest] entry fill price (a SKIP entry's
   average price counts as a fill);
 - a terminal trade absorbs every input: same state, no intent;
@@ -61,9 +62,15 @@ from smarttrade.domain.messages import (
     Refresh,
     TimeElapsed,
 )
-from smarttrade.domain.model import ZERO, Order, SmartTrade
+from smarttrade.domain.model import ZERO, LegKind, Order, SmartTrade
 from smarttrade.domain.position import delivered, position_of, skipped_entry_units
-from smarttrade.domain.spec import EntryType, StopLossSpec, TradeSpec
+from smarttrade.domain.spec import (
+    EntrySpec,
+    EntryType,
+    StopLossSpec,
+    TakeProfitStepSpec,
+    TradeSpec,
+)
 from smarttrade.domain.values import OrderStatus, OrderType, Side
 from smarttrade.store.codec import dump_json, trade_from_document
 from tests.unit.driver import BTC, T0
@@ -238,6 +245,22 @@ class TradeLife(RuleBasedStateMachine):
                 self.feed(self.venue.take(0))
             if not self.venue.queue:
                 break
+        self._every_limit_step_works_once_all_is_answered()
+
+    def _every_limit_step_works_once_all_is_answered(self) -> None:
+        """Once the venue has answered everything and no entry-side leg or Reduce Funds is
+        still working, an ACTIVE trade has an order working for each take-profit step with
+        a limit that is not done: a step never waits for an order its rules will not place."""
+        trade = self.trade
+        if trade.state is not TradeState.ACTIVE or self.venue.queue or self.venue.outbox:
+            return
+        sized = (LegKind.ENTRY, LegKind.ADD_FUNDS, LegKind.REDUCE_FUNDS)
+        if any(not leg.state.is_done for leg in trade.legs if leg.kind in sized):
+            return
+        for leg in trade.take_profit_legs:
+            if leg.state.is_done or trade.spec.take_profit[leg.step - 1].trailing_percent:
+                continue
+            assert leg.live_orders, (leg.id, leg.state, leg.orders, position_of(trade))
 
     # ---- the trader ------------------------------------------------------------------------
 
@@ -308,16 +331,30 @@ class TradeLife(RuleBasedStateMachine):
 
     @invariant()
     def the_exit_orders_never_ask_for_more_than_is_held(self) -> None:
-        """Counted in what they take off the position, net of a base fee; a spot SELL's
-        buy-back is rounded up to the lot, so by under one lot per order more."""
+        """Counted in what they take off the position, net of a base fee.
+
+        A spot SELL's buy-back of N is one order of N / (1 - fee) rounded up to the lot, so
+        it brings back under one lot beyond N (DESIGN §2.9); a step's N is its share of the
+        position, which the surplus another step's buy-back brought in leaves as it was (no
+        resting order is re-placed because another step filled, see `take_profit`). So the
+        orders working may ask for more than is still owed by that surplus as well as by
+        their own rounding: what DESIGN bounds is every buy-back, filled or working,
+        together: the position plus under one lot per order."""
         trade = self.trade
         if trade.state.is_terminal:
             return
+        position = position_of(trade)
         live = [o for leg in trade.legs if not leg.kind.is_entry_side for o in leg.live_orders]
         working = sum((delivered(trade, o.remaining, o.type) for o in live), ZERO)
-        allowed = BTC.amount_step * len(live) if trade.spec.side is Side.SELL else ZERO
-        held = position_of(trade).units_held
-        assert working <= held + allowed, (working, position_of(trade))
+        allowed = ZERO
+        if trade.spec.side is Side.SELL:
+            filled = [o for o in trade.orders() if o.side is not trade.spec.side and o.fills]
+            buy_backs = {o.client_order_id for o in [*live, *filled]}
+            allowed = BTC.amount_step * len(buy_backs)
+        assert position.units_sold + working <= position.units_bought + allowed, (
+            working,
+            position,
+        )
 
     @invariant()
     def the_average_entry_lies_between_the_entry_fills(self) -> None:
@@ -384,3 +421,103 @@ TradeLife.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_random_lives_of_trades_keep_every_invariant = TradeLife.TestCase
+
+
+# ---- lives hypothesis found, replayed step by step ------------------------------------------
+
+
+def keeps_every_invariant(life: TradeLife) -> None:
+    life.nothing_is_sold_that_was_not_bought()
+    life.the_exit_orders_never_ask_for_more_than_is_held()
+    life.the_average_entry_lies_between_the_entry_fills()
+    life.nothing_finished_leaves_an_order_working_unasked()
+    life.the_trade_reads_back_unchanged_from_its_stored_document()
+    life.the_state_is_one_of_the_six()
+
+
+def test_a_sell_whose_first_and_last_steps_buy_back_at_once_keeps_every_invariant() -> None:
+    # Arrange: a SELL limit of 600 USDT at 51,000 whose 4 % and 59 % steps (50,490 and
+    # 50,745) lie above the price: opened now at 50,000, both buy back at once, each
+    # rounded up to the lot, while the 13 % and 24 % steps keep their own grossed-up orders.
+    spec = TradeSpec(
+        symbol=BTC.symbol,
+        side=Side.SELL,
+        entry=EntrySpec(EntryType.LIMIT, total=Decimal(600), limit_price=Decimal(51000)),
+        take_profit=(
+            TakeProfitStepSpec(Decimal(4), price=Decimal(50490)),
+            TakeProfitStepSpec(Decimal(13), percent=Decimal("0.5")),
+            TakeProfitStepSpec(Decimal(24), price=Decimal(49470)),
+            TakeProfitStepSpec(Decimal(59), price=Decimal(50745)),
+        ),
+    )
+    life = TradeLife()
+    life.a_trade_is_created(spec=spec, partial_fills=False, fee="0.001")
+    keeps_every_invariant(life)
+
+    # Act
+    life.feed(OpenNow(life.now))
+    keeps_every_invariant(life)
+    life.everything_settles()
+
+    # Assert
+    keeps_every_invariant(life)
+
+
+def test_a_sell_reduced_after_a_step_s_surplus_still_works_its_last_step() -> None:
+    # Arrange: 0.1 BTC sold short at 50,000; the first step (49,000) buys back 0.05006,
+    # 0.00000994 beyond its share, when the price falls 2 %.
+    spec = TradeSpec(
+        symbol=BTC.symbol,
+        side=Side.SELL,
+        entry=EntrySpec(EntryType.MARKET, units=Decimal("0.1")),
+        take_profit=(
+            TakeProfitStepSpec(Decimal(50), price=Decimal(49000)),
+            TakeProfitStepSpec(Decimal(50), price=Decimal(48000)),
+        ),
+    )
+    life = TradeLife()
+    life.a_trade_is_created(spec=spec, partial_fills=False, fee="0.001")
+    life.everything_settles()
+    life.the_price_moves(-4)
+    life.everything_settles()
+    keeps_every_invariant(life)
+
+    # Act: Reduce Funds by 40 % frees the second step's order.
+    life.feed(ReduceFunds(life.now, percent=Decimal(40)))
+    life.everything_settles()
+
+    # Assert: the second step works again, for what is owed (it used to ask for 0.00001
+    # more, which no budget allowed: the trade owed 0.03 with no order working).
+    keeps_every_invariant(life)
+    assert position_of(life.trade).units_held == Decimal("0.02999008")
+    assert [o.amount for o in life.trade.leg("tp2").live_orders] == [Decimal("0.03003")]
+
+
+def test_a_sell_step_re_placed_after_the_others_rounded_up_still_gets_its_order() -> None:
+    # Arrange: 600 USDT sold short at market, filled in two parts (49,500 and 49,747.5),
+    # which moves the 0.5 % target of the second step: its order is cancelled to be
+    # re-placed. Meanwhile the first step's buy-back and the last step's two orders (one per
+    # part of the entry) have each been rounded up to the lot.
+    spec = TradeSpec(
+        symbol=BTC.symbol,
+        side=Side.SELL,
+        entry=EntrySpec(EntryType.MARKET, total=Decimal(600)),
+        take_profit=(
+            TakeProfitStepSpec(Decimal(1), price=Decimal(49750)),
+            TakeProfitStepSpec(Decimal(1), percent=Decimal("0.5")),
+            TakeProfitStepSpec(Decimal(98), price=Decimal(49750)),
+        ),
+    )
+    life = TradeLife()
+    life.a_trade_is_created(spec=spec, partial_fills=True, fee="0.001")
+    life.the_price_moves(-2)
+    life.everything_settles()
+
+    # Act
+    life.the_price_moves(1)
+    life.everything_settles()
+
+    # Assert: the second step works again, for what is owed and not covered by the orders
+    # working, 0.00011589 -> 0.00012 (it used to wait for a budget of 0.00012 for ever).
+    keeps_every_invariant(life)
+    assert [o.amount for o in life.trade.leg("tp2").live_orders] == [Decimal("0.00012")]

@@ -13,7 +13,10 @@ Rules that the spec leaves open, decided here:
   volume when Add Funds grew it (once every entry-side leg is done), and replaced when its
   target moves or its allocation shrinks (see `take_profit`).
 - The exit orders working never ask for more than is held: a top-up waits while another
-  exit order's cancel is in flight (it may still fill), so the coins are never sold twice.
+  exit order's cancel is in flight (it may still fill), so the coins are never sold twice;
+  with none in flight, a step's new order covers at most what the others leave uncovered.
+  (A spot SELL's buy-backs are rounded up to the lot, and a resting one keeps its size when
+  another step's rounding brought in a surplus, so by under a lot per buy-back more: §2.9.)
 - A step with nothing tradable to do waits while an entry-side leg is not done (a working
   or partly filled order, a condition not yet met): more may come in.
 - The venue's final refusal of a take-profit order stops the step: nothing more is sent for
@@ -50,7 +53,7 @@ from smarttrade.domain.position import (
 )
 from smarttrade.domain.prices import stop_trigger
 from smarttrade.domain.spec import EntryType
-from smarttrade.domain.take_profit import plan_steps
+from smarttrade.domain.take_profit import StepPlan, plan_steps
 from smarttrade.domain.validation import entry_units
 from smarttrade.domain.values import OrderStatus, OrderType
 
@@ -287,6 +290,10 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
         ),
         ZERO,
     )
+    # First every cancel this decision asks for (a moved target, a smaller allocation, a
+    # volume grown by Add Funds), then the orders: a step placed while a cancel is in flight
+    # waits for the answer within the budget (the cancelled order may still fill).
+    working: list[tuple[StepPlan, Decimal]] = []
     for plan in plans:
         leg = plan.leg
         if plan.trailing or plan.target is None:
@@ -298,21 +305,38 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
         if stale or leg.live_remaining > exit_size(trade, plan.remaining, OrderType.LIMIT):
             changes.cancel_live_orders(leg)
             continue
-        refused = [order for order in leg.orders if order.status is OrderStatus.REJECTED]
-        if refused:
-            _step_refused(changes, leg, refused[-1])
+        refused = any(order.status is OrderStatus.REJECTED for order in leg.orders)
+        if live and entry_settled and funds_added and not refused:
+            need = plan.remaining - delivered(trade, leg.live_remaining, OrderType.LIMIT)
+            top_up = exit_size(trade, need, OrderType.LIMIT)
+            if top_up > 0 and market.is_tradable(top_up, plan.target):
+                # Grown by Add Funds: the order is replaced for the new volume rather than
+                # topped up (DESIGN §2.4).
+                changes.cancel_live_orders(leg)
+                continue
+        working.append((plan, plan.target))
+    cancelling = _cancel_in_flight(trade)
+    for plan, target in working:
+        leg = plan.leg
+        live = leg.live_orders
+        refused_orders = [order for order in leg.orders if order.status is OrderStatus.REJECTED]
+        if refused_orders:
+            _step_refused(changes, leg, refused_orders[-1])
             continue
         # What the live orders do not cover yet, in units of the position, and the order
         # that covers it (one order per step: a spot SELL's is grossed up for its fee).
         need = plan.remaining - delivered(trade, leg.live_remaining, OrderType.LIMIT)
+        if need > budget and not cancelling:
+            # A spot SELL's buy-backs (DESIGN §2.9) bring in what the steps' plan does not
+            # count: the surplus of a done step (its share stands, see `take_profit`) and
+            # the rounding up of the orders working. With no cancel in flight the budget is
+            # what is owed and not covered: the step buys back that, not the surplus again
+            # (it would wait for ever for a budget that never comes).
+            need = max(budget, ZERO)
         top_up = exit_size(trade, need, OrderType.LIMIT)
-        if top_up > 0 and market.is_tradable(top_up, plan.target):
-            if live and entry_settled and funds_added:
-                # Grown by Add Funds: the order is replaced for the new volume rather than
-                # topped up (DESIGN §2.4).
-                changes.cancel_live_orders(leg)
-            elif need <= budget:
-                changes.place(leg, OrderType.LIMIT, top_up, plan.target)
+        if top_up > 0 and market.is_tradable(top_up, target):
+            if need <= budget:
+                changes.place(leg, OrderType.LIMIT, top_up, target)
                 budget -= need
         elif not live and entry_settled:
             if plan.exited > 0:
@@ -328,6 +352,16 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
         if not market.is_tradable(held, trade.last_price or position.average_entry_price or ZERO):
             trade.close_reason = CloseReason.TAKE_PROFIT
             _finish(changes)
+
+
+def _cancel_in_flight(trade: SmartTrade) -> bool:
+    """Whether an exit order's cancel is still unanswered (it may yet fill)."""
+    return any(
+        order.cancel_requested
+        for leg in trade.legs
+        if not leg.kind.is_entry_side
+        for order in leg.live_orders
+    )
 
 
 def all_steps_done(trade: SmartTrade) -> bool:

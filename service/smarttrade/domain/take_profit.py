@@ -25,7 +25,10 @@ their nominal shares add up to N.
   every target's volume scales down alike.
 A spot SELL's done step that bought back beyond its share because its order was rounded up
 to the lot (the surplus, DESIGN §2.9) counts as having exited just its share: the surplus
-changes no other step's share.
+changes no other step's share, so no resting order is re-placed because of it. That surplus
+is not owed, though: an order placed later (after Reduce Funds, an edit or Add Funds
+replaced the orders, say) is bounded by what is owed and not covered by the orders working
+(see `plan`), so it does not buy the surplus back again.
 A step whose remaining part cannot be traded (below the market's minimum amount or cost)
 hands it to the next step (the last hands it back to the previous one), so no rule ever
 produces a dust order.
