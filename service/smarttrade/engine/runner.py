@@ -136,9 +136,6 @@ class TradeRunner:
         self._request_written = False
         self.recorded = True  # the trade is in the store (false until a new one's first write)
 
-    def has_pending(self, client_order_id: str) -> bool:
-        return any(key[1] == client_order_id for key in self._pending)
-
     @property
     def finished(self) -> bool:
         return self.trade.state.is_terminal and not self._pending and not self.behind

@@ -63,6 +63,9 @@ async def open_pool(dsn: str, size: int) -> asyncpg.Pool:
         max_size=size,
         reset=_nothing_to_reset,
         init=_decode_json,
+        # No timer armed on every release to close a connection idle for long: that timer
+        # cost more than the statement's own Python work on the hot path.
+        max_inactive_connection_lifetime=0,
         # A handful of statement shapes, prepared once per connection and planned once:
         # their parameters are JSON documents, so a custom plan would be the same plan.
         statement_cache_size=64,

@@ -30,6 +30,7 @@ commit, with the sequence they follow; the sink puts each tenant's commits back 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from types import TracebackType
 from typing import Any, Protocol, Self, cast
 
@@ -88,12 +89,32 @@ class UnitOfWork:
         self._committed = False
         self.staged = StagedWrites()
         self.staged_events: list[tuple[SmartTrade, Event]] = []
-        self.trades = TradeRepository(self)
-        self.accounts = AccountRepository(self)
-        self.shares = ShareRepository(self)
-        self.requests = RequestRepository(self)
-        self.events = EventRepository(self)
-        self.paper = PaperLedger(self)
+
+    # The repositories, made on first use (most units of work use one).
+
+    @cached_property
+    def trades(self) -> TradeRepository:
+        return TradeRepository(self)
+
+    @cached_property
+    def accounts(self) -> AccountRepository:
+        return AccountRepository(self)
+
+    @cached_property
+    def shares(self) -> ShareRepository:
+        return ShareRepository(self)
+
+    @cached_property
+    def requests(self) -> RequestRepository:
+        return RequestRepository(self)
+
+    @cached_property
+    def events(self) -> EventRepository:
+        return EventRepository(self)
+
+    @cached_property
+    def paper(self) -> PaperLedger:
+        return PaperLedger(self)
 
     async def __aenter__(self) -> Self:
         return self
