@@ -1243,7 +1243,7 @@ Global___SmartTradeShare: _TypeAlias = SmartTradeShare  # noqa: Y015
 
 @_typing.final
 class SmartTradeEvent(_message.Message):
-    """One event of a trade, in the global order of `sequence`."""
+    """One event of a trade, in the order of its tenant's `sequence`."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1260,7 +1260,10 @@ class SmartTradeEvent(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     SMART_TRADE_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
-    """The global sequence number: strictly increasing across all trades."""
+    """The tenant's sequence number: strictly increasing across all of the tenant's
+    trades, in the order their changes were committed. Each tenant has its own
+    sequence, so it says nothing of other tenants' activity.
+    """
     type: Global___SmartTradeEventType.ValueType
     """What happened."""
     smart_trade_name: _builtins.str
