@@ -1,0 +1,312 @@
+"""The crash-point suite (issue 12 §8): `smarttrade serve` killed with SIGKILL at each point
+where a crash matters, restarted on the same database, and compared with an uninterrupted
+run of the same scenario on the same price path: the same final state, close reason, legs,
+fills, position and balances.
+
+Each point is a named failpoint (smarttrade/failpoints.py) armed in the interrupted run, so
+it is hit on every run, and the test fails if it is not (the process must have died by it);
+on the Binance stub, a fill made while the service is down is the harness's own kill. See
+tests/support/crash_points.py for how a run is played and what is compared.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from smarttrade.v1 import smart_trade_pb2 as pb
+from tests.support.binance_service import binance_venue, open_binance_account, stub_settings
+from tests.support.crash_points import (
+    KILLED_BEFORE,
+    Outcome,
+    Run,
+    Scenario,
+    Step,
+    add_funds,
+    close_at_market,
+    create,
+    paper_account,
+    play,
+    reduce_funds,
+    tick,
+    venue_price,
+)
+
+BTC = "BTC/USDT"
+FILLS_SEEN_LATE = "issue 12 §1: fills seen late"
+
+
+def steps(*prices: str, percent: bool = False) -> pb.TakeProfit:
+    """Take-profit steps sharing the volume equally, at absolute prices (or percents)."""
+    share = str(100 // len(prices))
+    last = str(100 - int(share) * (len(prices) - 1))
+    volumes = [share] * (len(prices) - 1) + [last]
+    return pb.TakeProfit(
+        steps=[
+            pb.TakeProfitStep(percent=p, volume_percent=v)
+            if percent
+            else pb.TakeProfitStep(price=p, volume_percent=v)
+            for p, v in zip(prices, volumes, strict=True)
+        ]
+    )
+
+
+def trade(
+    side: pb.Side.ValueType, units: str, take_profit: pb.TakeProfit, stop: str
+) -> Callable[[Run], pb.SmartTrade]:
+    def settings(run: Run) -> pb.SmartTrade:
+        return pb.SmartTrade(
+            account=run.world["account"],
+            symbol=BTC,
+            side=side,
+            entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units=units),
+            take_profit=take_profit,
+            stop_loss=pb.StopLoss(price=stop),
+        )
+
+    return settings
+
+
+def binance_account() -> Step:
+    async def act(run: Run, key: str) -> None:
+        run.world["account"] = await open_binance_account(run.service, key)
+
+    return Step("binance account", act)
+
+
+def active_with_take_profit_open(t: pb.SmartTrade) -> bool:
+    return t.state == pb.SMART_TRADE_STATE_ACTIVE and any(
+        o.status == pb.ORDER_STATUS_OPEN for leg in t.legs if leg.id == "tp1" for o in leg.orders
+    )
+
+
+def closed(t: pb.SmartTrade) -> bool:
+    return t.state == pb.SMART_TRADE_STATE_CLOSED
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        # A BUY stopped out: the stop cancels the take profit, then sells at market.
+        Scenario(
+            "buy-stopped",
+            [
+                paper_account(USDT="10000"),
+                tick(BTC, "100"),
+                create(trade(pb.SIDE_BUY, "1", steps("150"), stop="95")),
+                tick(BTC, "97"),
+                tick(BTC, "94"),
+            ],
+        ),
+        # A BUY's take profit in two limit steps, each filled by a tick.
+        Scenario(
+            "buy-take-profit-steps",
+            [
+                paper_account(USDT="10000"),
+                tick(BTC, "100"),
+                create(trade(pb.SIDE_BUY, "1", steps("120", "150"), stop="90")),
+                tick(BTC, "125"),
+                tick(BTC, "155"),
+            ],
+        ),
+        # Add Funds moves the average: the percent take profit is cancelled and replaced for
+        # the whole position, which the last tick fills.
+        Scenario(
+            "buy-add-funds",
+            [
+                paper_account(USDT="10000"),
+                tick(BTC, "100"),
+                create(trade(pb.SIDE_BUY, "1", steps("40", percent=True), stop="90")),
+                tick(BTC, "110"),
+                add_funds("1"),
+                tick(BTC, "160"),
+            ],
+        ),
+        # Close at Market: the take profit is cancelled, everything sold at market.
+        Scenario(
+            "buy-closed-at-market",
+            [
+                paper_account(USDT="10000"),
+                tick(BTC, "100"),
+                create(trade(pb.SIDE_BUY, "1", steps("150"), stop="90")),
+                tick(BTC, "110"),
+                close_at_market(),
+            ],
+        ),
+        # Reduce Funds sells half at market and shrinks both steps, then both fill.
+        Scenario(
+            "buy-reduced",
+            [
+                paper_account(USDT="10000"),
+                tick(BTC, "100"),
+                create(trade(pb.SIDE_BUY, "2", steps("120", "150"), stop="90")),
+                tick(BTC, "105"),
+                reduce_funds("50"),
+                tick(BTC, "125"),
+                tick(BTC, "155"),
+            ],
+        ),
+        # A SELL (short of coins held) closed at market: the exit buys back, fee grossed up.
+        Scenario(
+            "sell-closed-at-market",
+            [
+                paper_account(BTC="2", USDT="1000"),
+                tick(BTC, "100"),
+                create(trade(pb.SIDE_SELL, "1", steps("80"), stop="110")),
+                tick(BTC, "95"),
+                close_at_market(),
+            ],
+        ),
+        # On the Binance stub (real ccxt): a BUY stopped out by the venue's price.
+        Scenario(
+            "binance-buy-stopped",
+            [
+                binance_account(),
+                create(trade(pb.SIDE_BUY, "0.1", steps("120"), stop="90")),
+                venue_price(BTC, "100", active_with_take_profit_open),
+                venue_price(BTC, "85", closed),
+            ],
+            venue="binance",
+        ),
+        # On the Binance stub: the take profit fills at the venue.
+        Scenario(
+            "binance-take-profit",
+            [
+                binance_account(),
+                create(trade(pb.SIDE_BUY, "0.1", steps("120"), stop="90")),
+                venue_price(BTC, "100", active_with_take_profit_open),
+                venue_price(BTC, "125", closed),
+            ],
+            venue="binance",
+        ),
+    )
+}
+
+
+class FillsSeenLate(AssertionError):
+    """The interrupted run ended CLOSED_EXTERNALLY where the uninterrupted one did not: the
+    trade's own fills, made at the venue while the service was down, were judged a sale
+    outside the service (issue 12 §1)."""
+
+
+late = pytest.mark.xfail(reason=FILLS_SEEN_LATE, raises=FillsSeenLate, strict=True)
+
+# (scenario, point): issue 12 §8's points, each in the scenario where it matters. These run
+# in `make test` (about two minutes); SMARTTRADE_CRASH_POINTS=all adds MORE.
+POINTS = [
+    # (a) after an intent commits and before the send: an entry, a stop's market sell
+    ("buy-stopped", "order:entry-0:before-send"),
+    ("buy-stopped", "order:sl-0:before-send"),
+    ("binance-buy-stopped", "order:entry-0:before-send"),
+    ("binance-buy-stopped", "order:sl-0:before-send"),
+    # (b) after the venue accepted and before its answer commits
+    ("buy-stopped", "order:entry-0:after-send"),
+    ("buy-stopped", "order:sl-0:after-send"),
+    # (c) after a fill exists at the venue and before it is applied
+    ("buy-take-profit-steps", "paper-fill:tp1-0:before-applied"),
+    pytest.param("buy-take-profit-steps", "paper-fill:tp2-0:before-applied", marks=late),
+    pytest.param("binance-take-profit", f"{KILLED_BEFORE}venue price 125", marks=late),
+    # (d) during a cancel-and-replace of a take profit after Add Funds
+    ("buy-add-funds", "order:add1-0:before-send"),
+    ("buy-add-funds", "order:add1-0:after-send"),
+    ("buy-add-funds", "cancel:tp1-0:before-send"),
+    ("buy-add-funds", "cancel:tp1-0:after-send"),
+    ("buy-add-funds", "order:tp1-1:before-send"),
+    ("buy-add-funds", "order:tp1-1:after-send"),
+    # (e) in CLOSING, with the exit order in flight
+    ("buy-closed-at-market", "cancel:tp1-0:before-send"),
+    ("buy-closed-at-market", "order:close-0:before-send"),
+    ("buy-closed-at-market", "order:close-0:after-send"),
+    ("sell-closed-at-market", "order:close-0:before-send"),
+    ("sell-closed-at-market", "order:close-0:after-send"),
+    # (f) during Reduce Funds
+    ("buy-reduced", "order:reduce1-0:before-send"),
+    ("buy-reduced", "order:reduce1-0:after-send"),
+    ("buy-reduced", "order:tp2-1:before-send"),
+]
+MORE = [
+    ("buy-stopped", "order:tp1-0:after-send"),
+    ("binance-buy-stopped", "order:entry-0:after-send"),
+    ("sell-closed-at-market", "order:entry-0:before-send"),
+    ("buy-reduced", "cancel:tp2-0:before-send"),
+]
+if os.environ.get("SMARTTRADE_CRASH_POINTS") == "all":
+    POINTS += MORE
+
+
+@pytest.fixture
+async def new_database(
+    postgres_server: str, migrated_template: str
+) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """Fresh migrated databases (an uninterrupted run and an interrupted one each need one)."""
+    made: list[str] = []
+
+    async def new() -> str:
+        name = f"smarttrade_crash_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(postgres_server)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+        finally:
+            await admin.close()
+        made.append(name)
+        return make_url(postgres_server).set(database=name).render_as_string(False)
+
+    yield new
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        for name in made:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def played(
+    scenario: Scenario, database: str, data_dir: Path, point: str = ""
+) -> tuple[Outcome, list[str]]:
+    if scenario.venue == "paper":
+        return await play(scenario, database, data_dir, point=point)
+    async with binance_venue() as venue:
+        env = stub_settings(venue)
+        return await play(scenario, database, data_dir, point=point, env=env, venue=venue)
+
+
+_uninterrupted: dict[str, Outcome] = {}
+
+
+async def uninterrupted(
+    scenario: Scenario, new_database: Callable[[], Awaitable[str]], data_dir: Path
+) -> Outcome:
+    """The scenario's uninterrupted run, played once per session."""
+    if scenario.name not in _uninterrupted:
+        outcome, crashes = await played(scenario, await new_database(), data_dir)
+        assert crashes == []
+        _uninterrupted[scenario.name] = outcome
+    return _uninterrupted[scenario.name]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("scenario", "point"), POINTS)
+async def test_a_crash_at_the_point_ends_as_the_uninterrupted_run(
+    scenario: str,
+    point: str,
+    new_database: Callable[[], Awaitable[str]],
+    tmp_path: Path,
+) -> None:
+    # Arrange
+    chosen = SCENARIOS[scenario]
+    expected = await uninterrupted(chosen, new_database, tmp_path / "uninterrupted")
+
+    # Act
+    outcome, crashes = await played(chosen, await new_database(), tmp_path / "crashed", point)
+
+    # Assert
+    assert crashes == [point], "the point was never reached"
+    if outcome.close_reason == "CLOSE_REASON_CLOSED_EXTERNALLY" != expected.close_reason:
+        raise FillsSeenLate(f"{outcome}\n!=\n{expected}")
+    assert outcome == expected
