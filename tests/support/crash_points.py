@@ -17,9 +17,9 @@ is settled (no order being placed or looked up, nothing in CLOSING), so both run
 each step to the same trade at the same price.
 
 `Outcome` is what the two runs are compared on: the trade's state, close reason and last
-error, every leg's state, amount and filled amount, the fills (leg, side, price, amount,
-fee: a multiset, since an order confirmed missing is placed again under a new client order
-id), the position, and the venue's balances.
+error, every leg's state, amount and filled amount, the orders that reached the venue and
+their fills (multisets: an order confirmed missing is placed again under a new client order
+id, so ids differ), the position, and the venue's balances.
 """
 
 from __future__ import annotations
@@ -180,9 +180,19 @@ class Outcome:
     close_reason: str
     last_error: str
     legs: tuple[tuple[str, ...], ...]  # (id, kind, state, amount, filled)
-    fills: tuple[tuple[str, ...], ...]  # (leg, side, price, amount, fee, fee currency), sorted
+    # The orders the venue got (those with the venue's id: an order confirmed missing never
+    # reached it), and their fills: multisets, sorted.
+    orders: tuple[tuple[str, ...], ...]  # (leg, side, type, price, amount, status)
+    fills: tuple[tuple[str, ...], ...]  # (leg, side, price, amount, fee, fee currency)
     position: tuple[tuple[str, str], ...]
     balances: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Played:
+    outcome: Outcome
+    crashes: list[str]  # the points it was killed at
+    reached: list[str]  # the failpoints it reached, in order, each once (when traced)
 
 
 async def play(
@@ -193,10 +203,15 @@ async def play(
     point: str = "",
     env: Mapping[str, str] | None = None,
     venue: BinanceStub | None = None,
-) -> tuple[Outcome, list[str]]:
-    """Play the scenario, killed at `point` if given; its outcome and the points that
-    killed it. `env`: settings for the service (the harness's own `ENV` wins)."""
-    run = Run(database_url, data_dir, dict(env or {}) | ENV, venue)
+    trace: bool = False,
+) -> Played:
+    """Play the scenario, killed at `point` if given. `env`: settings for the service (the
+    harness's own `ENV` wins); `trace`: learn which failpoints the run reaches."""
+    settings = dict(env or {}) | ENV
+    traced = data_dir.parent / f"{data_dir.name}.failpoints"
+    if trace:
+        settings["SMARTTRADE_FAILPOINTS_TRACE"] = str(traced)
+    run = Run(database_url, data_dir, settings, venue)
     failpoint = "" if point.startswith(KILLED_BEFORE) else point
     await run.start(failpoint)
     try:
@@ -208,9 +223,11 @@ async def play(
                 continue
             await perform(run, step, scenario.request_id(index), point=failpoint)
         final = await run.settled()
-        return await outcome_of(run, final), run.crashes
+        outcome = await outcome_of(run, final)
     finally:
         await run.stop()
+    reached = list(dict.fromkeys(traced.read_text().split())) if trace else []
+    return Played(outcome, run.crashes, reached)
 
 
 async def perform(run: Run, step: Step, key: str, *, point: str = "", down: bool = False) -> None:
@@ -245,6 +262,19 @@ async def outcome_of(run: Run, trade: pb.SmartTrade) -> Outcome:
         (leg.id, pb.LegKind.Name(leg.kind), states(leg.state), leg.amount, leg.filled)
         for leg in trade.legs
     )
+    orders = sorted(
+        (
+            leg.id,
+            pb.Side.Name(order.side),
+            pb.OrderType.Name(order.type),
+            order.price,
+            order.amount,
+            pb.OrderStatus.Name(order.status),
+        )
+        for leg in trade.legs
+        for order in leg.orders
+        if order.exchange_order_id
+    )
     fills = sorted(
         (leg.id, pb.Side.Name(order.side), f.price, f.amount, f.fee, f.fee_currency)
         for leg in trade.legs
@@ -263,6 +293,7 @@ async def outcome_of(run: Run, trade: pb.SmartTrade) -> Outcome:
         close_reason=pb.CloseReason.Name(trade.close_reason),
         last_error=trade.last_error,
         legs=legs,
+        orders=tuple(orders),
         fills=tuple(fills),
         position=tuple(kept),
         balances=tuple(sorted((await balances(run)).items())),
