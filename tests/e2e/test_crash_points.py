@@ -74,6 +74,22 @@ def trade(
     return settings
 
 
+def limit_entry_with_breakeven(run: Run) -> pb.SmartTrade:
+    return pb.SmartTrade(
+        account=run.world["account"],
+        symbol=BTC,
+        side=pb.SIDE_BUY,
+        entry=pb.Entry(type=pb.ENTRY_TYPE_LIMIT, units="1", limit_price="95"),
+        take_profit=steps("110", "120"),
+        stop_loss=pb.StopLoss(price="90", move_to_breakeven=True),
+    )
+
+
+trailing_take_profit = pb.TakeProfit(
+    steps=[pb.TakeProfitStep(price="110", volume_percent="100", trailing_percent="1")]
+)
+
+
 def binance_account() -> Step:
     async def act(run: Run, key: str) -> None:
         run.world["account"] = await open_binance_account(run.service, key)
@@ -164,6 +180,43 @@ SCENARIOS = {
                 close_at_market(),
             ],
         ),
+        # A SELL's take profit and stop buy back, the fee in base grossed up.
+        Scenario(
+            "sell-stopped",
+            [
+                paper_account(BTC="2", USDT="1000"),
+                tick(BTC, "100"),
+                create(trade(pb.SIDE_SELL, "1", steps("85", "70"), stop="105")),
+                tick(BTC, "84"),
+                tick(BTC, "106"),
+            ],
+        ),
+        # A BUY limit entry filled by a tick; the first step's fill moves the stop to
+        # breakeven, where it fires.
+        Scenario(
+            "buy-limit-entry-breakeven",
+            [
+                paper_account(USDT="10000"),
+                tick(BTC, "100"),
+                create(limit_entry_with_breakeven),
+                tick(BTC, "94"),
+                tick(BTC, "111"),
+                tick(BTC, "95"),
+            ],
+        ),
+        # A trailing take profit: activated at its target, it sells at market (CLOSING) once
+        # the price falls back 1 % from the highest.
+        Scenario(
+            "buy-trailing-take-profit",
+            [
+                paper_account(USDT="10000"),
+                tick(BTC, "100"),
+                create(trade(pb.SIDE_BUY, "1", trailing_take_profit, stop="90")),
+                tick(BTC, "111"),
+                tick(BTC, "115"),
+                tick(BTC, "113"),
+            ],
+        ),
         # On the Binance stub (real ccxt): a BUY stopped out by the venue's price.
         Scenario(
             "binance-buy-stopped",
@@ -207,26 +260,26 @@ POINTS = [
     ("buy-stopped", "order:sl-0:before-send"),
     ("binance-buy-stopped", "order:entry-0:before-send"),
     ("binance-buy-stopped", "order:sl-0:before-send"),
+    ("sell-stopped", "order:sl-0:before-send"),
     # (b) after the venue accepted and before its answer commits
     ("buy-stopped", "order:entry-0:after-send"),
     ("buy-stopped", "order:sl-0:after-send"),
     # (c) after a fill exists at the venue and before it is applied
+    ("buy-limit-entry-breakeven", "paper-fill:entry-0:before-applied"),
     ("buy-take-profit-steps", "paper-fill:tp1-0:before-applied"),
     pytest.param("buy-take-profit-steps", "paper-fill:tp2-0:before-applied", marks=late),
     pytest.param("binance-take-profit", f"{KILLED_BEFORE}venue price 125", marks=late),
     # (d) during a cancel-and-replace of a take profit after Add Funds
-    ("buy-add-funds", "order:add1-0:before-send"),
     ("buy-add-funds", "order:add1-0:after-send"),
     ("buy-add-funds", "cancel:tp1-0:before-send"),
     ("buy-add-funds", "cancel:tp1-0:after-send"),
     ("buy-add-funds", "order:tp1-1:before-send"),
-    ("buy-add-funds", "order:tp1-1:after-send"),
     # (e) in CLOSING, with the exit order in flight
     ("buy-closed-at-market", "cancel:tp1-0:before-send"),
     ("buy-closed-at-market", "order:close-0:before-send"),
     ("buy-closed-at-market", "order:close-0:after-send"),
-    ("sell-closed-at-market", "order:close-0:before-send"),
     ("sell-closed-at-market", "order:close-0:after-send"),
+    ("buy-trailing-take-profit", "order:tp1-0:after-send"),
     # (f) during Reduce Funds
     ("buy-reduced", "order:reduce1-0:before-send"),
     ("buy-reduced", "order:reduce1-0:after-send"),
