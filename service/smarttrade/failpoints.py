@@ -3,8 +3,8 @@
 `failpoint("name")` does nothing unless the environment variable `SMARTTRADE_FAILPOINTS`
 (read once, when the process starts; names separated by commas) names it: then the process
 kills itself with SIGKILL right there, as a crash would, with nothing flushed or cleaned up.
-Off, it costs a lookup in an empty frozenset; where even building the name would cost
-something on a hot path, callers check `ARMED` first.
+Off, it costs a test of an empty string and a lookup in an empty frozenset; where even
+building the name would cost something on a hot path, callers check `ARMED` first.
 
 The points, named so a test targets one write or one order. An order is named by its key in
 its trade, `{leg}-{generation}` (its client order id without the trade id: `entry-0`,
