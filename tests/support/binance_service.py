@@ -75,6 +75,18 @@ async def trading_on(
 ) -> AsyncIterator[Trading]:
     """A service process on `venue` (with `env` on top of the test settings); creates the
     binance account unless given one (a restarted service keeps its accounts)."""
+    settings = stub_settings(venue) | dict(env or {})
+    async with (
+        serve_process(data_dir, database_url=database_url, env=settings) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        client = Client(channel, "token-a")
+        account = account or await open_binance_account(client, request_id())
+        yield Trading(server, venue, client, account)
+
+
+def stub_settings(venue: BinanceStub) -> dict[str, str]:
+    """The service's settings for trading on `venue` as tenant-a (token-a)."""
     overrides = {
         "binance": {
             "urls": {"api": {"public": venue.url, "private": venue.url}},
@@ -85,31 +97,27 @@ async def trading_on(
             "timeout": 1.0,
         }
     }
-    settings = {
+    return {
         "SMARTTRADE_TOKENS": "tenant-a:token-a",
         "SMARTTRADE_EXCHANGE_OVERRIDES": json.dumps(overrides),
         "SMARTTRADE_UNKNOWN_ORDER_GRACE": str(GRACE),
         "SMARTTRADE_ORDER_POLL_INTERVAL": "0.1",
-        **(env or {}),
     }
-    async with (
-        serve_process(data_dir, database_url=database_url, env=settings) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        client = Client(channel, "token-a")
-        if not account:
-            created = await client.accounts.CreateExchangeAccount(
-                accounts_pb.CreateExchangeAccountRequest(
-                    exchange_account=accounts_pb.ExchangeAccount(
-                        exchange="binance",
-                        credentials=accounts_pb.ExchangeCredentials(api_key=API_KEY, secret=SECRET),
-                    ),
-                    request_id=request_id(),
-                ),
-                metadata=client.metadata,
-            )
-            account = created.exchange_account.name
-        yield Trading(server, venue, client, account)
+
+
+async def open_binance_account(client: Client, key: str) -> str:
+    """The stub's account, as the service knows it (its resource name)."""
+    created = await client.accounts.CreateExchangeAccount(
+        accounts_pb.CreateExchangeAccountRequest(
+            exchange_account=accounts_pb.ExchangeAccount(
+                exchange="binance",
+                credentials=accounts_pb.ExchangeCredentials(api_key=API_KEY, secret=SECRET),
+            ),
+            request_id=key,
+        ),
+        metadata=client.metadata,
+    )
+    return created.exchange_account.name
 
 
 @asynccontextmanager

@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from smarttrade import failpoints
 from smarttrade.domain.messages import (
     CancelOrder,
     Input,
@@ -105,6 +106,8 @@ class Executor:
         if attempt.unknown_since is not None:
             return await self._look_up(exchange, intent, attempt, now)
         request = OrderRequest.of(intent)
+        if failpoints.ARMED:  # the intent is committed; nothing is sent yet
+            failpoints.failpoint(failpoints.order_point("order", intent, "before-send"))
         try:
             report = await exchange.create_order(request)
         except (OutcomeUnknown, AlreadyPlaced):
@@ -115,6 +118,8 @@ class Executor:
                 intent.client_order_id, OrderStatus.REJECTED, now, error=str(error)
             )
             return Outcome(rejected, True)
+        if failpoints.ARMED:  # the venue has the order; its answer is not recorded yet
+            failpoints.failpoint(failpoints.order_point("order", intent, "after-send"))
         return Outcome(reported(report, now), True)
 
     async def _look_up(
@@ -134,6 +139,8 @@ class Executor:
     async def _cancel(
         self, exchange: Exchange, intent: CancelOrder, attempt: Attempt, now: datetime
     ) -> Outcome:
+        if failpoints.ARMED:  # the cancel is committed; nothing is sent yet
+            failpoints.failpoint(failpoints.order_point("cancel", intent, "before-send"))
         try:
             report = await exchange.cancel_order(intent.symbol, intent.client_order_id)
         except OrderNotFound:
@@ -149,4 +156,6 @@ class Executor:
                 report = await exchange.fetch_order(intent.symbol, intent.client_order_id)
             except OrderNotFound:
                 return Outcome(None, False, self.policy.lookup_interval, str(error))
+        if failpoints.ARMED:  # the venue has ended the order; its answer is not recorded yet
+            failpoints.failpoint(failpoints.order_point("cancel", intent, "after-send"))
         return Outcome(reported(report, now), True)

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
+from smarttrade import failpoints
 from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.market import Market
 from smarttrade.domain.values import Balance
@@ -44,7 +45,6 @@ from smarttrade.exchange.port import (
     Ticker,
     TransientError,
 )
-from smarttrade.failpoints import failpoint
 from smarttrade.store.requests import RequestRecord
 
 DEFAULT_BALANCES = {"USDT": Decimal(10000)}
@@ -323,9 +323,10 @@ class PaperVenue:
             unreported = self._unreported.setdefault(tenant_id, [])
             unreported[:0] = [o for o in changed if all(o is not u for u in unreported)]
             raise
-        if changed:
-            # The fills are the venue's now (durable), and no trade has seen them yet.
-            failpoint("paper-fills-recorded")
+        if changed and failpoints.ARMED:  # the fills are durable; no trade has applied them
+            failpoints.failpoint("paper-fills-recorded")
+            for order in changed:
+                failpoints.failpoint(failpoints.order_point("paper-fill", order, "before-applied"))
         condition = self._ticks.get((tenant_id, symbol))
         if condition is not None:
             async with condition:
