@@ -54,7 +54,7 @@ from smarttrade.exchange.paper import PaperExchange, PaperVenue
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
 from smarttrade.exchange.paper_storage import PostgresPaperStorage
 from smarttrade.exchange.port import OrderReport, OrderRequest
-from smarttrade.store.codec import market_document, spec_document, to_document, trade_document
+from smarttrade.store.codec import market_document, spec_document, trade_document
 from smarttrade.store.database import Database, open_database
 from smarttrade.store.unit_of_work import UnitOfWorkFactory
 from tests.support.process import free_port, wait_serving
@@ -128,7 +128,7 @@ async def fill(url: str, n: int) -> None:
     armed = [held_trade(f"a{i:015x}", armed_stop(i)) for i in range(ARMED)]
     gapped = [held_trade(f"b{i:015x}", gapped_stop(i)) for i in range(GAPPED)]
     trades = [replace(template, id=f"{i:016x}") for i in range(n)] + armed + gapped
-    rows, legs, snapshots = [], [], []
+    rows, snapshots = [], []
     for trade in trades:
         levels = wake_levels(trade)
         rows.append(
@@ -157,23 +157,6 @@ async def fill(url: str, n: int) -> None:
                 position_of(trade).units_held,
             )
         )
-        for position, leg in enumerate(trade.legs):
-            legs.append(
-                (
-                    trade.id,
-                    leg.id,
-                    position,
-                    leg.kind.value,
-                    leg.state.value,
-                    leg.step,
-                    leg.amount,
-                    leg.price,
-                    leg.generation,
-                    json.dumps({"trailing_extreme": to_document(leg.trailing_extreme)}),
-                    "{}",
-                    leg.note,
-                )
-            )
         snapshots.append((trade.id, trade.version, json.dumps(trade_document(trade))))
     await connection.copy_records_to_table(
         "smart_trades",
@@ -201,24 +184,6 @@ async def fill(url: str, n: int) -> None:
             "wake_above",
             "wake_at",
             "units_held",
-        ],
-    )
-    await connection.copy_records_to_table(
-        "legs",
-        records=legs,
-        columns=[
-            "trade_id",
-            "id",
-            "position",
-            "kind",
-            "state",
-            "step",
-            "amount",
-            "price",
-            "generation",
-            "watch",
-            "params",
-            "note",
         ],
     )
     await connection.copy_records_to_table(

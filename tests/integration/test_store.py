@@ -30,7 +30,7 @@ from tests.support.store import Published
 BTC = next(m for m in DEFAULT_MARKETS if m.symbol == "BTC/USDT")
 TENANT, ACCOUNT = "tenant-a", "00000000000000a1"
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-TABLES = ("smart_trades", "legs", "orders", "trade_snapshots", "order_intents", "events")
+TABLES = ("smart_trades", "orders", "trade_snapshots", "order_intents", "events")
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """What a unit of work writes at commit, as one SQL statement.
 
-A trade's decision touches up to nine tables (the request's claim, the trade, its legs,
-orders, fills, snapshot, the intents it adds and those it completes, its events); a paper
+A trade's decision touches up to nine tables (the request's claim, the trade, its orders,
+fills, snapshot, the intents it adds and those it completes, its events and their counter); a paper
 venue's operation three (balances, orders, prices). Sent one by one inside BEGIN and
 COMMIT, that is a dozen round trips on the path from a tick to an order. Here they are
 data-modifying CTEs of a single statement, each fed by one JSON parameter (rows of plain
@@ -40,7 +40,6 @@ def _json(value: object) -> str:
 # The row-set parts, in the order they appear in the statement: (parameter, table, the key
 # an existing row is overwritten on, or None to keep the existing row).
 _ROW_SETS: tuple[tuple[str, Table, tuple[str, ...] | None], ...] = (
-    ("legs", tables.legs, ("trade_id", "id")),
     ("orders", tables.orders, ("client_order_id",)),
     ("fills", tables.fills, None),
     ("snapshots", tables.trade_snapshots, None),
@@ -63,7 +62,6 @@ class StagedWrites:
     new_trade: dict[str, object] | None = None
     trade_update: dict[str, object] | None = None
     expected_version: int = 0
-    legs: list[dict[str, object]] = field(default_factory=list)
     orders: list[dict[str, object]] = field(default_factory=list)
     fills: list[dict[str, object]] = field(default_factory=list)
     snapshots: list[dict[str, object]] = field(default_factory=list)

@@ -12,7 +12,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -78,24 +77,8 @@ smart_trades = Table(
         "state",
         postgresql_where=text("state IN ('PENDING', 'ACTIVE', 'CLOSING')"),
     ),
-)
-
-legs = Table(
-    "legs",
-    metadata,
-    Column("trade_id", Text, ForeignKey("smart_trades.id", ondelete="CASCADE"), nullable=False),
-    Column("id", Text, nullable=False),
-    Column("position", Integer, nullable=False),  # order within the trade
-    Column("kind", Text, nullable=False),
-    Column("state", Text, nullable=False),
-    Column("step", Integer, nullable=False),
-    Column("amount", Numeric),
-    Column("price", Numeric),
-    Column("generation", Integer, nullable=False),
-    Column("watch", JSONB, nullable=False),  # trailing extremes, trigger flags, breach start
-    Column("params", JSONB, nullable=False),  # Add/Reduce Funds parameters
-    Column("note", Text, nullable=False, server_default=""),
-    PrimaryKeyConstraint("trade_id", "id"),
+    # Room on each page for the updated row: most updates change no indexed column (HOT).
+    postgresql_with={"fillfactor": 70},
 )
 
 orders = Table(
@@ -116,7 +99,6 @@ orders = Table(
     Column("reduce_only", Boolean, nullable=False),
     Column("created_at", TIMESTAMP, nullable=False),
     Column("updated_at", TIMESTAMP, nullable=False),
-    ForeignKeyConstraint(["trade_id", "leg_id"], ["legs.trade_id", "legs.id"], ondelete="CASCADE"),
     Index("orders_by_trade", "trade_id"),
 )
 
@@ -147,7 +129,6 @@ order_intents = Table(
     Column("payload", JSONB, nullable=False),
     Column("created_at", TIMESTAMP, nullable=False),
     PrimaryKeyConstraint("client_order_id", "kind"),
-    Index("order_intents_by_trade", "trade_id"),
 )
 
 # One row per committed decision: the trade as it was right after it. Events point here.
@@ -240,7 +221,7 @@ idempotency_keys = Table(
     Column("answer", JSONB),
     Column("created_at", TIMESTAMP, nullable=False),
     PrimaryKeyConstraint("tenant_id", "request_id"),
-    Index("idempotency_keys_by_age", "created_at"),
+    Index("idempotency_keys_by_age", "created_at", postgresql_using="brin"),
 )
 
 # A trade's settings shared by link: the token is kept only as its SHA-256 hash.

@@ -298,40 +298,14 @@ def _trade_row(trade: SmartTrade) -> dict[str, object]:
 
 
 def _changed_rows(uow: UnitOfWork, trade: SmartTrade, before: SmartTrade | None) -> None:
-    """The legs, orders and fills that changed since `before` (all of them when new)."""
+    """The orders and fills of the legs that changed since `before` (all when new). The legs
+    themselves are in the snapshot."""
     staged = uow.staged
-    leg_rows, order_rows, fill_rows = staged.legs, staged.orders, staged.fills
+    order_rows, fill_rows = staged.orders, staged.fills
     unchanged = {leg.id: leg for leg in before.legs} if before is not None else {}
-    for position, leg in enumerate(trade.legs):
+    for leg in trade.legs:
         if unchanged.get(leg.id) == leg:
             continue
-        leg_rows.append(
-            {
-                "trade_id": trade.id,
-                "id": leg.id,
-                "position": position,
-                "kind": leg.kind,
-                "state": leg.state,
-                "step": leg.step,
-                "amount": leg.amount,
-                "price": leg.price,
-                "generation": leg.generation,
-                "watch": {
-                    "released": leg.released,
-                    "triggered": leg.triggered,
-                    "trailing_active": leg.trailing_active,
-                    "trailing_extreme": leg.trailing_extreme,
-                    "breach_since": leg.breach_since,
-                    "open_now": leg.open_now,
-                },
-                "params": {
-                    "order_type": leg.order_type,
-                    "limit_price": leg.limit_price,
-                    "total": leg.total,
-                },
-                "note": leg.note,
-            }
-        )
         for index, order in enumerate(leg.orders):
             order_rows.append(
                 {
