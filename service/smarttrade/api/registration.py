@@ -144,11 +144,14 @@ def _unary_request(behavior: Any, method: str) -> Any:
     return call
 
 
-def _budgeted(behavior: Any, budget: CallBudget) -> Any:
-    """A unary-unary behavior that answers UNAVAILABLE, with a RetryInfo, when `budget` is
-    spent: cheaply, so that shedding frees the event loop to take the calls queued in core."""
+def _budgeted(behavior: Any, budget: CallBudget, method: str) -> Any:
+    """A unary-unary behavior that refuses an undecodable request, and answers UNAVAILABLE,
+    with a RetryInfo, when `budget` is spent: cheaply, so that shedding frees the event loop
+    to take the calls queued in core. One wrapper for both: it is on every call's path."""
 
     async def call(request: Any, context: Context) -> Any:
+        if request is UNDECODABLE:
+            await _refuse(context, method)
         if budget.in_flight >= budget.limit:
             await abort(context, Overloaded())
         budget.in_flight += 1
@@ -197,10 +200,10 @@ def checked(
     if handler.unary_unary:
         behavior = handler.unary_unary
         if budget and inspect.iscoroutinefunction(behavior) and not method.startswith(UNSHED):
-            behavior = _budgeted(behavior, budget)
-        return grpc.unary_unary_rpc_method_handler(
-            _unary_request(behavior, method), decode, serializer
-        )
+            behavior = _budgeted(behavior, budget, method)
+        else:
+            behavior = _unary_request(behavior, method)
+        return grpc.unary_unary_rpc_method_handler(behavior, decode, serializer)
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
             _unary_request(handler.unary_stream, method), decode, serializer
