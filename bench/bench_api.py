@@ -105,14 +105,18 @@ async def echo_server(answer: bytes) -> AsyncIterator[Callable[[int], Awaitable[
 
 @asynccontextmanager
 async def insert_server(
-    url: str, request: bytes
+    url: str, request: bytes, answer: bytes
 ) -> AsyncIterator[Callable[[int], Awaitable[object]]]:
     """The ceiling of a call that writes: a bare server whose handler does one INSERT and
     COMMIT on asyncpg (bench/insert_server.py), called with a CreateSmartTrade request's
-    bytes and metadata through the same client harness."""
-    async with bare_server("insert_server.py", url) as channel:
-        insert: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
-            "/bench.Ceiling/Insert"
+    bytes and metadata, answering a real CreateSmartTrade response that the client parses as
+    CreateSmartTrade's: the same client harness, so the ratio is the service's own work."""
+    async with bare_server("insert_server.py", url, answer.hex()) as channel:
+        insert: grpc.aio.UnaryUnaryMultiCallable[bytes, trades_pb.CreateSmartTradeResponse] = (
+            channel.unary_unary(
+                "/bench.Ceiling/Insert",
+                response_deserializer=trades_pb.CreateSmartTradeResponse.FromString,
+            )
         )
         metadata = (("authorization", f"Bearer {TOKEN}"),)
         yield lambda i: insert(request, metadata=metadata)
@@ -123,7 +127,7 @@ async def alternating(
     second: Callable[[int], Awaitable[object]],
     seconds: float,
     workers: int,
-    rounds: int = 20,
+    rounds: int = 30,
 ) -> tuple[float, float, list[float]]:
     """Throughputs measured in alternating rounds (the machine's noise hits both alike):
     the medians of each, and the per-round ratios second/first, sorted."""
@@ -236,13 +240,18 @@ async def main(seconds: float, workers: int, stream_seconds: float) -> None:
                 echo, get, ratios = await alternating(
                     echo_call,
                     lambda i: client.get(names[i % len(names)]),
-                    seconds * 4,  # 20 rounds of 1 s each: single rounds spread by +-15 %
+                    seconds * 6,  # 30 rounds of 1 s each: single rounds spread widely
                     workers,
                 )
             create_request = trades_pb.CreateSmartTradeRequest(
                 smart_trade=limit_trade(account), request_id=str(uuid.uuid4())
-            ).SerializeToString()
-            async with insert_server(url, create_request) as insert_call:
+            )
+            create_answer = trades_pb.CreateSmartTradeResponse(
+                smart_trade=await client.create(limit_trade(account))
+            )
+            async with insert_server(
+                url, create_request.SerializeToString(), create_answer.SerializeToString()
+            ) as insert_call:
                 ceiling, create, create_ratios = await alternating(
                     insert_call,
                     lambda i: client.create(limit_trade(account)),
