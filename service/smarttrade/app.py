@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from typing import Any
 
 import grpc
@@ -22,8 +23,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
+from smarttrade import logs, metrics
 from smarttrade.api.accounts import ExchangeAccountServicer
-from smarttrade.api.auth import Authenticator
+from smarttrade.api.auth import Authenticator, tenant_if_known
 from smarttrade.api.paper import PaperMarketServicer
 from smarttrade.api.registration import add_smart_trade_service, generic_only, server_options
 from smarttrade.api.smart_trades import SmartTradeServicer, TradeUseCases
@@ -128,12 +130,18 @@ class Running:
     unit_of_work: UnitOfWorkFactory
     local_token: str | None
     background: list[asyncio.Task[None]]
+    stop_metrics: Callable[[], None] | None = None
 
 
 async def start(settings: Settings) -> Running:
     tokens, local_token = token_entries(settings)
     tls_credentials(settings)  # a TLS misconfiguration stops the start before anything runs
     keys = master_keys(settings)
+    logs.set_tenant(tenant_if_known)
+    exported = None
+    if settings.metrics_listen:  # before any call is served: the RPCs are timed only then
+        exported = metrics.Exported(settings.replica_id, version("smarttrade"))
+        metrics.use(exported)
     database = await open_database(settings.database_url, settings.data_dir)
     probe = StoreProbe(
         database.url.replace("postgresql+asyncpg://", "postgresql://", 1),
@@ -219,6 +227,7 @@ async def start(settings: Settings) -> Running:
     await engine.start()
 
     async def store_health(available: bool) -> None:
+        metrics.recorder.store_available(available)
         serving = health_pb2.HealthCheckResponse.SERVING
         for service in ("", *SERVICES):
             await health.set(
@@ -234,13 +243,28 @@ async def start(settings: Settings) -> Running:
         requests=timedelta(hours=settings.request_retention_hours),
         every=settings.prune_interval,
     )
+    stop_metrics = None
+    if exported is not None:
+        exported.live_trades(lambda: engine.live_count)
+        exported.watchers(bus.watchers)
+        stop_metrics = exported.serve(settings.metrics_listen)
+        log.info("metrics on http://%s/metrics", settings.metrics_listen)
     background = [
         asyncio.create_task(probe.run()),
         asyncio.create_task(prune_history(unit_of_work, retention)),
         asyncio.create_task(bus.heartbeats()),
     ]
     return Running(
-        server, port, health, engine, bus, database, unit_of_work, local_token, background
+        server,
+        port,
+        health,
+        engine,
+        bus,
+        database,
+        unit_of_work,
+        local_token,
+        background,
+        stop_metrics,
     )
 
 
@@ -277,3 +301,6 @@ async def stop(running: Running, grace: float) -> None:
     await running.engine.stop()
     await running.engine.venues.close()
     await running.database.close()
+    if running.stop_metrics is not None:
+        running.stop_metrics()
+        metrics.use(metrics.Silent())

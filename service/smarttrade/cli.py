@@ -87,11 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"smarttrade: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for chatty in ("pgserver", "alembic"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    from smarttrade.logs import configure
+
+    configure(settings.log_level, settings.log_format, settings.replica_id)
     try:
         with event_loop_runner() as runner:
             runner.run(serve(settings))

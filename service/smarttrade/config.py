@@ -10,6 +10,7 @@ import ipaddress
 import json
 import os
 import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -68,6 +69,9 @@ class Settings:
     prune_interval: float = 3600.0  # how often old events and request ids are pruned
     watch_buffer: int = 1000  # events a watcher may fall behind before its stream is ended
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object per line (logs.JsonLines)
+    metrics_listen: str = ""  # host:port to serve Prometheus metrics on; empty: metrics off
+    replica_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
     @property
     def host(self) -> str:
@@ -132,7 +136,31 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         prune_interval=number("SMARTTRADE_PRUNE_INTERVAL", 3600.0),
         watch_buffer=int(number("SMARTTRADE_WATCH_BUFFER", 1000)),
         log_level=env.get("SMARTTRADE_LOG_LEVEL", "INFO"),
+        log_format=_log_format(env.get("SMARTTRADE_LOG_FORMAT", "text")),
+        metrics_listen=_address(env.get("SMARTTRADE_METRICS_LISTEN", ""), "metrics listen"),
+        **(
+            {"replica_id": env["SMARTTRADE_REPLICA_ID"]} if env.get("SMARTTRADE_REPLICA_ID") else {}
+        ),
     )
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(text: str) -> str:
+    if text not in LOG_FORMATS:
+        raise ConfigError(f"the log format is one of {', '.join(LOG_FORMATS)}, not {text!r}")
+    return text
+
+
+def _address(text: str, name: str) -> str:
+    """host:port (empty: not configured)."""
+    if not text:
+        return text
+    host, _, port = text.rpartition(":")
+    if not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"the {name} address is host:port, not {text!r}")
+    return text
 
 
 def _path(text: str | None) -> Path | None:
@@ -159,6 +187,15 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         help="PostgreSQL URL (postgresql://user:pass@host/db); default: embedded PostgreSQL",
     )
     parser.add_argument("--data-dir", type=Path, help=f"default {DEFAULT_DATA_DIR}")
+    parser.add_argument(
+        "--metrics-listen", help="host:port to serve Prometheus metrics on (default: off)"
+    )
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="text (default) or json: one object per line"
+    )
+    parser.add_argument(
+        "--replica-id", help="this replica's name in metrics and logs (default: host-pid)"
+    )
 
 
 def with_flags(settings: Settings, flags: argparse.Namespace) -> Settings:
@@ -169,6 +206,12 @@ def with_flags(settings: Settings, flags: argparse.Namespace) -> Settings:
         changes["database_url"] = flags.database_url
     if flags.data_dir:
         changes["data_dir"] = flags.data_dir.expanduser()
+    if flags.metrics_listen:
+        changes["metrics_listen"] = _address(flags.metrics_listen, "metrics listen")
+    if flags.log_format:
+        changes["log_format"] = flags.log_format
+    if flags.replica_id:
+        changes["replica_id"] = flags.replica_id
     return replace(settings, **changes)  # type: ignore[arg-type]
 
 

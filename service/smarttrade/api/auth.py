@@ -47,6 +47,12 @@ def tenant() -> str:
     return _principal.get().tenant_id
 
 
+def tenant_if_known() -> str | None:
+    """The caller's tenant, in a call that authenticated one (None elsewhere)."""
+    found = _principal.get(None)
+    return found.tenant_id if found is not None else None
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

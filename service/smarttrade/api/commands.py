@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
+from smarttrade import logs
 from smarttrade.api import parse, render
 from smarttrade.api.auth import tenant
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
@@ -45,6 +46,8 @@ def requested(request: Message, method: str, request_id: str) -> Requested:
     fingerprint = hashlib.sha256(
         method.encode() + request.SerializeToString(deterministic=True)
     ).hexdigest()
+    if request_id:
+        logs.request.set(request_id)  # the call's own task: its lines carry the request id
     return Requested(tenant(), request_id, method, fingerprint)
 
 

@@ -39,6 +39,7 @@ from typing import Any, cast
 
 import grpc
 
+from smarttrade import metrics
 from smarttrade.api.errors import Overloaded, Undecodable, abort
 from smarttrade.v1 import smart_trade_service_pb2_grpc
 
@@ -163,6 +164,26 @@ def _budgeted(behavior: Any, budget: CallBudget, method: str) -> Any:
     return call
 
 
+def _timed(behavior: Any, method: str) -> Any:
+    """A unary-unary behavior whose calls are counted by status code and timed (metrics on
+    only: off, nothing wraps the call)."""
+    name = method.rsplit("/", 1)[-1]
+
+    async def call(request: Any, context: Context) -> Any:
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            return await behavior(request, context)
+        except BaseException:
+            status = context.code()  # set by abort; an unexpected error is UNKNOWN
+            code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+            raise
+        finally:
+            metrics.recorder.rpc(name, code, time.perf_counter() - started)
+
+    return call
+
+
 def _stream_request(behavior: Any, method: str) -> Any:
     """The behavior of a client-streaming method, refusing an undecodable message when the
     handler reaches it."""
@@ -203,6 +224,8 @@ def checked(
             behavior = _budgeted(behavior, budget, method)
         else:
             behavior = _unary_request(behavior, method)
+        if metrics.recorder.enabled:
+            behavior = _timed(behavior, method)
         return grpc.unary_unary_rpc_method_handler(behavior, decode, serializer)
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(

@@ -26,6 +26,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from smarttrade import metrics
 from smarttrade.domain.messages import StoredEvent
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class EventBus:
                 if subscription.trade_id is not None and event.trade.id != subscription.trade_id:
                     continue
                 if len(subscription.events) >= subscription.buffer:
+                    metrics.recorder.watcher_dropped()
                     subscription.overflowed = True
                     self._close(subscription)
                     continue
@@ -154,6 +156,10 @@ class EventBus:
                     subscription.heartbeat_due = True
                     subscription.quiet_since = now
                     subscription.wake()
+
+    def watchers(self) -> int:
+        """How many subscriptions are open."""
+        return sum(len(group) for group in self._subscriptions.values())
 
     def _close(self, subscription: Subscription) -> None:
         subscription.closed = True

@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from smarttrade import logs, metrics
 from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.levels import wake_levels
 from smarttrade.domain.messages import (
@@ -352,7 +354,8 @@ class Engine:
         live = await self._admit(head)
         runner = live.runner = self._runner_for(trade)
         try:
-            await runner.start(new=decision, request=request)
+            with logs.about_trade(trade.id):
+                await runner.start(new=decision, request=request)
         except Exception:
             if not runner.recorded:  # nothing was written: there is no such trade
                 self._forget(live)
@@ -370,7 +373,8 @@ class Engine:
         runner = await self.live_runner(trade_id)
         if runner is None:
             raise NotFound("smart trade", f"smartTrades/{trade_id}")
-        return await runner.submit(input, etag, request)
+        with logs.about_trade(trade_id):
+            return await runner.submit(input, etag, request)
 
     async def settled(self, trade_id: str) -> None:
         """Wait until what the trade is doing now is done (a concurrent call on it)."""
@@ -458,6 +462,11 @@ class Engine:
             await self.on_order_reports(order.report() for order in changed)
             await self.on_price(paper_feed(tenant_id), symbol, price)
 
+    @property
+    def live_count(self) -> int:
+        """How many live trades this engine runs."""
+        return len(self._live)
+
     async def on_price(self, feed: str, symbol: str, price: Decimal) -> None:
         """A new last price: the trades whose band it leaves see it (concurrently; each
         trade applies its inputs in order). The others do not need it."""
@@ -470,11 +479,20 @@ class Engine:
         for index in (self.index, self._warm_index):
             if index.size(key) > bound:
                 index.compact(key)  # re-registrations leave stale entries behind
-        tick = PriceTicked(price, self._clock())
-        if len(woken) == 1:  # the usual case: no task to schedule on the way to the order
-            await self._deliver(woken.pop(), tick)
+        if not woken:
             return
-        await asyncio.gather(*(self._deliver(trade_id, tick) for trade_id in woken))
+        tick = PriceTicked(price, self._clock())
+        measured = (
+            metrics.tick_started.set(time.perf_counter()) if metrics.recorder.enabled else None
+        )
+        try:
+            if len(woken) == 1:  # the usual case: no task to schedule on the way to the order
+                await self._deliver(woken.pop(), tick)
+                return
+            await asyncio.gather(*(self._deliver(trade_id, tick) for trade_id in woken))
+        finally:
+            if measured is not None:
+                metrics.tick_started.reset(measured)
 
     async def on_order_reports(self, reports: Iterable[OrderReport]) -> None:
         """Venue reports, in the order the venue produced them."""
@@ -488,6 +506,7 @@ class Engine:
         """Hand one input (None: the clock) to a trade; whatever happens, it registers its
         band again, so a failure never leaves it deaf to prices."""
         runner = None
+        marked = logs.trade.set(trade_id)
         try:
             runner = await self.live_runner(trade_id)
             if runner is not None:
@@ -502,6 +521,7 @@ class Engine:
         except Exception:
             log.exception("trade %s failed on %s", trade_id, type(input).__name__)
         finally:
+            logs.trade.reset(marked)
             if runner is not None:
                 self._on_change(runner)
 

@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from smarttrade import failpoints
+from smarttrade import failpoints, metrics
 from smarttrade.domain.messages import (
     CancelOrder,
     Input,
@@ -97,6 +97,7 @@ class Executor:
                 return await self._place(exchange, intent, attempt, now)
             return await self._cancel(exchange, intent, attempt, now)
         except TransientError as error:
+            metrics.recorder.venue_error("unavailable")
             delay = self.policy.backoff(attempt.tries, error.retry_after)
             return Outcome(None, False, delay, f"exchange unavailable, retrying: {error}")
 
@@ -108,12 +109,15 @@ class Executor:
         request = OrderRequest.of(intent)
         if failpoints.ARMED:  # the intent is committed; nothing is sent yet
             failpoints.failpoint(failpoints.order_point("order", intent, "before-send"))
+        metrics.recorder.order_sent()
         try:
             report = await exchange.create_order(request)
         except (OutcomeUnknown, AlreadyPlaced):
+            metrics.recorder.venue_error("outcome_unknown")
             attempt.unknown_since = now
             return await self._look_up(exchange, intent, attempt, now)
         except OrderRejected as error:
+            metrics.recorder.venue_error("rejected")
             rejected = OrderReported(
                 intent.client_order_id, OrderStatus.REJECTED, now, error=str(error)
             )

@@ -371,7 +371,12 @@ class TradeRunner:
         if request is not None:
             self._request_written = True
         if decision is not None:
-            self.trade = decision.trade
+            self.trade = trade = decision.trade
+            if before is not None and before.state != trade.state:
+                reason = f" ({trade.close_reason.value})" if trade.close_reason else ""
+                log.info(
+                    "trade %s: %s -> %s%s", trade.id, before.state.value, trade.state.value, reason
+                )
 
     async def _reload(self) -> None:
         async with self._unit_of_work() as uow:

@@ -29,6 +29,7 @@ commit, with the sequence they follow; the sink puts each tenant's commits back 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
@@ -37,7 +38,7 @@ from typing import Any, Protocol, Self, cast
 from sqlalchemy import Executable, Result
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from smarttrade import failpoints
+from smarttrade import failpoints, metrics
 from smarttrade.domain.messages import Event, StoredEvent
 from smarttrade.domain.model import SmartTrade
 from smarttrade.failpoints import failpoint
@@ -196,6 +197,7 @@ class UnitOfWork:
         else:
             sequences = await self._write(staged)
             tenant_id = events[0][0].tenant_id
+            metrics.recorder.events(len(events))
             self._factory.sink.publish(
                 tenant_id,
                 sequences[0] - 1,
@@ -211,7 +213,9 @@ class UnitOfWork:
 
     async def _write(self, staged: StagedWrites) -> list[int]:
         sql, arguments = staged.statement()
+        started = time.perf_counter()
         rows = await self.fetch(sql, *arguments)
+        metrics.recorder.store_write(time.perf_counter() - started)
         row = rows[0]
         if row["claimed"] != 1:
             raise AlreadyClaimed(str((staged.claim or {}).get("request_id", "?")))
