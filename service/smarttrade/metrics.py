@@ -103,6 +103,7 @@ class Exported(Silent):
         self._rpc_seconds = histogram(
             "smarttrade_rpc_seconds", "Unary call time, by method", _CALLS, ("method",)
         )
+        self._rpc_series: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._tick_to_order = histogram(
             "smarttrade_tick_to_order_seconds",
             "From a price reaching the engine to the order it triggers handed to the venue",
@@ -132,8 +133,14 @@ class Exported(Silent):
         self._events = counter("smarttrade_events_total", "Events committed").labels(replica)
 
     def rpc(self, method: str, code: str, seconds: float) -> None:
-        self._rpcs.labels(self.replica, method, code).inc()
-        self._rpc_seconds.labels(self.replica, method).observe(seconds)
+        series = self._rpc_series.get((method, code))
+        if series is None:  # labelled children are looked up once, not on every call
+            series = self._rpc_series[method, code] = (
+                self._rpcs.labels(self.replica, method, code),
+                self._rpc_seconds.labels(self.replica, method),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def order_sent(self) -> None:
         started = tick_started.get()

@@ -31,6 +31,7 @@ And two changes to what grpc.aio does with every handler (`checked`):
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -174,6 +175,9 @@ def _timed(behavior: Any, method: str) -> Any:
         code = "OK"
         try:
             return await behavior(request, context)
+        except asyncio.CancelledError:  # the caller went away
+            code = "CANCELLED"
+            raise
         except BaseException:
             status = context.code()  # set by abort; an unexpected error is UNKNOWN
             code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
