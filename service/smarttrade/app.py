@@ -22,8 +22,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+from opentelemetry.sdk.trace import TracerProvider
 
-from smarttrade import logs, metrics
+from smarttrade import logs, metrics, tracing
 from smarttrade.api.accounts import ExchangeAccountServicer
 from smarttrade.api.auth import Authenticator, tenant_if_known
 from smarttrade.api.paper import PaperMarketServicer
@@ -131,6 +132,7 @@ class Running:
     local_token: str | None
     background: list[asyncio.Task[None]]
     stop_metrics: Callable[[], None] | None = None
+    tracer: TracerProvider | None = None
 
 
 async def start(settings: Settings) -> Running:
@@ -193,7 +195,10 @@ async def start(settings: Settings) -> Running:
     )
     accounts = Accounts(engine, unit_of_work, keys, page_tokens, supported, utc_now)
     authenticator = Authenticator.of_hashes((t.tenant_id, t.token_sha256, t.scopes) for t in tokens)
-    server = grpc.aio.server(options=server_options())
+    tracer = tracing.start(settings.replica_id)
+    server = grpc.aio.server(
+        options=server_options(), interceptors=tracing.server_interceptors(tracer)
+    )
     services = generic_only(server)
     add_smart_trade_service(SmartTradeServicer(trades, utc_now, authenticator), services)
     exchange_account_service_pb2_grpc.add_ExchangeAccountServiceServicer_to_server(
@@ -265,6 +270,7 @@ async def start(settings: Settings) -> Running:
         local_token,
         background,
         stop_metrics,
+        tracer,
     )
 
 
@@ -304,3 +310,4 @@ async def stop(running: Running, grace: float) -> None:
     if running.stop_metrics is not None:
         running.stop_metrics()
         metrics.use(metrics.Silent())
+    tracing.stop(running.tracer)

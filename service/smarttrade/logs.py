@@ -2,11 +2,12 @@
 (`--log-format json`, SMARTTRADE_LOG_FORMAT=json) for a log pipeline.
 
 A JSON line is one object: `time` (UTC, ISO 8601), `level`, `logger`, `message`, `replica`,
-and, when the line was written on behalf of one, `tenant`, `trade` and `request` (the
-caller's request id), then `error` with the traceback of a logged exception. Those ids come
-from context variables: `trade` is set by a trade's runner while it handles an input,
-`request` by the API when a call carries a request id, `tenant` by whoever `set_tenant`
-gives a reader of the caller's tenant (the API's authentication).
+and, when the line was written on behalf of one, `tenant`, `trade`, `request` (the caller's
+request id) and `trace` (the OpenTelemetry trace id, when tracing is on), then `error` with
+the traceback of a logged exception. The ids come from context variables: `trade` is set by
+the engine while a trade handles an input, `request` by the API when a call carries a request
+id, `tenant` by whoever `set_tenant` gives a reader of the caller's tenant (the API's
+authentication), `trace` by OpenTelemetry.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import orjson
+
+from smarttrade.tracing import current_trace_id
 
 trade: contextvars.ContextVar[str | None] = contextvars.ContextVar("log_trade", default=None)
 request: contextvars.ContextVar[str | None] = contextvars.ContextVar("log_request", default=None)
@@ -55,6 +58,7 @@ class JsonLines(logging.Formatter):
             ("tenant", _tenant()),
             ("trade", trade.get()),
             ("request", request.get()),
+            ("trace", current_trace_id()),
         ):
             if value is not None:
                 line[key] = value

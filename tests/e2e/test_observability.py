@@ -1,10 +1,12 @@
 """What an operator sees (issue 13, "Eyes on it"): Prometheus metrics scraped over HTTP from a
-running service, and JSON log lines read from a `smarttrade serve` process."""
+running service, JSON log lines read from a `smarttrade serve` process, and the trace of a
+call and of a tick in OpenTelemetry's in-memory exporter."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -16,8 +18,12 @@ from typing import Any
 
 import grpc
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
+from smarttrade import logs, tracing
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 from tests.support.process import free_port, wait_serving
@@ -223,3 +229,79 @@ async def test_json_logs_are_one_object_a_line_with_the_replica_tenant_trade_and
     assert opened[0]["tenant"] == "tenant-a"
     assert opened[0]["request"]
     assert len(stopped) == 1
+
+
+class Lines(logging.Handler):
+    """The service's log lines, formatted as JSON lines would be."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logs.JsonLines("in-process"))
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+async def test_one_trace_runs_from_the_rpc_through_the_decision_the_commit_and_the_venue(
+    database_url: str, tmp_path: Path
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    handler = Lines()
+    service_log = logging.getLogger("smarttrade")
+    level = service_log.level
+    service_log.addHandler(handler)
+    service_log.setLevel(logging.INFO)
+    try:
+        async with running_service(database_url, tmp_path) as service:
+            client = service.a
+            account = await client.paper_account(USDT="1000")
+            await client.set_price(BTC, "100")
+            trade = await client.create(long_with_stop(account))
+            await client.set_price(BTC, "89")  # the stop's market sell
+    finally:
+        service_log.removeHandler(handler)
+        service_log.setLevel(level)
+        tracing.install(None)
+
+    spans = exporter.get_finished_spans()
+    by_id = {span.context.span_id: span for span in spans}
+
+    def rpc_of(span: ReadableSpan) -> str:
+        """The name of the RPC span at the root of `span`'s trace."""
+        while span.parent is not None:
+            span = by_id[span.parent.span_id]
+        return span.name
+
+    def in_trace(rpc: str) -> list[str]:
+        return sorted(
+            s.name for s in spans if s.name.startswith("smarttrade.") and rpc_of(s) == rpc
+        )
+
+    create = "/smarttrade.v1.SmartTradeService/CreateSmartTrade"
+    price = "/smarttrade.v1.PaperMarketService/SetPaperPrice"
+    # The entry: decided, committed, sent, and its fill committed; all under the call.
+    assert in_trace(create) == [
+        "smarttrade.commit",
+        "smarttrade.commit",
+        "smarttrade.decide",
+        "smarttrade.decide",
+        "smarttrade.venue",
+    ]
+    # The stop, from the price that crossed it: the tick, its decision and commit, the sell.
+    stop_trace = [n for n in in_trace(price) if n != "smarttrade.tick"]
+    assert "smarttrade.tick" in in_trace(price)
+    assert stop_trace.count("smarttrade.venue") == 1
+    assert {"smarttrade.decide", "smarttrade.commit"} <= set(stop_trace)
+    trade_id = trade.name.removeprefix("smartTrades/")
+    opened = [
+        line
+        for line in handler.lines
+        if line.get("trade") == trade_id and "PENDING -> ACTIVE" in line["message"]
+    ]
+    create_trace = {format(s.context.trace_id, "032x") for s in spans if s.name == create}
+    assert len(opened) == 1
+    assert {opened[0]["trace"]} == create_trace

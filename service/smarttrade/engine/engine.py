@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from smarttrade import logs, metrics
+from smarttrade import logs, metrics, tracing
 from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.levels import wake_levels
 from smarttrade.domain.messages import (
@@ -486,10 +486,11 @@ class Engine:
             metrics.tick_started.set(time.perf_counter()) if metrics.recorder.enabled else None
         )
         try:
-            if len(woken) == 1:  # the usual case: no task to schedule on the way to the order
-                await self._deliver(woken.pop(), tick)
-                return
-            await asyncio.gather(*(self._deliver(trade_id, tick) for trade_id in woken))
+            with tracing.span("smarttrade.tick", symbol=symbol, price=str(price)):
+                if len(woken) == 1:  # the usual case: no task to schedule on the way to the order
+                    await self._deliver(woken.pop(), tick)
+                    return
+                await asyncio.gather(*(self._deliver(trade_id, tick) for trade_id in woken))
         finally:
             if measured is not None:
                 metrics.tick_started.reset(measured)

@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from smarttrade import failpoints, metrics
+from smarttrade import failpoints, metrics, tracing
 from smarttrade.domain.messages import (
     CancelOrder,
     Input,
@@ -92,10 +92,12 @@ class Executor:
         self, exchange: Exchange, intent: Intent, attempt: Attempt, now: datetime
     ) -> Outcome:
         attempt.tries += 1
+        kind = "place" if isinstance(intent, PlaceOrder) else "cancel"
         try:
-            if isinstance(intent, PlaceOrder):
-                return await self._place(exchange, intent, attempt, now)
-            return await self._cancel(exchange, intent, attempt, now)
+            with tracing.span("smarttrade.venue", order=intent.client_order_id, kind=kind):
+                if isinstance(intent, PlaceOrder):
+                    return await self._place(exchange, intent, attempt, now)
+                return await self._cancel(exchange, intent, attempt, now)
         except TransientError as error:
             metrics.recorder.venue_error("unavailable")
             delay = self.policy.backoff(attempt.tries, error.retry_after)

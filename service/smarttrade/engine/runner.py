@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
+from smarttrade import tracing
 from smarttrade.domain.decide import decide
 from smarttrade.domain.fsm import LegState, TradeState
 from smarttrade.domain.messages import (
@@ -292,7 +293,8 @@ class TradeRunner:
         or our own commit whose answer was lost) reloads the trade and decides again unless
         the stored trade already is our decision."""
         for _ in range(VERSION_RETRIES):
-            decision = decide(self.trade, fact)
+            with tracing.span("smarttrade.decide", trade=self.trade.id, input=type(fact).__name__):
+                decision = decide(self.trade, fact)
             try:
                 await self._store_with_retry(decision, done)
             except (ConcurrentUpdate, AlreadyClaimed):
@@ -367,7 +369,8 @@ class TradeRunner:
                 request=request,
                 first_of_request=not self._request_written,
             )
-            await uow.commit()
+            with tracing.span("smarttrade.commit", trade=self.trade.id):
+                await uow.commit()
         if request is not None:
             self._request_written = True
         if decision is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
+from smarttrade import tracing
 from smarttrade.domain.decide import create
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.model import SmartTrade
@@ -92,16 +93,18 @@ class CreateTrades:
             raise InvalidSpec(
                 [FieldViolation("symbol", f"{spec.symbol!r} is not a market of {account.exchange}")]
             )
-        decision = create(
-            trade_id=trade_id,
-            tenant_id=requested.tenant_id,
-            account_id=account.id,
-            exchange_id=account.exchange,
-            spec=spec,
-            market=market,
-            last_price=await venues.last_price(account, spec.symbol),
-            at=self._clock(),
-        )
+        last_price = await venues.last_price(account, spec.symbol)
+        with tracing.span("smarttrade.decide", trade=trade_id, input="create"):
+            decision = create(
+                trade_id=trade_id,
+                tenant_id=requested.tenant_id,
+                account_id=account.id,
+                exchange_id=account.exchange,
+                spec=spec,
+                market=market,
+                last_price=last_price,
+                at=self._clock(),
+            )
         try:
             return await self._engine.launch(decision, requested.record(f"smartTrades/{trade_id}"))
         except (AlreadyClaimed, ConcurrentUpdate):
