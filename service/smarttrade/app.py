@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from typing import Any
@@ -28,7 +28,12 @@ from smarttrade import logs, metrics, tracing
 from smarttrade.api.accounts import ExchangeAccountServicer
 from smarttrade.api.auth import Authenticator, tenant_if_known
 from smarttrade.api.paper import PaperMarketServicer
-from smarttrade.api.registration import add_smart_trade_service, generic_only, server_options
+from smarttrade.api.registration import (
+    CallBudget,
+    add_smart_trade_service,
+    generic_only,
+    server_options,
+)
 from smarttrade.api.smart_trades import SmartTradeServicer, TradeUseCases
 from smarttrade.config import Settings, master_keys, tls_credentials, token_entries
 from smarttrade.domain.account import Credentials, ExchangeAccount
@@ -44,6 +49,8 @@ from smarttrade.exchange.paper_storage import PostgresPaperStorage
 from smarttrade.exchange.port import Exchange
 from smarttrade.store.credentials import MasterKeys, unseal
 from smarttrade.store.database import Database, open_database
+from smarttrade.store.errors import StoreUnavailable
+from smarttrade.store.leases import LeaderLease
 from smarttrade.store.probe import StoreProbe
 from smarttrade.store.unit_of_work import UnitOfWorkFactory
 from smarttrade.usecases.accounts import Accounts
@@ -133,6 +140,8 @@ class Running:
     background: list[asyncio.Task[None]]
     stop_metrics: Callable[[], None] | None = None
     tracer: TracerProvider | None = None
+    lease: LeaderLease | None = None
+    lost: asyncio.Event = field(default_factory=asyncio.Event)  # the lease, to another
 
 
 async def start(settings: Settings) -> Running:
@@ -158,8 +167,15 @@ async def start(settings: Settings) -> Running:
     unit_of_work = UnitOfWorkFactory(database, bus)
     async with unit_of_work() as uow:
         bus.start_from(await uow.events.heads())
+    budget = CallBudget()
+    lease = None
+    if settings.lease_seconds > 0:  # replicas: this one acts only while it holds the lease
+        lease = LeaderLease(database, settings.replica_id, settings.listen, settings.lease_seconds)
+        unit_of_work.lease = lease
+        budget.accepting = False
     paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(unit_of_work), clock=utc_now)
-    await paper.start()
+    if lease is None:
+        await paper.start()
     build, supported = ccxt_venues(keys, settings.exchange_overrides)
     paper_prices = (
         ccxt_exchange(settings.paper_prices, settings.exchange_overrides)
@@ -167,7 +183,10 @@ async def start(settings: Settings) -> Running:
         else None
     )
     venues = Venues(paper, build, paper_prices)
-    executor = Executor(RetryPolicy(unknown_grace=settings.unknown_order_grace))
+    executor = Executor(
+        RetryPolicy(unknown_grace=settings.unknown_order_grace),
+        may_act=lease.holds if lease is not None else None,
+    )
     engine = Engine(
         unit_of_work=unit_of_work,
         venues=venues,
@@ -199,7 +218,7 @@ async def start(settings: Settings) -> Running:
     server = grpc.aio.server(
         options=server_options(), interceptors=tracing.server_interceptors(tracer)
     )
-    services = generic_only(server)
+    services = generic_only(server, budget)
     add_smart_trade_service(SmartTradeServicer(trades, utc_now, authenticator), services)
     exchange_account_service_pb2_grpc.add_ExchangeAccountServiceServicer_to_server(
         ExchangeAccountServicer(accounts, authenticator), services
@@ -228,21 +247,42 @@ async def start(settings: Settings) -> Running:
     for service in ("", *SERVICES):
         await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
-    log.info("listening on %s (port %d); recovering live trades", settings.listen, port)
-    await engine.start()
+    log.info("listening on %s (port %d)", settings.listen, port)
+    lost = asyncio.Event()
 
     async def store_health(available: bool) -> None:
         metrics.recorder.store_available(available)
-        serving = health_pb2.HealthCheckResponse.SERVING
+        serving = available and budget.accepting  # a standby is never SERVING
         for service in ("", *SERVICES):
             await health.set(
-                service, serving if available else health_pb2.HealthCheckResponse.NOT_SERVING
+                service,
+                health_pb2.HealthCheckResponse.SERVING
+                if serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING,
             )
 
-    await store_health(True)
-    log.info("serving")
-    probe.on_change(store_health)  # first: a load balancer learns at once
-    probe.on_change(engine.on_store)
+    async def activate() -> None:
+        """Run the trades: at once with one replica; with leases, once this one holds the
+        lease (the same recovery as a start, from what the last holder committed)."""
+        if lease is not None:
+            await stand_by(lease)
+            async with unit_of_work() as uow:
+                bus.start_from(await uow.events.heads())
+            await paper.start()
+            background.append(asyncio.create_task(keep(lease, lost)))
+        log.info("recovering live trades")
+        await engine.start()
+        budget.accepting = True
+        await store_health(True)
+        log.info("serving")
+        probe.on_change(store_health)  # first: a load balancer learns at once
+        probe.on_change(engine.on_store)
+
+    background: list[asyncio.Task[None]] = []
+    if lease is None:
+        await activate()
+    else:
+        background.append(asyncio.create_task(activate()))
     retention = Retention(
         events=timedelta(days=settings.event_retention_days),
         requests=timedelta(hours=settings.request_retention_hours),
@@ -254,7 +294,7 @@ async def start(settings: Settings) -> Running:
         exported.watchers(bus.watchers)
         stop_metrics = exported.serve(settings.metrics_listen)
         log.info("metrics on http://%s/metrics", settings.metrics_listen)
-    background = [
+    background += [
         asyncio.create_task(probe.run()),
         asyncio.create_task(prune_history(unit_of_work, retention)),
         asyncio.create_task(bus.heartbeats()),
@@ -271,7 +311,37 @@ async def start(settings: Settings) -> Running:
         background,
         stop_metrics,
         tracer,
+        lease,
+        lost,
     )
+
+
+async def stand_by(lease: LeaderLease) -> None:
+    """Until this replica holds the lease: try to take it four times per lease period."""
+    log.info("standing by for the lease (replica %s)", lease.holder)
+    while True:
+        try:
+            if await asyncio.wait_for(lease.acquire(), lease.seconds):
+                log.info("holding the lease (fence %d)", lease.fence)
+                return
+        except (StoreUnavailable, TimeoutError):
+            pass
+        await asyncio.sleep(lease.seconds / 4)
+
+
+async def keep(lease: LeaderLease, lost: asyncio.Event) -> None:
+    """Renew the lease three times per period; once it is lost (taken, or not renewed in
+    time while the database did not answer), say so and stop."""
+    while True:
+        await asyncio.sleep(lease.seconds / 3)
+        try:  # a renewal that does not come back in time counts as the database away
+            held = await asyncio.wait_for(lease.renew(), lease.seconds / 3)
+        except (StoreUnavailable, TimeoutError):
+            held = lease.holds()  # the database is away: go on while the lease may still hold
+        if not held:
+            log.error("lost the lease (replica %s): stopping", lease.holder)
+            lost.set()
+            return
 
 
 @dataclass(frozen=True)
@@ -305,6 +375,11 @@ async def stop(running: Running, grace: float) -> None:
     running.bus.close_all()
     await running.server.stop(grace)
     await running.engine.stop()
+    if running.lease is not None and not running.lost.is_set():
+        try:
+            await running.lease.release()  # a standby takes over at once
+        except StoreUnavailable:
+            log.warning("could not give the lease up; it lapses in %s s", running.lease.seconds)
     await running.engine.venues.close()
     await running.database.close()
     if running.stop_metrics is not None:

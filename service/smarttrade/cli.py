@@ -32,7 +32,10 @@ def settle_memory() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
-async def serve(settings: Settings) -> None:
+LEASE_LOST = 3  # the exit status of a replica that lost the lease: its supervisor restarts it
+
+
+async def serve(settings: Settings) -> int:
     from smarttrade import app
 
     running = await app.start(settings)
@@ -49,9 +52,13 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    await stopping.wait()
+    waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(running.lost.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for wait in waits:
+        wait.cancel()
     logging.getLogger("smarttrade").info("shutting down")
     await app.stop(running, settings.shutdown_grace)
+    return LEASE_LOST if running.lost.is_set() else 0
 
 
 def client_command(argv: list[str]) -> int:
@@ -92,11 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     configure(settings.log_level, settings.log_format, settings.replica_id)
     try:
         with event_loop_runner() as runner:
-            runner.run(serve(settings))
+            return runner.run(serve(settings))
     except ConfigError as error:
         print(f"smarttrade: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

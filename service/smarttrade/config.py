@@ -71,6 +71,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one JSON object per line (logs.JsonLines)
     metrics_listen: str = ""  # host:port to serve Prometheus metrics on; empty: metrics off
+    lease_seconds: float = 0.0  # replicas on one database: the leader lease; 0: one replica
     replica_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
     @property
@@ -136,6 +137,7 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         prune_interval=number("SMARTTRADE_PRUNE_INTERVAL", 3600.0),
         watch_buffer=int(number("SMARTTRADE_WATCH_BUFFER", 1000)),
         log_level=env.get("SMARTTRADE_LOG_LEVEL", "INFO"),
+        lease_seconds=number("SMARTTRADE_LEASE_SECONDS", 0.0),
         log_format=_log_format(env.get("SMARTTRADE_LOG_FORMAT", "text")),
         metrics_listen=_address(env.get("SMARTTRADE_METRICS_LISTEN", ""), "metrics listen"),
         **(

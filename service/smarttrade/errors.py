@@ -62,6 +62,16 @@ class Unavailable(Exception):
         self.metadata = dict(metadata or {})
 
 
+class NotLeader(Unavailable):
+    """Replicas with leases: this one does not hold the lease (a standby, or one that lost
+    it), so it acts on nothing; another replica serves."""
+
+    reason = "NOT_LEADER"
+
+    def __init__(self) -> None:
+        super().__init__("this replica is standing by; another one serves the calls", 1.0)
+
+
 class OutOfRange(Exception):
     """A cursor the service cannot honour (pruned, or beyond the head); `field` names the
     request's field that gave it, with what is wrong with it, when that is the point."""

@@ -42,6 +42,7 @@ import grpc
 
 from smarttrade import metrics
 from smarttrade.api.errors import Overloaded, Undecodable, abort
+from smarttrade.errors import NotLeader
 from smarttrade.v1 import smart_trade_service_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class CallBudget:
     def __init__(self, limit: int = MAX_CALLS_IN_FLIGHT) -> None:
         self.limit = limit
         self.in_flight = 0
+        # Replicas with leases: a standby takes no call (UNAVAILABLE, NOT_LEADER).
+        self.accepting = True
 
 
 class _UndecodableRequest:
@@ -112,13 +115,16 @@ async def _refuse(context: Context, method: str) -> None:
     await abort(context, Undecodable())
 
 
-def _unary_request(behavior: Any, method: str) -> Any:
-    """The behavior of a unary-request method, refusing an undecodable request first."""
+def _unary_request(behavior: Any, method: str, budget: CallBudget | None = None) -> Any:
+    """The behavior of a unary-request method, refusing an undecodable request first (and a
+    stream on a standby, when `budget` says it is one)."""
     if inspect.isasyncgenfunction(behavior):
 
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             if request is UNDECODABLE:
                 await _refuse(context, method)
+            if budget is not None and not budget.accepting:
+                await abort(context, NotLeader())
             async for response in behavior(request, context):
                 yield response
 
@@ -156,6 +162,8 @@ def _budgeted(behavior: Any, budget: CallBudget, method: str) -> Any:
             await _refuse(context, method)
         if budget.in_flight >= budget.limit:
             await abort(context, Overloaded())
+        if not budget.accepting:
+            await abort(context, NotLeader())
         budget.in_flight += 1
         try:
             return await behavior(request, context)
@@ -232,8 +240,9 @@ def checked(
             behavior = _timed(behavior, method)
         return grpc.unary_unary_rpc_method_handler(behavior, decode, serializer)
     if handler.unary_stream:
+        gated = budget if not method.startswith(UNSHED) else None
         return grpc.unary_stream_rpc_method_handler(
-            _unary_request(handler.unary_stream, method), decode, serializer
+            _unary_request(handler.unary_stream, method, gated), decode, serializer
         )
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(

@@ -13,6 +13,7 @@ The rules that keep the promise "never place an order twice":
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +27,7 @@ from smarttrade.domain.messages import (
     PlaceOrder,
 )
 from smarttrade.domain.values import OrderStatus
+from smarttrade.errors import NotLeader
 from smarttrade.exchange.port import (
     AlreadyPlaced,
     Exchange,
@@ -85,12 +87,17 @@ class RetryPolicy:
 
 
 class Executor:
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, may_act: Callable[[], bool] | None = None) -> None:
+        """`may_act`: replicas with leases, whether this one still holds the lease by its own
+        clock; nothing is sent to a venue when it does not."""
         self.policy = policy
+        self._may_act = may_act
 
     async def carry_out(
         self, exchange: Exchange, intent: Intent, attempt: Attempt, now: datetime
     ) -> Outcome:
+        if self._may_act is not None and not self._may_act():
+            return Outcome(None, False, self.policy.lookup_interval, str(NotLeader()))
         attempt.tries += 1
         kind = "place" if isinstance(intent, PlaceOrder) else "cancel"
         try:

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 from sqlalchemy.exc import DBAPIError
 
-from smarttrade.errors import Unavailable
+from smarttrade.errors import NotLeader, Unavailable
 
 # SQLSTATE classes that say the database cannot serve now, not that it refused a statement:
 # connection exception, insufficient resources (too many connections, disk full), operator
@@ -44,6 +44,11 @@ class AlreadyClaimed(Exception):
 class ConcurrentUpdate(Exception):
     """The trade changed under the writer (another writer, or its own commit whose answer
     was lost): nothing was written; the writer reloads and decides again."""
+
+
+class LeaseLost(NotLeader):
+    """A write carried a fencing number that no longer holds the leader lease (lapsed, or
+    taken by another replica): nothing was written."""
 
 
 def database_unavailable(error: BaseException) -> bool:

@@ -10,7 +10,8 @@ block, PostgreSQL runs it atomically and commits it durably before answering: on
 is the whole write (the unit of work's fast path). Inside a unit of work that also read or
 wrote through its connection, the same statement runs in that transaction.
 
-All or nothing holds when a check fails, because every part is gated: the trade's row is
+All or nothing holds when a check fails, because every part is gated: with leases, nothing is
+written unless the write's fencing number holds the leader lease; the trade's row is
 written only if the request's claim is new, and everything else only if the trade's row was
 (a new trade's id is free, an existing one's version is still the one the decision started
 from). A claim already taken or a version moved on therefore writes nothing at all, and the
@@ -57,6 +58,8 @@ _ROW_SET_NAMES = tuple(name for name, _, _ in _ROW_SETS)
 class StagedWrites:
     """What one statement writes: rows by table, staged by the repositories."""
 
+    # Replicas with leases: the fencing number this write must carry (None: no leases).
+    fence: int | None = None
     claim: dict[str, object] | None = None  # a request id taken with this write
     answer: dict[str, object] | None = None  # a request id's answer, updated with this write
     new_trade: dict[str, object] | None = None
@@ -87,10 +90,12 @@ class StagedWrites:
 
     def statement(self) -> tuple[str, list[object]]:
         """The SQL (asyncpg's `$n` placeholders) and its arguments. The statement returns one
-        row: `claimed` (0: the request id was taken), `written` (0: the trade's version moved
-        on) and the `sequences` given to the events, in order."""
+        row: `leased` (0: the fencing number holds no lease), `claimed` (0: the request id
+        was taken), `written` (0: the trade's version moved on) and the `sequences` given to
+        the events, in order."""
         update_columns = tuple(self.trade_update) if self.trade_update else ()
         shape = _Shape(
+            fenced=self.fence is not None,
             claim=self.claim is not None,
             answer=self.answer is not None,
             new_trade=self.new_trade is not None,
@@ -102,6 +107,7 @@ class StagedWrites:
         tenants = {event["tenant_id"] for event in self.events}
         assert len(tenants) <= 1, "one statement appends to one tenant's events"
         values: dict[str, object] = {
+            "fence": self.fence,
             "expected": self.expected_version,
             "tenant": tenants.pop() if tenants else None,
             "count": len(self.events),
@@ -123,6 +129,7 @@ class StagedWrites:
 
 @dataclass(frozen=True)
 class _Shape:
+    fenced: bool
     claim: bool
     answer: bool
     new_trade: bool
@@ -157,11 +164,18 @@ def _statement(shape: _Shape) -> tuple[str, list[str]]:
     p = _Parameters()
     parts = []
     gate = ""  # the condition every later part is written under
+    if shape.fenced:
+        # Written only while this fencing number holds an unexpired lease (store/leases.py).
+        parts.append(
+            "lease_w AS (SELECT 1 FROM leader_lease WHERE id = 1 AND fence = "
+            f"CAST({p('fence')} AS bigint) AND expires_at > clock_timestamp())"
+        )
+        gate = "EXISTS (SELECT 1 FROM lease_w)"
     if shape.claim:
         parts.append(
             "claim_w AS (INSERT INTO idempotency_keys SELECT * FROM jsonb_populate_record("
-            f"NULL::idempotency_keys, CAST({p('claim')} AS jsonb)) ON CONFLICT DO NOTHING "
-            "RETURNING 1)"
+            f"NULL::idempotency_keys, CAST({p('claim')} AS jsonb)) {_where(gate)} "
+            "ON CONFLICT DO NOTHING RETURNING 1)"
         )
         gate = "EXISTS (SELECT 1 FROM claim_w)"
     if shape.new_trade:
@@ -229,7 +243,11 @@ def _statement(shape: _Shape) -> tuple[str, list[str]]:
         if shape.events
         else "ARRAY[]::bigint[]"
     )
-    body = f"SELECT {claimed} AS claimed, {written} AS written, {sequences} AS sequences"
+    leased = "(SELECT count(*) FROM lease_w)" if shape.fenced else "1"
+    body = (
+        f"SELECT {leased} AS leased, {claimed} AS claimed, {written} AS written, "
+        f"{sequences} AS sequences"
+    )
     return (f"WITH {', '.join(parts)} {body}" if parts else body), p.names
 
 

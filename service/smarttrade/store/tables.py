@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -236,4 +237,17 @@ shares = Table(
     Column("created_at", TIMESTAMP, nullable=False),
     Column("expires_at", TIMESTAMP),
     Column("revoked_at", TIMESTAMP),
+)
+
+# Replicas on one database (revision 0008): the one row says which replica acts, until when,
+# and the fencing number every one of its writes must carry (see store/leases.py).
+leader_lease = Table(
+    "leader_lease",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fence", BigInteger, nullable=False),
+    Column("holder", Text, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("expires_at", TIMESTAMP, nullable=False),
+    CheckConstraint("id = 1", name="leader_lease_one_row"),
 )

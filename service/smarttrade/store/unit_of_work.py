@@ -44,8 +44,9 @@ from smarttrade.domain.model import SmartTrade
 from smarttrade.failpoints import failpoint
 from smarttrade.store.accounts import AccountRepository
 from smarttrade.store.database import Database
-from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, driver_errors
+from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, LeaseLost, driver_errors
 from smarttrade.store.events import EventRepository
+from smarttrade.store.leases import LeaderLease
 from smarttrade.store.one_statement import StagedWrites
 from smarttrade.store.paper import PaperLedger
 from smarttrade.store.requests import RequestRepository
@@ -74,6 +75,9 @@ class UnitOfWorkFactory:
     def __init__(self, database: Database, sink: EventSink) -> None:
         self.database = database
         self.sink = sink
+        # Replicas with leases: every write carries the lease's fencing number (set once the
+        # lease is known; without leases, None, and writes are not fenced).
+        self.lease: LeaderLease | None = None
 
     def __call__(self, *, consistent: bool = False) -> UnitOfWork:
         """A unit of work; `consistent`: its reads see one snapshot of the database
@@ -212,11 +216,15 @@ class UnitOfWork:
             failpoint(f"request:{answering}:after-commit")
 
     async def _write(self, staged: StagedWrites) -> list[int]:
+        lease = self._factory.lease
+        staged.fence = lease.fence if lease is not None else None
         sql, arguments = staged.statement()
         started = time.perf_counter()
         rows = await self.fetch(sql, *arguments)
         metrics.recorder.store_write(time.perf_counter() - started)
         row = rows[0]
+        if row["leased"] != 1:
+            raise LeaseLost()
         if row["claimed"] != 1:
             raise AlreadyClaimed(str((staged.claim or {}).get("request_id", "?")))
         if row["written"] != 1:
