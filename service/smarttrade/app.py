@@ -266,12 +266,20 @@ async def start(settings: Settings) -> Running:
         lease (the same recovery as a start, from what the last holder committed)."""
         if lease is not None:
             await stand_by(lease)
-            async with unit_of_work() as uow:
-                bus.start_from(await uow.events.heads())
-            await paper.start()
             background.append(asyncio.create_task(keep(lease, lost)))
-        log.info("recovering live trades")
-        await engine.start()
+            try:
+                async with unit_of_work() as uow:
+                    bus.start_from(await uow.events.heads())
+                await paper.start()
+                log.info("recovering live trades")
+                await engine.start()
+            except Exception:  # a holder that cannot run the trades must not keep the lease
+                log.exception("could not take over the trades; stopping")
+                lost.set()
+                return
+        else:
+            log.info("recovering live trades")
+            await engine.start()
         budget.accepting = True
         await store_health(True)
         log.info("serving")
@@ -336,8 +344,9 @@ async def keep(lease: LeaderLease, lost: asyncio.Event) -> None:
         await asyncio.sleep(lease.seconds / 3)
         try:  # a renewal that does not come back in time counts as the database away
             held = await asyncio.wait_for(lease.renew(), lease.seconds / 3)
-        except (StoreUnavailable, TimeoutError):
-            held = lease.holds()  # the database is away: go on while the lease may still hold
+        except Exception:  # the database is away: go on while the lease may still hold
+            log.warning("could not renew the lease", exc_info=True)
+            held = lease.holds()
         if not held:
             log.error("lost the lease (replica %s): stopping", lease.holder)
             lost.set()

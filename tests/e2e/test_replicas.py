@@ -6,91 +6,21 @@ its own process."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from smarttrade.v1 import smart_trade_pb2 as pb
-from tests.support.process import free_port
+from tests.support.replicas import TOKEN, replica
 from tests.support.service import Client, rich_error
 from tests.support.tcp_proxy import TcpProxy
 
 BTC = "BTC/USDT"
-TOKEN = "token-a"
-SERVING = health_pb2.HealthCheckResponse.SERVING
-
-
-@dataclass
-class Replica:
-    name: str
-    address: str
-    process: asyncio.subprocess.Process
-
-    async def serving(self) -> bool:
-        async with grpc.aio.insecure_channel(self.address) as channel:
-            try:
-                answer = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1
-                )
-            except grpc.aio.AioRpcError:
-                return False
-            return bool(answer.status == SERVING)
-
-    async def until_serving(self, seconds: float = 30) -> float:
-        """Wait until SERVING; when it happened (time.monotonic)."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if await self.serving():
-                return time.monotonic()
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{self.name} never served")
-
-
-@asynccontextmanager
-async def replica(
-    name: str, database_url: str, data_dir: Path, lease_seconds: float = 2.0
-) -> AsyncIterator[Replica]:
-    address = f"127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTTRADE_")}
-    env |= {
-        "SMARTTRADE_TOKENS": f"tenant-a:{TOKEN}",
-        "SMARTTRADE_LEASE_SECONDS": str(lease_seconds),
-        "SMARTTRADE_REPLICA_ID": name,
-        "SMARTTRADE_STORE_PROBE_INTERVAL": "0.1",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "smarttrade.cli",
-        "serve",
-        "--data-dir",
-        str(data_dir),
-        "--listen",
-        address,
-        "--database-url",
-        database_url,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        yield Replica(name, address, process)
-    finally:
-        if process.returncode is None:
-            process.kill()
-        _, errors = await process.communicate()
-        print(f"--- {name}:", errors.decode()[-3000:])  # shown when the test fails
 
 
 def long_with_stop(account: str) -> pb.SmartTrade:
