@@ -300,6 +300,8 @@ async def start(settings: Settings) -> Running:
     if exported is not None:
         exported.live_trades(lambda: engine.live_count)
         exported.watchers(bus.watchers)
+        if lease is not None:
+            exported.lease_held(lease.holds)
         stop_metrics = exported.serve(settings.metrics_listen)
         log.info("metrics on http://%s/metrics", settings.metrics_listen)
     background += [

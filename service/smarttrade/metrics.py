@@ -19,6 +19,7 @@ Series (all prefixed `smarttrade_`):
   `store_available` (0 while the probe gets no answer), `store_outages_total`.
 - `watchers`, `watchers_dropped_total` (a watcher that fell `watch_buffer` events behind),
   `events_total` (events committed; `rate()` gives events per second).
+- `lease_held`: replicas with leases, 1 on the one that acts (without leases, no sample).
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ class Silent:
         pass
 
     def live_trades(self, count: Callable[[], int]) -> None:
+        pass
+
+    def lease_held(self, held: Callable[[], bool]) -> None:
         pass
 
 
@@ -131,6 +135,7 @@ class Exported(Silent):
             "smarttrade_watchers_dropped_total", "Watch streams ended for falling behind"
         ).labels(replica)
         self._events = counter("smarttrade_events_total", "Events committed").labels(replica)
+        self._gauge = gauge
 
     def rpc(self, method: str, code: str, seconds: float) -> None:
         series = self._rpc_series.get((method, code))
@@ -170,6 +175,10 @@ class Exported(Silent):
 
     def live_trades(self, count: Callable[[], int]) -> None:
         self._live.set_function(count)
+
+    def lease_held(self, held: Callable[[], bool]) -> None:
+        lease = self._gauge("smarttrade_lease_held", "1 while this replica holds the lease")
+        lease.labels(self.replica).set_function(lambda: 1 if held() else 0)
 
     def serve(self, listen: str) -> Callable[[], None]:
         """Serve /metrics on `listen` (host:port); returns what stops it."""
