@@ -16,8 +16,9 @@ import grpc
 import pytest
 
 from smarttrade.v1 import smart_trade_pb2 as pb
+from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 from tests.support.replicas import TOKEN, replica
-from tests.support.service import Client, rich_error
+from tests.support.service import Client, WatchCall, rich_error
 from tests.support.tcp_proxy import TcpProxy
 
 BTC = "BTC/USDT"
@@ -117,3 +118,57 @@ async def test_a_leader_cut_from_the_database_commits_nothing_after_its_lease_la
         await connection.close()
     assert [row["price"] for row in prices] == [Decimal("100")]
     assert status == 3  # it said it lost the lease, and stopped
+
+
+async def events_of(stream: WatchCall, until_closed: bool) -> list[int]:
+    """The event sequences a stream delivers: until the trade is CLOSED, or until the stream
+    ends (a replica stopping ends it with UNAVAILABLE, to be resumed elsewhere)."""
+    seen: list[int] = []
+    while True:
+        try:
+            item = await asyncio.wait_for(stream.read(), timeout=20)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            return seen
+        assert isinstance(item, trades_pb.WatchSmartTradesResponse)
+        if item.WhichOneof("payload") == "event":
+            seen.append(item.event.sequence)
+            if until_closed and item.event.state == pb.SMART_TRADE_STATE_CLOSED:
+                return seen
+
+
+async def test_a_watch_resumes_on_the_replica_that_took_over_and_sees_every_event_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with replica("a", database_url, tmp_path / "a") as a:
+        await a.until_serving()
+        async with (
+            replica("b", database_url, tmp_path / "b") as b,
+            grpc.aio.insecure_channel(a.address) as to_a,
+            grpc.aio.insecure_channel(b.address) as to_b,
+        ):
+            on_a, on_b = Client(to_a, TOKEN), Client(to_b, TOKEN)
+            account = await on_a.paper_account(USDT="1000")
+            await on_a.set_price(BTC, "100")
+            watching = on_a.trades.WatchSmartTrades(
+                trades_pb.WatchSmartTradesRequest(), metadata=on_a.metadata
+            )
+            opened = await watching.read()  # no trade yet: the snapshot's end, at once
+            assert isinstance(opened, trades_pb.WatchSmartTradesResponse)
+            assert opened.snapshot_end.sequence == 0
+            await on_a.create(long_with_stop(account))
+            await asyncio.sleep(0.5)
+            a.process.send_signal(signal.SIGTERM)  # its streams end, resumable
+            before = await events_of(watching, until_closed=False)
+            await b.until_serving()
+            resumed = on_b.trades.WatchSmartTrades(
+                trades_pb.WatchSmartTradesRequest(after_sequence=before[-1]),
+                metadata=on_b.metadata,
+            )
+            await on_b.set_price(BTC, "89")  # the stop: the trade ends on b
+            after = await events_of(resumed, until_closed=True)
+
+    assert before  # a's stream delivered the first events before it ended
+    events = before + after
+    assert events == list(range(1, len(events) + 1))  # every event once, in order
