@@ -142,6 +142,7 @@ class Running:
     tracer: TracerProvider | None = None
     lease: LeaderLease | None = None
     lost: asyncio.Event = field(default_factory=asyncio.Event)  # the lease, to another
+    budget: CallBudget = field(default_factory=CallBudget)
 
 
 async def start(settings: Settings) -> Running:
@@ -323,7 +324,11 @@ async def start(settings: Settings) -> Running:
         tracer,
         lease,
         lost,
+        budget,
     )
+
+
+DRAIN_SECONDS = 0.25
 
 
 async def stand_by(lease: LeaderLease) -> None:
@@ -383,6 +388,11 @@ async def stop(running: Running, grace: float) -> None:
     for task in running.background:
         task.cancel()
     await running.health.enter_graceful_shutdown()
+    if running.lease is not None:
+        # Replicas: a new call is refused (UNAVAILABLE: retry, elsewhere), and clients and
+        # load balancers get a moment to see NOT_SERVING before the server stops taking calls.
+        running.budget.accepting = False
+        await asyncio.sleep(DRAIN_SECONDS)
     running.bus.close_all()
     await running.server.stop(grace)
     await running.engine.stop()

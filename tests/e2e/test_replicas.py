@@ -6,6 +6,7 @@ its own process."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from decimal import Decimal
@@ -17,6 +18,11 @@ import pytest
 
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
+from smarttrade_client.aio import AsyncSmartTradeClient
+from smarttrade_client.calls import RetryPolicy
+from smarttrade_client.errors import SmartTradeError
+from smarttrade_client.models import Entry, Side
+from tests.support.process import free_port
 from tests.support.replicas import TOKEN, replica
 from tests.support.service import Client, WatchCall, rich_error
 from tests.support.tcp_proxy import TcpProxy
@@ -172,3 +178,65 @@ async def test_a_watch_resumes_on_the_replica_that_took_over_and_sees_every_even
     assert before  # a's stream delivered the first events before it ended
     events = before + after
     assert events == list(range(1, len(events) + 1))  # every event once, in order
+
+
+# The channel of a client that knows every replica's address and sends calls only to one that
+# says SERVING (gRPC client-side health checking): what a load balancer with the readiness
+# probe does, in the test.
+EVERY_REPLICA = json.dumps(
+    {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}}
+)
+
+
+async def test_a_rolling_restart_under_load_fails_no_call_of_a_client_that_retries(
+    database_url: str, tmp_path: Path
+) -> None:
+    first, second = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    target = f"ipv4:{first},{second}"
+    options = [("grpc.service_config", EVERY_REPLICA), ("grpc.enable_retries", 0)]
+    retry = RetryPolicy(attempts=10, initial_backoff=0.1, max_backoff=1.0)
+    done, failed = 0, 0
+    errors: list[str] = []
+    running = True
+
+    async def load(client: AsyncSmartTradeClient, account: str) -> None:
+        nonlocal done, failed
+        while running:
+            try:
+                trade = await client.create_trade(
+                    account=account,
+                    symbol=BTC,
+                    side=Side.BUY,
+                    entry=Entry.market(units=Decimal("0.1")),
+                )
+                await client.get_trade(trade.name)
+                done += 1
+            except SmartTradeError as error:
+                failed += 1
+                errors.append(repr(error)[:300])
+
+    async with replica("a", database_url, tmp_path / "a", address=first) as a:
+        await a.until_serving()
+        async with AsyncSmartTradeClient(target, TOKEN, retry=retry, options=options) as client:
+            account = await client.create_paper_account({"USDT": Decimal(10**9)})
+            await client.set_price(BTC, Decimal(100))
+            async with replica("b", database_url, tmp_path / "b", address=second) as b:
+                await b.until_listening()
+                workers = [asyncio.create_task(load(client, account.name)) for _ in range(4)]
+                await asyncio.sleep(1)
+                a.process.send_signal(signal.SIGTERM)  # a hands over to b
+                assert await a.process.wait() == 0
+                await b.until_serving()
+                before_restart = done
+                async with replica("a2", database_url, tmp_path / "a2", address=first) as a2:
+                    await a2.until_listening()  # up and standing by, as a rollout waits for
+                    b.process.send_signal(signal.SIGTERM)  # b hands over to a, restarted
+                    assert await b.process.wait() == 0
+                    await a2.until_serving()
+                    await asyncio.sleep(1)
+                    running = False
+                    await asyncio.gather(*workers)
+
+    assert failed == 0, errors[:3]
+    assert before_restart > 0
+    assert done > before_restart  # calls went on through both handovers

@@ -36,6 +36,20 @@ class Replica:
                 return False
             return bool(answer.status == SERVING)
 
+    async def until_listening(self, seconds: float = 30) -> None:
+        """Wait until it answers health (SERVING, or NOT_SERVING while standing by)."""
+        deadline = time.monotonic() + seconds
+        async with grpc.aio.insecure_channel(self.address) as channel:
+            while time.monotonic() < deadline:
+                try:
+                    await health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=1
+                    )
+                    return
+                except grpc.aio.AioRpcError:
+                    await asyncio.sleep(0.05)
+        raise AssertionError(f"{self.name} never listened")
+
     async def until_serving(self, seconds: float = 30) -> float:
         """Wait until SERVING; when it happened (time.monotonic)."""
         deadline = time.monotonic() + seconds
@@ -48,9 +62,13 @@ class Replica:
 
 @asynccontextmanager
 async def replica(
-    name: str, database_url: str, data_dir: Path, lease_seconds: float = 2.0
+    name: str,
+    database_url: str,
+    data_dir: Path,
+    lease_seconds: float = 2.0,
+    address: str | None = None,
 ) -> AsyncIterator[Replica]:
-    address = f"127.0.0.1:{free_port()}"
+    address = address or f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTTRADE_")}
     env |= {
         "SMARTTRADE_TOKENS": f"tenant-a:{TOKEN}",

@@ -54,8 +54,10 @@ def test_the_probes_and_ports_are_the_services() -> None:
     env = {v["name"]: v.get("value") for v in spec["env"]}
     assert env["SMARTTRADE_LISTEN"].endswith(f":{ports['grpc']}")
     assert spec["args"][spec["args"].index("--metrics-listen") + 1].endswith(f":{ports['metrics']}")
-    assert spec["readinessProbe"]["grpc"]["port"] == ports["grpc"]  # SERVING: the lease holder
-    assert spec["livenessProbe"]["tcpSocket"]["port"] == "grpc"  # a standby is alive too
+    # A standby is ready (a rollout waits for it) and alive; clients pick the SERVING one.
+    assert spec["readinessProbe"]["tcpSocket"]["port"] == "grpc"
+    assert spec["livenessProbe"]["tcpSocket"]["port"] == "grpc"
+    assert manifests()["Service"]["spec"]["clusterIP"] == "None"
     annotations = manifests()["Deployment"]["spec"]["template"]["metadata"]["annotations"]
     assert int(annotations["prometheus.io/port"]) == ports["metrics"]
     service_ports = {p["name"]: p["targetPort"] for p in manifests()["Service"]["spec"]["ports"]}
