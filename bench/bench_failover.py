@@ -23,21 +23,10 @@ import asyncpg
 import grpc
 
 from smarttrade.v1 import smart_trade_pb2 as pb
-from tests.support.replicas import TOKEN, replica
+from tests.support.replicas import BTC, TOKEN, long_with_stop, replica
 from tests.support.service import Client
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-BTC = "BTC/USDT"
-
-
-def long_with_stop(account: str) -> pb.SmartTrade:
-    return pb.SmartTrade(
-        account=account,
-        symbol=BTC,
-        side=pb.SIDE_BUY,
-        entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="1"),
-        stop_loss=pb.StopLoss(price="90"),
-    )
 
 
 async def trial(lease: float, root: Path) -> float:

@@ -23,21 +23,9 @@ from smarttrade_client.calls import RetryPolicy
 from smarttrade_client.errors import SmartTradeError
 from smarttrade_client.models import Entry, Side
 from tests.support.process import free_port
-from tests.support.replicas import TOKEN, replica
+from tests.support.replicas import BTC, TOKEN, long_with_stop, replica
 from tests.support.service import Client, WatchCall, rich_error
 from tests.support.tcp_proxy import TcpProxy
-
-BTC = "BTC/USDT"
-
-
-def long_with_stop(account: str) -> pb.SmartTrade:
-    return pb.SmartTrade(
-        account=account,
-        symbol=BTC,
-        side=pb.SIDE_BUY,
-        entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="1"),
-        stop_loss=pb.StopLoss(price="90"),
-    )
 
 
 async def test_a_standby_takes_over_a_killed_leaders_trade_within_the_lease_and_fires_its_stop_once(

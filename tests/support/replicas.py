@@ -14,9 +14,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from smarttrade.v1 import smart_trade_pb2 as pb
 from tests.support.process import free_port
 
 TOKEN = "token-a"  # tenant-a's
+BTC = "BTC/USDT"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
@@ -98,3 +100,14 @@ async def replica(
             process.kill()
         _, errors = await process.communicate()
         print(f"--- {name}:", errors.decode()[-3000:])  # shown when the test fails
+
+
+def long_with_stop(account: str) -> pb.SmartTrade:
+    """A market buy of 1 BTC with its stop at 90 (the replica tests' trade, at a price of 100)."""
+    return pb.SmartTrade(
+        account=account,
+        symbol=BTC,
+        side=pb.SIDE_BUY,
+        entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="1"),
+        stop_loss=pb.StopLoss(price="90"),
+    )
