@@ -174,6 +174,8 @@ async def start(settings: Settings) -> Running:
         lease = LeaderLease(database, settings.replica_id, settings.listen, settings.lease_seconds)
         unit_of_work.lease = lease
         budget.accepting = False
+        if exported is not None:
+            exported.lease_held(lease.holds)
     paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(unit_of_work), clock=utc_now)
     if lease is None:
         await paper.start()
@@ -301,8 +303,6 @@ async def start(settings: Settings) -> Running:
     if exported is not None:
         exported.live_trades(lambda: engine.live_count)
         exported.watchers(bus.watchers)
-        if lease is not None:
-            exported.lease_held(lease.holds)
         stop_metrics = exported.serve(settings.metrics_listen)
         log.info("metrics on http://%s/metrics", settings.metrics_listen)
     background += [
@@ -338,6 +338,7 @@ async def stand_by(lease: LeaderLease) -> None:
         try:
             if await asyncio.wait_for(lease.acquire(), lease.seconds):
                 log.info("holding the lease (fence %d)", lease.fence)
+                metrics.recorder.lease_taken()
                 return
         except (StoreUnavailable, TimeoutError):
             pass

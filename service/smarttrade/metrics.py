@@ -19,7 +19,8 @@ Series (all prefixed `smarttrade_`):
   `store_available` (0 while the probe gets no answer), `store_outages_total`.
 - `watchers`, `watchers_dropped_total` (a watcher that fell `watch_buffer` events behind),
   `events_total` (events committed; `rate()` gives events per second).
-- `lease_held`: replicas with leases, 1 on the one that acts (without leases, no sample).
+- `lease_held`: replicas with leases, 1 on the one that acts (without leases, no sample);
+  `leases_taken_total`: how often this replica took the lease, and the trades with it.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ class Silent:
         pass
 
     def lease_held(self, held: Callable[[], bool]) -> None:
+        pass
+
+    def lease_taken(self) -> None:
         pass
 
 
@@ -179,6 +183,15 @@ class Exported(Silent):
     def lease_held(self, held: Callable[[], bool]) -> None:
         lease = self._gauge("smarttrade_lease_held", "1 while this replica holds the lease")
         lease.labels(self.replica).set_function(lambda: 1 if held() else 0)
+        self._leases_taken = Counter(
+            "smarttrade_leases_taken_total",
+            "Times this replica took the lease (and the trades with it)",
+            ("replica",),
+            registry=self.registry,
+        ).labels(self.replica)
+
+    def lease_taken(self) -> None:
+        self._leases_taken.inc()
 
     def serve(self, listen: str) -> Callable[[], None]:
         """Serve /metrics on `listen` (host:port); returns what stops it."""

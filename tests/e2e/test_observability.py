@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import sys
-import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,12 +20,12 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client.parser import text_string_to_metric_families
 
 from smarttrade import logs, tracing
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 from tests.support.process import free_port, wait_serving
+from tests.support.scrape import Scrape, scrape
 from tests.support.service import Client, Service, running_service
 from tests.support.tcp_proxy import TcpProxy
 
@@ -42,33 +41,6 @@ def long_with_stop(account: str, units: str = "1") -> pb.SmartTrade:
         entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units=units),
         stop_loss=pb.StopLoss(price="90"),
     )
-
-
-class Scrape:
-    """One scrape of /metrics: a sample's value by name and labels."""
-
-    def __init__(self, text: str) -> None:
-        self.samples = [
-            sample for family in text_string_to_metric_families(text) for sample in family.samples
-        ]
-
-    def value(self, name: str, **labels: str) -> float:
-        found = [
-            s.value
-            for s in self.samples
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-        ]
-        assert len(found) == 1, f"{name}{labels}: {len(found)} samples"
-        return found[0]
-
-
-async def scrape(address: str) -> Scrape:
-    def get() -> str:
-        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
-            body: bytes = response.read()
-            return body.decode()
-
-    return Scrape(await asyncio.to_thread(get))
 
 
 @asynccontextmanager

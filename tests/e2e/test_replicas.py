@@ -24,6 +24,7 @@ from smarttrade_client.errors import SmartTradeError
 from smarttrade_client.models import Entry, Side
 from tests.support.process import free_port
 from tests.support.replicas import BTC, TOKEN, long_with_stop, replica
+from tests.support.scrape import scrape
 from tests.support.service import Client, WatchCall, rich_error
 from tests.support.tcp_proxy import TcpProxy
 
@@ -39,6 +40,7 @@ async def test_a_standby_takes_over_a_killed_leaders_trade_within_the_lease_and_
             await client.set_price(BTC, "100")
             trade = await client.create(long_with_stop(account))
         async with replica("b", database_url, tmp_path / "b") as b:
+            await b.until_listening()
             await asyncio.sleep(2.5)  # more than a lease: b had every chance to take it
             assert not await b.serving()
             async with grpc.aio.insecure_channel(b.address) as channel:
@@ -71,17 +73,26 @@ async def test_a_standby_takes_over_a_killed_leaders_trade_within_the_lease_and_
 async def test_a_leader_stopped_by_sigterm_hands_over_at_once(
     database_url: str, tmp_path: Path
 ) -> None:
+    metrics = f"127.0.0.1:{free_port()}"
+    watched = {"SMARTTRADE_METRICS_LISTEN": metrics}
     async with replica("a", database_url, tmp_path / "a", lease_seconds=4) as a:
         await a.until_serving()
-        async with replica("b", database_url, tmp_path / "b", lease_seconds=4) as b:
+        async with replica("b", database_url, tmp_path / "b", 4, settings=watched) as b:
+            await b.until_listening()
             await asyncio.sleep(1)
             assert not await b.serving()
+            standing_by = await scrape(metrics)
             a.process.send_signal(signal.SIGTERM)
             stopped = time.monotonic()
             took_over = await b.until_serving()
             assert await a.process.wait() == 0
+            holding = await scrape(metrics)
 
     assert took_over - stopped < 4 / 2  # well before the lease would have lapsed
+    assert standing_by.value("smarttrade_lease_held") == 0
+    assert standing_by.value("smarttrade_leases_taken_total") == 0
+    assert holding.value("smarttrade_lease_held") == 1
+    assert holding.value("smarttrade_leases_taken_total") == 1
 
 
 async def test_a_leader_cut_from_the_database_commits_nothing_after_its_lease_lapsed(

@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +69,7 @@ async def replica(
     data_dir: Path,
     lease_seconds: float = 2.0,
     address: str | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Replica]:
     address = address or f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTTRADE_")}
@@ -77,6 +78,7 @@ async def replica(
         "SMARTTRADE_LEASE_SECONDS": str(lease_seconds),
         "SMARTTRADE_REPLICA_ID": name,
         "SMARTTRADE_STORE_PROBE_INTERVAL": "0.1",
+        **(settings or {}),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
