@@ -27,7 +27,7 @@ from smarttrade.store.errors import StoreUnavailable
 from smarttrade.usecases.create import trade_id_for
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
-from tests.support.binance_service import binance_venue, trading_on
+from tests.support.binance_service import binance_venue, killed_once, trading_on
 from tests.support.binance_stub import CreateFault
 from tests.support.process import serve_process
 from tests.support.service import Client, Service, request_id
@@ -81,11 +81,7 @@ async def test_a_take_profit_filled_on_the_binance_stub_while_the_service_was_do
     key = request_id()
     name = f"smartTrades/{trade_id_for('tenant-a', key)}"
     async with binance_venue() as venue:
-        async with trading_on(venue, database_url, tmp_path) as first:
-            account = first.account
-            await first.create(market_buy(account), key)
-            ready = await first.eventually(name, active)
-            first.server.kill()
+        account, ready = await killed_once(venue, database_url, tmp_path, market_buy, key, active)
         order_id = take_profit(ready).orders[0].client_order_id
         posts_before = len(venue.requests_to("POST", "order"))
 
@@ -275,11 +271,7 @@ async def test_a_take_profit_partly_filled_then_cancelled_and_the_rest_sold_by_h
     key = request_id()
     name = f"smartTrades/{trade_id_for('tenant-a', key)}"
     async with binance_venue() as venue:
-        async with trading_on(venue, database_url, tmp_path) as first:
-            account = first.account
-            await first.create(market_buy(account), key)
-            ready = await first.eventually(name, active)
-            first.server.kill()
+        account, ready = await killed_once(venue, database_url, tmp_path, market_buy, key, active)
         order_id = take_profit(ready).orders[0].client_order_id
         await venue.fill_in_parts(order_id, [Decimal("0.04")])  # part of it fills ...
         await venue.cancel_by_hand(order_id)  # ... the trader cancels the rest ...

@@ -14,7 +14,7 @@ import asyncpg
 
 from smarttrade.usecases.create import trade_id_for
 from smarttrade.v1 import smart_trade_pb2 as pb
-from tests.support.binance_service import binance_venue, trading_on
+from tests.support.binance_service import binance_venue, killed_once, trading_on
 from tests.support.binance_stub import BinanceStub, CreateFault
 from tests.support.service import request_id
 
@@ -129,11 +129,7 @@ async def test_a_position_sold_by_hand_while_down_ends_closed_externally(
     key = request_id()
     name = f"smartTrades/{trade_id_for('tenant-a', key)}"
     async with binance_venue() as venue:
-        async with trading_on(venue, database_url, tmp_path) as first:
-            account = first.account
-            await first.create(market_buy(account), key)
-            trade = await first.eventually(name, active)
-            first.server.kill()
+        account, trade = await killed_once(venue, database_url, tmp_path, market_buy, key, active)
 
         take_profit = next(leg for leg in trade.legs if leg.id == "tp1").orders[0]
         await venue.cancel_by_hand(take_profit.client_order_id)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 
+from smarttrade.usecases.create import trade_id_for
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
@@ -83,6 +84,23 @@ async def trading_on(
         client = Client(channel, "token-a")
         account = account or await open_binance_account(client, request_id())
         yield Trading(server, venue, client, account)
+
+
+async def killed_once(
+    venue: BinanceStub,
+    database_url: str,
+    data_dir: Path,
+    trade: Callable[[str], pb.SmartTrade],
+    key: str,
+    ready: Callable[[pb.SmartTrade], bool],
+) -> tuple[str, pb.SmartTrade]:
+    """A service process on `venue` creates `trade(account)` with request id `key`, and is
+    SIGKILLed once the trade is `ready`: the account, and the trade as it was then."""
+    async with trading_on(venue, database_url, data_dir) as first:
+        await first.create(trade(first.account), key)
+        seen = await first.eventually(f"smartTrades/{trade_id_for('tenant-a', key)}", ready)
+        first.server.kill()
+    return first.account, seen
 
 
 def stub_settings(venue: BinanceStub) -> dict[str, str]:
