@@ -4,6 +4,7 @@ only, and edits merged by the trade's writer."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 
 import asyncpg
@@ -52,6 +53,40 @@ async def test_a_share_token_is_kept_nowhere_yet_a_retry_gets_it_back(
     assert first.token
     assert again == first
     assert first.token.encode() not in dump
+    resolved = await client.trades.GetSmartTradeShare(
+        trades_pb.GetSmartTradeShareRequest(token=again.token), metadata=client.metadata
+    )
+    assert resolved.share.settings.symbol == BTC
+
+
+async def test_a_retry_of_a_share_issued_before_token_formats_gets_its_first_format_token_back(
+    service: Service, database_url: str
+) -> None:
+    client = service.a
+    account = await client.paper_account(USDT="10000")
+    await client.set_price(BTC, "100")
+    trade = await client.create(market_buy(account))
+    key = request_id()
+    current = await share(client, trade.name, key)
+    assert current.token.startswith("st1_")
+    old_token = current.token.removeprefix("st1_")
+    # What the code before token formats stored: an answer with no format, the bare token's hash.
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            "UPDATE idempotency_keys SET answer = answer - 'format' WHERE request_id = $1", key
+        )
+        await connection.execute(
+            "UPDATE shares SET token_hash = $1 WHERE id = $2",
+            hashlib.sha256(old_token.encode()).hexdigest(),
+            current.name.rsplit("/", 1)[-1],
+        )
+    finally:
+        await connection.close()
+
+    again = await share(client, trade.name, key)
+
+    assert again.token == old_token
     resolved = await client.trades.GetSmartTradeShare(
         trades_pb.GetSmartTradeShareRequest(token=again.token), metadata=client.metadata
     )

@@ -5,8 +5,12 @@ refused exactly like one that never existed.
 
 The token is derived, not drawn: an HMAC of the tenant and the request id under a key of
 the service (from the master keys), so a retry of ShareSmartTrade gets the same token back
-while the store keeps only its hash and the id of the key it came from. Nothing stored
-reveals a token.
+while the store keeps only its hash, the id of the key it came from and the token's format.
+Nothing stored reveals a token.
+
+Formats: 1 (since 2026-12-02) is `st1_` and the HMAC in URL-safe base64, so a token never
+starts with "-" (a command line took one in 64 of format 0's for an option); 0 is the bare
+base64 of the first tokens, still derived for a retry of a request that issued one.
 """
 
 from __future__ import annotations
@@ -57,9 +61,13 @@ class RevokeShare:
     share_id: str
 
 
+TOKEN_FORMAT = 1
+
+
 class ShareTokens:
     """Derives a share's token from its request, under a key that can rotate (the key's id
-    is kept with the share's request, so a retry derives the same token)."""
+    and the token's format are kept with the share's request, so a retry derives the same
+    token)."""
 
     def __init__(self, keys: Mapping[str, bytes], current: str) -> None:
         self._keys = {
@@ -67,10 +75,13 @@ class ShareTokens:
         }
         self.current = current
 
-    def token(self, key_id: str, tenant_id: str, request_id: str) -> str:
+    def token(
+        self, key_id: str, tenant_id: str, request_id: str, token_format: int = TOKEN_FORMAT
+    ) -> str:
         message = f"{tenant_id}\0{request_id}".encode()
         digest = hmac.new(self._keys[key_id], message, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        text = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        return text if token_format == 0 else f"st{token_format}_{text}"
 
 
 def token_hash(token: str) -> str:
@@ -142,7 +153,8 @@ class ShareTrades:
         try:
             async with self._unit_of_work() as uow:
                 await uow.shares.add(share, token_hash(token))
-                uow.requests.claim(request.answered({"share": share.id, "key": key_id}), now)
+                answer = {"share": share.id, "key": key_id, "format": TOKEN_FORMAT}
+                uow.requests.claim(request.answered(answer), now)
                 await uow.commit()
         except AlreadyClaimed:  # a concurrent duplicate wrote first
             stored = await answered(self._unit_of_work, request)
@@ -158,7 +170,10 @@ class ShareTrades:
                 share = await uow.shares.owned_by_id(requested.tenant_id, answer["share"])
         if share is None or answer is None:
             raise NotFound("share", "the share this request_id made")
-        token = self._tokens.token(answer["key"], requested.tenant_id, requested.request_id)
+        token_format = answer.get("format", 0)  # answers before format 1 had none
+        token = self._tokens.token(
+            answer["key"], requested.tenant_id, requested.request_id, token_format
+        )
         return _shared(share, token)
 
     async def revoke(self, command: RevokeShare) -> None:

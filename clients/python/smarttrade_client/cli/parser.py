@@ -220,7 +220,9 @@ def build(prog: str, serve_help: str | None) -> argparse.ArgumentParser:
     share.add_argument("--ttl", metavar="DURATION", help="expire after, e.g. 90s, 30m, 12h, 7d")
     mutation(share, etag=False)
     resolve = make.leaf(trades, "resolve-share", commands.trades_resolve_share, "read a share")
-    resolve.add_argument("share_token", metavar="TOKEN")  # not `token`: that is --token
+    # not `token`: that is --token. Tokens start with "st1_"; one of the first format that
+    # starts with "-" goes after "--" (resolve-share -- -TOKEN).
+    resolve.add_argument("share_token", metavar="TOKEN", help='after "--" if it starts with "-"')
     revoke = make.leaf(trades, "revoke-share", commands.trades_revoke_share, "revoke a share")
     revoke.add_argument("name", help="smartTrades/{id}/shares/{share}")
     mutation(revoke, etag=False)
