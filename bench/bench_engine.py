@@ -11,8 +11,8 @@ in this process, the real engine (store, paper venue, runners, trigger indexes) 
   from before it connects), divided by the number of trades;
 - cost of a tick that triggers nothing: the mean over 2,000 ticks inside every band;
 - tick-to-order: from handing a tick to the engine to the paper venue receiving the market
-  order of the one trade that tick crosses (deciding, persisting the intent durably,
-  sending), median and p99 over the 100 armed trades, which the price approached first
+  order of the one trade that tick crosses (deciding, making the decision durable ahead as
+  its input, sending), median and p99 over the 100 armed trades, which the price approached first
   (so the engine loaded them ahead, as it does within 1 % of a trigger); and the median
   over the 40 gapped ones, onto which the price jumps from more than 1 % away, so the
   trade is loaded from the store on the way;

@@ -17,12 +17,13 @@ import pytest
 
 from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.decide import create, decide
-from smarttrade.domain.messages import Decision, PriceTicked
+from smarttrade.domain.messages import Decision, OrderReported, PriceTicked
 from smarttrade.domain.spec import EntrySpec, EntryType, StopLossSpec, TradeSpec
-from smarttrade.domain.values import Side
+from smarttrade.domain.values import Fill, OrderStatus, Side
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
 from smarttrade.store.database import Database, open_database
-from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, StoreUnavailable
+from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, LeaseLost, StoreUnavailable
+from smarttrade.store.leases import LeaderLease
 from smarttrade.store.requests import RequestRecord
 from smarttrade.store.unit_of_work import UnitOfWorkFactory
 from tests.support.store import Published
@@ -288,3 +289,111 @@ async def test_an_unreachable_database_is_the_stores_own_error_without_sql(
     finally:
         await nowhere.close()
     assert "SELECT" not in str(raised.value)
+
+
+async def ahead_rows(database: Database) -> list[tuple[str, int]]:
+    async with database.pool.acquire() as connection:
+        rows = await connection.fetch("SELECT trade_id, version FROM decisions_ahead")
+    return [(row["trade_id"], row["version"]) for row in rows]
+
+
+async def test_a_decision_made_durable_ahead_is_its_trigger_until_its_write_takes_its_place(
+    database: Database, uow: UnitOfWorkFactory, published: Published
+) -> None:
+    new = held("t1")
+    await record(uow, new, None)
+    tick = PriceTicked(Decimal(94), AT)
+    stopped = decide(new.trade, tick)
+    before = await row_counts(database)
+
+    async with uow() as unit:
+        await unit.trades.write_ahead(stopped, new.trade, tick)
+    async with uow() as unit:
+        kept = await unit.trades.written_ahead()
+
+    assert await row_counts(database) == before  # nothing of the decision written yet
+    assert [(a.trade_id, a.version, a.trigger) for a in kept] == [("t1", 1, tick)]
+    assert kept[0].intents == [("PLACE", i.client_order_id) for i in stopped.intents]
+    async with uow() as unit:
+        unit.trades.record(stopped, new.trade, decided_ahead=True)
+        await unit.commit()
+    assert await load(uow, "t1") == stopped.trade
+    assert await ahead_rows(database) == []
+
+
+async def test_a_decision_made_ahead_again_after_a_lost_answer_replaces_the_first(
+    database: Database, uow: UnitOfWorkFactory
+) -> None:
+    new = held("t1")
+    await record(uow, new, None)
+    first = decide(new.trade, PriceTicked(Decimal(94), AT))
+    again = decide(new.trade, PriceTicked(Decimal(93), AT))
+
+    for decision, price in ((first, 94), (again, 93)):
+        async with uow() as unit:
+            await unit.trades.write_ahead(decision, new.trade, PriceTicked(Decimal(price), AT))
+
+    async with uow() as unit:
+        kept = await unit.trades.written_ahead()
+    assert [a.trigger.price for a in kept if isinstance(a.trigger, PriceTicked)] == [Decimal(93)]
+
+
+async def test_a_decision_made_ahead_on_a_stale_version_is_refused_before_anything_is_sent(
+    database: Database, uow: UnitOfWorkFactory
+) -> None:
+    new = held("t1")
+    await record(uow, new, None)
+    first = decide(new.trade, PriceTicked(Decimal(94), AT))
+    await record(uow, first, new)  # another writer moved the trade on
+
+    stale = decide(new.trade, PriceTicked(Decimal(93), AT))
+    with pytest.raises(ConcurrentUpdate):
+        async with uow() as unit:
+            await unit.trades.write_ahead(stale, new.trade, PriceTicked(Decimal(93), AT))
+
+    assert await ahead_rows(database) == []
+
+
+async def test_a_decision_made_ahead_by_a_replica_that_lost_the_lease_is_refused(
+    database: Database, uow: UnitOfWorkFactory
+) -> None:
+    new = held("t1")
+    await record(uow, new, None)
+    deposed = LeaderLease(database, "replica-a", "127.0.0.1:1", seconds=30)
+    assert await deposed.acquire()
+    uow.lease = deposed
+    async with database.pool.acquire() as connection:  # another replica took over
+        await connection.execute("UPDATE leader_lease SET fence = fence + 1")
+
+    stopped = decide(new.trade, PriceTicked(Decimal(94), AT))
+    with pytest.raises(LeaseLost):
+        async with uow() as unit:
+            await unit.trades.write_ahead(stopped, new.trade, PriceTicked(Decimal(94), AT))
+
+    assert await ahead_rows(database) == []
+
+
+async def test_a_venue_report_a_decision_was_made_ahead_on_reads_back_as_it_came(
+    uow: UnitOfWorkFactory,
+) -> None:
+    new = held("t1")
+    await record(uow, new, None)
+    stopped = decide(new.trade, PriceTicked(Decimal(94), AT))
+    await record(uow, stopped, new)
+    (sell,) = stopped.intents
+    filled = OrderReported(
+        sell.client_order_id,
+        OrderStatus.FILLED,
+        AT,
+        fills=(Fill("f1", Decimal("93.9"), Decimal("0.1"), Decimal("0.01"), "USDT", AT),),
+        exchange_order_id="x1",
+    )
+    closed = decide(stopped.trade, filled)
+    done = [("PLACE", sell.client_order_id)]
+
+    async with uow() as unit:
+        await unit.trades.write_ahead(closed, stopped.trade, filled, done)
+    async with uow() as unit:
+        (kept,) = await unit.trades.written_ahead()
+
+    assert (kept.trigger, kept.done, kept.version) == (filled, done, closed.trade.version)

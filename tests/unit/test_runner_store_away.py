@@ -74,17 +74,24 @@ class FlakyUnitOfWork:
     ) -> None:
         self._staged.append((decision, done))
 
+    async def write_ahead(self, decision: Decision, before: SmartTrade, *trigger: Any) -> None:
+        self._refuse_while_down()  # kept durable ahead: written by the commit that follows
+
     async def commit(self) -> None:
+        store = self._store
+        self._refuse_while_down()
+        for decision, done in self._staged:
+            if decision is not None and decision.persist:
+                store.decisions.append(decision)
+            store.done.extend(done)
+
+    def _refuse_while_down(self) -> None:
         store = self._store
         if store.fail_after is not None and len(store.decisions) >= store.fail_after:
             store.down, store.fail_after = True, None
         if store.down:
             store.refused += 1
             raise StoreUnavailable()
-        for decision, done in self._staged:
-            if decision is not None and decision.persist:
-                store.decisions.append(decision)
-            store.done.extend(done)
 
 
 class BookVenue:

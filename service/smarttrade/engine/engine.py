@@ -38,6 +38,7 @@ from decimal import Decimal
 
 from smarttrade import logs, metrics, tracing
 from smarttrade.domain.account import ExchangeAccount
+from smarttrade.domain.decide import decide
 from smarttrade.domain.levels import wake_levels
 from smarttrade.domain.messages import (
     Decision,
@@ -52,7 +53,7 @@ from smarttrade.domain.model import SmartTrade
 from smarttrade.engine.executor import Executor, reported
 from smarttrade.engine.market_data import MarketData
 from smarttrade.engine.reconcile import EVERY_TRADE, Reconciler
-from smarttrade.engine.runner import NoProbe, StoreHealth, TradeRunner
+from smarttrade.engine.runner import NoProbe, StoreHealth, TradeRunner, intent_key
 from smarttrade.engine.triggers import TriggerIndex
 from smarttrade.engine.venues import Venues, paper_feed, price_feed_of
 from smarttrade.errors import NotFound
@@ -151,6 +152,7 @@ class Engine:
     # ---- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._write_decided_ahead()
         async with self._unit_of_work() as uow:
             for account in await uow.accounts.all():
                 self._accounts[account.id] = account
@@ -182,6 +184,34 @@ class Engine:
         self.ready.set()
         log.info("engine ready: %d live trades", len(self._live))
         self._sweeping = asyncio.create_task(self._sweep_every(self._reconcile_interval))
+
+    async def _write_decided_ahead(self) -> None:
+        """Decisions made durable ahead of their orders and not written (the service stopped
+        in between: each order may or may not have gone out): decided again on the same
+        input from the same version of the trade, and written, before anything is loaded;
+        their intents are then pending like any other's, looked up at the venue first."""
+        async with self._unit_of_work() as uow:
+            written = await uow.trades.written_ahead()
+        for ahead in written:
+            async with self._unit_of_work() as uow:
+                trade = await uow.trades.get(ahead.trade_id)
+                decision = decide(trade, ahead.trigger) if trade is not None else None
+                if decision is None or decision.trade.version != ahead.version:
+                    # Only a second writer of the trade could have moved it on.
+                    log.error("trade %s: its decision ahead no longer applies", ahead.trade_id)
+                    await uow.trades.forget_ahead(ahead.trade_id)
+                    continue
+                sent = [intent_key(intent) for intent in decision.intents]
+                if sent != ahead.intents:
+                    log.error(
+                        "trade %s: decided again, it sends %s, not %s",
+                        ahead.trade_id,
+                        sent,
+                        ahead.intents,
+                    )
+                uow.trades.record(decision, trade, ahead.done, decided_ahead=True)
+                await uow.commit()
+            log.info("trade %s: its decision ahead is written", ahead.trade_id)
 
     async def _sweep_every(self, seconds: float) -> None:
         while True:

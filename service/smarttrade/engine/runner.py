@@ -21,7 +21,12 @@ is back the trade decides at the latest price there is, not at a stale one). The
 catches up on its own: after a capped backoff, or, when a probe watches the store
 (store/probe.py), as soon as the probe sees it answer again (the engine wakes it), without
 knocking at an unreachable store meanwhile. Persist, then act holds throughout: no intent is
-sent before its decision is committed.
+sent before its decision, or the input it was decided on, is committed.
+
+A decision that sends orders on a venue's fact or the clock (no trader's request) is made
+durable ahead (store/unit_of_work.write_ahead) as one small row, the input it was decided
+on, so the order goes out after the cheapest commit there is. It is written right after the
+first send, and in any case before the trade's next write; until then the runner is behind.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ from smarttrade.domain.messages import (
     Input,
     InputOf,
     Intent,
+    OrderMissing,
+    OrderReported,
     PlaceOrder,
     PriceTicked,
     TimeElapsed,
@@ -58,11 +65,15 @@ from smarttrade.errors import EtagMismatch
 from smarttrade.exchange.port import Exchange
 from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, StoreUnavailable
 from smarttrade.store.requests import RequestRecord
+from smarttrade.store.trades import Trigger
 from smarttrade.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 IntentKey = tuple[str, str]  # (kind, client order id)
+# The inputs a decision made durable ahead can be made on: the venue's facts and the clock,
+# never a trader's action (its request is claimed with its effect).
+TRIGGERS = (PriceTicked, TimeElapsed, OrderReported, OrderMissing)
 VERSION_RETRIES = 5  # a version conflict: reload and decide again, this many times
 STORE_TRIES = 2  # in line: a pooled connection that dropped is replaced by the next try
 STORE_RETRY_BASE = 0.05  # then, kept: retried after a backoff from 0.05 s ...
@@ -91,6 +102,15 @@ class NoProbe:
 
 def intent_key(intent: Intent) -> IntentKey:
     return ("PLACE" if isinstance(intent, PlaceOrder) else "CANCEL", intent.client_order_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A decision made durable ahead of its write, from `before` (the trade as stored)."""
+
+    decision: Decision
+    before: SmartTrade
+    done: tuple[IntentKey, ...]  # the intents it completes
 
 
 @dataclass(slots=True)
@@ -132,6 +152,7 @@ class TradeRunner:
         self._store = store or NoProbe()
         self._store_tries = 0
         self._store_due: datetime | None = None  # when to try the store again, if at all
+        self._ahead: _Ahead | None = None  # a decision made durable ahead, not written yet
         # The request of the action being applied, and whether it was written yet.
         self._request: RequestRecord | None = None
         self._request_written = False
@@ -144,7 +165,7 @@ class TradeRunner:
     @property
     def behind(self) -> bool:
         """Whether something it was told could not be committed yet (the store was away)."""
-        return bool(self._backlog) or self._unseen is not None
+        return bool(self._backlog) or self._unseen is not None or self._ahead is not None
 
     # ---- entry points --------------------------------------------------------------------
 
@@ -266,6 +287,8 @@ class TradeRunner:
                     continue
                 key = self._next_due()
                 if key is None:
+                    if self._ahead is not None:
+                        await self._write_ahead_decision()
                     break
                 outcome = await self._carry_out(key)
                 if outcome.done:
@@ -284,6 +307,8 @@ class TradeRunner:
                 elif outcome.done and self._transient_error:
                     self._transient_error = False
                     self._backlog.append((ErrorRecorded("", self._clock()), ()))
+                if self._ahead is not None:  # its first order is out: now the tables
+                    await self._write_ahead_decision()
         finally:
             self._schedule_wake()
             self._on_change(self)
@@ -295,8 +320,16 @@ class TradeRunner:
         for _ in range(VERSION_RETRIES):
             with tracing.span("smarttrade.decide", trade=self.trade.id, input=type(fact).__name__):
                 decision = decide(self.trade, fact)
+            ahead = (
+                fact
+                if isinstance(fact, TRIGGERS)
+                and decision.intents
+                and decision.persist
+                and self._request is None
+                else None
+            )
             try:
-                await self._store_with_retry(decision, done)
+                await self._store_with_retry(decision, done, ahead)
             except (ConcurrentUpdate, AlreadyClaimed):
                 await self._reload()
                 if self.trade.version == decision.trade.version:  # our own commit
@@ -339,13 +372,18 @@ class TradeRunner:
 
     # ---- persistence ---------------------------------------------------------------------
 
-    async def _store_with_retry(self, decision: Decision | None, done: Sequence[IntentKey]) -> None:
+    async def _store_with_retry(
+        self,
+        decision: Decision | None,
+        done: Sequence[IntentKey],
+        ahead: Trigger | None = None,
+    ) -> None:
         """Persist, surviving a dropped connection: nothing is half-written (one statement).
         Raises `StoreUnavailable` when the store stays unreachable: the caller keeps what it
         was deciding on, to be decided again once the store answers."""
         for attempt in range(STORE_TRIES):
             try:
-                await self._record(decision, done, self.trade)
+                await self._record(decision, done, self.trade, ahead)
                 return
             except StoreUnavailable as error:
                 if attempt == STORE_TRIES - 1:
@@ -354,10 +392,26 @@ class TradeRunner:
                 await asyncio.sleep(STORE_RETRY_BASE)
 
     async def _record(
-        self, decision: Decision | None, done: Sequence[IntentKey], before: SmartTrade | None
+        self,
+        decision: Decision | None,
+        done: Sequence[IntentKey],
+        before: SmartTrade | None,
+        ahead: Trigger | None = None,
     ) -> None:
         """One unit of work: the decision, the intents it completes, and the request of the
-        action being applied (claimed by its first write, answered by each later one)."""
+        action being applied (claimed by its first write, answered by each later one).
+        With `ahead`, the input it was decided on: the decision is made durable ahead as
+        that input, and written later (`_write_ahead_decision`). A decision made durable
+        ahead before is written first."""
+        if self._ahead is not None:
+            await self._write_ahead_decision()
+        if ahead is not None and decision is not None and before is not None:
+            async with self._unit_of_work() as uow:
+                with tracing.span("smarttrade.commit_ahead", trade=self.trade.id):
+                    await uow.trades.write_ahead(decision, before, ahead, done)
+            self._ahead = _Ahead(decision, before, tuple(done))
+            self._recorded(decision.trade, before)
+            return
         request = self._request
         if decision is None or not decision.persist:
             request = request if not self._request_written else None
@@ -374,12 +428,39 @@ class TradeRunner:
         if request is not None:
             self._request_written = True
         if decision is not None:
-            self.trade = trade = decision.trade
-            if before is not None and before.state != trade.state:
-                reason = f" ({trade.close_reason.value})" if trade.close_reason else ""
-                log.info(
-                    "trade %s: %s -> %s%s", trade.id, before.state.value, trade.state.value, reason
-                )
+            self._recorded(decision.trade, before)
+
+    def _recorded(self, trade: SmartTrade, before: SmartTrade | None) -> None:
+        self.trade = trade
+        if before is not None and before.state != trade.state:
+            reason = f" ({trade.close_reason.value})" if trade.close_reason else ""
+            log.info(
+                "trade %s: %s -> %s%s", trade.id, before.state.value, trade.state.value, reason
+            )
+
+    async def _write_ahead_decision(self) -> None:
+        """Write the decision made durable ahead (its events go out now). Raises
+        `StoreUnavailable` when the store stays unreachable: it stays ahead, written first
+        once the store answers."""
+        ahead = self._ahead
+        assert ahead is not None
+        for attempt in range(STORE_TRIES):
+            try:
+                async with self._unit_of_work() as uow:
+                    uow.trades.record(ahead.decision, ahead.before, ahead.done, decided_ahead=True)
+                    await uow.commit()
+                break
+            except ConcurrentUpdate:  # applied already, its answer lost (or a second writer)
+                await self._reload()
+                if self.trade.version != ahead.decision.trade.version:
+                    log.error("trade %s: its decision made ahead no longer applies", self.trade.id)
+                break
+            except StoreUnavailable as error:
+                if attempt == STORE_TRIES - 1:
+                    raise
+                log.warning("applying trade %s failed, retrying: %s", self.trade.id, error)
+                await asyncio.sleep(STORE_RETRY_BASE)
+        self._ahead = None
 
     async def _reload(self) -> None:
         async with self._unit_of_work() as uow:

@@ -21,6 +21,12 @@ which keeps that row locked until the commit (see unit_of_work).
 
 The statement's text depends only on which parts are present, so it is built once per shape
 and cached (and asyncpg keeps it prepared per connection).
+
+Written ahead (`ahead_statement`): a decision on a venue's fact or the clock is first made
+durable as one small row of `decisions_ahead`, the input it was decided on (gated by the
+lease and by the trade's version, like the write itself), so its order can be sent after
+the cheapest commit there is; the write proper then runs with one more part, deleting that
+row (see unit_of_work.write_ahead).
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ class StagedWrites:
     requests: list[dict[str, object]] = field(default_factory=list)
     done_intents: list[dict[str, str]] = field(default_factory=list)
     events: list[dict[str, object]] = field(default_factory=list)
+    ahead: bool = False  # decided ahead: the write also deletes its row in decisions_ahead
 
     @property
     def empty(self) -> bool:
@@ -103,6 +110,7 @@ class StagedWrites:
             row_sets=tuple(bool(getattr(self, name)) for name in _ROW_SET_NAMES),
             done_intents=bool(self.done_intents),
             events=bool(self.events),
+            ahead=self.ahead,
         )
         tenants = {event["tenant_id"] for event in self.events}
         assert len(tenants) <= 1, "one statement appends to one tenant's events"
@@ -117,6 +125,7 @@ class StagedWrites:
         trade = self.new_trade if self.new_trade is not None else self.trade_update
         values["trade"] = _json(trade) if trade is not None else None
         values["trade_id"] = trade["id"] if trade is not None else None
+        values["version"] = trade["version"] if trade is not None else None
         answer = self.answer or {}
         values["answer_tenant"] = answer.get("tenant_id")
         values["answer_request"] = answer.get("request_id")
@@ -137,6 +146,7 @@ class _Shape:
     row_sets: tuple[bool, ...]
     done_intents: bool
     events: bool
+    ahead: bool = False
 
 
 class _Parameters:
@@ -165,11 +175,7 @@ def _statement(shape: _Shape) -> tuple[str, list[str]]:
     parts = []
     gate = ""  # the condition every later part is written under
     if shape.fenced:
-        # Written only while this fencing number holds an unexpired lease (store/leases.py).
-        parts.append(
-            "lease_w AS (SELECT 1 FROM leader_lease WHERE id = 1 AND fence = "
-            f"CAST({p('fence')} AS bigint) AND expires_at > clock_timestamp())"
-        )
+        parts.append(_lease_part(p))
         gate = "EXISTS (SELECT 1 FROM lease_w)"
     if shape.claim:
         parts.append(
@@ -218,6 +224,12 @@ def _statement(shape: _Shape) -> tuple[str, list[str]]:
             f"WHERE o.client_order_id = x.client_order_id AND o.kind = x.kind{_and(gate)} "
             "RETURNING 1)"
         )
+    if shape.ahead:
+        parts.append(
+            "ahead_w AS (DELETE FROM decisions_ahead WHERE trade_id = "
+            f"CAST({p('trade_id')} AS text) AND version = CAST({p('version')} AS integer)"
+            f"{_and(gate)} RETURNING 1)"
+        )
     if shape.events:
         # The tenant's counter row is updated by the statement that numbers the events, and
         # stays locked until its commit: commit order is sequence order within the tenant,
@@ -249,6 +261,57 @@ def _statement(shape: _Shape) -> tuple[str, list[str]]:
         f"{sequences} AS sequences"
     )
     return (f"WITH {', '.join(parts)} {body}" if parts else body), p.names
+
+
+def _lease_part(p: _Parameters) -> str:
+    """Written only while this fencing number holds an unexpired lease (store/leases.py)."""
+    return (
+        "lease_w AS (SELECT 1 FROM leader_lease WHERE id = 1 AND fence = "
+        f"CAST({p('fence')} AS bigint) AND expires_at > clock_timestamp())"
+    )
+
+
+def ahead_statement(
+    fence: int | None, trade_id: str, expected: int, version: int, trigger: str
+) -> tuple[str, list[object]]:
+    """The row that makes a decision durable before its write: the input it was decided on
+    (`trigger`, JSON), written only while the fencing number holds the lease and the trade's
+    version is still `expected`. Returns the same row as a write (`written` 0: the version
+    moved on)."""
+    sql, names = _ahead_statement(fence is not None)
+    values = {
+        "fence": fence,
+        "trade_id": trade_id,
+        "expected": expected,
+        "version": version,
+        "trigger": trigger,
+    }
+    return sql, [values[name] for name in names]
+
+
+@cache
+def _ahead_statement(fenced: bool) -> tuple[str, list[str]]:
+    p = _Parameters()
+    parts, gate = [], ""
+    if fenced:
+        parts.append(_lease_part(p))
+        gate = " AND EXISTS (SELECT 1 FROM lease_w)"
+    parts.append(
+        "ahead_w AS (INSERT INTO decisions_ahead (trade_id, version, trigger, created_at) "
+        f"SELECT CAST({p('trade_id')} AS text), CAST({p('version')} AS integer), "
+        f"CAST({p('trigger')} AS text), now() WHERE EXISTS (SELECT 1 FROM smart_trades WHERE "
+        f"id = CAST({p('trade_id')} AS text) AND version = CAST({p('expected')} AS integer))"
+        # A row already there is an earlier try of this very decision (the trade's version
+        # is the one it started from), whose answer was lost: never acted on, replaced.
+        f"{gate} ON CONFLICT (trade_id) DO UPDATE SET (version, trigger, created_at) = "
+        "(EXCLUDED.version, EXCLUDED.trigger, EXCLUDED.created_at) RETURNING 1)"
+    )
+    leased = "(SELECT count(*) FROM lease_w)" if fenced else "1"
+    body = (
+        f"SELECT {leased} AS leased, 1 AS claimed, (SELECT count(*) FROM ahead_w) AS written, "
+        "ARRAY[]::bigint[] AS sequences"
+    )
+    return f"WITH {', '.join(parts)} {body}", p.names
 
 
 def _where(gate: str) -> str:

@@ -251,3 +251,16 @@ leader_lease = Table(
     Column("expires_at", TIMESTAMP, nullable=False),
     CheckConstraint("id = 1", name="leader_lease_one_row"),
 )
+
+# A decision made durable ahead of its order (revision 0009): the input it was decided on
+# (a venue's fact or the clock), the version it makes, the intents it sends and completes;
+# written to the tables once the order is sent, or decided again at the next start (see
+# unit_of_work.write_ahead).
+decisions_ahead = Table(
+    "decisions_ahead",
+    metadata,
+    Column("trade_id", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False),
+)

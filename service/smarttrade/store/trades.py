@@ -14,16 +14,27 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import Select, and_, func, select
 
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.levels import wake_levels
-from smarttrade.domain.messages import CancelOrder, Decision, Event, Intent, PlaceOrder
+from smarttrade.domain.messages import (
+    CancelOrder,
+    Decision,
+    Event,
+    Intent,
+    OrderMissing,
+    OrderReported,
+    PlaceOrder,
+    PriceTicked,
+    TimeElapsed,
+)
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.position import position_of
 from smarttrade.domain.values import OrderStatus
 from smarttrade.store import tables
-from smarttrade.store.codec import from_document, trade_from_document
+from smarttrade.store.codec import dump_json, from_document, trade_from_document
 from smarttrade.store.requests import RequestRecord, answer_row, claim_row, trade_answer
 from smarttrade.store.sql import newest_first_page
 
@@ -70,6 +81,25 @@ class SentOrder:
     filled: Decimal
 
 
+Trigger = PriceTicked | TimeElapsed | OrderReported | OrderMissing
+_TRIGGERS: dict[str, type[Trigger]] = {
+    kind.__name__: kind for kind in (PriceTicked, TimeElapsed, OrderReported, OrderMissing)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """A decision made durable ahead of its write: the input it was decided on, the version it
+    makes, and the intents it sent (kind, client order id), to check a decision made again
+    against."""
+
+    trade_id: str
+    version: int
+    trigger: Trigger
+    intents: list[tuple[str, str]]
+    done: list[tuple[str, str]]  # the intents the decision completes
+
+
 @dataclass(frozen=True, slots=True)
 class TradeFilter:
     states: Sequence[TradeState] = ()
@@ -92,12 +122,15 @@ class TradeRepository:
         done: Sequence[tuple[str, str]] = (),
         request: RequestRecord | None = None,
         first_of_request: bool = True,
+        decided_ahead: bool = False,
     ) -> None:
         """Stage a decision (only what changed since `before`, the trade as stored; None if
         new) and the intents it completes (`(kind, client order id)`). With a `request`, the
         trade as decided is that request's answer: claimed with it (the request's first
-        write) or updated to it (a later write of the same call)."""
+        write) or updated to it (a later write of the same call). `decided_ahead`: the
+        decision was made durable ahead (`written_ahead`), and its row goes with this write."""
         staged = self._uow.staged
+        staged.ahead = decided_ahead
         if decision is not None and decision.persist:
             _stage_decision(self._uow, decision, before)
             if request is not None:
@@ -112,6 +145,27 @@ class TradeRepository:
             staged.claim = claim_row(request.answered(trade_answer(before)), before.updated_at)
         staged.done_intents.extend(
             {"client_order_id": client_order_id, "kind": kind} for kind, client_order_id in done
+        )
+
+    async def write_ahead(
+        self,
+        decision: Decision,
+        before: SmartTrade,
+        trigger: Trigger,
+        done: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Make a decision durable ahead of its write: the input it was decided on from
+        `before` (the trade as stored), the version it makes, the intents it sends and those
+        it completes. Its write (`record` with `decided_ahead`) follows; `written_ahead`
+        finds it if not."""
+        document = {
+            "type": type(trigger).__name__,
+            "trigger": trigger,
+            "intents": [_intent_key(intent) for intent in decision.intents],
+            "done": list(done),
+        }
+        await self._uow.write_ahead(
+            before.id, before.version, decision.trade.version, dump_json(document).decode()
         )
 
     # ---- one trade -----------------------------------------------------------------------
@@ -214,6 +268,25 @@ class TradeRepository:
             SentOrder(trade_id, client_order_id, OrderStatus(status), amount)
             for trade_id, client_order_id, status, amount in await self._uow.execute(query)
         ]
+
+    async def written_ahead(self) -> list[Ahead]:
+        """The decisions made durable ahead and not written (the service stopped in between),
+        oldest first."""
+        rows = await self._uow.fetch(
+            "SELECT trade_id, version, trigger FROM decisions_ahead ORDER BY created_at, trade_id"
+        )
+        found = []
+        for row in rows:
+            document = orjson.loads(row["trigger"])
+            trigger = from_document(_TRIGGERS[document["type"]], document["trigger"])
+            intents = [(kind, order_id) for kind, order_id in document["intents"]]
+            done = [(kind, order_id) for kind, order_id in document["done"]]
+            found.append(Ahead(row["trade_id"], row["version"], trigger, intents, done))
+        return found
+
+    async def forget_ahead(self, trade_id: str) -> None:
+        """Drop a decision made durable ahead that no longer applies (its trade moved on)."""
+        await self._uow.fetch("DELETE FROM decisions_ahead WHERE trade_id = $1", trade_id)
 
     async def pending_intents(self) -> dict[str, list[Intent]]:
         """Every intent not yet carried out, by trade, oldest first."""
@@ -341,10 +414,14 @@ def _changed_rows(uow: UnitOfWork, trade: SmartTrade, before: SmartTrade | None)
             )
 
 
+def _intent_key(intent: Intent) -> tuple[str, str]:
+    return ("PLACE" if isinstance(intent, PlaceOrder) else "CANCEL", intent.client_order_id)
+
+
 def _intent_row(trade: SmartTrade, intent: Intent) -> dict[str, object]:
     return {
         "client_order_id": intent.client_order_id,
-        "kind": "PLACE" if isinstance(intent, PlaceOrder) else "CANCEL",
+        "kind": _intent_key(intent)[0],
         "trade_id": trade.id,
         "payload": intent,
         "created_at": trade.updated_at,

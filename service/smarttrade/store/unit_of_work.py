@@ -19,6 +19,14 @@ reads or writes through its connection first (`connection()`: an account created
 revoked) runs in a transaction begun on first use, and `commit()` writes the staged rows in
 it, then commits.
 
+A decision that sends orders on a venue's fact or the clock (no trader's request) is made
+durable ahead (`write_ahead`) as one small row, the input it was decided on, so its order
+goes out after the cheapest commit there is; its write follows once the order is sent, and
+in any case before the trade's next write, deleting that row. A service that stopped in
+between decides again on the same input from the same version of the trade at its next
+start (`TradeRepository.written_ahead`; decisions are pure functions of the two) and writes
+that before loading any trade.
+
 Events get their tenant's next sequences in that statement, from the tenant's counter row,
 which stays locked until the commit: within a tenant, commit order is sequence order, so a
 reader that has seen sequence N has seen everything of that tenant before it, and commits of
@@ -47,7 +55,7 @@ from smarttrade.store.database import Database
 from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, LeaseLost, driver_errors
 from smarttrade.store.events import EventRepository
 from smarttrade.store.leases import LeaderLease
-from smarttrade.store.one_statement import StagedWrites
+from smarttrade.store.one_statement import StagedWrites, ahead_statement
 from smarttrade.store.paper import PaperLedger
 from smarttrade.store.requests import RequestRepository
 from smarttrade.store.shares import ShareRepository
@@ -196,29 +204,33 @@ class UnitOfWork:
             if self._connection is not None:
                 async with driver_errors():
                     await self._connection.commit()
-        elif not events:
-            await self._write(staged)
         else:
-            sequences = await self._write(staged)
-            tenant_id = events[0][0].tenant_id
-            metrics.recorder.events(len(events))
-            self._factory.sink.publish(
-                tenant_id,
-                sequences[0] - 1,
-                [
-                    StoredEvent(sequence, tenant_id, trade, event)
-                    for sequence, (trade, event) in zip(sequences, events, strict=True)
-                ],
-            )
-        self._committed = True
-        self.staged, self.staged_events = StagedWrites(), []
+            staged.fence = self._fence()
+            trade = staged.trade_update or staged.new_trade or {}
+            sql, arguments = staged.statement()
+            claim = (staged.claim or {}).get("request_id", "?")
+            sequences = await self._write(sql, arguments, str(trade.get("id", "?")), str(claim))
+            self._publish(sequences, events)
+        self._done()
         if answering:
             failpoint(f"request:{answering}:after-commit")
 
-    async def _write(self, staged: StagedWrites) -> list[int]:
+    async def write_ahead(self, trade_id: str, expected: int, version: int, trigger: str) -> None:
+        """Make a trade's decision durable ahead of its write as the input it was decided on
+        (`trigger`, JSON: see TradeRepository.write_ahead), while the trade is still at
+        `expected`. Raises like `commit`."""
+        sql, arguments = ahead_statement(self._fence(), trade_id, expected, version, trigger)
+        await self._write(sql, arguments, trade_id=trade_id)
+        self._done()
+
+    def _fence(self) -> int | None:
+        """Replicas with leases: the fencing number every write carries (else None)."""
         lease = self._factory.lease
-        staged.fence = lease.fence if lease is not None else None
-        sql, arguments = staged.statement()
+        return lease.fence if lease is not None else None
+
+    async def _write(
+        self, sql: str, arguments: list[object], trade_id: str, request_id: str = "?"
+    ) -> list[int]:
         started = time.perf_counter()
         rows = await self.fetch(sql, *arguments)
         metrics.recorder.store_write(time.perf_counter() - started)
@@ -226,11 +238,28 @@ class UnitOfWork:
         if row["leased"] != 1:
             raise LeaseLost()
         if row["claimed"] != 1:
-            raise AlreadyClaimed(str((staged.claim or {}).get("request_id", "?")))
+            raise AlreadyClaimed(request_id)
         if row["written"] != 1:
-            trade = staged.trade_update or staged.new_trade or {}
-            raise ConcurrentUpdate(str(trade.get("id", "?")))
+            raise ConcurrentUpdate(trade_id)
         if self._connection is not None:
             async with driver_errors():
                 await self._connection.commit()
         return list(row["sequences"])
+
+    def _publish(self, sequences: list[int], events: list[tuple[SmartTrade, Event]]) -> None:
+        if not events:
+            return
+        tenant_id = events[0][0].tenant_id
+        metrics.recorder.events(len(events))
+        self._factory.sink.publish(
+            tenant_id,
+            sequences[0] - 1,
+            [
+                StoredEvent(sequence, tenant_id, trade, event)
+                for sequence, (trade, event) in zip(sequences, events, strict=True)
+            ],
+        )
+
+    def _done(self) -> None:
+        self._committed = True
+        self.staged, self.staged_events = StagedWrites(), []
