@@ -104,6 +104,12 @@ def intent_key(intent: Intent) -> IntentKey:
     return ("PLACE" if isinstance(intent, PlaceOrder) else "CANCEL", intent.client_order_id)
 
 
+def _log_change(before: SmartTrade | None, trade: SmartTrade) -> None:
+    if before is not None and before.state != trade.state:
+        reason = f" ({trade.close_reason.value})" if trade.close_reason else ""
+        log.info("trade %s: %s -> %s%s", trade.id, before.state.value, trade.state.value, reason)
+
+
 @dataclass(frozen=True, slots=True)
 class _Ahead:
     """A decision made durable ahead of its write, from `before` (the trade as stored)."""
@@ -410,7 +416,7 @@ class TradeRunner:
                 with tracing.span("smarttrade.commit_ahead", trade=self.trade.id):
                     await uow.trades.write_ahead(decision, before, ahead, done)
             self._ahead = _Ahead(decision, before, tuple(done))
-            self._recorded(decision.trade, before)
+            self.trade = decision.trade  # said in the log once written, after the send
             return
         request = self._request
         if decision is None or not decision.persist:
@@ -428,15 +434,8 @@ class TradeRunner:
         if request is not None:
             self._request_written = True
         if decision is not None:
-            self._recorded(decision.trade, before)
-
-    def _recorded(self, trade: SmartTrade, before: SmartTrade | None) -> None:
-        self.trade = trade
-        if before is not None and before.state != trade.state:
-            reason = f" ({trade.close_reason.value})" if trade.close_reason else ""
-            log.info(
-                "trade %s: %s -> %s%s", trade.id, before.state.value, trade.state.value, reason
-            )
+            self.trade = decision.trade
+            _log_change(before, decision.trade)
 
     async def _write_ahead_decision(self) -> None:
         """Write the decision made durable ahead (its events go out now). Raises
@@ -449,6 +448,7 @@ class TradeRunner:
                 async with self._unit_of_work() as uow:
                     uow.trades.record(ahead.decision, ahead.before, ahead.done, decided_ahead=True)
                     await uow.commit()
+                _log_change(ahead.before, ahead.decision.trade)
                 break
             except ConcurrentUpdate:  # applied already, its answer lost (or a second writer)
                 await self._reload()

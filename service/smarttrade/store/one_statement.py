@@ -175,7 +175,11 @@ def _statement(shape: _Shape) -> tuple[str, list[str]]:
     parts = []
     gate = ""  # the condition every later part is written under
     if shape.fenced:
-        parts.append(_lease_part(p))
+        # Written only while this fencing number holds an unexpired lease (store/leases.py).
+        parts.append(
+            "lease_w AS (SELECT 1 FROM leader_lease WHERE id = 1 AND fence = "
+            f"CAST({p('fence')} AS bigint) AND expires_at > clock_timestamp())"
+        )
         gate = "EXISTS (SELECT 1 FROM lease_w)"
     if shape.claim:
         parts.append(
@@ -263,21 +267,13 @@ def _statement(shape: _Shape) -> tuple[str, list[str]]:
     return (f"WITH {', '.join(parts)} {body}" if parts else body), p.names
 
 
-def _lease_part(p: _Parameters) -> str:
-    """Written only while this fencing number holds an unexpired lease (store/leases.py)."""
-    return (
-        "lease_w AS (SELECT 1 FROM leader_lease WHERE id = 1 AND fence = "
-        f"CAST({p('fence')} AS bigint) AND expires_at > clock_timestamp())"
-    )
-
-
 def ahead_statement(
     fence: int | None, trade_id: str, expected: int, version: int, trigger: str
 ) -> tuple[str, list[object]]:
     """The row that makes a decision durable before its write: the input it was decided on
     (`trigger`, JSON), written only while the fencing number holds the lease and the trade's
-    version is still `expected`. Returns the same row as a write (`written` 0: the version
-    moved on)."""
+    version is still `expected`. Returns a row when written, none when a gate held it back
+    (a plain INSERT: the cheapest commit on the way to an order)."""
     sql, names = _ahead_statement(fence is not None)
     values = {
         "fence": fence,
@@ -292,26 +288,23 @@ def ahead_statement(
 @cache
 def _ahead_statement(fenced: bool) -> tuple[str, list[str]]:
     p = _Parameters()
-    parts, gate = [], ""
-    if fenced:
-        parts.append(_lease_part(p))
-        gate = " AND EXISTS (SELECT 1 FROM lease_w)"
-    parts.append(
-        "ahead_w AS (INSERT INTO decisions_ahead (trade_id, version, trigger, created_at) "
+    lease = (
+        " AND EXISTS (SELECT 1 FROM leader_lease WHERE id = 1 AND fence = "
+        f"CAST({p('fence')} AS bigint) AND expires_at > clock_timestamp())"
+        if fenced
+        else ""
+    )
+    return (
+        "INSERT INTO decisions_ahead (trade_id, version, trigger, created_at) "
         f"SELECT CAST({p('trade_id')} AS text), CAST({p('version')} AS integer), "
         f"CAST({p('trigger')} AS text), now() WHERE EXISTS (SELECT 1 FROM smart_trades WHERE "
         f"id = CAST({p('trade_id')} AS text) AND version = CAST({p('expected')} AS integer))"
+        f"{lease} "
         # A row already there is an earlier try of this very decision (the trade's version
         # is the one it started from), whose answer was lost: never acted on, replaced.
-        f"{gate} ON CONFLICT (trade_id) DO UPDATE SET (version, trigger, created_at) = "
-        "(EXCLUDED.version, EXCLUDED.trigger, EXCLUDED.created_at) RETURNING 1)"
-    )
-    leased = "(SELECT count(*) FROM lease_w)" if fenced else "1"
-    body = (
-        f"SELECT {leased} AS leased, 1 AS claimed, (SELECT count(*) FROM ahead_w) AS written, "
-        "ARRAY[]::bigint[] AS sequences"
-    )
-    return f"WITH {', '.join(parts)} {body}", p.names
+        "ON CONFLICT (trade_id) DO UPDATE SET (version, trigger, created_at) = "
+        "(EXCLUDED.version, EXCLUDED.trigger, EXCLUDED.created_at) RETURNING 1"
+    ), p.names
 
 
 def _where(gate: str) -> str:

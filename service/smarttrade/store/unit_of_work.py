@@ -62,6 +62,9 @@ from smarttrade.store.shares import ShareRepository
 from smarttrade.store.trades import TradeRepository
 
 Row = Mapping[str, Any]
+_LEASE_HELD = (
+    "SELECT 1 FROM leader_lease WHERE id = 1 AND fence = $1 AND expires_at > clock_timestamp()"
+)
 
 
 class EventSink(Protocol):
@@ -219,8 +222,15 @@ class UnitOfWork:
         """Make a trade's decision durable ahead of its write as the input it was decided on
         (`trigger`, JSON: see TradeRepository.write_ahead), while the trade is still at
         `expected`. Raises like `commit`."""
-        sql, arguments = ahead_statement(self._fence(), trade_id, expected, version, trigger)
-        await self._write(sql, arguments, trade_id=trade_id)
+        fence = self._fence()
+        sql, arguments = ahead_statement(fence, trade_id, expected, version, trigger)
+        started = time.perf_counter()
+        written = await self.fetch(sql, *arguments)
+        metrics.recorder.store_write(time.perf_counter() - started)
+        if not written:  # held back: say by which gate
+            if fence is not None and not await self.fetch(_LEASE_HELD, fence):
+                raise LeaseLost()
+            raise ConcurrentUpdate(trade_id)
         self._done()
 
     def _fence(self) -> int | None:
