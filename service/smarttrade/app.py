@@ -154,7 +154,9 @@ async def start(settings: Settings) -> Running:
     if settings.metrics_listen:  # before any call is served: the RPCs are timed only then
         exported = metrics.Exported(settings.replica_id, version("smarttrade"))
         metrics.use(exported)
-    database = await open_database(settings.database_url, settings.data_dir)
+    database = await open_database(
+        settings.database_url, settings.data_dir, wait_limit=settings.store_timeout
+    )
     probe = StoreProbe(
         database.url.replace("postgresql+asyncpg://", "postgresql://", 1),
         interval=settings.store_probe_interval,

@@ -61,6 +61,9 @@ class Settings:
     order_poll_interval: float = 1.0  # venues that cannot stream order updates
     reconcile_interval: float = 30.0  # the periodic sweep of every live trade
     store_probe_interval: float = 0.25  # how often health asks the store `SELECT 1`
+    # The longest a connection attempt, and a statement on the hot path, may wait on the
+    # database (a line that stalls without dropping): then the store is unavailable.
+    store_timeout: float = 5.0
     shutdown_grace: float = 5.0
     event_retention_days: float = 30.0  # the watch stream can resume this far back
     # A retry with a request id gets the first answer within this window; after it the id
@@ -131,6 +134,7 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         order_poll_interval=number("SMARTTRADE_ORDER_POLL_INTERVAL", 1.0),
         reconcile_interval=number("SMARTTRADE_RECONCILE_INTERVAL", 30.0),
         store_probe_interval=number("SMARTTRADE_STORE_PROBE_INTERVAL", 0.25),
+        store_timeout=number("SMARTTRADE_STORE_TIMEOUT", 5.0),
         shutdown_grace=number("SMARTTRADE_SHUTDOWN_GRACE", 5.0),
         event_retention_days=number("SMARTTRADE_EVENT_RETENTION_DAYS", 30.0),
         request_retention_hours=number("SMARTTRADE_REQUEST_RETENTION_HOURS", 24.0),

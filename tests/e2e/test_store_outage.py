@@ -13,10 +13,10 @@ same steps on the stub).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -24,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
+from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 from tests.e2e.test_walking_trade import BTC, market_buy
 from tests.integration.test_ccxt_exchange import STUB_OPTIONS
 from tests.support.binance_stub import BinanceStub
@@ -34,6 +35,7 @@ from tests.support.tcp_proxy import TcpProxy
 API_KEY = "outage-binance-key-41c2"
 SECRET = "outage-binance-secret-9d7e"
 BACK_WITHIN = 1.0  # seconds from the store's return to the trade's decision, at most
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -345,3 +347,56 @@ async def test_a_stop_sell_the_venue_filled_during_the_cut_is_applied_once_it_is
     stop = next(leg for leg in stopped.legs if leg.id == "sl")
     assert [(f.price, f.amount) for o in stop.orders for f in o.fills] == [("89", "0.0999")]
     assert len(sell_orders(venue)) == 1
+
+
+# ---- a line that stalls instead of dropping ----------------------------------------------
+
+
+async def retrying_unavailable(call: Callable[[], Awaitable[T]], seconds: float = 15.0) -> T:
+    """The call, made again while it answers UNAVAILABLE (as the Python client does)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while True:
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or loop.time() - start > seconds:
+                raise
+        await asyncio.sleep(0.1)
+
+
+async def test_an_action_while_the_line_stalls_is_refused_in_time_and_done_once_it_flows(
+    database_url: str, proxy: TcpProxy, tmp_path: Path
+) -> None:
+    # Arrange: the store's time limit at 1 s; the line then holds every byte, both ways
+    async with running_service(
+        proxy.url(database_url), tmp_path, reconcile_interval=3600, store_timeout=1.0
+    ) as service:
+        client = service.a
+        _, trade = await opened(client)
+        close = trades_pb.CloseSmartTradeRequest(name=trade.name, request_id=request_id())
+        proxy.stall()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        # Act: Close at Market while nothing gets through, then the same call once it flows
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await client.trades.CloseSmartTrade(close, metadata=client.metadata, timeout=30)
+        waited = loop.time() - started
+        proxy.flow()  # what was held goes through now: the refused write may land after all
+        retried = await retrying_unavailable(
+            lambda: client.trades.CloseSmartTrade(close, metadata=client.metadata)
+        )
+        ended, _ = await decided(client, trade.name, closed, seconds=15)
+
+    # Assert: refused as unavailable within the limit's few tries (not held until the
+    # caller's deadline); closed once, at market, whichever way the held write went
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert waited < 10
+    assert retried.smart_trade.name == trade.name
+    assert ended.close_reason == pb.CLOSE_REASON_CLOSED_AT_MARKET
+    exits = [o for leg in ended.legs if leg.id == "close" for o in leg.orders]
+    assert [o.status for o in exits if o.status == pb.ORDER_STATUS_FILLED] == [
+        pb.ORDER_STATUS_FILLED
+    ]
+    assert ended.position.units_held in ("0", "0.0")

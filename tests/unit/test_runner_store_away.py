@@ -43,6 +43,8 @@ class FlakyStore:
     decisions: list[Decision] = field(default_factory=list)
     done: list[tuple[str, str]] = field(default_factory=list)
     refused: int = 0
+    first: SmartTrade | None = None  # the trade as stored before any decision here
+    lands_anyway: bool = False  # while down, a commit still lands; only its answer is lost
 
     def __call__(self) -> FlakyUnitOfWork:
         return FlakyUnitOfWork(self)
@@ -74,11 +76,25 @@ class FlakyUnitOfWork:
     ) -> None:
         self._staged.append((decision, done))
 
+    async def get(self, trade_id: str) -> SmartTrade | None:
+        self._refuse_while_down()
+        decisions = self._store.decisions
+        return decisions[-1].trade if decisions else self._store.first
+
+    async def pending_intents_of(self, trade_id: str) -> list[Any]:
+        decisions = self._store.decisions
+        return list(decisions[-1].intents) if decisions else []
+
+    async def forget_ahead(self, trade_id: str) -> None:
+        self._refuse_while_down()
+
     async def write_ahead(self, decision: Decision, before: SmartTrade, *trigger: Any) -> None:
         self._refuse_while_down()  # kept durable ahead: written by the commit that follows
 
     async def commit(self) -> None:
         store = self._store
+        if store.down and store.lands_anyway:
+            store.decisions.extend(d for d, _ in self._staged if d is not None and d.persist)
         self._refuse_while_down()
         for decision, done in self._staged:
             if decision is not None and decision.persist:
@@ -229,5 +245,33 @@ async def test_an_action_the_store_refuses_is_refused_and_leaves_nothing_behind(
         await runner.submit(CloseAtMarket(datetime.now(UTC)))
 
     assert runner.trade is before
-    assert not runner.behind
     assert venue.placed == []
+    # Whether its write reached the store is unknown: it reads the trade back once it answers.
+    assert runner.behind
+    store.first = before
+    store.down = False
+    await until(runner, lambda _: not runner.behind)
+    assert runner.trade == before
+    assert venue.placed == []
+
+
+async def test_an_action_whose_write_landed_though_it_was_refused_is_carried_out_once_back() -> (
+    None
+):
+    store = FlakyStore(down=True, lands_anyway=True)
+    runner, venue, _ = running(store)
+    executor = Executor(RetryPolicy(lookup_interval=0.01, unknown_grace=0.05))
+    runner._executor = executor  # a short lookup window, for the test's sake
+
+    with pytest.raises(StoreUnavailable):  # the line stalled: the answer never came
+        await runner.submit(CloseAtMarket(datetime.now(UTC)))
+    assert venue.placed == []
+    landed = store.decisions[-1].trade
+    assert landed.state is TradeState.CLOSING  # ... but the write got there
+    store.down = False
+    await until(runner, is_closed, seconds=3)
+
+    assert runner.trade.close_reason is CloseReason.CLOSED_AT_MARKET
+    assert [request.side for request in venue.placed] == [
+        Side.SELL
+    ]  # sent once, found missing first

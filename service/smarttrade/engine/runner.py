@@ -159,6 +159,9 @@ class TradeRunner:
         self._store_tries = 0
         self._store_due: datetime | None = None  # when to try the store again, if at all
         self._ahead: _Ahead | None = None  # a decision made durable ahead, not written yet
+        # A write failed with its outcome unknown (the line dropped or stalled: it may have
+        # committed after all): the trade is read back from the store before going on.
+        self._uncertain = False
         # The request of the action being applied, and whether it was written yet.
         self._request: RequestRecord | None = None
         self._request_written = False
@@ -171,7 +174,12 @@ class TradeRunner:
     @property
     def behind(self) -> bool:
         """Whether something it was told could not be committed yet (the store was away)."""
-        return bool(self._backlog) or self._unseen is not None or self._ahead is not None
+        return (
+            bool(self._backlog)
+            or self._unseen is not None
+            or self._ahead is not None
+            or self._uncertain
+        )
 
     # ---- entry points --------------------------------------------------------------------
 
@@ -393,6 +401,7 @@ class TradeRunner:
                 return
             except StoreUnavailable as error:
                 if attempt == STORE_TRIES - 1:
+                    self._uncertain = True
                     raise
                 log.warning("storing trade %s failed, retrying: %s", self.trade.id, error)
                 await asyncio.sleep(STORE_RETRY_BASE)
@@ -462,6 +471,27 @@ class TradeRunner:
                 await asyncio.sleep(STORE_RETRY_BASE)
         self._ahead = None
 
+    async def _read_back(self) -> None:
+        """After a write whose outcome is unknown: the trade as the store has it, with the
+        intents it has pending there, which this runner may never have heard of (a write it
+        took for failed that committed after all). They are looked up at the venue first,
+        as a start's are. A decision the store keeps ahead for the trade was never acted on
+        (the runner has none in hand): dropped, so a restart does not act on it either."""
+        async with self._unit_of_work() as uow:
+            await uow.trades.forget_ahead(self.trade.id)
+            stored = await uow.trades.get(self.trade.id)
+            intents = await uow.trades.pending_intents_of(self.trade.id)
+        if stored is not None:
+            self.trade = stored
+        now = self._clock()
+        for intent in intents:
+            if intent_key(intent) not in self._pending:
+                attempt = (
+                    Attempt(unknown_since=now) if isinstance(intent, PlaceOrder) else Attempt()
+                )
+                self._pending[intent_key(intent)] = _Pending(intent, attempt, now)
+        self._uncertain = False
+
     async def _reload(self) -> None:
         async with self._unit_of_work() as uow:
             stored = await uow.trades.get(self.trade.id)
@@ -488,6 +518,10 @@ class TradeRunner:
             return
         if not self._store.available:
             raise StoreUnavailable()
+        if self._ahead is not None:
+            await self._write_ahead_decision()
+        if self._uncertain:
+            await self._read_back()
         await self._drive()
         if self._unseen is not None:
             latest = self._latest_price()

@@ -56,11 +56,20 @@ async def _decode_json(connection: asyncpg.Connection) -> None:
     )
 
 
-async def open_pool(dsn: str, size: int) -> asyncpg.Pool:
+# The longest a connection attempt, and a statement of the asyncpg pool, may wait (a line
+# to the database that stalls without dropping): then the store is unavailable, and the
+# trade that was writing keeps what it was doing for when it answers, instead of holding
+# its lock until the kernel gives up on the connection (minutes).
+DEFAULT_TIMEOUT = 5.0
+
+
+async def open_pool(dsn: str, size: int, wait_limit: float = DEFAULT_TIMEOUT) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=0,  # connected on first use (the migration checked the server is there)
         max_size=size,
+        timeout=wait_limit,  # connecting
+        command_timeout=wait_limit,  # each statement
         reset=_nothing_to_reset,
         init=_decode_json,
         # No timer armed on every release to close a connection idle for long: that timer
@@ -91,19 +100,31 @@ async def start_embedded(data_dir: Path) -> tuple[str, Any]:
 
 
 async def open_database(
-    url: str | None, data_dir: Path, pool_size: int = 20, *, migrated: bool = True
+    url: str | None,
+    data_dir: Path,
+    pool_size: int = 20,
+    *,
+    migrated: bool = True,
+    wait_limit: float = DEFAULT_TIMEOUT,
 ) -> Database:
     """Connect (starting the embedded server when no URL is given) and migrate the schema
-    (unless `migrated` is false: the pools then connect on first use)."""
+    (unless `migrated` is false: the pools then connect on first use). `wait_limit` bounds each
+    connection attempt, and each statement of the asyncpg pool (the hot path: decisions,
+    hot reads); SQLAlchemy's transactions (migrations, startup's reads, pages) are bounded
+    only in connecting: a statement of theirs may rightly take long."""
     embedded = None
     if url is None:
         url, embedded = await start_embedded(data_dir)
     else:
         url = asyncpg_url(url)
     connections = create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"timeout": wait_limit},
     )
     if migrated:
         await migrate(connections)
-    pool = await open_pool(url.replace("postgresql+asyncpg://", "postgresql://", 1), 8)
+    pool = await open_pool(url.replace("postgresql+asyncpg://", "postgresql://", 1), 8, wait_limit)
     return Database(connections=connections, pool=pool, url=url, embedded=embedded)

@@ -87,7 +87,7 @@ class EventRepository:
 
     async def prune(self, before: datetime) -> int:
         """Delete the events recorded before `before`; returns how many."""
-        rows = await self._uow.fetch(_PRUNE, before)
+        rows = await self._uow.fetch(_PRUNE, before, upkeep=True)
         trades = tables.smart_trades
         still_needed = exists().where(
             and_(

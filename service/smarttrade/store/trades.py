@@ -288,12 +288,19 @@ class TradeRepository:
         """Drop a decision made durable ahead that no longer applies (its trade moved on)."""
         await self._uow.fetch("DELETE FROM decisions_ahead WHERE trade_id = $1", trade_id)
 
-    async def pending_intents(self) -> dict[str, list[Intent]]:
-        """Every intent not yet carried out, by trade, oldest first."""
+    async def pending_intents_of(self, trade_id: str) -> list[Intent]:
+        """The intents of one trade not yet carried out, oldest first."""
+        return (await self.pending_intents(trade_id)).get(trade_id, [])
+
+    async def pending_intents(self, trade_id: str | None = None) -> dict[str, list[Intent]]:
+        """Every intent not yet carried out (of one trade, when given), by trade, oldest
+        first."""
         intents = tables.order_intents
         query = select(intents.c.trade_id, intents.c.kind, intents.c.payload).order_by(
             intents.c.created_at
         )
+        if trade_id is not None:
+            query = query.where(intents.c.trade_id == trade_id)
         found: dict[str, list[Intent]] = {}
         for trade_id, kind, payload in (await self._uow.execute(query)).all():
             intent: Intent = (

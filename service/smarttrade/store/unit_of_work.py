@@ -62,6 +62,7 @@ from smarttrade.store.shares import ShareRepository
 from smarttrade.store.trades import TradeRepository
 
 Row = Mapping[str, Any]
+UPKEEP_LIMIT = 3600.0  # seconds a statement of upkeep (pruning) may take
 _LEASE_HELD = (
     "SELECT 1 FROM leader_lease WHERE id = 1 AND fence = $1 AND expires_at > clock_timestamp()"
 )
@@ -178,16 +179,18 @@ class UnitOfWork:
         async with driver_errors():
             return await connection.execute(statement)
 
-    async def fetch(self, sql: str, *arguments: object) -> list[Row]:
+    async def fetch(self, sql: str, *arguments: object, upkeep: bool = False) -> list[Row]:
         """Plain SQL (asyncpg's `$n` parameters; JSON columns come back decoded): in the
         transaction if one was begun, else on its own (the hot reads: a trade loaded on the
-        way to its trigger, a GetSmartTrade)."""
+        way to its trigger, a GetSmartTrade), within the store's time limit, unless it is
+        `upkeep` (pruning a backlog may rightly take long)."""
         async with driver_errors():
             if self._connection is not None:
                 result = await self._connection.exec_driver_sql(sql, arguments)
                 return [dict(row._mapping) for row in result]
+            limit = UPKEEP_LIMIT if upkeep else None  # None: the pool's own
             async with self._database.pool.acquire() as connection:
-                return cast(list[Row], await connection.fetch(sql, *arguments))
+                return cast(list[Row], await connection.fetch(sql, *arguments, timeout=limit))
 
     def stage_events(self, trade: SmartTrade, events: Sequence[Event]) -> None:
         self.staged_events.extend((trade, event) for event in events)
