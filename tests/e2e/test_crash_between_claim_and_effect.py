@@ -12,8 +12,7 @@ once. Either way the effect happened exactly once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,30 +25,10 @@ from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import paper_market_service_pb2 as paper_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
-from tests.support.process import ServerProcess, serve_process
-from tests.support.service import Client, pb_account, request_id
+from tests.support.service import Client, pb_account, request_id, serving_process
 
 BTC = "BTC/USDT"
-# An order whose intent was committed but never sent (the process died) is looked up, found
-# missing after the grace, and placed: half a second here.
-ENV = {
-    "SMARTTRADE_TOKENS": "tenant-a:token-a",
-    "SMARTTRADE_LOG_LEVEL": "WARNING",
-    "SMARTTRADE_UNKNOWN_ORDER_GRACE": "0.5",
-}
 POINTS = ("before-commit", "after-commit")
-
-
-@asynccontextmanager
-async def serving(
-    database_url: str, data_dir: Path, failpoint: str = ""
-) -> AsyncIterator[tuple[ServerProcess, Client]]:
-    env = ENV | ({"SMARTTRADE_FAILPOINTS": failpoint} if failpoint else {})
-    async with (
-        serve_process(data_dir, database_url=database_url, env=env) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        yield server, Client(channel, "token-a")
 
 
 def trade_settings(account: str) -> pb.SmartTrade:
@@ -288,7 +267,10 @@ async def test_a_retry_after_a_crash_at_the_requests_write_finds_the_effect_exac
 ) -> None:
     call, check = mutations()[method]
     key = request_id()
-    async with serving(database_url, tmp_path, f"request:{key}:{point}") as (server, client):
+    async with serving_process(database_url, tmp_path, f"request:{key}:{point}") as (
+        server,
+        client,
+    ):
         world = await set_up(client)
         with pytest.raises(grpc.aio.AioRpcError) as lost:
             await call(client, world, key)
@@ -296,7 +278,7 @@ async def test_a_retry_after_a_crash_at_the_requests_write_finds_the_effect_exac
         await asyncio.wait_for(server.process.wait(), timeout=10)
     assert lost.value.code() == grpc.StatusCode.UNAVAILABLE
 
-    async with serving(database_url, tmp_path) as (_, client):
+    async with serving_process(database_url, tmp_path) as (_, client):
         answer = await call(client, world, key)
         again = await call(client, world, key)  # and once more: the same answer
         await eventually(lambda: check(client, world, answer))

@@ -1,6 +1,6 @@
-"""A trigger's decision is made durable ahead of its order as the trigger alone, and written
-after the send: a crash in between is decided again on that trigger, not on the price the
-venue shows at restart.
+"""A decision on a price (or any venue's fact) is made durable ahead of its order as that
+input alone, and written after the send: a crash in between is decided again on that
+input, not on the price the venue shows at restart.
 
 `smarttrade serve` runs as its own process, stops out a trade on a tick to 94, and dies by a
 failpoint just before or just after sending the stop's market sell. While it is down, the
@@ -12,8 +12,6 @@ when the crash stopped it, one sent now (the first confirmed missing at the venu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,40 +20,10 @@ import grpc
 import pytest
 
 from smarttrade.v1 import smart_trade_pb2 as pb
-from tests.support.process import ServerProcess, serve_process
-from tests.support.service import Client
+from tests.e2e.test_crash_between_claim_and_effect import trade_settings
+from tests.support.service import serving_process
 
 BTC = "BTC/USDT"
-ENV = {
-    "SMARTTRADE_TOKENS": "tenant-a:token-a",
-    "SMARTTRADE_LOG_LEVEL": "WARNING",
-    # An order whose intent was written but never sent is looked up, found missing after
-    # this grace, and placed.
-    "SMARTTRADE_UNKNOWN_ORDER_GRACE": "0.5",
-}
-
-
-@asynccontextmanager
-async def serving(
-    database_url: str, data_dir: Path, failpoint: str = ""
-) -> AsyncIterator[tuple[ServerProcess, Client]]:
-    env = ENV | ({"SMARTTRADE_FAILPOINTS": failpoint} if failpoint else {})
-    async with (
-        serve_process(data_dir, database_url=database_url, env=env) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        yield server, Client(channel, "token-a")
-
-
-def stopped_at_95(account: str) -> pb.SmartTrade:
-    return pb.SmartTrade(
-        account=account,
-        symbol=BTC,
-        side=pb.SIDE_BUY,
-        entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="1"),
-        take_profit=pb.TakeProfit(steps=[pb.TakeProfitStep(price="150", volume_percent="100")]),
-        stop_loss=pb.StopLoss(price="95"),
-    )
 
 
 async def sql(database_url: str, statement: str) -> list[asyncpg.Record]:
@@ -80,10 +48,10 @@ async def test_a_stop_decided_before_a_crash_holds_at_restart_though_the_price_c
     point: str, sells: list[int], sold_at: int, database_url: str, tmp_path: Path
 ) -> None:
     # Arrange: a live trade; the tick through its stop kills the service at the point
-    async with serving(database_url, tmp_path, point) as (server, client):
+    async with serving_process(database_url, tmp_path, point) as (server, client):
         account = await client.paper_account(USDT="10000")
         await client.set_price(BTC, "100")
-        trade = await client.create(stopped_at_95(account))
+        trade = await client.create(trade_settings(account))  # TP 150, stop 95
         with pytest.raises(grpc.aio.AioRpcError):
             await client.set_price(BTC, "94")
         await asyncio.wait_for(server.process.wait(), timeout=10)
@@ -93,7 +61,7 @@ async def test_a_stop_decided_before_a_crash_holds_at_restart_though_the_price_c
     await sql(database_url, "UPDATE paper_prices SET price = 100")  # back above the stop
 
     # Act
-    async with serving(database_url, tmp_path) as (_, client):
+    async with serving_process(database_url, tmp_path) as (_, client):
         for _ in range(200):
             ended = await client.get(trade.name)
             if ended.state == pb.SMART_TRADE_STATE_CLOSED:

@@ -22,6 +22,7 @@ from smarttrade.v1 import paper_market_service_pb2_grpc as paper_grpc
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 from smarttrade.v1 import smart_trade_service_pb2_grpc as trades_grpc
+from tests.support.process import ServerProcess, serve_process
 
 ALL = frozenset({"trade", "sandbox"})
 TOKENS = (
@@ -162,3 +163,27 @@ def rich_error(error: grpc.aio.AioRpcError) -> RichError:
             detail.Unpack(failure)
             preconditions = [v.subject or v.type for v in failure.violations]
     return RichError(error.code(), reason, metadata, fields, preconditions)
+
+
+# The environment of `smarttrade serve` as a process in the crash tests: tenant-a's token,
+# quiet logs, and half a second before an order whose intent was written but never sent is
+# placed (it is looked up first, and found missing).
+PROCESS_ENV = {
+    "SMARTTRADE_TOKENS": "tenant-a:token-a",
+    "SMARTTRADE_LOG_LEVEL": "WARNING",
+    "SMARTTRADE_UNKNOWN_ORDER_GRACE": "0.5",
+}
+
+
+@asynccontextmanager
+async def serving_process(
+    database_url: str, data_dir: Path, failpoint: str = ""
+) -> AsyncIterator[tuple[ServerProcess, Client]]:
+    """`smarttrade serve` as its own process (with a failpoint armed, if given), and
+    tenant-a's client of it."""
+    env = PROCESS_ENV | ({"SMARTTRADE_FAILPOINTS": failpoint} if failpoint else {})
+    async with (
+        serve_process(data_dir, database_url=database_url, env=env) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        yield server, Client(channel, "token-a")
