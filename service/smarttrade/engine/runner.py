@@ -52,8 +52,6 @@ from smarttrade.domain.messages import (
     Input,
     InputOf,
     Intent,
-    OrderMissing,
-    OrderReported,
     PlaceOrder,
     PriceTicked,
     TimeElapsed,
@@ -65,15 +63,12 @@ from smarttrade.errors import EtagMismatch
 from smarttrade.exchange.port import Exchange
 from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, StoreUnavailable
 from smarttrade.store.requests import RequestRecord
-from smarttrade.store.trades import Trigger
+from smarttrade.store.trades import TRIGGERS, Trigger
 from smarttrade.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 IntentKey = tuple[str, str]  # (kind, client order id)
-# The inputs a decision made durable ahead can be made on: the venue's facts and the clock,
-# never a trader's action (its request is claimed with its effect).
-TRIGGERS = (PriceTicked, TimeElapsed, OrderReported, OrderMissing)
 VERSION_RETRIES = 5  # a version conflict: reload and decide again, this many times
 STORE_TRIES = 2  # in line: a pooled connection that dropped is replaced by the next try
 STORE_RETRY_BASE = 0.05  # then, kept: retried after a backoff from 0.05 s ...

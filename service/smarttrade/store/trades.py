@@ -81,10 +81,11 @@ class SentOrder:
     filled: Decimal
 
 
+# The inputs a decision made durable ahead can be made on: the venue's facts and the clock,
+# never a trader's action (its request is claimed with its effect).
 Trigger = PriceTicked | TimeElapsed | OrderReported | OrderMissing
-_TRIGGERS: dict[str, type[Trigger]] = {
-    kind.__name__: kind for kind in (PriceTicked, TimeElapsed, OrderReported, OrderMissing)
-}
+TRIGGERS: tuple[type[Trigger], ...] = (PriceTicked, TimeElapsed, OrderReported, OrderMissing)
+_TRIGGER_BY_NAME = {kind.__name__: kind for kind in TRIGGERS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +279,7 @@ class TradeRepository:
         found = []
         for row in rows:
             document = orjson.loads(row["trigger"])
-            trigger = from_document(_TRIGGERS[document["type"]], document["trigger"])
+            trigger = from_document(_TRIGGER_BY_NAME[document["type"]], document["trigger"])
             intents = [(kind, order_id) for kind, order_id in document["intents"]]
             done = [(kind, order_id) for kind, order_id in document["done"]]
             found.append(Ahead(row["trade_id"], row["version"], trigger, intents, done))
