@@ -103,6 +103,26 @@ async def test_an_idle_stream_sends_heartbeats(service: Service) -> None:
     stream.cancel()
 
 
+async def test_a_resumed_stream_with_nothing_to_catch_up_on_says_at_once_that_it_is_live(
+    service: Service,
+) -> None:
+    client = service.a
+    account = await client.paper_account(USDT="100000")
+    await round_trip(client, account)
+    head = service.running.bus.head("tenant-a")
+    stream = watch(client, after=head)  # the default heartbeat: 15 s
+
+    item = await asyncio.wait_for(stream.read(), timeout=5)
+
+    assert isinstance(item, Response)
+    assert item.WhichOneof("payload") == "heartbeat"
+    assert item.heartbeat.sequence == head
+    await client.set_price(BTC, "100")
+    await client.create(market_buy(account))  # then the events, as ever
+    assert (await events_until(stream, head + 1))[0] == head + 1
+    stream.cancel()
+
+
 async def test_a_stalled_watcher_is_cut_off_while_a_thousand_others_keep_receiving(
     database_url: str, tmp_path: Path
 ) -> None:

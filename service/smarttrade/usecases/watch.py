@@ -135,6 +135,11 @@ class Watching:
                     last = event.sequence
                 if len(history) < HISTORY_PAGE:
                     break
+            if after_sequence and last == after_sequence:
+                # A resumed stream with nothing to catch up on says at once that it is live:
+                # a client counting reconnections that received nothing (through a string
+                # of restarts) knows this one was accepted.
+                yield Heartbeat(last, self._clock())
             # Then live, as events are published: no task or timer per event (the buffer is
             # drained as it is, the stream sleeps on one future per burst, and heartbeats
             # come from the bus's one clock), and no nested generator: this loop is on the

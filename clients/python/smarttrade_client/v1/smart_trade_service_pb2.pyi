@@ -773,7 +773,8 @@ class WatchSmartTradesRequest(_message.Message):
     """One trade, `smartTrades/{smart_trade}`; empty: all of the caller's trades."""
     after_sequence: _builtins.int
     """Resume after this sequence (the last one received): no snapshot is sent,
-    and the stream starts with the first event after it. 0: start with a
+    and the stream starts with the first event after it, or with a heartbeat
+    when there is none yet (the stream is live). 0: start with a
     snapshot of the current trades (all non-terminal ones when watching all).
     A sequence older than the retained history is OUT_OF_RANGE, and so is one
     beyond the last event (a sequence the stream never sent).
@@ -821,7 +822,7 @@ class WatchSmartTradesResponse(_message.Message):
 
     @_builtins.property
     def heartbeat(self) -> Global___Heartbeat:
-        """Sent when idle."""
+        """Sent when idle, and first on a resumed stream with nothing to catch up on."""
 
     def __init__(
         self,
