@@ -13,6 +13,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -93,13 +94,12 @@ def migrated_template(postgres_server: str) -> Iterator[str]:
     asyncio.run(drop())
 
 
-@pytest.fixture
-async def database_url(postgres_server: str, migrated_template: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test (postgresql:// form)."""
+@asynccontextmanager
+async def _fresh_database(postgres_server: str, template: str) -> AsyncIterator[str]:
     name = f"smarttrade_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(postgres_server)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     finally:
         await admin.close()
     yield _with_database(postgres_server, name)
@@ -108,3 +108,19 @@ async def database_url(postgres_server: str, migrated_template: str) -> AsyncIte
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database_url(postgres_server: str, migrated_template: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test (postgresql:// form)."""
+    async with _fresh_database(postgres_server, migrated_template) as url:
+        yield url
+
+
+@pytest.fixture
+async def reference_database_url(
+    postgres_server: str, migrated_template: str
+) -> AsyncIterator[str]:
+    """Another fresh database, for a test that compares two runs of the service."""
+    async with _fresh_database(postgres_server, migrated_template) as url:
+        yield url
