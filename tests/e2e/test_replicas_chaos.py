@@ -25,6 +25,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncpg
 
@@ -33,6 +34,7 @@ from smarttrade_client.calls import RetryPolicy
 from smarttrade_client.errors import SmartTradeError
 from smarttrade_client.models import (
     Balance,
+    CloseReason,
     Entry,
     Event,
     Side,
@@ -130,15 +132,26 @@ ACTIONS: dict[int, tuple[str, Action]] = {
 class Run:
     """What a run ends with, to compare between runs."""
 
-    trades: list[tuple[object, ...]] = field(default_factory=list)
+    trades: list[Outcome] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     balances: dict[str, Balance] = field(default_factory=dict)
     events: list[int] = field(default_factory=list)
     last_sequence: int = 0
 
 
-def outcome(trade: SmartTrade) -> tuple[object, ...]:
-    """A trade as it ended: its state, legs, orders and fills, and its position."""
+class Outcome(NamedTuple):
+    """A trade as it ended: its state, legs (orders and fills), and its position."""
+
+    state: TradeState
+    close_reason: CloseReason | None
+    legs: tuple[tuple[object, ...], ...]
+    units_bought: Decimal
+    units_sold: Decimal
+    units_held: Decimal
+    realized_pnl: Decimal
+
+
+def outcome(trade: SmartTrade) -> Outcome:
     legs = tuple(
         (
             leg.id,
@@ -161,7 +174,7 @@ def outcome(trade: SmartTrade) -> tuple[object, ...]:
         for leg in trade.legs
     )
     position = trade.position
-    return (
+    return Outcome(
         trade.state,
         trade.close_reason,
         legs,
@@ -359,9 +372,9 @@ async def test_replicas_killed_20_times_at_random_end_every_trade_as_one_uninter
     killed = await drive(database_url, tmp_path / "killed", 3, schedule)
 
     for number, trade in enumerate(reference.trades):  # shown when the test fails
-        print(f"trade {number}: {trade[0]} {trade[1]}, legs {[leg[:2] for leg in trade[2]]}")
+        print(f"trade {number}: {trade.state} {trade.close_reason}, {trade.legs}")
     # The path exercised what it is for: entries filled, targets and stops hit, actions done.
-    assert {trade[0] for trade in reference.trades} >= {TradeState.CLOSED}
+    assert {trade.state for trade in reference.trades} >= {TradeState.CLOSED}
     assert all(said.endswith("done") for said in reference.actions), reference.actions
     for number, (expected, got) in enumerate(zip(reference.trades, killed.trades, strict=True)):
         assert got == expected, f"trade {number} ended differently"
