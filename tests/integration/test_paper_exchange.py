@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from smarttrade.domain.account import ExchangeAccount, PaperSettings
+from smarttrade.domain.messages import OrderMissing, OrderReported, PlaceOrder
 from smarttrade.domain.values import Balance, OrderStatus, OrderType, Side
+from smarttrade.engine.executor import Attempt, Executor, RetryPolicy
 from smarttrade.exchange.paper import (
     PaperChanges,
     PaperExchange,
@@ -472,3 +474,51 @@ async def test_an_unreachable_database_is_a_transient_error_of_the_paper_venue(
         with pytest.raises(TransientError) as raised:
             await venue.set_price(TENANT, SYMBOL, Decimal(100))
     assert "paper_prices" not in str(raised.value)  # no SQL in what a caller may see
+
+
+def a_market_buy() -> PlaceOrder:
+    """An intent of a trade's entry, as a runner carries it out."""
+    return PlaceOrder("t1-entry-0", "entry", SYMBOL, Side.BUY, OrderType.MARKET, Decimal(1), None)
+
+
+async def test_an_order_the_paper_venue_never_received_is_given_up_at_once_after_a_restart(
+    venue: PaperVenue, clock: Clock
+) -> None:
+    """A replica killed between an order's intent and its send: the next one looks the order
+    up, and the paper venue (whose book is what it stored) not having it settles it at once,
+    where a real venue's silence is given a grace (it may show the order late)."""
+    exchange = await paper_account(venue, USDT="1000")
+    await venue.set_price(TENANT, SYMBOL, Decimal(100))
+    executor = Executor(RetryPolicy(unknown_grace=10.0))
+    never_sent = PlaceOrder(
+        "t1-entry-0", "entry", SYMBOL, Side.BUY, OrderType.MARKET, Decimal(1), None
+    )
+
+    outcome = await executor.carry_out(
+        exchange, never_sent, Attempt(unknown_since=clock.now), clock.now
+    )
+
+    assert exchange.capabilities.final_lookups
+    assert outcome.done
+    assert isinstance(outcome.fact, OrderMissing)
+
+
+async def test_while_the_fault_plan_delays_visibility_an_order_not_found_is_given_the_grace(
+    venue: PaperVenue, clock: Clock
+) -> None:
+    exchange = await paper_account(venue, USDT="1000")
+    await venue.set_price(TENANT, SYMBOL, Decimal(100))
+    venue.faults(TENANT, ACCOUNT).delay_visibility(5.0)
+    executor = Executor(RetryPolicy(unknown_grace=10.0))
+    not_found = PlaceOrder(
+        "t1-entry-0", "entry", SYMBOL, Side.BUY, OrderType.MARKET, Decimal(1), None
+    )
+
+    outcome = await executor.carry_out(
+        exchange, not_found, Attempt(unknown_since=clock.now), clock.now
+    )
+
+    assert not exchange.capabilities.final_lookups
+    assert not outcome.done
+    assert isinstance(outcome.fact, OrderReported)
+    assert outcome.fact.status == OrderStatus.UNKNOWN

@@ -143,7 +143,8 @@ class Executor:
             report = await exchange.fetch_order(intent.symbol, intent.client_order_id)
         except OrderNotFound:
             waited = now - attempt.unknown_since
-            if waited >= timedelta(seconds=self.policy.unknown_grace):
+            grace = 0.0 if exchange.capabilities.final_lookups else self.policy.unknown_grace
+            if waited >= timedelta(seconds=grace):
                 return Outcome(OrderMissing(intent.client_order_id, now), True)
             unknown = OrderReported(intent.client_order_id, OrderStatus.UNKNOWN, now)
             return Outcome(unknown, False, self.policy.lookup_interval)

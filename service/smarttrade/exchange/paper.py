@@ -138,6 +138,11 @@ class PaperFaults:
             or self._delays
         )
 
+    @property
+    def may_hide(self) -> bool:
+        """Whether an order may be placed yet not found (its visibility delayed)."""
+        return bool(self._delays or self._hidden_until)
+
     # ---- arming ----------------------------------------------------------------------------
 
     def rate_limit(self, calls: int = 1, retry_after: float = 1.0) -> None:
@@ -421,7 +426,11 @@ class PaperExchange:
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(watch_ticker=True, watch_orders=False)
+        # Its book is what it stored: an order it does not find never arrived (unless the
+        # fault plan delays visibility, as a real venue's would).
+        return Capabilities(
+            watch_ticker=True, watch_orders=False, final_lookups=not self._faults.may_hide
+        )
 
     async def load_markets(self) -> Mapping[str, Market]:
         self._faults.on_call("load_markets")

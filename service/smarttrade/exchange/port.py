@@ -122,6 +122,11 @@ class Capabilities:
     watch_orders: bool = False
     futures: bool = False
     extra: Mapping[str, bool] = field(default_factory=dict)
+    # An order the venue does not find was never placed and never will be: nothing is on
+    # its way to it. A real venue may show an order late (its answer lost, its books
+    # eventually consistent), so an order looked up and not found is only given up after a
+    # grace; the paper venue's book is what it has stored, and an order it has not is gone.
+    final_lookups: bool = False
 
 
 class Exchange(Protocol):
