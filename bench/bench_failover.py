@@ -37,7 +37,7 @@ async def trial(lease: float, root: Path) -> float:
     url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     try:
         async with replica("a", url, root / name / "a", lease) as a:
-            await a.until_serving(60)
+            await a.until_leading(60)
             async with grpc.aio.insecure_channel(a.address) as channel:
                 client = Client(channel, TOKEN)
                 account = await client.paper_account(USDT="1000")

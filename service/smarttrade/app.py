@@ -5,6 +5,12 @@ reconciliation), then SERVING; NOT_SERVING again while the store does not answer
 probe, store/probe.py, or a trade's commit that found it unreachable), so a load balancer
 routes elsewhere; on shutdown it turns NOT_SERVING first, streams end with UNAVAILABLE
 (resumable), and in-flight calls get `shutdown_grace` seconds to finish.
+
+With replicas (`lease_seconds`), a replica is SERVING as soon as it listens: while it
+stands by it answers every call, reading trades itself and forwarding the rest to the
+holder of the lease (api/forwarding.py), its bus fed by every replica's event notices
+(engine/fanout.py); health of LEADER_HEALTH turns SERVING once it holds the lease and has
+recovered the trades.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from smarttrade import logs, metrics, tracing
 from smarttrade.api.accounts import ExchangeAccountServicer
 from smarttrade.api.auth import Authenticator, tenant_if_known
+from smarttrade.api.forwarding import Forwarder
 from smarttrade.api.paper import PaperMarketServicer
 from smarttrade.api.registration import (
     CallBudget,
@@ -41,6 +48,7 @@ from smarttrade.domain.messages import StoredEvent
 from smarttrade.engine.bus import EventBus
 from smarttrade.engine.engine import Engine
 from smarttrade.engine.executor import Executor, RetryPolicy
+from smarttrade.engine.fanout import EventFanOut
 from smarttrade.engine.venues import ExchangeFactory, Venues
 from smarttrade.errors import PreconditionFailed
 from smarttrade.exchange.paper import PaperVenue
@@ -72,6 +80,9 @@ from smarttrade.v1 import (
 
 log = logging.getLogger("smarttrade")
 
+# Health of this name is SERVING on the replica that holds the leader lease and runs the
+# trades (with SMARTTRADE_LEASE_SECONDS), NOT_SERVING on the others.
+LEADER_HEALTH = "smarttrade.v1.Leader"
 SERVICES = (
     smart_trade_service_pb2.DESCRIPTOR.services_by_name["SmartTradeService"].full_name,
     exchange_account_service_pb2.DESCRIPTOR.services_by_name["ExchangeAccountService"].full_name,
@@ -157,10 +168,8 @@ async def start(settings: Settings) -> Running:
     database = await open_database(
         settings.database_url, settings.data_dir, wait_limit=settings.store_timeout
     )
-    probe = StoreProbe(
-        database.url.replace("postgresql+asyncpg://", "postgresql://", 1),
-        interval=settings.store_probe_interval,
-    )
+    store_dsn = database.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    probe = StoreProbe(store_dsn, interval=settings.store_probe_interval)
 
     async def missing_events(tenant_id: str, after: int, through: int) -> list[StoredEvent]:
         async with unit_of_work() as uow:
@@ -172,10 +181,18 @@ async def start(settings: Settings) -> Running:
         bus.start_from(await uow.events.heads())
     budget = CallBudget()
     lease = None
+    fanout = None
     if settings.lease_seconds > 0:  # replicas: this one acts only while it holds the lease
         lease = LeaderLease(database, settings.replica_id, settings.listen, settings.lease_seconds)
         unit_of_work.lease = lease
-        budget.accepting = False
+
+        async def heads() -> dict[str, int]:
+            async with unit_of_work() as uow:
+                return await uow.events.heads()
+
+        # Every replica's watchers see every replica's events.
+        fanout = EventFanOut(bus, store_dsn, heads)
+        unit_of_work.sink = fanout
         if exported is not None:
             exported.lease_held(lease.holds)
     paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(unit_of_work), clock=utc_now)
@@ -243,13 +260,15 @@ async def start(settings: Settings) -> Running:
         reflection.aio.ReflectionServicer(reflected), services
     )
     tls = tls_credentials(settings)
+    forwarding = None  # with TLS, calls to the leader verify it against this service's chain
     if tls is None:
         port = server.add_insecure_port(settings.listen)
     else:
         certificate_chain, private_key = tls
         credentials = grpc.ssl_server_credentials([(private_key, certificate_chain)])
         port = server.add_secure_port(settings.listen, credentials)
-    for service in ("", *SERVICES):
+        forwarding = grpc.ssl_channel_credentials(root_certificates=certificate_chain)
+    for service in ("", *SERVICES, LEADER_HEALTH):
         await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
     log.info("listening on %s (port %d)", settings.listen, port)
@@ -257,7 +276,7 @@ async def start(settings: Settings) -> Running:
 
     async def store_health(available: bool) -> None:
         metrics.recorder.store_available(available)
-        serving = available and budget.accepting  # a standby is never SERVING
+        serving = available and budget.accepting
         for service in ("", *SERVICES):
             await health.set(
                 service,
@@ -273,8 +292,6 @@ async def start(settings: Settings) -> Running:
             await stand_by(lease)
             background.append(asyncio.create_task(keep(lease, lost)))
             try:
-                async with unit_of_work() as uow:
-                    bus.start_from(await uow.events.heads())
                 await paper.start()
                 log.info("recovering live trades")
                 await engine.start()
@@ -282,19 +299,36 @@ async def start(settings: Settings) -> Running:
                 log.exception("could not take over the trades; stopping")
                 lost.set()
                 return
+            budget.forward = None  # the leader: it serves every call itself
+            await health.set(LEADER_HEALTH, health_pb2.HealthCheckResponse.SERVING)
+            log.info("leading")
         else:
             log.info("recovering live trades")
             await engine.start()
-        budget.accepting = True
-        await store_health(True)
-        log.info("serving")
-        probe.on_change(store_health)  # first: a load balancer learns at once
+            budget.accepting = True
+            await store_health(True)
+            log.info("serving")
+            probe.on_change(store_health)  # first: a load balancer learns at once
         probe.on_change(engine.on_store)
+
+    async def leader_address() -> str | None:
+        assert lease is not None
+        holder = await lease.holder_now()
+        return holder[1] if holder is not None else None
 
     background: list[asyncio.Task[None]] = []
     if lease is None:
         await activate()
     else:
+        # A standby answers every call: it serves the reads of trades and the watch stream
+        # (its bus hears every replica's events) and forwards the rest to the leader.
+        assert fanout is not None
+        lease.address = settings.advertised(port)
+        budget.forward = Forwarder(leader_address, settings.replica_id, forwarding)
+        background.append(asyncio.create_task(fanout.run()))
+        await store_health(True)
+        log.info("serving (a standby: forwarding to the leader what it does not serve)")
+        probe.on_change(store_health)
         background.append(asyncio.create_task(activate()))
     retention = Retention(
         events=timedelta(days=settings.event_retention_days),

@@ -76,6 +76,19 @@ class Settings:
     metrics_listen: str = ""  # host:port to serve Prometheus metrics on; empty: metrics off
     lease_seconds: float = 0.0  # replicas on one database: the leader lease; 0: one replica
     replica_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    # Replicas: the host:port the others forward calls to this one at; empty: the listen
+    # address, with a wildcard host replaced by this host's name.
+    advertise: str = ""
+
+    def advertised(self, port: int) -> str:
+        """Where other replicas reach this one (`port`: the one it listens on): `advertise`,
+        with that port when it names a host only (a pod's IP, say)."""
+        host = self.advertise or self.host
+        if self.advertise and not _bare_host(host):
+            return host
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.gethostname()
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     @property
     def host(self) -> str:
@@ -142,6 +155,7 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         watch_buffer=int(number("SMARTTRADE_WATCH_BUFFER", 1000)),
         log_level=env.get("SMARTTRADE_LOG_LEVEL", "INFO"),
         lease_seconds=number("SMARTTRADE_LEASE_SECONDS", 0.0),
+        advertise=_advertise(env.get("SMARTTRADE_ADVERTISE", "")),
         log_format=_log_format(env.get("SMARTTRADE_LOG_FORMAT", "text")),
         metrics_listen=_address(env.get("SMARTTRADE_METRICS_LISTEN", ""), "metrics listen"),
         **(
@@ -167,6 +181,20 @@ def _address(text: str, name: str) -> str:
     if not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"the {name} address is host:port, not {text!r}")
     return text
+
+
+def _bare_host(text: str) -> bool:
+    """An IP address (v4 or v6) or a host name, without a port."""
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return ":" not in text
+
+
+def _advertise(text: str) -> str:
+    """host:port, or a host alone (the listening port is added)."""
+    return text if not text or _bare_host(text) else _address(text, "advertise")
 
 
 def _path(text: str | None) -> Path | None:

@@ -33,7 +33,7 @@ async def test_a_standby_takes_over_a_killed_leaders_trade_within_the_lease_and_
     database_url: str, tmp_path: Path
 ) -> None:
     async with replica("a", database_url, tmp_path / "a") as a:
-        await a.until_serving()  # the first: it holds the lease
+        await a.until_leading()  # the first: it holds the lease
         async with grpc.aio.insecure_channel(a.address) as channel:
             client = Client(channel, TOKEN)
             account = await client.paper_account(USDT="1000")
@@ -42,16 +42,11 @@ async def test_a_standby_takes_over_a_killed_leaders_trade_within_the_lease_and_
         async with replica("b", database_url, tmp_path / "b") as b:
             await b.until_listening()
             await asyncio.sleep(2.5)  # more than a lease: b had every chance to take it
-            assert not await b.serving()
-            async with grpc.aio.insecure_channel(b.address) as channel:
-                with pytest.raises(grpc.aio.AioRpcError) as refused:
-                    await Client(channel, TOKEN).get(trade.name)
-            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-            assert rich_error(refused.value).reason == "NOT_LEADER"
+            assert not await b.leading()
 
             a.process.kill()
             killed = time.monotonic()
-            took_over = await b.until_serving()
+            took_over = await b.until_leading()
             async with grpc.aio.insecure_channel(b.address) as channel:
                 client = Client(channel, TOKEN)
                 await client.set_price(BTC, "89")
@@ -70,21 +65,63 @@ async def test_a_standby_takes_over_a_killed_leaders_trade_within_the_lease_and_
     assert Decimal(balances.get("BTC", "0")) == 0
 
 
+async def test_a_standby_answers_every_call_reading_trades_itself_and_forwarding_the_rest(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with replica("a", database_url, tmp_path / "a") as a:
+        await a.until_leading()
+        async with (
+            replica("b", database_url, tmp_path / "b") as b,
+            grpc.aio.insecure_channel(b.address) as to_b,
+        ):
+            await b.until_serving()  # a standby serves too
+            via_b = Client(to_b, TOKEN)
+            watching = via_b.trades.WatchSmartTrades(
+                trades_pb.WatchSmartTradesRequest(), metadata=via_b.metadata
+            )
+            opened = await watching.read()  # served by b itself
+            assert isinstance(opened, trades_pb.WatchSmartTradesResponse)
+            account = await via_b.paper_account(USDT="1000")  # forwarded to a, as are ...
+            await via_b.set_price(BTC, "100")
+            trade = await via_b.create(long_with_stop(account))  # ... the trades a runs
+            read_by_b = await via_b.get(trade.name)  # from the store
+            with pytest.raises(grpc.aio.AioRpcError) as refused:  # a's answer, details and all
+                await via_b.create(
+                    pb.SmartTrade(
+                        account=account,
+                        symbol=BTC,
+                        side=pb.SIDE_BUY,
+                        entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="-1"),
+                    )
+                )
+            await via_b.set_price(BTC, "89")  # the stop fires on a
+            events = await events_of(watching, until_closed=True)  # heard of on b
+            assert not await b.leading()
+
+    assert opened.snapshot_end.sequence == 0
+    assert read_by_b.state == pb.SMART_TRADE_STATE_ACTIVE
+    assert read_by_b.etag == trade.etag
+    error = rich_error(refused.value)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "smart_trade.entry.units" in error.fields
+    assert events == list(range(1, len(events) + 1))  # every event of a's, once, in order
+
+
 async def test_a_leader_stopped_by_sigterm_hands_over_at_once(
     database_url: str, tmp_path: Path
 ) -> None:
     metrics = f"127.0.0.1:{free_port()}"
     watched = {"SMARTTRADE_METRICS_LISTEN": metrics}
     async with replica("a", database_url, tmp_path / "a", lease_seconds=4) as a:
-        await a.until_serving()
+        await a.until_leading()
         async with replica("b", database_url, tmp_path / "b", 4, settings=watched) as b:
             await b.until_listening()
             await asyncio.sleep(1)
-            assert not await b.serving()
+            assert not await b.leading()
             standing_by = await scrape(metrics)
             a.process.send_signal(signal.SIGTERM)
             stopped = time.monotonic()
-            took_over = await b.until_serving()
+            took_over = await b.until_leading()
             assert await a.process.wait() == 0
             holding = await scrape(metrics)
 
@@ -99,7 +136,7 @@ async def test_a_leader_cut_from_the_database_commits_nothing_after_its_lease_la
     proxy: TcpProxy, database_url: str, tmp_path: Path
 ) -> None:
     async with replica("a", proxy.url(database_url), tmp_path / "a") as a:
-        await a.until_serving()
+        await a.until_leading()
         async with (
             replica("b", database_url, tmp_path / "b") as b,
             grpc.aio.insecure_channel(a.address) as channel,
@@ -109,7 +146,7 @@ async def test_a_leader_cut_from_the_database_commits_nothing_after_its_lease_la
             await client.set_price(BTC, "100")
             proxy.stall()  # a's writes wait on the line; its lease cannot be renewed
             late = asyncio.ensure_future(client.set_price(BTC, "95"))
-            await b.until_serving()  # a's lease lapsed: b holds it now
+            await b.until_leading()  # a's lease lapsed: b holds it now
             proxy.flow()  # a's write reaches the database, with a's old fencing number
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await late
@@ -147,7 +184,7 @@ async def test_a_watch_resumes_on_the_replica_that_took_over_and_sees_every_even
     database_url: str, tmp_path: Path
 ) -> None:
     async with replica("a", database_url, tmp_path / "a") as a:
-        await a.until_serving()
+        await a.until_leading()
         async with (
             replica("b", database_url, tmp_path / "b") as b,
             grpc.aio.insecure_channel(a.address) as to_a,
@@ -166,7 +203,7 @@ async def test_a_watch_resumes_on_the_replica_that_took_over_and_sees_every_even
             await asyncio.sleep(0.5)
             a.process.send_signal(signal.SIGTERM)  # its streams end, resumable
             before = await events_of(watching, until_closed=False)
-            await b.until_serving()
+            await b.until_leading()
             resumed = on_b.trades.WatchSmartTrades(
                 trades_pb.WatchSmartTradesRequest(after_sequence=before[-1]),
                 metadata=on_b.metadata,
@@ -215,7 +252,7 @@ async def test_a_rolling_restart_under_load_fails_no_call_of_a_client_that_retri
                 errors.append(repr(error)[:300])
 
     async with replica("a", database_url, tmp_path / "a", address=first) as a:
-        await a.until_serving()
+        await a.until_leading()
         async with AsyncSmartTradeClient(target, TOKEN, retry=retry, options=options) as client:
             account = await client.create_paper_account({"USDT": Decimal(10**9)})
             await client.set_price(BTC, Decimal(100))
@@ -225,13 +262,13 @@ async def test_a_rolling_restart_under_load_fails_no_call_of_a_client_that_retri
                 await asyncio.sleep(1)
                 a.process.send_signal(signal.SIGTERM)  # a hands over to b
                 assert await a.process.wait() == 0
-                await b.until_serving()
+                await b.until_leading()
                 before_restart = done
                 async with replica("a2", database_url, tmp_path / "a2", address=first) as a2:
                     await a2.until_listening()  # up and standing by, as a rollout waits for
                     b.process.send_signal(signal.SIGTERM)  # b hands over to a, restarted
                     assert await b.process.wait() == 0
-                    await a2.until_serving()
+                    await a2.until_leading()
                     await asyncio.sleep(1)
                     running = False
                     await asyncio.gather(*workers)

@@ -20,6 +20,7 @@ from tests.support.process import free_port
 TOKEN = "token-a"  # tenant-a's
 BTC = "BTC/USDT"
 SERVING = health_pb2.HealthCheckResponse.SERVING
+LEADER_HEALTH = "smarttrade.v1.Leader"  # app.LEADER_HEALTH
 
 
 @dataclass
@@ -28,15 +29,19 @@ class Replica:
     address: str
     process: asyncio.subprocess.Process
 
-    async def serving(self) -> bool:
+    async def serving(self, service: str = "") -> bool:
         async with grpc.aio.insecure_channel(self.address) as channel:
             try:
                 answer = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1
+                    health_pb2.HealthCheckRequest(service=service), timeout=1
                 )
             except grpc.aio.AioRpcError:
                 return False
             return bool(answer.status == SERVING)
+
+    async def leading(self) -> bool:
+        """Whether it holds the leader lease and runs the trades."""
+        return await self.serving(LEADER_HEALTH)
 
     async def until_listening(self, seconds: float = 30) -> None:
         """Wait until it answers health (SERVING, or NOT_SERVING while standing by)."""
@@ -52,14 +57,18 @@ class Replica:
                     await asyncio.sleep(0.05)
         raise AssertionError(f"{self.name} never listened")
 
-    async def until_serving(self, seconds: float = 30) -> float:
+    async def until_serving(self, seconds: float = 30, service: str = "") -> float:
         """Wait until SERVING; when it happened (time.monotonic)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if await self.serving():
+            if await self.serving(service):
                 return time.monotonic()
             await asyncio.sleep(0.05)
-        raise AssertionError(f"{self.name} never served")
+        raise AssertionError(f"{self.name} never served {service}")
+
+    async def until_leading(self, seconds: float = 30) -> float:
+        """Wait until it leads; when it happened (time.monotonic)."""
+        return await self.until_serving(seconds, LEADER_HEALTH)
 
 
 @asynccontextmanager

@@ -54,8 +54,8 @@ def test_the_probes_and_ports_are_the_services() -> None:
     env = {v["name"]: v.get("value") for v in spec["env"]}
     assert env["SMARTTRADE_LISTEN"].endswith(f":{ports['grpc']}")
     assert spec["args"][spec["args"].index("--metrics-listen") + 1].endswith(f":{ports['metrics']}")
-    # A standby is ready (a rollout waits for it) and alive; clients pick the SERVING one.
-    assert spec["readinessProbe"]["tcpSocket"]["port"] == "grpc"
+    # Ready by gRPC health (a standby too: it forwards), alive while it listens.
+    assert spec["readinessProbe"]["grpc"]["port"] == ports["grpc"]
     assert spec["livenessProbe"]["tcpSocket"]["port"] == "grpc"
     assert manifests()["Service"]["spec"]["clusterIP"] == "None"
     annotations = manifests()["Deployment"]["spec"]["template"]["metadata"]["annotations"]

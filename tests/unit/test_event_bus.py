@@ -118,6 +118,28 @@ async def test_a_commit_arriving_after_its_events_were_read_from_the_store_is_no
     assert received(watcher) == [1, 2, 3]
 
 
+async def test_events_another_replica_committed_are_read_from_the_store_once_heard_of() -> None:
+    asked: list[tuple[str, int, int]] = []
+
+    async def missing(tenant_id: str, after: int, through: int) -> Sequence[StoredEvent]:
+        asked.append((tenant_id, after, through))
+        return events(tenant_id, after + 1, through)
+
+    bus = EventBus(missing, gap_wait=10)  # heard of: read at once, not after the gap wait
+    watcher = bus.subscribe("tenant-a", None, buffer=100)
+
+    bus.committed_through("tenant-a", 3)
+    for _ in range(100):
+        if received(watcher):
+            break
+        await asyncio.sleep(0.01)
+    bus.committed_through("tenant-a", 2)  # an older notice: nothing to read
+    bus.publish("tenant-a", 2, events("tenant-a", 3, 3))  # read already: not repeated
+
+    assert asked == [("tenant-a", 0, 3)]
+    assert received(watcher) == [1, 2, 3]
+
+
 async def test_a_watcher_of_one_trade_gets_only_that_trades_events() -> None:
     bus = EventBus()
     other = bus.subscribe("tenant-a", "some-other-trade", buffer=100)

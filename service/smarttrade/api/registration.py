@@ -35,13 +35,14 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import grpc
 
 from smarttrade import metrics
 from smarttrade.api.errors import Overloaded, Undecodable, abort
+from smarttrade.api.forwarding import SERVED_BY_ANY
 from smarttrade.errors import NotLeader
 from smarttrade.v1 import smart_trade_service_pb2_grpc
 
@@ -54,6 +55,7 @@ MAX_CALLS_IN_FLIGHT = 5_000
 # its stream and headers, a few KiB).
 MAX_PENDING_CALLS = 100_000
 UNSHED = ("/grpc.health.", "/grpc.reflection.")
+Forward = Callable[[str, Any, Context], Awaitable[bytes]]
 
 
 def server_options() -> list[tuple[str, int]]:
@@ -70,8 +72,11 @@ class CallBudget:
     def __init__(self, limit: int = MAX_CALLS_IN_FLIGHT) -> None:
         self.limit = limit
         self.in_flight = 0
-        # Replicas with leases: a standby takes no call (UNAVAILABLE, NOT_LEADER).
+        # False while the service stops: a call is refused (UNAVAILABLE, NOT_LEADER).
         self.accepting = True
+        # Replicas with leases, on a standby: what sends a call on to the leader (the reads
+        # of SERVED_BY_ANY and the watch stream are served here); None on the leader.
+        self.forward: Forward | None = None
 
 
 class _UndecodableRequest:
@@ -164,8 +169,11 @@ def _budgeted(behavior: Any, budget: CallBudget, method: str) -> Any:
             await abort(context, Overloaded())
         if not budget.accepting:
             await abort(context, NotLeader())
+        forward = budget.forward
         budget.in_flight += 1
         try:
+            if forward is not None and method not in SERVED_BY_ANY:
+                return await forward(method, request, context)  # the leader's answer, as bytes
             return await behavior(request, context)
         finally:
             budget.in_flight -= 1
@@ -234,6 +242,7 @@ def checked(
         behavior = handler.unary_unary
         if budget and inspect.iscoroutinefunction(behavior) and not method.startswith(UNSHED):
             behavior = _budgeted(behavior, budget, method)
+            serializer = _passing_bytes(serializer)  # a forwarded call's answer
         else:
             behavior = _unary_request(behavior, method)
         if metrics.recorder.enabled:
@@ -251,6 +260,18 @@ def checked(
     return grpc.stream_stream_rpc_method_handler(
         _stream_request(handler.stream_stream, method), decode, serializer
     )
+
+
+def _passing_bytes(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """A response serializer that writes bytes as they are (an answer serialized already)."""
+    if serializer is None:
+        return None
+    inner = serializer
+
+    def serialize(response: Any) -> bytes:
+        return response if isinstance(response, bytes) else inner(response)
+
+    return serialize
 
 
 class _Checked(grpc.GenericRpcHandler):

@@ -4,7 +4,9 @@ Each tenant's events are numbered in its own sequence, and commits hand them ove
 sequence they follow. The answers of concurrent commits come back in any order, so the bus
 holds a commit that does not follow on from the last one it delivered until the ones before
 it arrive; and if they do not (a commit whose answer was lost, a writer in another
-process), it reads the missing events from the store after `gap_wait`. So every watcher sees
+process), it reads the missing events from the store after `gap_wait`. Commits of other
+replicas are heard of as "committed through N" (`committed_through`, from engine/fanout.py)
+and read from the store the same way. So every watcher sees
 its tenant's events in sequence order, without a lock around the commits.
 
 Publishing never blocks: each subscription has a bounded buffer, and a subscriber that
@@ -64,6 +66,7 @@ class EventBus:
         self._missing = missing
         self._gap_wait = gap_wait
         self._filling: dict[str, asyncio.Task[None]] = {}
+        self._committed: dict[str, int] = {}  # by tenant: committed through, as last heard
 
     def start_from(self, heads: Mapping[str, int]) -> None:
         """Each tenant's last sequence in the store when the service starts: what follows
@@ -119,6 +122,15 @@ class EventBus:
                 subscription.wake()
         self._delivered[tenant_id] = events[-1].sequence
 
+    def committed_through(self, tenant_id: str, sequence: int) -> None:
+        """Tenant `tenant_id`'s events are committed through `sequence`, by this process or
+        another replica: those not delivered yet are read from the store and
+        delivered."""
+        if sequence <= self._delivered.get(tenant_id, 0):
+            return
+        self._committed[tenant_id] = max(sequence, self._committed.get(tenant_id, 0))
+        self._fill_later(tenant_id)
+
     def _fill_later(self, tenant_id: str) -> None:
         if self._missing is None or tenant_id in self._filling:
             return
@@ -126,14 +138,20 @@ class EventBus:
         self._filling[tenant_id] = task
 
     async def _fill(self, tenant_id: str) -> None:
-        """After `gap_wait`, read from the store what is still missing before the commits
-        held back (the commits they follow were answered to no one in this process)."""
+        """Read from the store what is still missing: before the commits held back, after
+        `gap_wait` (the commits they follow were answered to no one in this process), and
+        through what other replicas committed, at once."""
         assert self._missing is not None
         try:
-            await asyncio.sleep(self._gap_wait)
-            while held := self._held.get(tenant_id):
+            if self._held.get(tenant_id):
+                await asyncio.sleep(self._gap_wait)
+            while True:
                 delivered = self._delivered.get(tenant_id, 0)
-                until = min(held)
+                held = self._held.get(tenant_id)
+                committed = self._committed.get(tenant_id, 0)
+                if not held and committed <= delivered:
+                    break
+                until = min(held) if held else committed
                 try:
                     found = await self._missing(tenant_id, delivered, until)
                 except Exception:
