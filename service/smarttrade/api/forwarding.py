@@ -9,8 +9,9 @@ is left of its deadline; the leader's answer, or its error with all its details,
 to the caller as it is. So a client (or a load balancer) may send any call to any replica.
 
 A call that cannot be forwarded (no replica holds the lease, as during a takeover; the
-holder does not answer) is UNAVAILABLE with reason NOT_LEADER and a RetryInfo, as a standby
-answered every call before. A forwarded call carries `smarttrade-forwarded-by`: one that
+holder cannot be reached) is UNAVAILABLE with reason NOT_LEADER and a RetryInfo, as a
+standby answered every call before; one the holder did not answer in time is
+DEADLINE_EXCEEDED, as it would have been from the holder itself. A forwarded call carries `smarttrade-forwarded-by`: one that
 reaches a replica which is not the leader either (the lease moved meanwhile) is answered
 NOT_LEADER there, never forwarded again, so nothing goes round in circles.
 """
@@ -89,12 +90,11 @@ class Forwarder:
             answer: bytes = await call(request, metadata=passed, timeout=context.time_remaining())
         except grpc.aio.AioRpcError as error:
             trailers = error.trailing_metadata() or ()
-            if not any(key == "grpc-status-details-bin" for key, _ in trailers):
-                # Not the service's answer: the leader went away, or never answered in time.
+            answered = any(key == "grpc-status-details-bin" for key, _ in trailers)
+            if not answered and error.code() == grpc.StatusCode.UNAVAILABLE:
+                # Not the service's answer: the leader went away (or was never there).
                 self._leader = None
-                if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                    await context.abort(error.code(), "the leader did not answer in time")
-                log.info("forwarding %s to %s failed: %s", method, address, error.code().name)
+                log.info("forwarding %s to %s failed: %s", method, address, error.details())
                 await abort(context, NotLeader())
             await context.abort(
                 error.code(), error.details() or "", trailing_metadata=tuple(trailers)

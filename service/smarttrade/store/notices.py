@@ -69,8 +69,8 @@ class EventNotices:
                 try:
                     await self._connect()
                     await self._send_forever()
-                except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-                    log.warning("event notices: %s; reconnecting", error)
+                except Exception as error:  # a dropped line, the database away: try again
+                    log.warning("event notices: %r; reconnecting", error)
                 await self._disconnect()
                 await asyncio.sleep(RECONNECT_SECONDS)
         finally:
