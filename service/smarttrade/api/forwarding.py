@@ -11,9 +11,10 @@ to the caller as it is. So a client (or a load balancer) may send any call to an
 A call that cannot be forwarded (no replica holds the lease, as during a takeover; the
 holder cannot be reached) is UNAVAILABLE with reason NOT_LEADER and a RetryInfo, as a
 standby answered every call before; one the holder did not answer in time is
-DEADLINE_EXCEEDED, as it would have been from the holder itself. A forwarded call carries `smarttrade-forwarded-by`: one that
-reaches a replica which is not the leader either (the lease moved meanwhile) is answered
-NOT_LEADER there, never forwarded again, so nothing goes round in circles.
+DEADLINE_EXCEEDED, as it would have been from the holder itself. A forwarded call carries
+`smarttrade-forwarded-by`: one that reaches a replica which is not the leader either (the
+lease moved meanwhile) is answered NOT_LEADER there, never forwarded again, so nothing goes
+round in circles.
 """
 
 from __future__ import annotations
