@@ -260,14 +260,15 @@ async def start(settings: Settings) -> Running:
         reflection.aio.ReflectionServicer(reflected), services
     )
     tls = tls_credentials(settings)
-    forwarding = None  # with TLS, calls to the leader verify it against this service's chain
+    # With TLS, calls forwarded to the leader verify it against this service's own chain.
+    forwarding_credentials = None
     if tls is None:
         port = server.add_insecure_port(settings.listen)
     else:
         certificate_chain, private_key = tls
         credentials = grpc.ssl_server_credentials([(private_key, certificate_chain)])
         port = server.add_secure_port(settings.listen, credentials)
-        forwarding = grpc.ssl_channel_credentials(root_certificates=certificate_chain)
+        forwarding_credentials = grpc.ssl_channel_credentials(root_certificates=certificate_chain)
     for service in ("", *SERVICES, LEADER_HEALTH):
         await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
@@ -305,7 +306,6 @@ async def start(settings: Settings) -> Running:
         else:
             log.info("recovering live trades")
             await engine.start()
-            budget.accepting = True
             await store_health(True)
             log.info("serving")
             probe.on_change(store_health)  # first: a load balancer learns at once
@@ -324,7 +324,7 @@ async def start(settings: Settings) -> Running:
         # (its bus hears every replica's events) and forwards the rest to the leader.
         assert fanout is not None
         lease.address = settings.advertised(port)
-        budget.forward = Forwarder(leader_address, settings.replica_id, forwarding)
+        budget.forward = Forwarder(leader_address, settings.replica_id, forwarding_credentials)
         background.append(asyncio.create_task(fanout.run()))
         await store_health(True)
         log.info("serving (a standby: forwarding to the leader what it does not serve)")

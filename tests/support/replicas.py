@@ -14,13 +14,13 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from smarttrade.app import LEADER_HEALTH
 from smarttrade.v1 import smart_trade_pb2 as pb
 from tests.support.process import free_port
 
 TOKEN = "token-a"  # tenant-a's
 BTC = "BTC/USDT"
 SERVING = health_pb2.HealthCheckResponse.SERVING
-LEADER_HEALTH = "smarttrade.v1.Leader"  # app.LEADER_HEALTH
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -177,11 +177,14 @@ PROCESS_ENV = {
 
 @asynccontextmanager
 async def serving_process(
-    database_url: str, data_dir: Path, failpoint: str = ""
+    database_url: str,
+    data_dir: Path,
+    failpoint: str = "",
+    settings: Mapping[str, str] = PROCESS_ENV,
 ) -> AsyncIterator[tuple[ServerProcess, Client]]:
-    """`smarttrade serve` as its own process (with a failpoint armed, if given), and
-    tenant-a's client of it."""
-    env = PROCESS_ENV | ({"SMARTTRADE_FAILPOINTS": failpoint} if failpoint else {})
+    """`smarttrade serve` as its own process with `settings` (and a failpoint armed, if
+    given), and tenant-a's client of it."""
+    env = dict(settings) | ({"SMARTTRADE_FAILPOINTS": failpoint} if failpoint else {})
     async with (
         serve_process(data_dir, database_url=database_url, env=env) as server,
         grpc.aio.insecure_channel(server.address) as channel,

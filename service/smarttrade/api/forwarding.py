@@ -123,8 +123,3 @@ class Forwarder:
                 channel = grpc.aio.secure_channel(address, self._credentials)
             self._channels[address] = channel
         return channel
-
-    async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
-        self._channels.clear()
