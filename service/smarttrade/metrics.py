@@ -15,8 +15,10 @@ Series (all prefixed `smarttrade_`):
 - `live_trades`: the live trades this replica runs.
 - `venue_errors_total{kind}`: `unavailable` (retried), `outcome_unknown` (looked up),
   `rejected`.
-- `store_write_seconds`: each write of a unit of work (one statement, committed);
-  `store_available` (0 while the probe gets no answer), `store_outages_total`.
+- `store_write_seconds`: each write of a unit of work (committed, with the writes of others
+  that came meanwhile: group commit); `store_writes_per_statement`: how many writes each
+  statement carried; `store_available` (0 while the probe gets no answer),
+  `store_outages_total`.
 - `watchers`, `watchers_dropped_total` (a watcher that fell `watch_buffer` events behind),
   `events_total` (events committed; `rate()` gives events per second).
 - `lease_held`: replicas with leases, 1 on the one that acts (without leases, no sample);
@@ -57,6 +59,9 @@ class Silent:
         pass
 
     def store_write(self, seconds: float) -> None:
+        pass
+
+    def store_statement(self, writes: int) -> None:
         pass
 
     def store_available(self, available: bool) -> None:
@@ -126,6 +131,11 @@ class Exported(Silent):
         self._store_write = histogram(
             "smarttrade_store_write_seconds", "One unit of work's write, committed", _FAST
         ).labels(replica)
+        self._store_statement = histogram(
+            "smarttrade_store_writes_per_statement",
+            "Writes of units of work carried by one statement (group commit)",
+            (1, 2, 4, 8, 16, 32, 64),
+        ).labels(replica)
         self._store_available = gauge(
             "smarttrade_store_available", "1 while the store answers its probe, else 0"
         ).labels(replica)
@@ -161,6 +171,9 @@ class Exported(Silent):
 
     def store_write(self, seconds: float) -> None:
         self._store_write.observe(seconds)
+
+    def store_statement(self, writes: int) -> None:
+        self._store_statement.observe(writes)
 
     def store_available(self, available: bool) -> None:
         if self._store_up and not available:
