@@ -84,6 +84,9 @@ async def test_every_call_is_counted_by_method_and_code_and_a_triggered_stop_is_
     assert after.value("smarttrade_live_trades") == 0
     assert after.value("smarttrade_events_total") > live.value("smarttrade_events_total") > 0
     assert after.value("smarttrade_store_write_seconds_count") >= 4
+    statements = after.value("smarttrade_store_writes_per_statement_count")
+    assert 0 < statements <= after.value("smarttrade_store_write_seconds_count")
+    assert after.value("smarttrade_store_writes_per_statement_sum") >= statements
     assert after.value("smarttrade_store_available") == 1
     assert after.value("smarttrade_replica_info", version="0.1.0") == 1
     assert {s.labels["replica"] for s in after.samples} == {REPLICA}
