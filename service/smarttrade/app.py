@@ -269,6 +269,14 @@ async def start(settings: Settings) -> Running:
         credentials = grpc.ssl_server_credentials([(private_key, certificate_chain)])
         port = server.add_secure_port(settings.listen, credentials)
         forwarding_credentials = grpc.ssl_channel_credentials(root_certificates=certificate_chain)
+    # The port the other replicas reach this one at: its own when it shares `listen`.
+    reached_at = port
+    if settings.internal_listen:
+        reached_at = (
+            server.add_insecure_port(settings.internal_listen)
+            if tls is None
+            else server.add_secure_port(settings.internal_listen, credentials)
+        )
     for service in ("", *SERVICES, LEADER_HEALTH):
         await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
@@ -323,7 +331,7 @@ async def start(settings: Settings) -> Running:
         # A standby answers every call: it serves the reads of trades and the watch stream
         # (its bus hears every replica's events) and forwards the rest to the leader.
         assert fanout is not None
-        lease.address = settings.advertised(port)
+        lease.address = settings.advertised(reached_at)
         budget.forward = Forwarder(leader_address, settings.replica_id, forwarding_credentials)
         background.append(asyncio.create_task(fanout.run()))
         await store_health(True)

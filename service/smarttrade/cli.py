@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     configure(settings.log_level, settings.log_format, settings.replica_id)
     try:
         with event_loop_runner() as runner:
+            if settings.workers > 1:
+                from smarttrade.workers import supervise
+
+                return runner.run(supervise(settings))
             return runner.run(serve(settings))
     except ConfigError as error:
         print(f"smarttrade: {error}", file=sys.stderr)

@@ -77,13 +77,21 @@ class Settings:
     lease_seconds: float = 0.0  # replicas on one database: the leader lease; 0: one replica
     replica_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     # Replicas: the host:port the others forward calls to this one at; empty: the listen
-    # address, with a wildcard host replaced by this host's name.
+    # address (or the internal one), with a wildcard host replaced by this host's name.
     advertise: str = ""
+    # A second host:port this replica serves on (port 0: any free one), which it advertises
+    # to the others instead of `listen`: `--workers` gives each worker one, since they all
+    # share `listen`.
+    internal_listen: str = ""
+    workers: int = 1  # `serve --workers N`: N replicas on this host behind `listen`
 
     def advertised(self, port: int) -> str:
-        """Where other replicas reach this one (`port`: the one it listens on): `advertise`,
-        with that port when it names a host only (a pod's IP, say)."""
-        host = self.advertise or self.host
+        """Where other replicas reach this one (`port`: the one it listens on for them):
+        `advertise`, with that port when it names a host only (a pod's IP, say)."""
+        host = self.advertise or (
+            self.internal_listen.rsplit(":", 1)[0].strip("[]") if self.internal_listen else ""
+        )
+        host = host or self.host
         if self.advertise and not _bare_host(host):
             return host
         if host in ("", "0.0.0.0", "::"):
@@ -158,6 +166,10 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         advertise=_advertise(env.get("SMARTTRADE_ADVERTISE", "")),
         log_format=_log_format(env.get("SMARTTRADE_LOG_FORMAT", "text")),
         metrics_listen=_address(env.get("SMARTTRADE_METRICS_LISTEN", ""), "metrics listen"),
+        internal_listen=_address(
+            env.get("SMARTTRADE_INTERNAL_LISTEN", ""), "internal listen", any_port=True
+        ),
+        workers=_workers(env.get("SMARTTRADE_WORKERS", "1")),
         **(
             {"replica_id": env["SMARTTRADE_REPLICA_ID"]} if env.get("SMARTTRADE_REPLICA_ID") else {}
         ),
@@ -173,14 +185,24 @@ def _log_format(text: str) -> str:
     return text
 
 
-def _address(text: str, name: str) -> str:
-    """host:port (empty: not configured)."""
+def _address(text: str, name: str, any_port: bool = False) -> str:
+    """host:port (empty: not configured; port 0, with `any_port`: any free one)."""
     if not text:
         return text
     host, _, port = text.rpartition(":")
-    if not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+    lowest = 0 if any_port else 1
+    if not host or not port.isascii() or not port.isdigit() or not lowest <= int(port) < 65536:
         raise ConfigError(f"the {name} address is host:port, not {text!r}")
     return text
+
+
+MAX_WORKERS = 64
+
+
+def _workers(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise ConfigError(f"workers is a number from 1 to {MAX_WORKERS}, not {text!r}")
+    return int(text)
 
 
 def _bare_host(text: str) -> bool:
@@ -230,6 +252,11 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--replica-id", help="this replica's name in metrics and logs (default: host-pid)"
     )
+    parser.add_argument(
+        "--workers",
+        help="run N replicas on this host behind the one port, to use N cores (default 1; "
+        "see the README)",
+    )
 
 
 def with_flags(settings: Settings, flags: argparse.Namespace) -> Settings:
@@ -246,6 +273,8 @@ def with_flags(settings: Settings, flags: argparse.Namespace) -> Settings:
         changes["log_format"] = flags.log_format
     if flags.replica_id:
         changes["replica_id"] = flags.replica_id
+    if flags.workers:
+        changes["workers"] = _workers(flags.workers)
     return replace(settings, **changes)  # type: ignore[arg-type]
 
 

@@ -1,4 +1,4 @@
-"""The settings of replicas: where the others forward calls to this one."""
+"""The settings of replicas: where the others forward calls to this one, and workers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from smarttrade.config import ConfigError, from_environment
+from smarttrade.workers import worker_environment
 
 
 def test_a_replica_advertises_its_listen_address_when_it_names_a_host() -> None:
@@ -42,3 +43,47 @@ def test_an_advertised_host_gets_the_listening_port_unless_it_has_one(
 def test_an_advertised_address_with_a_bad_port_is_refused(advertise: str) -> None:
     with pytest.raises(ConfigError, match="advertise"):
         from_environment({"SMARTTRADE_ADVERTISE": advertise})
+
+
+def test_a_replica_with_an_internal_address_advertises_that_one_with_its_port() -> None:
+    settings = from_environment(
+        {"SMARTTRADE_LISTEN": "0.0.0.0:50051", "SMARTTRADE_INTERNAL_LISTEN": "127.0.0.1:0"}
+    )
+    assert settings.advertised(41234) == "127.0.0.1:41234"
+
+
+@pytest.mark.parametrize("workers", ["0", "65", "two", "٣", "-1", ""])
+def test_a_number_of_workers_out_of_range_or_not_a_number_is_refused(workers: str) -> None:
+    with pytest.raises(ConfigError, match="workers"):
+        from_environment({"SMARTTRADE_WORKERS": workers})
+
+
+def test_each_worker_shares_the_port_and_gets_its_own_internal_address_metrics_port_and_id() -> (
+    None
+):
+    settings = from_environment(
+        {
+            "SMARTTRADE_LISTEN": "0.0.0.0:50051",
+            "SMARTTRADE_WORKERS": "3",
+            "SMARTTRADE_METRICS_LISTEN": "0.0.0.0:9100",
+            "SMARTTRADE_REPLICA_ID": "node-7",
+        }
+    )
+    base = {"SMARTTRADE_REPLICA_ID": "node-7", "PATH": "/bin"}
+    first, third = (
+        worker_environment(settings, "postgresql://db/x", index, base) for index in (0, 2)
+    )
+    assert first["SMARTTRADE_LISTEN"] == third["SMARTTRADE_LISTEN"] == "0.0.0.0:50051"
+    assert first["SMARTTRADE_INTERNAL_LISTEN"] == "0.0.0.0:0"
+    assert first["SMARTTRADE_WORKERS"] == "1"
+    assert first["SMARTTRADE_DATABASE_URL"] == "postgresql://db/x"
+    assert first["SMARTTRADE_LEASE_SECONDS"] == "5.0"  # workers are replicas with leases
+    assert (first["SMARTTRADE_METRICS_LISTEN"], third["SMARTTRADE_METRICS_LISTEN"]) == (
+        "0.0.0.0:9100",
+        "0.0.0.0:9102",
+    )
+    assert (first["SMARTTRADE_REPLICA_ID"], third["SMARTTRADE_REPLICA_ID"]) == (
+        "node-7-0",
+        "node-7-2",
+    )
+    assert first["PATH"] == "/bin"

@@ -1,0 +1,150 @@
+"""`smarttrade serve --workers N`: N replicas of the service on one host, behind one port.
+
+A Python process uses one core. With `--workers N` this process (the supervisor) runs N
+`smarttrade serve` processes, the workers, each a replica with leases (DESIGN §4) on the same
+database. They all listen on the one `--listen` port (SO_REUSEPORT, which grpc sets: the
+kernel spreads the connections over them), and each also on a port of its own on the same
+host (`SMARTTRADE_INTERNAL_LISTEN`, port 0: any), which it advertises for the calls the
+others forward to it.
+
+The supervisor starts the embedded PostgreSQL when no database URL is given (the workers
+share it), makes the local token and the master keys before any worker reads them, restarts
+a worker that exits (it crashed, or lost the lease: exit 3) a second later, and on SIGTERM
+or SIGINT stops them all (SIGTERM, then SIGKILL after the shutdown grace and 10 s more) and
+exits 0. A worker's metrics, when on, are on the metrics port plus its index.
+
+What N workers buy today: every worker serves the reads of trades (GetSmartTrade,
+ListSmartTrades) and watch streams itself; the one that holds the lease runs every trade,
+and the others forward it the calls that change something. So reads and streams use every
+core; creates and actions do not go faster (they take one hop more), until replicas share
+the trades.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+
+from smarttrade.config import Settings, master_keys, token_entries
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_SECONDS = 5.0  # workers are replicas: a lease they take over within
+RESTART_DELAY = 1.0
+
+
+def worker_environment(
+    settings: Settings, database_url: str, index: int, base: Mapping[str, str] = os.environ
+) -> dict[str, str]:
+    """The environment of worker `index`: the supervisor's, with its settings made explicit
+    (flags included) and each worker's own."""
+    environment = dict(base)
+    environment.update(
+        SMARTTRADE_LISTEN=settings.listen,
+        SMARTTRADE_DATABASE_URL=database_url,
+        SMARTTRADE_DATA_DIR=str(settings.data_dir),
+        SMARTTRADE_LEASE_SECONDS=str(settings.lease_seconds or DEFAULT_LEASE_SECONDS),
+        SMARTTRADE_INTERNAL_LISTEN=f"{_bind_host(settings.listen)}:0",
+        SMARTTRADE_WORKERS="1",
+        SMARTTRADE_LOG_FORMAT=settings.log_format,
+    )
+    if "SMARTTRADE_REPLICA_ID" in base or settings.replica_id != Settings().replica_id:
+        environment["SMARTTRADE_REPLICA_ID"] = f"{settings.replica_id}-{index}"
+    else:  # each worker's own default (host and pid)
+        environment.pop("SMARTTRADE_REPLICA_ID", None)
+    if settings.metrics_listen:
+        host, _, port = settings.metrics_listen.rpartition(":")
+        environment["SMARTTRADE_METRICS_LISTEN"] = f"{host}:{int(port) + index}"
+    return environment
+
+
+def _bind_host(listen: str) -> str:
+    return listen.rsplit(":", 1)[0]
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, database_url: str) -> None:
+        self._settings = settings
+        self._database_url = database_url
+        self._stopping = asyncio.Event()
+        self.processes: list[asyncio.subprocess.Process | None] = [None] * settings.workers
+        self.restarts = 0
+
+    async def run(self) -> None:
+        """Run the workers until `stop`, then stop them."""
+        keepers = [asyncio.create_task(self._keep(index)) for index in range(len(self.processes))]
+        await self._stopping.wait()
+        await self._stop_workers()
+        for keeper in keepers:
+            keeper.cancel()
+        await asyncio.gather(*keepers, return_exceptions=True)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _keep(self, index: int) -> None:
+        """Worker `index`, restarted whenever it exits, until the supervisor stops."""
+        environment = worker_environment(self._settings, self._database_url, index)
+        while not self._stopping.is_set():
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "smarttrade.cli", "serve", env=environment
+            )
+            self.processes[index] = process
+            status = await process.wait()
+            if self._stopping.is_set():
+                return
+            log.warning("worker %d exited (status %d); restarting it", index, status)
+            self.restarts += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), RESTART_DELAY)
+
+    async def _stop_workers(self) -> None:
+        running = [p for p in self.processes if p is not None and p.returncode is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(p.wait() for p in running)), self._settings.shutdown_grace + 10
+            )
+        except TimeoutError:
+            for process in running:
+                if process.returncode is None:
+                    process.kill()
+            await asyncio.gather(*(p.wait() for p in running))
+
+
+async def supervise(settings: Settings) -> int:
+    """Run `settings.workers` workers until SIGTERM or SIGINT; 0 once they all stopped."""
+    _, local_token = token_entries(settings)  # made once, here, before the workers read it
+    master_keys(settings)
+    embedded = None
+    database_url = settings.database_url
+    if database_url is None:
+        from smarttrade.store.database import start_embedded
+
+        database_url, embedded = await start_embedded(settings.data_dir)
+    supervisor = Supervisor(settings, database_url)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, supervisor.stop)
+    print(
+        f"smarttrade: {settings.workers} workers serving on {settings.listen}"
+        + (
+            f"; local token (tenant 'local'):\n  authorization: Bearer {local_token}"
+            if local_token
+            else ""
+        ),
+        flush=True,
+    )
+    try:
+        await supervisor.run()
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.cleanup)
+    log.info("all workers stopped")
+    return 0

@@ -1,0 +1,182 @@
+"""`smarttrade serve --workers N`: N replicas behind one port, kept running by the command.
+
+The command runs as its own process, as an operator runs it; its workers are processes too.
+Connections to the one port land on either worker (SO_REUSEPORT); each worker answers every
+call (the standby forwards what changes something to the leader, at the leader's own port);
+a worker killed with SIGKILL is replaced while the other takes over its trades; SIGTERM
+stops them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from smarttrade.app import LEADER_HEALTH
+from smarttrade.v1 import smart_trade_pb2 as pb
+from tests.support.process import free_port
+from tests.support.replicas import BTC, TOKEN, long_with_stop
+from tests.support.service import Client
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+CONNECTIONS = 24  # all on one worker by chance: 2 x 2**-24
+
+
+def workers_of(supervisor: int) -> set[int]:
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def leader_pid(database_url: str) -> tuple[int, str] | None:
+    """The leading worker's pid (its replica id is host-pid) and the address it advertises."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT holder, address FROM leader_lease WHERE expires_at > clock_timestamp()"
+        )
+    finally:
+        await connection.close()
+    return (int(row["holder"].rsplit("-", 1)[1]), row["address"]) if row else None
+
+
+async def until(condition: Callable[[], object], seconds: float = 30) -> None:
+    """Wait until `condition()` (or what it awaits) is true."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        holds = condition()
+        if inspect.isawaitable(holds):
+            holds = await holds
+        if holds:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("not within the time")
+
+
+@asynccontextmanager
+async def workers(
+    count: int, database_url: str, data_dir: Path
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    address = f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTTRADE_")}
+    env |= {
+        "SMARTTRADE_TOKENS": f"tenant-a:{TOKEN}",
+        "SMARTTRADE_LEASE_SECONDS": "2",
+        "SMARTTRADE_STORE_PROBE_INTERVAL": "0.1",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "smarttrade.cli",
+        "serve",
+        "--workers",
+        str(count),
+        "--listen",
+        address,
+        "--database-url",
+        database_url,
+        "--data-dir",
+        str(data_dir),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield process, address
+    finally:
+        if process.returncode is None:
+            process.kill()
+            for pid in workers_of(process.pid):
+                os.kill(pid, signal.SIGKILL)
+        _, errors = await process.communicate()
+        print("--- workers:", errors.decode()[-4000:])  # shown when the test fails
+
+
+def channels(address: str) -> list[grpc.aio.Channel]:
+    """Channels with a connection each (no subchannel shared between them)."""
+    return [
+        grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(CONNECTIONS)
+    ]
+
+
+async def leads(channel: grpc.aio.Channel) -> bool:
+    answer = await health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service=LEADER_HEALTH), timeout=5
+    )
+    return bool(answer.status == SERVING)
+
+
+async def test_two_workers_share_one_port_answer_every_call_and_are_replaced_when_killed(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with workers(2, database_url, tmp_path) as (supervisor, address):
+        await until(lambda: len(workers_of(supervisor.pid)) == 2)
+        await until(lambda: leader_pid(database_url))
+        started = workers_of(supervisor.pid)
+        leader = await leader_pid(database_url)
+        assert leader is not None
+        assert leader[0] in started
+        assert leader[1] != address  # reached at a port of its own, not the shared one
+
+        opened = channels(address)
+        for channel in opened:
+            await channel.channel_ready()
+        roles = [await leads(channel) for channel in opened]
+        assert sorted(set(roles)) == [False, True]  # connections landed on both workers
+        standby = Client(opened[roles.index(False)], TOKEN)
+        leading = Client(opened[roles.index(True)], TOKEN)
+        account = await standby.paper_account(USDT="1000")  # forwarded to the leader
+        await standby.set_price(BTC, "100")
+        trade = await standby.create(long_with_stop(account))
+        assert trade.state == pb.SMART_TRADE_STATE_ACTIVE
+        assert await standby.get(trade.name) == await leading.get(trade.name)
+        for channel in opened:
+            await channel.close()
+
+        os.kill(leader[0], signal.SIGKILL)
+        killed = time.monotonic()
+
+        async def taken_over() -> bool:
+            now = await leader_pid(database_url)
+            return now is not None and now[0] != leader[0]
+
+        await until(taken_over)
+        took_over = time.monotonic() - killed
+        await until(lambda: len(workers_of(supervisor.pid) - {leader[0]}) == 2)  # a new one
+        async with grpc.aio.insecure_channel(address) as channel:
+            client = Client(channel, TOKEN)
+            await client.set_price(BTC, "89")  # under the stop: the new leader sells
+
+            async def closed() -> bool:
+                return (await client.get(trade.name)).state == pb.SMART_TRADE_STATE_CLOSED
+
+            await until(closed)
+            ended = await client.get(trade.name)
+        running = workers_of(supervisor.pid)
+
+        supervisor.send_signal(signal.SIGTERM)
+        status = await asyncio.wait_for(supervisor.wait(), 30)
+
+    assert took_over < 2.0 + 2.0  # the lease, plus 2 s
+    assert ended.close_reason == pb.CLOSE_REASON_STOP_LOSS
+    assert status == 0
+    assert not [pid for pid in running if alive(pid)]  # every worker stopped with it
