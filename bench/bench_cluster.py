@@ -35,8 +35,8 @@ import asyncpg
 import grpc
 
 from bench.bench_api import ADMIN, STREAM_TOKEN, TOKEN, limit_trade, stream_latency, throughput
-from smarttrade.v1 import smart_trade_pb2 as pb
 from tests.support.process import free_port, wait_serving
+from tests.support.replicas import long_with_stop
 from tests.support.service import Client
 
 CONNECTIONS = 10
@@ -88,23 +88,13 @@ async def until_led(url: str) -> None:
     raise AssertionError("no worker took the lease")
 
 
-def stopped_trade(account: str) -> pb.SmartTrade:
-    return pb.SmartTrade(
-        account=account,
-        symbol="BTC/USDT",
-        side=pb.SIDE_BUY,
-        entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="0.1"),
-        stop_loss=pb.StopLoss(price="90"),
-    )
-
-
 async def triggered_per_second(client: Client, url: str, trades: int) -> float:
     account = await client.paper_account(USDT="100000000", BTC="0")
     await client.set_price("BTC/USDT", "100")
     names = []
     for start in range(0, trades, 50):
         batch = await asyncio.gather(
-            *(client.create(stopped_trade(account)) for _ in range(min(50, trades - start)))
+            *(client.create(long_with_stop(account)) for _ in range(min(50, trades - start)))
         )
         names += [trade.name.rsplit("/", 1)[1] for trade in batch]
     connection = await asyncpg.connect(url)

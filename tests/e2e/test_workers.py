@@ -26,7 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from smarttrade.app import LEADER_HEALTH
 from smarttrade.v1 import smart_trade_pb2 as pb
 from tests.support.process import free_port
-from tests.support.replicas import BTC, TOKEN, long_with_stop
+from tests.support.replicas import BTC, TOKEN, long_with_stop, replica_environment
 from tests.support.service import Client
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -76,12 +76,7 @@ async def workers(
     count: int, database_url: str, data_dir: Path
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     address = f"127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTTRADE_")}
-    env |= {
-        "SMARTTRADE_TOKENS": f"tenant-a:{TOKEN}",
-        "SMARTTRADE_LEASE_SECONDS": "2",
-        "SMARTTRADE_STORE_PROBE_INTERVAL": "0.1",
-    }
+    env = replica_environment(lease_seconds=2)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -71,6 +71,18 @@ class Replica:
         return await self.until_serving(seconds, LEADER_HEALTH)
 
 
+def replica_environment(lease_seconds: float, **settings: str) -> dict[str, str]:
+    """This environment without its SMARTTRADE_ settings, then a replica's (tenant-a's token,
+    the lease, a quick store probe) and `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTTRADE_")}
+    return env | {
+        "SMARTTRADE_TOKENS": f"tenant-a:{TOKEN}",
+        "SMARTTRADE_LEASE_SECONDS": str(lease_seconds),
+        "SMARTTRADE_STORE_PROBE_INTERVAL": "0.1",
+        **settings,
+    }
+
+
 @asynccontextmanager
 async def replica(
     name: str,
@@ -81,14 +93,7 @@ async def replica(
     settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Replica]:
     address = address or f"127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTTRADE_")}
-    env |= {
-        "SMARTTRADE_TOKENS": f"tenant-a:{TOKEN}",
-        "SMARTTRADE_LEASE_SECONDS": str(lease_seconds),
-        "SMARTTRADE_REPLICA_ID": name,
-        "SMARTTRADE_STORE_PROBE_INTERVAL": "0.1",
-        **(settings or {}),
-    }
+    env = replica_environment(lease_seconds, SMARTTRADE_REPLICA_ID=name, **(settings or {}))
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
