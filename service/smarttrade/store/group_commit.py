@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -50,6 +50,8 @@ class GroupCommit:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._lines: dict[tuple[str | None, int | None], deque[_Waiting]] = {}
+        # The running senders, referenced: the loop holds its tasks only weakly.
+        self._senders: set[asyncio.Task[None]] = set()
 
     async def write(self, staged: StagedWrites) -> Row:
         """Write `staged` (its fencing number set) durably; its row of the statement's
@@ -60,32 +62,38 @@ class GroupCommit:
         if line is None:  # nothing in flight on this line: go now
             line = self._lines[key] = deque()
             line.append(waiting)
-            asyncio.get_running_loop().create_task(self._run(key, line))
+            sender = asyncio.get_running_loop().create_task(self._run(key, line))
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
         else:
             line.append(waiting)
         return await waiting.answer
 
     async def _run(self, key: tuple[str | None, int | None], line: deque[_Waiting]) -> None:
-        """Send the line's writes, a statement at a time, until none is left."""
+        """Send the line's writes, a statement at a time, until none is left. Should the
+        sender itself fail (cancelled as the loop closes, a bug), every writer still waiting
+        gets its error: none is left waiting forever."""
+        batch: list[_Waiting] = []
         try:
             while line:
                 batch = _take(line)
                 if batch:
                     await self._send(batch)
+        except BaseException as error:
+            _fail([*batch, *line], error)
+            raise
         finally:
             del self._lines[key]
 
     async def _send(self, batch: list[_Waiting]) -> None:
-        sql, arguments = statement([waiting.staged for waiting in batch])
-        metrics.recorder.store_statement(len(batch))
         try:
+            sql, arguments = statement([waiting.staged for waiting in batch])
+            metrics.recorder.store_statement(len(batch))
             async with driver_errors(), self._database.pool.acquire() as connection:
                 rows = await connection.fetch(sql, *arguments)
         except Exception as error:
             if isinstance(error, StoreUnavailable) or len(batch) == 1:
-                for waiting in batch:  # each writer raises it (none of them was written)
-                    if not waiting.answer.done():
-                        waiting.answer.set_exception(error)
+                _fail(batch, error)  # each writer raises it (none of them was written)
             else:  # refused: a bug, of one of them; it alone gets it
                 for waiting in batch:
                     await self._send([waiting])
@@ -93,6 +101,15 @@ class GroupCommit:
         for waiting, row in zip(batch, rows, strict=True):
             if not waiting.answer.done():
                 waiting.answer.set_result(cast(Row, row))
+
+
+def _fail(writes: Iterable[_Waiting], error: BaseException) -> None:
+    for waiting in writes:
+        if not waiting.answer.done():
+            if isinstance(error, asyncio.CancelledError):
+                waiting.answer.cancel()
+            else:
+                waiting.answer.set_exception(error)
 
 
 def _take(line: deque[_Waiting]) -> list[_Waiting]:
