@@ -143,3 +143,28 @@ async def test_a_writer_that_stops_waiting_before_its_statement_goes_out_writes_
     assert await load(uow, "t-first") == first.trade
     assert await load(uow, "t-second") is None
     assert statements.sizes[-1] == 1  # the first went alone, and nothing after it
+
+
+async def test_writers_waiting_on_a_sender_that_is_cancelled_are_not_left_waiting(
+    database: Database,  # noqa: F811
+    uow: UnitOfWorkFactory,  # noqa: F811
+) -> None:
+    await record(uow, held("t-zero"), None)
+    async with database.pool.acquire() as locker:
+        transaction = locker.transaction()
+        await transaction.start()
+        await locker.execute(
+            "SELECT 1 FROM event_sequences WHERE tenant_id = $1 FOR UPDATE", TENANT
+        )
+        first = asyncio.ensure_future(record(uow, held("t-first"), None))
+        await asyncio.sleep(0.2)  # its statement waits on the row
+        behind = asyncio.ensure_future(record(uow, held("t-second"), None))
+        await asyncio.sleep(0.05)
+        (sender,) = uow.group_commit._senders
+        sender.cancel()  # as when the loop closes under it
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(first, behind, return_exceptions=True), timeout=5
+        )
+        await transaction.rollback()
+
+    assert [type(outcome) for outcome in outcomes] == [asyncio.CancelledError] * 2
