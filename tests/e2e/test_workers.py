@@ -30,7 +30,7 @@ from tests.support.replicas import BTC, TOKEN, long_with_stop, replica_environme
 from tests.support.service import Client
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
-CONNECTIONS = 24  # all on one worker by chance: 2 x 2**-24
+CONNECTIONS = 24  # all on one of two listening workers by chance: 2 x 2**-24
 
 
 def workers_of(supervisor: int) -> set[int]:
@@ -113,6 +113,23 @@ def channels(address: str) -> list[grpc.aio.Channel]:
     ]
 
 
+async def connections_to_both(address: str) -> tuple[list[grpc.aio.Channel], list[bool]]:
+    """Connections to the one port, and whether each reached the leading worker, once they
+    reached both (a worker that is still starting is not listening yet)."""
+    deadline = time.monotonic() + 30
+    while True:
+        opened = channels(address)
+        for channel in opened:
+            await channel.channel_ready()
+        roles = [await leads(channel) for channel in opened]
+        if sorted(set(roles)) == [False, True]:
+            return opened, roles
+        for channel in opened:
+            await channel.close()
+        assert time.monotonic() < deadline, f"connections reached one worker only: {roles}"
+        await asyncio.sleep(0.2)
+
+
 async def leads(channel: grpc.aio.Channel) -> bool:
     answer = await health_pb2_grpc.HealthStub(channel).Check(
         health_pb2.HealthCheckRequest(service=LEADER_HEALTH), timeout=5
@@ -132,11 +149,7 @@ async def test_two_workers_share_one_port_answer_every_call_and_are_replaced_whe
         assert leader[0] in started
         assert leader[1] != address  # reached at a port of its own, not the shared one
 
-        opened = channels(address)
-        for channel in opened:
-            await channel.channel_ready()
-        roles = [await leads(channel) for channel in opened]
-        assert sorted(set(roles)) == [False, True]  # connections landed on both workers
+        opened, roles = await connections_to_both(address)
         standby = Client(opened[roles.index(False)], TOKEN)
         leading = Client(opened[roles.index(True)], TOKEN)
         account = await standby.paper_account(USDT="1000")  # forwarded to the leader
