@@ -12,13 +12,13 @@ line of their own, as do writes under another fencing number.
 
 A statement never carries two writes of one trade (a trade writes one at a time anyway),
 nor two that name no trade (a paper venue's rows overwrite by key): such a write waits for
-the statement after. If the database is unreachable, every write of the statement gets the error:
-none of them was written (or, where the answer was lost with the connection, all of them
-were, which each writer finds as for a write of its own). A statement the database refuses
-(a bug: it should not happen) is sent again one write at a time, so only the write at fault
-fails. A writer that stops waiting (cancelled)
-before its statement goes out is left out of it; once it went out, it is written anyway,
-as a statement cancelled in flight may be.
+the statement after. If the database is unreachable, every write of the statement gets the
+error: none of them was written (or, where the answer was lost with the connection, all of
+them were, which each writer finds as for a write of its own). A statement the database
+refuses (a bug: it should not happen) is sent again one write at a time, so only the write
+at fault fails. A writer that stops waiting (cancelled) before its statement goes out is
+left out of it; once it went out, it is written anyway, as a statement cancelled in flight
+may be.
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ refusal) rolls back whatever the unit of work did. Driver errors leave as the st
 Most units of work only record a trade's decision (the path from a trigger to its order) or
 a venue's changes, with the request id they answer: those open no transaction at all, and
 `commit()` writes everything staged as one statement, which is its own transaction
-(one_statement.py): one round trip, committed durably when it returns. A unit of work that
+(one_statement.py): one round trip, committed durably when it returns, shared with the
+writes of other trades that came while the previous statement was in flight
+(group_commit.py). A unit of work that
 reads or writes through its connection first (`connection()`: an account created, a share
 revoked) runs in a transaction begun on first use, and `commit()` writes the staged rows in
 it, then commits.
