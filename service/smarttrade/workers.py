@@ -8,16 +8,18 @@ host (`SMARTTRADE_INTERNAL_LISTEN`, port 0: any), which it advertises for the ca
 others forward to it.
 
 The supervisor starts the embedded PostgreSQL when no database URL is given (the workers
-share it), makes the local token and the master keys before any worker reads them, restarts
-a worker that exits (it crashed, or lost the lease: exit 3) a second later, and on SIGTERM
-or SIGINT stops them all (SIGTERM, then SIGKILL after the shutdown grace and 10 s more) and
-exits 0. A worker's metrics, when on, are on the metrics port plus its index.
+share it), checks the settings a worker checks at its start and makes the local token and
+the master keys before any worker reads them, restarts a worker that exits (it crashed, or
+lost the lease: exit 3) a second later (backing off to 30 s while it keeps exiting at once),
+and on SIGTERM or SIGINT stops them all (SIGTERM, then SIGKILL after the shutdown grace and
+10 s more) and exits 0; it stops them all with status 2 if a worker refuses its settings.
+A worker's metrics, when on, are on the metrics port plus its index.
 
-What N workers buy today: every worker serves the reads of trades (GetSmartTrade,
-ListSmartTrades) and watch streams itself; the one that holds the lease runs every trade,
-and the others forward it the calls that change something. So reads and streams use every
-core; creates and actions do not go faster (they take one hop more), until replicas share
-the trades.
+What N workers buy today: a standby on the same host that takes over within the lease, and
+workers restarted when they die. Not speed: the worker that holds the lease runs every
+trade, and the others serve reads from the store, watches through PostgreSQL and forward
+the rest, one hop more (bench_cluster measured two workers slower than one process on every
+measure, see the README), until replicas share the trades.
 """
 
 from __future__ import annotations
@@ -28,14 +30,19 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 
-from smarttrade.config import Settings, master_keys, token_entries
+from smarttrade.config import Settings, master_keys, tls_credentials, token_entries
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_SECONDS = 5.0  # workers are replicas: a lease they take over within
-RESTART_DELAY = 1.0
+RESTART_DELAY = 1.0  # seconds before a worker that exited is started again
+MAX_RESTART_DELAY = 30.0
+STEADY_SECONDS = 10.0  # a worker that ran this long before exiting is restarted at once
+USAGE = 2  # the status of `smarttrade serve` refusing its settings
+SERVE = (sys.executable, "-m", "smarttrade.cli", "serve")  # a worker
 
 
 def worker_environment(
@@ -68,12 +75,22 @@ def _bind_host(listen: str) -> str:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, database_url: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database_url: str,
+        command: Sequence[str] = SERVE,
+        restart_delay: float = RESTART_DELAY,
+        steady_seconds: float = STEADY_SECONDS,
+    ) -> None:
         self._settings = settings
         self._database_url = database_url
+        self._command = command
+        self._restart_delay = restart_delay
+        self._steady_seconds = steady_seconds
         self._stopping = asyncio.Event()
         self.processes: list[asyncio.subprocess.Process | None] = [None] * settings.workers
-        self.restarts = 0
+        self.status = 0  # what the command exits with
 
     async def run(self) -> None:
         """Run the workers until `stop`, then stop them."""
@@ -88,20 +105,30 @@ class Supervisor:
         self._stopping.set()
 
     async def _keep(self, index: int) -> None:
-        """Worker `index`, restarted whenever it exits, until the supervisor stops."""
+        """Worker `index`, restarted whenever it exits, until the supervisor stops: a second
+        later, doubling (up to MAX_RESTART_DELAY) while it keeps exiting within
+        STEADY_SECONDS of its start. A worker that refuses its settings (status 2, as
+        `smarttrade serve` does) would refuse them again: the supervisor stops, with 2."""
         environment = worker_environment(self._settings, self._database_url, index)
+        delay = self._restart_delay
         while not self._stopping.is_set():
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "smarttrade.cli", "serve", env=environment
-            )
+            started = time.monotonic()
+            process = await asyncio.create_subprocess_exec(*self._command, env=environment)
             self.processes[index] = process
             status = await process.wait()
             if self._stopping.is_set():
                 return
-            log.warning("worker %d exited (status %d); restarting it", index, status)
-            self.restarts += 1
+            if status == USAGE:
+                log.error("worker %d refused its settings (status 2); stopping", index)
+                self.status = USAGE
+                self.stop()
+                return
+            if time.monotonic() - started >= self._steady_seconds:
+                delay = self._restart_delay
+            log.warning("worker %d exited (status %d); restarting it in %g s", index, status, delay)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), RESTART_DELAY)
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            delay = min(delay * 2, MAX_RESTART_DELAY)  # for the next exit, unless steady
 
     async def _stop_workers(self) -> None:
         running = [p for p in self.processes if p is not None and p.returncode is None]
@@ -119,9 +146,13 @@ class Supervisor:
 
 
 async def supervise(settings: Settings) -> int:
-    """Run `settings.workers` workers until SIGTERM or SIGINT; 0 once they all stopped."""
-    _, local_token = token_entries(settings)  # made once, here, before the workers read it
+    """Run `settings.workers` workers until SIGTERM or SIGINT (0 once they all stopped), or
+    until one refuses its settings (2)."""
+    # What a worker checks at its start, checked once here: a bad setting stops the command
+    # before any worker runs. The local token and master keys are made here, once.
+    _, local_token = token_entries(settings)
     master_keys(settings)
+    tls_credentials(settings)
     embedded = None
     database_url = settings.database_url
     if database_url is None:
@@ -147,4 +178,4 @@ async def supervise(settings: Settings) -> int:
         if embedded is not None:
             await asyncio.to_thread(embedded.cleanup)
     log.info("all workers stopped")
-    return 0
+    return supervisor.status

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import os
 import signal
 import sys
@@ -24,7 +25,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from smarttrade.app import LEADER_HEALTH
+from smarttrade.config import Settings
 from smarttrade.v1 import smart_trade_pb2 as pb
+from smarttrade.workers import Supervisor
 from tests.support.process import free_port
 from tests.support.replicas import BTC, TOKEN, long_with_stop, replica_environment
 from tests.support.service import Client
@@ -164,8 +167,12 @@ async def test_two_workers_share_one_port_answer_every_call_and_are_replaced_whe
         killed = time.monotonic()
 
         async def taken_over() -> bool:
+            """Another worker holds the lease and has recovered the trades (it leads)."""
             now = await leader_pid(database_url)
-            return now is not None and now[0] != leader[0]
+            if now is None or now[0] == leader[0]:
+                return False
+            async with grpc.aio.insecure_channel(now[1]) as channel:  # its own address
+                return await leads(channel)
 
         await until(taken_over)
         took_over = time.monotonic() - killed
@@ -188,3 +195,68 @@ async def test_two_workers_share_one_port_answer_every_call_and_are_replaced_whe
     assert ended.close_reason == pb.CLOSE_REASON_STOP_LOSS
     assert status == 0
     assert not [pid for pid in running if alive(pid)]  # every worker stopped with it
+
+
+def exits(status: int, log: Path) -> list[str]:
+    """A worker that notes when it started, then exits with `status` at once."""
+    script = (
+        f"import sys, time; open({str(log)!r}, 'a').write(f'{{time.monotonic()}}\\n'); "
+        f"sys.exit({status})"
+    )
+    return [sys.executable, "-c", script]
+
+
+async def test_a_worker_that_keeps_exiting_is_restarted_later_each_time(tmp_path: Path) -> None:
+    starts = tmp_path / "starts"
+    settings = Settings(workers=1)
+    supervisor = Supervisor(
+        settings, "postgresql://unused", exits(1, starts), restart_delay=0.1, steady_seconds=60
+    )
+    running = asyncio.create_task(supervisor.run())
+    await until(lambda: starts.exists() and len(starts.read_text().split()) >= 5, seconds=30)
+    supervisor.stop()
+    await running
+
+    times = [float(line) for line in starts.read_text().split()]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times[:5])]
+    assert [round(gap, 1) for gap in gaps] >= [0.1, 0.2, 0.4, 0.8]  # doubling
+    assert all(later > earlier for earlier, later in itertools.pairwise(gaps))
+    assert supervisor.status == 0
+
+
+async def test_a_worker_that_refuses_its_settings_stops_the_command_with_status_2(
+    tmp_path: Path,
+) -> None:
+    starts = tmp_path / "starts"
+    supervisor = Supervisor(Settings(workers=2), "postgresql://unused", exits(2, starts))
+
+    await asyncio.wait_for(supervisor.run(), 30)
+
+    assert supervisor.status == 2
+    assert len(starts.read_text().split()) <= 2  # each started once at most, never again
+
+
+async def test_serve_with_workers_refuses_bad_settings_before_starting_any(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = replica_environment(lease_seconds=2, SMARTTRADE_TLS_CERT=str(tmp_path / "cert.pem"))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "smarttrade.cli",
+        "serve",
+        "--workers",
+        "2",
+        "--database-url",
+        database_url,
+        "--data-dir",
+        str(tmp_path),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    output, errors = await asyncio.wait_for(process.communicate(), 30)
+
+    assert process.returncode == 2
+    assert "SMARTTRADE_TLS_CERT and SMARTTRADE_TLS_KEY" in errors.decode()
+    assert b"workers serving" not in output
