@@ -216,59 +216,67 @@ async def stream_latency(
     return statistics.median(ordered), p99, len(ordered)
 
 
-async def main(seconds: float, workers: int, stream_seconds: float) -> None:
-    name = f"smarttrade_bench_{uuid.uuid4().hex[:8]}"
+@asynccontextmanager
+async def fresh_database(prefix: str) -> AsyncIterator[tuple[str, Path]]:
+    """A new database on the local PostgreSQL (its URL), and a data directory named after it
+    (made by the service), dropped when the block ends."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(ADMIN)
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
-    data_dir = Path(f"/tmp/{name}")  # created by the service
-    env = {
-        "SMARTTRADE_TOKENS": f"bench:{TOKEN},stream:{STREAM_TOKEN}",
-        "SMARTTRADE_LOG_LEVEL": "WARNING",
-    }
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     try:
-        async with serve_process(data_dir, database_url=url, env=env) as server:
-            channels = [grpc.aio.insecure_channel(server.address) for _ in range(10)]
-            client = Client(channels[0], TOKEN)
-            account = await client.paper_account(USDT="100000000", BTC="0")
-            await client.set_price("BTC/USDT", "20000")
-            names = [(await client.create(limit_trade(account))).name for _ in range(100)]
-            answer = trades_pb.GetSmartTradeResponse(smart_trade=await client.get(names[0]))
-            size = len(answer.SerializeToString())
-            async with echo_server(answer.SerializeToString()) as echo_call:
-                echo, get, ratios = await alternating(
-                    echo_call,
-                    lambda i: client.get(names[i % len(names)]),
-                    seconds * 6,  # 30 rounds of 1 s each: single rounds spread widely
-                    workers,
-                )
-            create_request = trades_pb.CreateSmartTradeRequest(
-                smart_trade=limit_trade(account), request_id=str(uuid.uuid4())
-            )
-            create_answer = trades_pb.CreateSmartTradeResponse(
-                smart_trade=await client.create(limit_trade(account))
-            )
-            async with insert_server(
-                url, create_request.SerializeToString(), create_answer.SerializeToString()
-            ) as insert_call:
-                ceiling, create, create_ratios = await alternating(
-                    insert_call,
-                    lambda i: client.create(limit_trade(account)),
-                    seconds * 2,
-                    workers,
-                    rounds=10,
-                )
-            streams = [
-                (n, await stream_latency(channels, 10, n, stream_seconds))
-                for n in ((1, 100, 1000) if stream_seconds else ())
-            ]
-            for channel in channels:
-                await channel.close()
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}", Path(f"/tmp/{name}")
     finally:
         admin = await asyncpg.connect(ADMIN)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def main(seconds: float, workers: int, stream_seconds: float) -> None:
+    env = {
+        "SMARTTRADE_TOKENS": f"bench:{TOKEN},stream:{STREAM_TOKEN}",
+        "SMARTTRADE_LOG_LEVEL": "WARNING",
+    }
+    async with (
+        fresh_database("smarttrade_bench") as (url, data_dir),
+        serve_process(data_dir, database_url=url, env=env) as server,
+    ):
+        channels = [grpc.aio.insecure_channel(server.address) for _ in range(10)]
+        client = Client(channels[0], TOKEN)
+        account = await client.paper_account(USDT="100000000", BTC="0")
+        await client.set_price("BTC/USDT", "20000")
+        names = [(await client.create(limit_trade(account))).name for _ in range(100)]
+        answer = trades_pb.GetSmartTradeResponse(smart_trade=await client.get(names[0]))
+        size = len(answer.SerializeToString())
+        async with echo_server(answer.SerializeToString()) as echo_call:
+            echo, get, ratios = await alternating(
+                echo_call,
+                lambda i: client.get(names[i % len(names)]),
+                seconds * 6,  # 30 rounds of 1 s each: single rounds spread widely
+                workers,
+            )
+        create_request = trades_pb.CreateSmartTradeRequest(
+            smart_trade=limit_trade(account), request_id=str(uuid.uuid4())
+        )
+        create_answer = trades_pb.CreateSmartTradeResponse(
+            smart_trade=await client.create(limit_trade(account))
+        )
+        async with insert_server(
+            url, create_request.SerializeToString(), create_answer.SerializeToString()
+        ) as insert_call:
+            ceiling, create, create_ratios = await alternating(
+                insert_call,
+                lambda i: client.create(limit_trade(account)),
+                seconds * 2,
+                workers,
+                rounds=10,
+            )
+        streams = [
+            (n, await stream_latency(channels, 10, n, stream_seconds))
+            for n in ((1, 100, 1000) if stream_seconds else ())
+        ]
+        for channel in channels:
+            await channel.close()
     print(f"concurrency {workers}, {seconds:g} s per measure, {os.cpu_count()} cores")
     print(f"echo (bare grpc.aio, {size} B) {echo:8.0f} calls/s")
     print(

@@ -26,7 +26,6 @@ import gc
 import os
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,7 +33,14 @@ from pathlib import Path
 import asyncpg
 import grpc
 
-from bench.bench_api import ADMIN, STREAM_TOKEN, TOKEN, limit_trade, stream_latency, throughput
+from bench.bench_api import (
+    STREAM_TOKEN,
+    TOKEN,
+    fresh_database,
+    limit_trade,
+    stream_latency,
+    throughput,
+)
 from tests.support.process import free_port, wait_serving
 from tests.support.replicas import long_with_stop
 from tests.support.service import Client
@@ -116,38 +122,31 @@ async def triggered_per_second(client: Client, url: str, trades: int) -> float:
 async def measure(
     workers: int, seconds: float, trades: int, stream_seconds: float
 ) -> dict[str, float]:
-    name = f"smarttrade_cluster_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     results: dict[str, float] = {}
-    try:
-        async with deployment(workers, url, Path(f"/tmp/{name}")) as address:
-            channels = [
-                grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
-                for _ in range(CONNECTIONS)
-            ]
-            clients = [Client(channel, TOKEN) for channel in channels]
-            account = await clients[0].paper_account(USDT="100000000", BTC="0")
-            await clients[0].set_price("BTC/USDT", "20000")
-            results["create"] = await throughput(
-                lambda i: clients[i % CONNECTIONS].create(limit_trade(account)), seconds, 32
-            )
-            names = [(await clients[0].create(limit_trade(account))).name for _ in range(100)]
-            results["get"] = await throughput(
-                lambda i: clients[i % CONNECTIONS].get(names[i % len(names)]), seconds, 32
-            )
-            results["triggered"] = await triggered_per_second(clients[0], url, trades)
-            if stream_seconds:
-                p50, p99, _ = await stream_latency(channels, 10, 1000, stream_seconds)
-                results["stream p50"], results["stream p99"] = p50, p99
-            for channel in channels:
-                await channel.close()
-    finally:
-        admin = await asyncpg.connect(ADMIN)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with (
+        fresh_database("smarttrade_cluster") as (url, data_dir),
+        deployment(workers, url, data_dir) as address,
+    ):
+        channels = [
+            grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(CONNECTIONS)
+        ]
+        clients = [Client(channel, TOKEN) for channel in channels]
+        account = await clients[0].paper_account(USDT="100000000", BTC="0")
+        await clients[0].set_price("BTC/USDT", "20000")
+        results["create"] = await throughput(
+            lambda i: clients[i % CONNECTIONS].create(limit_trade(account)), seconds, 32
+        )
+        names = [(await clients[0].create(limit_trade(account))).name for _ in range(100)]
+        results["get"] = await throughput(
+            lambda i: clients[i % CONNECTIONS].get(names[i % len(names)]), seconds, 32
+        )
+        results["triggered"] = await triggered_per_second(clients[0], url, trades)
+        if stream_seconds:
+            p50, p99, _ = await stream_latency(channels, 10, 1000, stream_seconds)
+            results["stream p50"], results["stream p99"] = p50, p99
+        for channel in channels:
+            await channel.close()
     return results
 
 
