@@ -74,13 +74,11 @@ async def until(condition: Callable[[], object], seconds: float = 30) -> None:
     raise AssertionError("not within the time")
 
 
-@asynccontextmanager
-async def workers(
-    count: int, database_url: str, data_dir: Path
-) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    address = f"127.0.0.1:{free_port()}"
-    env = replica_environment(lease_seconds=2)
-    process = await asyncio.create_subprocess_exec(
+async def serve_workers(
+    count: int, database_url: str, data_dir: Path, env: dict[str, str], address: str
+) -> asyncio.subprocess.Process:
+    """`smarttrade serve --workers count` as its own process."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "smarttrade.cli",
@@ -94,9 +92,18 @@ async def workers(
         "--data-dir",
         str(data_dir),
         env=env,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+@asynccontextmanager
+async def workers(
+    count: int, database_url: str, data_dir: Path
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    address = f"127.0.0.1:{free_port()}"
+    env = replica_environment(lease_seconds=2)
+    process = await serve_workers(count, database_url, data_dir, env, address)
     try:
         yield process, address
     finally:
@@ -241,21 +248,8 @@ async def test_serve_with_workers_refuses_bad_settings_before_starting_any(
     database_url: str, tmp_path: Path
 ) -> None:
     env = replica_environment(lease_seconds=2, SMARTTRADE_TLS_CERT=str(tmp_path / "cert.pem"))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "smarttrade.cli",
-        "serve",
-        "--workers",
-        "2",
-        "--database-url",
-        database_url,
-        "--data-dir",
-        str(tmp_path),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    address = f"127.0.0.1:{free_port()}"
+    process = await serve_workers(2, database_url, tmp_path, env, address)
     output, errors = await asyncio.wait_for(process.communicate(), 30)
 
     assert process.returncode == 2
