@@ -15,6 +15,6 @@ buf lint
 buf breaking --against protos/releases/smarttrade-v1.binpb
 scripts/generate.sh --check
 echo "== tests"
-pytest -q "$@"
+pytest -q -n 2 "$@"  # two processes (pytest-xdist): every test has its own database and ports
 echo "== generated clients (Node/TypeScript, Go, Java) against the real server"
 scripts/test-clients.sh
