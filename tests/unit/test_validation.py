@@ -15,7 +15,15 @@ import pytest
 
 from smarttrade.domain.decide import create
 from smarttrade.domain.errors import InvalidSpec
-from smarttrade.domain.spec import EntrySpec, EntryType, StopLossSpec, TradeSpec
+from smarttrade.domain.spec import (
+    EntrySpec,
+    EntryType,
+    LeverageSpec,
+    MarginMode,
+    MarketType,
+    StopLossSpec,
+    TradeSpec,
+)
 from smarttrade.domain.validation import spec_violations
 from smarttrade.domain.values import OrderType, Side
 from tests.unit.builders import (
@@ -354,3 +362,49 @@ def test_targets_are_checked_against_the_skipped_entrys_average_price(side: Side
     average, target = ("40000", "45000") if side is Side.BUY else ("60000", "55000")
     spec = trade_spec(side, skip_entry(average), (step("100", price=target),))
     assert fields_named(spec) == []
+
+
+@pytest.mark.parametrize(
+    ("leverage", "field"),
+    [
+        (LeverageSpec(MarketType.LINEAR, Decimal(3), MarginMode.ISOLATED), "leverage.market_type"),
+        (LeverageSpec(MarketType.LINEAR), "leverage.market_type"),
+    ],
+    ids=["linear with leverage", "linear"],
+)
+def test_a_futures_trade_is_refused_at_creation_naming_the_field(
+    leverage: LeverageSpec, field: str
+) -> None:
+    # Arrange: otherwise valid settings, for either side.
+    for spec in (buy(leverage=leverage), sell(leverage=leverage)):
+        # Act
+        with pytest.raises(InvalidSpec) as refused:
+            create(
+                trade_id="t1",
+                tenant_id="tenant",
+                account_id="acct",
+                exchange_id="paper",
+                spec=spec,
+                market=BTC,
+                last_price=LAST,
+                at=T0,
+            )
+
+        # Assert
+        assert [violation.field for violation in refused.value.violations] == [field]
+
+
+def test_a_spot_trade_may_say_its_leverage_is_one_and_name_a_margin_mode() -> None:
+    # The contract: a margin mode is ignored for spot.
+    spot = LeverageSpec(MarketType.SPOT, Decimal(1), MarginMode.CROSS)
+    decision = create(
+        trade_id="t1",
+        tenant_id="tenant",
+        account_id="acct",
+        exchange_id="paper",
+        spec=buy(leverage=spot),
+        market=BTC,
+        last_price=LAST,
+        at=T0,
+    )
+    assert decision.trade.spec.leverage == spot

@@ -44,7 +44,7 @@ class OrderType(StrEnum):
 
 class MarketType(StrEnum):
     SPOT = "SPOT"
-    LINEAR = "LINEAR"  # USDT-margined perpetual futures
+    LINEAR = "LINEAR"  # USDT-margined perpetual futures: refused by the service for now
 
 
 class MarginMode(StrEnum):

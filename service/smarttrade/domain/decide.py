@@ -22,6 +22,7 @@ from typing import Any
 
 from smarttrade.domain import actions, plan, watch
 from smarttrade.domain.changes import Changes, merged_status
+from smarttrade.domain.errors import InvalidSpec
 from smarttrade.domain.fsm import LegState, LegTrigger, TradeState, TradeTrigger
 from smarttrade.domain.market import Market
 from smarttrade.domain.menu import require
@@ -48,7 +49,7 @@ from smarttrade.domain.messages import (
 from smarttrade.domain.model import CloseReason, Leg, LegKind, Order, SmartTrade
 from smarttrade.domain.prices import at_or_before
 from smarttrade.domain.spec import TradeSpec
-from smarttrade.domain.validation import check_spec
+from smarttrade.domain.validation import check_spec, unsupported
 from smarttrade.domain.values import OrderStatus, OrderType
 
 
@@ -64,6 +65,9 @@ def create(
     at: datetime,
 ) -> Decision:
     """A new trade from valid settings; raises `InvalidSpec` naming every bad field."""
+    refused = unsupported(spec)
+    if refused:
+        raise InvalidSpec(refused)
     check_spec(spec, market, last_price)
     legs = [Leg(id="entry", kind=LegKind.ENTRY, state=LegState.IDLE)]
     legs += [

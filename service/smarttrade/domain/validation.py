@@ -309,6 +309,17 @@ def _check_stop_not_crossed(
         )
 
 
+def unsupported(spec: TradeSpec) -> list[FieldViolation]:
+    """What a new trade may not ask for yet: futures. Their positions, reduce-only exits,
+    leverage and liquidation are not run by any venue adapter, so a futures trade would run
+    as a spot one; it is refused instead of being accepted and then ignored. Checked at
+    creation only: an edit cannot change a trade's market type."""
+    if spec.leverage.market_type is not MarketType.SPOT:
+        message = "futures trades are not supported yet: SPOT is the only market type"
+        return [FieldViolation("leverage.market_type", message)]
+    return []  # a margin mode on spot is ignored, as the contract says
+
+
 def _check_leverage(leverage: LeverageSpec, out: list[FieldViolation]) -> None:
     if leverage.value is None:
         return

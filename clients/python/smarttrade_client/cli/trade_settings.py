@@ -11,8 +11,10 @@ which is then read into the client's models, so a file and flags mean exactly th
       - {price: "110", volume_percent: "50"}
       - {percent: "20", volume_percent: "50", trailing_percent: "1"}
     stop_loss: {percent: "3", move_to_breakeven: true, timeout: 30}
-    leverage: {market_type: linear, value: "3", margin_mode: isolated}
     note: swing trade
+
+`leverage: {market_type: linear, value: "3", margin_mode: isolated}` describes a futures
+trade; the service refuses those for now (INVALID_ARGUMENT naming leverage.market_type).
 
 Quote the numbers: YAML reads 0.1 as a binary float (it is converted through its shortest
 text, so it still works, but quoting says what you mean).

@@ -92,7 +92,9 @@ class _MarketTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MarketType
     MARKET_TYPE_SPOT: _MarketType.ValueType  # 1
     """A spot market: coins are bought and sold outright."""
     MARKET_TYPE_LINEAR: _MarketType.ValueType  # 2
-    """A linear (USDT-margined) perpetual futures market."""
+    """A linear (USDT-margined) perpetual futures market. Not run yet: a trade asking for it
+    is refused with INVALID_ARGUMENT naming `leverage.market_type`.
+    """
 
 class MarketType(_MarketType, metaclass=_MarketTypeEnumTypeWrapper):
     """The market kind of the symbol a trade runs on."""
@@ -102,7 +104,9 @@ MARKET_TYPE_UNSPECIFIED: MarketType.ValueType  # 0
 MARKET_TYPE_SPOT: MarketType.ValueType  # 1
 """A spot market: coins are bought and sold outright."""
 MARKET_TYPE_LINEAR: MarketType.ValueType  # 2
-"""A linear (USDT-margined) perpetual futures market."""
+"""A linear (USDT-margined) perpetual futures market. Not run yet: a trade asking for it
+is refused with INVALID_ARGUMENT naming `leverage.market_type`.
+"""
 Global___MarketType: _TypeAlias = MarketType  # noqa: Y015
 
 class _MarginMode:
