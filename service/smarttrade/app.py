@@ -115,6 +115,7 @@ def ccxt_exchange(
         rate_limit_ms=settings.get("rate_limit_ms"),
         timeout=float(settings.get("timeout", 10.0)),
         streaming=bool(settings.get("streaming", True)),
+        stream_retry=float(settings.get("stream_retry", 30.0)),
     )
 
 

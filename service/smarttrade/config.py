@@ -51,8 +51,10 @@ class Settings:
     tls_key: Path | None = None
     master_keys: str = field(default="", repr=False)  # "id:base64key,..."; empty: a local file
     master_key_id: str = ""
-    # Per ccxt exchange id: "urls", "options" (deep-merged into ccxt's), "poll_interval" and
-    # "rate_limit_ms": to point a venue at its testnet, a proxy, or a local stub.
+    # Per ccxt exchange id: "urls", "options" (deep-merged into ccxt's), "poll_interval",
+    # "rate_limit_ms", "timeout", "streaming" (default true) and "stream_retry" (seconds a
+    # failed stream polls before it is tried again, default 30): to point a venue at its
+    # testnet, a proxy, or a local stub.
     exchange_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # A ccxt exchange id whose public prices drive the paper venue (instead of the sandbox),
     # for paper trading on the live market; its overrides apply.

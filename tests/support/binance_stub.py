@@ -10,6 +10,14 @@ on arrival fills at the last price. The fee is 0.1% of what is received, in that
 Faults a real venue has on a bad day are injected with `fail_next_create` (see `CreateFault`)
 and `rate_limit_storm`. Every request is logged in `requests`, so tests can count them.
 
+It also serves the websocket streams ccxt.pro's `binance` subscribes to for spot (point
+urls['api']['ws'] at `ws_urls`): the market streams (`SUBSCRIBE` to `<symbol>@miniTicker`,
+answered with the last price at once and on every `set_price`) and the WebSocket API's user
+data stream (`userDataStream.subscribe.signature`, its HMAC checked as the REST one is),
+which reports every order change as an `executionReport` (NEW, TRADE, CANCELED).
+`subscriptions` logs what was subscribed; `drop_streams` closes every socket and, with
+`refuse_for`, refuses new ones for a while, as a venue's websocket outage does.
+
     async with BinanceStub(api_key="key", secret="secret") as venue:
         await venue.set_price("BTC/USDT", Decimal("50000"))
         # point ccxt's urls['api']['public'] and ['private'] at venue.url
@@ -22,15 +30,16 @@ import contextlib
 import hashlib
 import hmac
 import itertools
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import Enum
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 FEE_RATE = Decimal("0.001")
 
@@ -162,6 +171,16 @@ class BinanceStub:
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port = 0
+        # Websockets: every open one, those subscribed to a symbol's miniTicker, and those
+        # subscribed to the user data stream (with their subscription id).
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._tickers: dict[str, set[web.WebSocketResponse]] = {}
+        self._user_streams: dict[web.WebSocketResponse, int] = {}
+        self._outbox: list[dict[str, Any]] = []  # order events not sent yet, in order
+        self._sending = asyncio.Lock()
+        self._senders: set[asyncio.Task[None]] = set()
+        self._refused_until = 0.0  # time.monotonic() before which websockets are refused
+        self.subscriptions: list[str] = []  # "btcusdt@miniTicker", "userDataStream", ...
 
     # ----- lifecycle -----------------------------------------------------------------------
 
@@ -181,6 +200,8 @@ class BinanceStub:
         app = web.Application(middlewares=[self._middleware])
         for (method, path), (handler, signed) in routes.items():
             app.router.add_route(method, f"/api/v3/{path}", self._endpoint(handler, signed))
+        app.router.add_get("/stream/ws/{index}", self._market_stream)
+        app.router.add_get("/ws-api/v3", self._websocket_api)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -188,6 +209,7 @@ class BinanceStub:
 
     async def stop(self) -> None:
         self._closing.set()  # releases a handler that delays its answer
+        await self.drop_streams()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -204,6 +226,13 @@ class BinanceStub:
         """What to put in ccxt's urls['api']['public'] and ['private']."""
         return f"http://127.0.0.1:{self._port}/api/v3"
 
+    @property
+    def ws_urls(self) -> dict[str, Any]:
+        """What to put in ccxt's urls['api']['ws'] for spot. The market streams' path holds
+        `/stream`, which ccxt.pro reads as "spot" when a symbol is also a contract's."""
+        base = f"ws://127.0.0.1:{self._port}"
+        return {"spot": f"{base}/stream/ws", "ws-api": {"spot": f"{base}/ws-api/v3"}}
+
     # ----- test API ------------------------------------------------------------------------
 
     async def set_price(self, symbol: str, price: Decimal) -> None:
@@ -213,6 +242,8 @@ class BinanceStub:
         for order in list(self._orders.values()):
             if order.symbol == symbol_id and order.is_open and self._crosses(order, price):
                 self._fill(order, order.price, resting=True)
+        for socket in list(self._tickers.get(symbol_id, ())):
+            await self._send_ticker(socket, symbol_id)
 
     async def set_balance(self, asset: str, amount: Decimal) -> None:
         """Set the free balance of `asset`."""
@@ -221,6 +252,13 @@ class BinanceStub:
     def balance(self, asset: str) -> tuple[Decimal, Decimal]:
         """(free, locked) of `asset`."""
         return self._free.get(asset, Decimal(0)), self._locked.get(asset, Decimal(0))
+
+    async def drop_streams(self, refuse_for: float = 0.0) -> None:
+        """Close every websocket (ccxt sees the venue hang up), and refuse new ones for
+        `refuse_for` seconds."""
+        self._refused_until = time.monotonic() + refuse_for
+        for socket in list(self._sockets):
+            await socket.close()
 
     def requests_to(self, method: str, path: str) -> list[LoggedRequest]:
         return [r for r in self.requests if r.method == method and r.path.endswith(path)]
@@ -313,6 +351,141 @@ class BinanceStub:
             msg = "Timestamp for this request is outside of the recvWindow."
             raise BinanceError(400, -1021, msg)
         return params
+
+    # ----- websockets ----------------------------------------------------------------------
+
+    async def _open_socket(self, request: web.Request) -> web.WebSocketResponse | None:
+        if time.monotonic() < self._refused_until:
+            return None
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self._sockets.add(socket)
+        return socket
+
+    def _forget_socket(self, socket: web.WebSocketResponse) -> None:
+        self._sockets.discard(socket)
+        self._user_streams.pop(socket, None)
+        for subscribed in self._tickers.values():
+            subscribed.discard(socket)
+
+    async def _market_stream(self, request: web.Request) -> web.StreamResponse:
+        """`SUBSCRIBE` to `<symbol>@miniTicker` streams; each gets the last price at once
+        (Binance sends one every second) and at every `set_price`."""
+        socket = await self._open_socket(request)
+        if socket is None:
+            return web.Response(status=503, text="Service Unavailable")
+        try:
+            async for message in socket:
+                if message.type is not WSMsgType.TEXT:
+                    continue
+                data = json.loads(message.data)
+                if data.get("method") != "SUBSCRIBE":
+                    continue
+                await socket.send_json({"result": None, "id": data.get("id")})
+                for stream in data.get("params", []):
+                    self.subscriptions.append(stream)
+                    name, _, channel = stream.partition("@")
+                    symbol_id = name.upper()
+                    if channel == "miniTicker" and symbol_id in self.symbols:
+                        self._tickers.setdefault(symbol_id, set()).add(socket)
+                        await self._send_ticker(socket, symbol_id)
+        finally:
+            self._forget_socket(socket)
+        return socket
+
+    async def _send_ticker(self, socket: web.WebSocketResponse, symbol_id: str) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):  # closing under our feet
+            await socket.send_json(
+                {"e": "24hrMiniTicker", "E": _now_ms(), "s": symbol_id}
+                | {"c": _fmt(self._prices[symbol_id])}
+            )
+
+    async def _websocket_api(self, request: web.Request) -> web.StreamResponse:
+        """The WebSocket API's `userDataStream.subscribe.signature`: its parameters signed as
+        a REST request's query; then this socket gets every order change."""
+        socket = await self._open_socket(request)
+        if socket is None:
+            return web.Response(status=503, text="Service Unavailable")
+        try:
+            async for message in socket:
+                if message.type is not WSMsgType.TEXT:
+                    continue
+                data = json.loads(message.data)
+                if data.get("method") != "userDataStream.subscribe.signature":
+                    continue
+                try:
+                    self._verified_ws_params(data.get("params", {}))
+                except BinanceError as error:
+                    await socket.send_json(
+                        {"id": data.get("id"), "status": error.status}
+                        | {"error": {"code": error.code, "msg": error.msg}}
+                    )
+                    continue
+                subscription = next(self._ids)
+                self._user_streams[socket] = subscription
+                self.subscriptions.append("userDataStream")
+                await socket.send_json(
+                    {
+                        "id": data.get("id"),
+                        "status": 200,
+                        "result": {"subscriptionId": subscription},
+                    }
+                )
+        finally:
+            self._forget_socket(socket)
+        return socket
+
+    def _verified_ws_params(self, params: Mapping[str, Any]) -> None:
+        if not hmac.compare_digest(str(params.get("apiKey", "")), self.api_key):
+            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        signed = {k: v for k, v in params.items() if k != "signature"}
+        payload = urlencode(sorted(signed.items()))
+        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, str(params.get("signature", ""))):
+            raise BinanceError(400, -1022, "Signature for this request is not valid.")
+
+    def _report(self, order: _Order, execution: str, **fields: Any) -> None:
+        """An `executionReport` of `order` as it is now, to every user data stream."""
+        if not self._user_streams:
+            return
+        now = _now_ms()
+        event = {
+            "e": "executionReport",
+            "E": now,
+            "s": order.symbol,
+            "c": order.client_order_id,
+            "S": order.side,
+            "o": order.type,
+            "f": "GTC",
+            "q": _fmt(order.quantity),
+            "p": _fmt(order.price),
+            "P": _fmt(Decimal(0)),
+            "C": "",
+            "x": execution,
+            "X": order.status,
+            "i": order.order_id,
+            "l": _fmt(Decimal(0)),
+            "z": _fmt(order.executed),
+            "L": _fmt(Decimal(0)),
+            "n": "0",
+            "N": None,
+            "T": now,
+            "t": -1,
+            "O": order.created_ms,
+            "Z": _fmt(order.quote_executed),
+        } | fields
+        self._outbox.append(event)
+        sender = asyncio.get_running_loop().create_task(self._send_reports())
+        self._senders.add(sender)
+        sender.add_done_callback(self._senders.discard)
+
+    async def _send_reports(self) -> None:
+        async with self._sending:  # one sender at a time: the events go out in order
+            while self._outbox:
+                event = self._outbox.pop(0)
+                for socket, subscription in list(self._user_streams.items()):
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await socket.send_json({"subscriptionId": subscription, "event": event})
 
     # ----- public endpoints ----------------------------------------------------------------
 
@@ -460,6 +633,7 @@ class BinanceStub:
             visible_at=time.monotonic() + visible_in,
         )
         self._orders[order.order_id] = order
+        self._report(order, "NEW")
         if order_type == "MARKET" or self._crosses(order, last):
             self._fill(order, last, resting=False)
         else:
@@ -505,11 +679,13 @@ class BinanceStub:
         else:
             self._move(rules.base, free=remaining, locked=-remaining)
         order.status, order.updated_ms = "CANCELED", _now_ms()
+        cancel_id = params.get("newClientOrderId") or f"cancel-{next(self._ids)}"
         # Binance's answer carries the *cancel's* own id in clientOrderId, the order's in
-        # origClientOrderId.
+        # origClientOrderId; its executionReport the cancel's in c, the order's in C.
+        self._report(order, "CANCELED", c=cancel_id, C=order.client_order_id)
         return order.as_json() | {
             "origClientOrderId": order.client_order_id,
-            "clientOrderId": params.get("newClientOrderId") or f"cancel-{next(self._ids)}",
+            "clientOrderId": cancel_id,
             "transactTime": order.updated_ms,
         }
 
@@ -594,6 +770,17 @@ class BinanceStub:
         order.quote_executed += cost
         order.status = "FILLED" if order.executed >= order.quantity else "PARTIALLY_FILLED"
         order.updated_ms = _now_ms()
+        trade = self._trades[-1]
+        self._report(
+            order,
+            "TRADE",
+            l=_fmt(qty),
+            L=_fmt(price),
+            n=_fmt(fee),
+            N=gets,
+            t=trade["id"],
+            T=trade["time"],
+        )
 
     def _move(
         self, asset: str, *, free: Decimal = Decimal(0), locked: Decimal = Decimal(0)

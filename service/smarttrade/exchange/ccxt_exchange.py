@@ -41,9 +41,11 @@ the api key, secret, password and request signature blanked out.
 
 `watch_ticker` / `watch_orders` stream through ccxt.pro when `streaming=True` and the venue
 has `watchTicker` / `watchOrders`; otherwise they poll `fetch_ticker` / `fetch_open_orders`
-every `poll_interval` seconds and yield only changes. Futures: `prepare_symbol` sets margin
-mode and leverage on linear swaps. The streaming path and `prepare_symbol` are NOT exercised by
-the integration tests (the Binance stub speaks spot REST only).
+every `poll_interval` seconds and yield only changes. A dropped stream is subscribed again on
+the next watch (ccxt reconnects); one that fails STREAM_FAILURES times in a row gives way to
+polling, and is tried again `stream_retry` seconds later. The Binance stub serves the spot
+streams (tests/e2e/test_binance_streams.py). Futures: `prepare_symbol` sets margin mode and
+leverage on linear swaps; it is not called yet (futures trades are refused).
 """
 
 from __future__ import annotations
@@ -122,6 +124,40 @@ for _name in ("ccxt.base.exchange", "ccxt.async_support.base.exchange"):
     logging.getLogger(_name).addFilter(_REDACT)
 
 
+class _StreamOrPoll:
+    """Whether a watch streams or polls now: it streams while the stream works (a dropped
+    one is subscribed again by the next call); after STREAM_FAILURES failures in a row it
+    polls, and tries the stream again `retry` seconds later."""
+
+    def __init__(self, what: str, can_stream: bool, retry: float) -> None:
+        self._what = what
+        self._streaming = can_stream
+        self._retry = retry
+        self._failures = 0
+        self._retry_at: float | None = None  # time.monotonic() to stream again at
+
+    def streaming(self) -> bool:
+        if self._retry_at is not None and time.monotonic() >= self._retry_at:
+            log.info("%s: trying the stream again", self._what)
+            self._streaming, self._retry_at = True, None
+        return self._streaming
+
+    def succeeded(self) -> None:
+        self._failures = 0
+
+    def failed(self) -> None:
+        self._failures += 1
+        if self._streaming and self._failures >= STREAM_FAILURES:
+            log.warning(
+                "%s failed %d times: polling, and streaming again in %g s",
+                self._what,
+                self._failures,
+                self._retry,
+            )
+            self._streaming, self._failures = False, 0
+            self._retry_at = time.monotonic() + self._retry
+
+
 def exchange_ids() -> frozenset[str]:
     """Every exchange id ccxt knows."""
     return frozenset(ccxt_async.exchanges)
@@ -144,10 +180,12 @@ class CcxtExchange:
         poll_interval: float = 1.0,
         timeout: float = 10.0,
         rate_limit_ms: int | None = None,
+        stream_retry: float = 30.0,
     ) -> None:
         """`options` and `urls` are deep-merged into ccxt's (tests point `urls` at a stub);
         `timeout` is ccxt's request timeout in seconds; `rate_limit_ms` overrides ccxt's
-        pause between requests (its throttle stays enabled)."""
+        pause between requests (its throttle stays enabled); `stream_retry` how long a
+        watch polls before it tries a failed stream again."""
         module = ccxt_pro if streaming and hasattr(ccxt_pro, exchange_id) else ccxt_async
         if not hasattr(module, exchange_id):
             raise ValueError(f"ccxt has no exchange {exchange_id!r}")
@@ -170,6 +208,7 @@ class CcxtExchange:
         self._exchange_id = exchange_id
         self._streaming = streaming
         self._poll_interval = poll_interval
+        self._stream_retry = stream_retry
         self._credentials = tuple(c for c in (api_key, secret, password) if c)
         _Redact.secrets.update(self._credentials)
         self._markets: dict[str, Market] | None = None
@@ -371,19 +410,18 @@ class CcxtExchange:
         """Streamed where the venue can (ccxt.pro), polled otherwise; a stream that keeps
         failing (no websocket route, say) gives way to polling for good."""
         last: Decimal | None = None
-        streaming = self._streams("watchTicker")
-        failures = 0
+        mode = _StreamOrPoll(
+            f"ticker stream of {symbol}", self._streams("watchTicker"), self._stream_retry
+        )
         while True:
+            streaming = mode.streaming()
             try:
                 ticker = await (
                     self._streamed_ticker(symbol) if streaming else self.fetch_ticker(symbol)
                 )
-                failures = 0
+                mode.succeeded()
             except ExchangeError as error:  # a watch outlives blips; the consumer cancels it
-                failures += 1
-                if streaming and failures >= STREAM_FAILURES:
-                    log.warning("ticker stream of %s failed %d times: polling", symbol, failures)
-                    streaming = False
+                mode.failed()
                 wait = error.retry_after if isinstance(error, TransientError) else None
                 await asyncio.sleep(wait or self._poll_interval)
                 continue
@@ -405,20 +443,19 @@ class CcxtExchange:
         """Polled: the open orders first, then each change of status or fill; an order that
         leaves the open orders is looked up once for its final report."""
         known: dict[str, OrderReport] = {}
-        streaming = self._streams("watchOrders")
-        failures = 0
+        mode = _StreamOrPoll(
+            f"order stream of {symbol}", self._streams("watchOrders"), self._stream_retry
+        )
         while True:
+            streaming = mode.streaming()
             try:
                 if streaming:
                     changes = await self._streamed_orders(symbol)
                 else:
                     changes = await self._polled_order_changes(symbol, known)
-                failures = 0
+                mode.succeeded()
             except ExchangeError as error:
-                failures += 1
-                if streaming and failures >= STREAM_FAILURES:
-                    log.warning("order stream of %s failed %d times: polling", symbol, failures)
-                    streaming = False
+                mode.failed()
                 wait = error.retry_after if isinstance(error, TransientError) else None
                 await asyncio.sleep(wait or self._poll_interval)
                 continue
