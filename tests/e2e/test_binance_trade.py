@@ -7,6 +7,8 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
 from tests.integration.test_ccxt_exchange import STUB_OPTIONS
@@ -27,19 +29,20 @@ async def eventually_state(client: Client, name: str, state: int) -> pb.SmartTra
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "polling"])
 async def test_a_binance_trade_enters_and_takes_profit_against_the_stub(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, streaming: bool
 ) -> None:
     async with BinanceStub(api_key=API_KEY, secret=SECRET) as venue:
         await venue.set_balance("USDT", Decimal(10000))
         await venue.set_price("BTC/USDT", Decimal(100))
         overrides = {
             "binance": {
-                "urls": {"api": {"public": venue.url, "private": venue.url}},
+                "urls": {"api": {"public": venue.url, "private": venue.url, "ws": venue.ws_urls}},
                 "options": STUB_OPTIONS,
                 "poll_interval": 0.05,
                 "rate_limit_ms": 1,
-                "streaming": False,  # the stub speaks REST only
+                "streaming": streaming,
             }
         }
         async with running_service(

@@ -24,7 +24,7 @@ async def test_a_paper_trade_follows_the_live_prices_of_a_real_venue(
                 "options": STUB_OPTIONS,
                 "poll_interval": 0.05,
                 "rate_limit_ms": 1,
-                "streaming": False,  # the stub speaks REST only
+                "streaming": False,  # polled (test_binance_streams.py covers the streams)
             }
         }
         async with running_service(

@@ -70,7 +70,7 @@ async def binance(database_url: str, data_dir: Path) -> AsyncIterator[Venue]:
                 "options": STUB_OPTIONS,
                 "poll_interval": 0.05,
                 "rate_limit_ms": 1,
-                "streaming": False,  # the stub speaks REST only
+                "streaming": False,  # polled (test_binance_streams.py covers the streams)
             }
         }
         async with running_service(

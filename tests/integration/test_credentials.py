@@ -379,7 +379,7 @@ def binance_overrides(venue: BinanceStub) -> dict[str, Any]:
                 "options": STUB_OPTIONS,
                 "poll_interval": 0.05,
                 "rate_limit_ms": 1,
-                "streaming": False,  # the stub speaks REST only
+                "streaming": False,  # polled (test_binance_streams.py covers the streams)
             }
         },
         "order_poll_interval": 0.05,

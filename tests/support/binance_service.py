@@ -111,7 +111,7 @@ def stub_settings(venue: BinanceStub) -> dict[str, str]:
             "options": STUB_OPTIONS,
             "poll_interval": 0.1,
             "rate_limit_ms": 1,
-            "streaming": False,  # the stub speaks REST only
+            "streaming": False,  # polled (test_binance_streams.py covers the streams)
             "timeout": 1.0,
         }
     }
