@@ -408,7 +408,8 @@ class CcxtExchange:
 
     async def watch_ticker(self, symbol: str) -> AsyncGenerator[Ticker]:
         """Streamed where the venue can (ccxt.pro), polled otherwise; a stream that keeps
-        failing (no websocket route, say) gives way to polling for good."""
+        failing (no websocket route, say) gives way to polling until it is tried again
+        (`_StreamOrPoll`)."""
         last: Decimal | None = None
         mode = _StreamOrPoll(
             f"ticker stream of {symbol}", self._streams("watchTicker"), self._stream_retry
@@ -440,8 +441,9 @@ class CcxtExchange:
         return Ticker(symbol=symbol, last=last, at=_at(raw.get("timestamp")) or _now())
 
     async def watch_orders(self, symbol: str) -> AsyncGenerator[OrderReport]:
-        """Polled: the open orders first, then each change of status or fill; an order that
-        leaves the open orders is looked up once for its final report."""
+        """Streamed where the venue can, as `watch_ticker` is. Polled: the open orders
+        first, then each change of status or fill; an order that leaves the open orders is
+        looked up once for its final report."""
         known: dict[str, OrderReport] = {}
         mode = _StreamOrPoll(
             f"order stream of {symbol}", self._streams("watchOrders"), self._stream_retry
