@@ -244,3 +244,36 @@ async def test_each_action_in_each_state_does_what_the_menu_says(
     assert error.preconditions == [f"{action} in {state}"]
     assert await venue.balances() == start
     assert (await client.get(before.name)).state == before.state
+
+
+async def test_an_active_trade_shows_how_much_reduce_funds_accepts_and_it_does(
+    service: Service,
+) -> None:
+    # Arrange: an ACTIVE trade, and a PENDING one (Reduce Funds is not on its menu).
+    client = service.a
+    active, _ = await in_state(client, "ACTIVE")
+    pending, _ = await in_state(client, "PENDING")
+    reducible, held = Decimal(active.reducible_units), Decimal(active.position.units_held)
+    assert Decimal(0) < reducible < held
+    assert pending.reducible_units == ""
+
+    async def reduce(units: Decimal) -> pb.SmartTrade:
+        response = await client.trades.ReduceSmartTradeFunds(
+            trades_pb.ReduceSmartTradeFundsRequest(
+                name=active.name, units=str(units), request_id=request_id()
+            ),
+            metadata=client.metadata,
+        )
+        return response.smart_trade
+
+    # Act and assert: all that is held is refused, naming the field; the reducible units are
+    # accepted, and what is left is the market's minimum, which cannot be reduced further.
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await reduce(held)
+    error = rich_error(raised.value)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(error.fields) == ["units"]
+    await reduce(reducible)
+    after = await client.get(active.name)
+    assert Decimal(after.position.units_held) == held - reducible
+    assert after.reducible_units == ""

@@ -404,6 +404,7 @@ def smart_trade(message: pb.SmartTrade) -> SmartTrade:
         update_time=time(message.update_time, message.HasField("update_time")),
         end_time=time(message.end_time, message.HasField("end_time")),
         etag=message.etag,
+        reducible_units=optional(message.reducible_units),
     )
 
 

@@ -338,6 +338,8 @@ class SmartTrade:
     update_time: datetime | None
     end_time: datetime | None
     etag: str
+    # The most Reduce Funds accepts now (base units); None when it is not available.
+    reducible_units: Decimal | None = None
 
     def leg(self, leg_id: str) -> Leg:
         """The leg with this id ("entry", "tp1", "sl", ...); KeyError if there is none."""

@@ -18,6 +18,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from smarttrade.domain.account import ExchangeAccount
+from smarttrade.domain.actions import reducible_units
 from smarttrade.domain.menu import available_actions, editable_fields
 from smarttrade.domain.messages import StoredEvent
 from smarttrade.domain.model import Leg, Order, SmartTrade
@@ -195,6 +196,7 @@ def smart_trade(trade: SmartTrade) -> pb.SmartTrade:
         update_time=timestamp(trade.updated_at),
         end_time=timestamp(trade.ended_at),
         etag=trade.etag,
+        reducible_units=text(reducible_units(trade)),
         position=pb.Position(
             units_bought=text(position.units_bought),
             cost=text(position.cost),

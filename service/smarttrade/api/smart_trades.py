@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -73,10 +74,13 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     async def _act(
         self, method: str, request: Any, trade_id: str, action: Input | InputOf, etag: str
     ) -> pb.SmartTrade:
-        """An action on a trade, once per request id."""
-        etag = parse.etag(etag, "smart_trade.etag" if method == "UpdateSmartTrade" else "etag")
+        """An action on a trade, once per request id. The core names an edit's fields as the
+        trade's (`stop_loss.price`: the request's `smart_trade.stop_loss.price`), and the
+        other actions' as their request's own (`units`)."""
+        editing = method == "UpdateSmartTrade"
+        etag = parse.etag(etag, "smart_trade.etag" if editing else "etag")
         command = ActOnTrade(requested(request, method, request.request_id), trade_id, action, etag)
-        with fields_under("smart_trade"):
+        with fields_under("smart_trade") if editing else nullcontext():
             return self._view(await self._use.act(command))
 
     @unary

@@ -22,7 +22,7 @@ from smarttrade.domain import plan
 from smarttrade.domain.changes import Changes
 from smarttrade.domain.errors import ActionNotAllowed, FieldViolation, InvalidSpec
 from smarttrade.domain.fsm import LegState, LegTrigger, TradeState
-from smarttrade.domain.menu import EDITABLE_ROOTS, editable_fields, root_of
+from smarttrade.domain.menu import ACTIONS, EDITABLE_ROOTS, editable_fields, root_of
 from smarttrade.domain.messages import (
     ACTION_OF,
     AddFunds,
@@ -35,7 +35,7 @@ from smarttrade.domain.messages import (
     Refresh,
     Share,
 )
-from smarttrade.domain.model import CloseReason, Leg, LegKind, SmartTrade
+from smarttrade.domain.model import Action, CloseReason, Leg, LegKind, SmartTrade
 from smarttrade.domain.position import position_of
 from smarttrade.domain.spec import EntryType, StopLossSpec, TakeProfitStepSpec, TradeSpec
 from smarttrade.domain.validation import OpenPosition, check_spec, entry_price_estimate
@@ -122,16 +122,10 @@ def on_reduce_funds(changes: Changes, reduce: ReduceFunds) -> None:
     held = position_of(trade).units_held
     wanted = reduce.units if reduce.units is not None else held * (reduce.percent or 0) / HUNDRED
     units = trade.market.round_amount(wanted)
-    price = trade.last_price or position_of(trade).average_entry_price or Decimal(0)
-    field = "units" if reduce.units is not None else "percent"
-    market = trade.market
-    if not market.is_tradable(units, price):
-        raise InvalidSpec([FieldViolation(field, "is below the market minimum")])
-    left = market.round_amount(held - units)
-    if units >= held or not market.is_tradable(left, price):
-        raise InvalidSpec(
-            [FieldViolation(field, "would leave less than the market minimum; use Close")]
-        )
+    refusal = _reduce_refusal(trade, units)
+    if refusal is not None:
+        field = "units" if reduce.units is not None else "percent"
+        raise InvalidSpec([FieldViolation(field, refusal)])
     trade.legs.append(
         Leg(
             id=_next_leg_id(trade, "reduce"),
@@ -140,6 +134,37 @@ def on_reduce_funds(changes: Changes, reduce: ReduceFunds) -> None:
             amount=units,
         )
     )
+
+
+def _reduce_price(trade: SmartTrade) -> Decimal:
+    """The price a reduction's size is checked at: the last price, else the entry's."""
+    return trade.last_price or position_of(trade).average_entry_price or Decimal(0)
+
+
+def _reduce_refusal(trade: SmartTrade, units: Decimal) -> str | None:
+    """Why Reduce Funds by `units` (on the amount grid) is refused now, or None."""
+    held = position_of(trade).units_held
+    market, price = trade.market, _reduce_price(trade)
+    if not market.is_tradable(units, price):
+        return "is below the market minimum"
+    left = market.round_amount(held - units)
+    if units >= held or not market.is_tradable(left, price):
+        return "would leave less than the market minimum; use Close"
+    return None
+
+
+def reducible_units(trade: SmartTrade) -> Decimal | None:
+    """The most Reduce Funds accepts now, in units of the base asset (3Commas'
+    `reduce_funds_info`); None when it is not on the menu or no size is accepted. What must
+    stay is the smallest tradable amount on the grid, so the answer is all that is held
+    less that; it is checked with the same rule as the action itself."""
+    if Action.REDUCE_FUNDS not in ACTIONS[trade.state]:
+        return None
+    market, price = trade.market, _reduce_price(trade)
+    least = max(market.min_amount, market.min_cost / price if price > 0 else Decimal(0))
+    must_stay = max(market.round_amount_up(least), market.amount_step)
+    units = market.round_amount(position_of(trade).units_held - must_stay)
+    return units if _reduce_refusal(trade, units) is None else None
 
 
 def _size_violations(

@@ -1037,6 +1037,7 @@ class SmartTrade(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    REDUCIBLE_UNITS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. The resource name, `smartTrades/{smart_trade}`."""
     account: _builtins.str
@@ -1062,6 +1063,12 @@ class SmartTrade(_message.Message):
     etag: _builtins.str
     """A version tag. Output on reads; pass it back on mutations to refuse the
     change (ABORTED) when the trade changed since it was read.
+    """
+    reducible_units: _builtins.str
+    """Output only. The largest `units` that `ReduceSmartTradeFunds` accepts now, in
+    the base asset, at the last price: what is held less the smallest amount the
+    market lets stay. Empty when Reduce Funds is not available, or when no size
+    would leave the market minimum (use Close at Market).
     """
     @_builtins.property
     def entry(self) -> Global___Entry:
@@ -1132,10 +1139,11 @@ class SmartTrade(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        reducible_units: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "entry", b"entry", "leverage", b"leverage", "position", b"position", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available_actions", b"available_actions", "close_reason", b"close_reason", "create_time", b"create_time", "editable_fields", b"editable_fields", "end_time", b"end_time", "entry", b"entry", "etag", b"etag", "last_error", b"last_error", "legs", b"legs", "leverage", b"leverage", "name", b"name", "note", b"note", "position", b"position", "side", b"side", "state", b"state", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available_actions", b"available_actions", "close_reason", b"close_reason", "create_time", b"create_time", "editable_fields", b"editable_fields", "end_time", b"end_time", "entry", b"entry", "etag", b"etag", "last_error", b"last_error", "legs", b"legs", "leverage", b"leverage", "name", b"name", "note", b"note", "position", b"position", "reducible_units", b"reducible_units", "side", b"side", "state", b"state", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
