@@ -57,7 +57,8 @@ def test_adding_a_field_keeps_the_released_contract(tmp_path: Path) -> None:
     source = proto.read_text()
     anchor = "  string etag = 20;\n"
     assert source.count(anchor) == 1
-    proto.write_text(source.replace(anchor, anchor + "  // A new field.\n  string label = 21;\n"))
+    # A number far above those in use, so the test outlives the fields added after it.
+    proto.write_text(source.replace(anchor, anchor + "  // A new field.\n  string label = 1000;\n"))
 
     result = breaking(workspace)
 
