@@ -10,10 +10,9 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
-from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
-from tests.e2e.test_binance_trade import API_KEY, SECRET, eventually_state
-from tests.integration.test_ccxt_exchange import STUB_OPTIONS
+from tests.e2e.test_binance_trade import eventually_state
+from tests.support.binance_service import API_KEY, SECRET, open_binance_account, stub_overrides
 from tests.support.binance_stub import BinanceStub
 from tests.support.service import Client, request_id, running_service
 
@@ -36,32 +35,15 @@ async def streaming_trade(
     async with BinanceStub(api_key=API_KEY, secret=SECRET) as venue:
         await venue.set_balance("USDT", Decimal(10000))
         await venue.set_price("BTC/USDT", Decimal(100))
-        overrides = {
-            "binance": {
-                "urls": {"api": {"public": venue.url, "private": venue.url, "ws": venue.ws_urls}},
-                "options": STUB_OPTIONS,
-                "poll_interval": 0.05,
-                "rate_limit_ms": 1,
-                "stream_retry": 0.5,
-            }
-        }
+        overrides = stub_overrides(venue, streaming=True, stream_retry=0.5)
         async with running_service(
             database_url, data_dir, exchange_overrides=overrides, order_poll_interval=30
         ) as service:
             client = service.a
-            created = await client.accounts.CreateExchangeAccount(
-                accounts_pb.CreateExchangeAccountRequest(
-                    exchange_account=accounts_pb.ExchangeAccount(
-                        exchange="binance",
-                        credentials=accounts_pb.ExchangeCredentials(api_key=API_KEY, secret=SECRET),
-                    ),
-                    request_id=request_id(),
-                ),
-                metadata=client.metadata,
-            )
+            account = await open_binance_account(client, request_id())
             trade = await client.create(
                 pb.SmartTrade(
-                    account=created.exchange_account.name,
+                    account=account,
                     symbol="BTC/USDT",
                     side=pb.SIDE_BUY,
                     entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="0.1"),

@@ -11,7 +11,7 @@ import pytest
 
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
-from tests.integration.test_ccxt_exchange import STUB_OPTIONS
+from tests.support.binance_service import stub_overrides
 from tests.support.binance_stub import BinanceStub
 from tests.support.service import Client, request_id, running_service
 
@@ -36,15 +36,7 @@ async def test_a_binance_trade_enters_and_takes_profit_against_the_stub(
     async with BinanceStub(api_key=API_KEY, secret=SECRET) as venue:
         await venue.set_balance("USDT", Decimal(10000))
         await venue.set_price("BTC/USDT", Decimal(100))
-        overrides = {
-            "binance": {
-                "urls": {"api": {"public": venue.url, "private": venue.url, "ws": venue.ws_urls}},
-                "options": STUB_OPTIONS,
-                "poll_interval": 0.05,
-                "rate_limit_ms": 1,
-                "streaming": streaming,
-            }
-        }
+        overrides = stub_overrides(venue, streaming=streaming)
         async with running_service(
             database_url, tmp_path, exchange_overrides=overrides, order_poll_interval=0.05
         ) as service:

@@ -21,7 +21,7 @@ import pytest
 
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
-from tests.integration.test_ccxt_exchange import STUB_OPTIONS
+from tests.support.binance_service import stub_overrides
 from tests.support.binance_stub import BinanceStub
 from tests.support.service import Client, request_id, running_service
 
@@ -64,15 +64,7 @@ async def binance(database_url: str, data_dir: Path) -> AsyncIterator[Venue]:
         await stub.set_balance("USDT", Decimal(1000))
         await stub.set_balance("BTC", Decimal(1))
         await stub.set_price(BTC, Decimal(100))
-        overrides = {
-            "binance": {
-                "urls": {"api": {"public": stub.url, "private": stub.url}},
-                "options": STUB_OPTIONS,
-                "poll_interval": 0.05,
-                "rate_limit_ms": 1,
-                "streaming": False,  # polled (test_binance_streams.py covers the streams)
-            }
-        }
+        overrides = stub_overrides(stub)
         async with running_service(
             database_url, data_dir, exchange_overrides=overrides, order_poll_interval=0.05
         ) as service:

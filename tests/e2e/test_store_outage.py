@@ -26,7 +26,7 @@ from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 from tests.e2e.test_walking_trade import BTC, market_buy
-from tests.integration.test_ccxt_exchange import STUB_OPTIONS
+from tests.support.binance_service import stub_overrides
 from tests.support.binance_stub import BinanceStub
 from tests.support.outage import cut_at_paper_write, ordered, priced
 from tests.support.service import Client, Service, request_id, running_service
@@ -198,19 +198,10 @@ async def venue() -> AsyncIterator[BinanceStub]:
 async def on_binance(
     database_url: str, proxy: TcpProxy, venue: BinanceStub, tmp_path: Path
 ) -> AsyncIterator[Service]:
-    overrides = {
-        "binance": {
-            "urls": {"api": {"public": venue.url, "private": venue.url}},
-            "options": STUB_OPTIONS,
-            "poll_interval": 0.05,
-            "rate_limit_ms": 1,
-            "streaming": False,  # polled (test_binance_streams.py covers the streams)
-        }
-    }
     async with running_service(
         proxy.url(database_url),
         tmp_path,
-        exchange_overrides=overrides,
+        exchange_overrides=stub_overrides(venue),
         order_poll_interval=0.05,
         reconcile_interval=3600,
     ) as running:

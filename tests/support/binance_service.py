@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -103,18 +104,18 @@ async def killed_once(
     return first.account, seen
 
 
+def stub_overrides(venue: BinanceStub, **settings: Any) -> dict[str, dict[str, Any]]:
+    """The service's ccxt overrides pointing `binance` at `venue` (REST and websockets):
+    polled every 0.05 s with no pause between requests, unless `settings` say otherwise.
+    Polled by default: tests/e2e/test_binance_streams.py covers the streams."""
+    urls = {"api": {"public": venue.url, "private": venue.url, "ws": venue.ws_urls}}
+    defaults = {"poll_interval": 0.05, "rate_limit_ms": 1, "streaming": False}
+    return {"binance": {"urls": urls, "options": STUB_OPTIONS} | defaults | settings}
+
+
 def stub_settings(venue: BinanceStub) -> dict[str, str]:
     """The service's settings for trading on `venue` as tenant-a (token-a)."""
-    overrides = {
-        "binance": {
-            "urls": {"api": {"public": venue.url, "private": venue.url}},
-            "options": STUB_OPTIONS,
-            "poll_interval": 0.1,
-            "rate_limit_ms": 1,
-            "streaming": False,  # polled (test_binance_streams.py covers the streams)
-            "timeout": 1.0,
-        }
-    }
+    overrides = stub_overrides(venue, poll_interval=0.1, timeout=1.0)
     return {
         "SMARTTRADE_TOKENS": "tenant-a:token-a",
         "SMARTTRADE_EXCHANGE_OVERRIDES": json.dumps(overrides),

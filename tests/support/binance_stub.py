@@ -354,44 +354,46 @@ class BinanceStub:
 
     # ----- websockets ----------------------------------------------------------------------
 
-    async def _open_socket(self, request: web.Request) -> web.WebSocketResponse | None:
+    async def _websocket(
+        self,
+        request: web.Request,
+        method: str,
+        answer: Callable[[web.WebSocketResponse, dict[str, Any]], Awaitable[None]],
+    ) -> web.StreamResponse:
+        """A websocket whose requests of `method` get `answer`ed (others are ignored);
+        refused while `drop_streams` says so."""
         if time.monotonic() < self._refused_until:
-            return None
+            return web.Response(status=503, text="Service Unavailable")
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         self._sockets.add(socket)
-        return socket
-
-    def _forget_socket(self, socket: web.WebSocketResponse) -> None:
-        self._sockets.discard(socket)
-        self._user_streams.pop(socket, None)
-        for subscribed in self._tickers.values():
-            subscribed.discard(socket)
-
-    async def _market_stream(self, request: web.Request) -> web.StreamResponse:
-        """`SUBSCRIBE` to `<symbol>@miniTicker` streams; each gets the last price at once
-        (Binance sends one every second) and at every `set_price`."""
-        socket = await self._open_socket(request)
-        if socket is None:
-            return web.Response(status=503, text="Service Unavailable")
         try:
             async for message in socket:
-                if message.type is not WSMsgType.TEXT:
-                    continue
-                data = json.loads(message.data)
-                if data.get("method") != "SUBSCRIBE":
-                    continue
-                await socket.send_json({"result": None, "id": data.get("id")})
-                for stream in data.get("params", []):
-                    self.subscriptions.append(stream)
-                    name, _, channel = stream.partition("@")
-                    symbol_id = name.upper()
-                    if channel == "miniTicker" and symbol_id in self.symbols:
-                        self._tickers.setdefault(symbol_id, set()).add(socket)
-                        await self._send_ticker(socket, symbol_id)
+                if message.type is WSMsgType.TEXT:
+                    data = json.loads(message.data)
+                    if data.get("method") == method:
+                        await answer(socket, data)
         finally:
-            self._forget_socket(socket)
+            self._sockets.discard(socket)
+            self._user_streams.pop(socket, None)
+            for subscribed in self._tickers.values():
+                subscribed.discard(socket)
         return socket
+
+    async def _market_stream(self, request: web.Request) -> web.StreamResponse:
+        return await self._websocket(request, "SUBSCRIBE", self._subscribe)
+
+    async def _subscribe(self, socket: web.WebSocketResponse, data: dict[str, Any]) -> None:
+        """`SUBSCRIBE` to `<symbol>@miniTicker` streams; each gets the last price at once
+        (Binance sends one every second) and at every `set_price`."""
+        await socket.send_json({"result": None, "id": data.get("id")})
+        for stream in data.get("params", []):
+            self.subscriptions.append(stream)
+            name, _, channel = stream.partition("@")
+            symbol_id = name.upper()
+            if channel == "miniTicker" and symbol_id in self.symbols:
+                self._tickers.setdefault(symbol_id, set()).add(socket)
+                await self._send_ticker(socket, symbol_id)
 
     async def _send_ticker(self, socket: web.WebSocketResponse, symbol_id: str) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):  # closing under our feet
@@ -401,39 +403,29 @@ class BinanceStub:
             )
 
     async def _websocket_api(self, request: web.Request) -> web.StreamResponse:
+        return await self._websocket(
+            request, "userDataStream.subscribe.signature", self._subscribe_user_data
+        )
+
+    async def _subscribe_user_data(
+        self, socket: web.WebSocketResponse, data: dict[str, Any]
+    ) -> None:
         """The WebSocket API's `userDataStream.subscribe.signature`: its parameters signed as
         a REST request's query; then this socket gets every order change."""
-        socket = await self._open_socket(request)
-        if socket is None:
-            return web.Response(status=503, text="Service Unavailable")
         try:
-            async for message in socket:
-                if message.type is not WSMsgType.TEXT:
-                    continue
-                data = json.loads(message.data)
-                if data.get("method") != "userDataStream.subscribe.signature":
-                    continue
-                try:
-                    self._verified_ws_params(data.get("params", {}))
-                except BinanceError as error:
-                    await socket.send_json(
-                        {"id": data.get("id"), "status": error.status}
-                        | {"error": {"code": error.code, "msg": error.msg}}
-                    )
-                    continue
-                subscription = next(self._ids)
-                self._user_streams[socket] = subscription
-                self.subscriptions.append("userDataStream")
-                await socket.send_json(
-                    {
-                        "id": data.get("id"),
-                        "status": 200,
-                        "result": {"subscriptionId": subscription},
-                    }
-                )
-        finally:
-            self._forget_socket(socket)
-        return socket
+            self._verified_ws_params(data.get("params", {}))
+        except BinanceError as error:
+            await socket.send_json(
+                {"id": data.get("id"), "status": error.status}
+                | {"error": {"code": error.code, "msg": error.msg}}
+            )
+            return
+        subscription = next(self._ids)
+        self._user_streams[socket] = subscription
+        self.subscriptions.append("userDataStream")
+        await socket.send_json(
+            {"id": data.get("id"), "status": 200, "result": {"subscriptionId": subscription}}
+        )
 
     def _verified_ws_params(self, params: Mapping[str, Any]) -> None:
         if not hmac.compare_digest(str(params.get("apiKey", "")), self.api_key):

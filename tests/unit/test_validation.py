@@ -15,6 +15,7 @@ import pytest
 
 from smarttrade.domain.decide import create
 from smarttrade.domain.errors import InvalidSpec
+from smarttrade.domain.messages import Decision
 from smarttrade.domain.spec import (
     EntrySpec,
     EntryType,
@@ -52,6 +53,20 @@ def sell(**changes: object) -> TradeSpec:
     return replace(spec, **changes)  # type: ignore[arg-type]
 
 
+def create_at_last(spec: TradeSpec) -> Decision:
+    """A new BTC/USDT trade from `spec` at the last price."""
+    return create(
+        trade_id="t1",
+        tenant_id="tenant",
+        account_id="acct",
+        exchange_id="paper",
+        spec=spec,
+        market=BTC,
+        last_price=LAST,
+        at=T0,
+    )
+
+
 def fields_named(spec: TradeSpec) -> list[str]:
     return [violation.field for violation in spec_violations(spec, BTC, LAST)]
 
@@ -73,16 +88,7 @@ def test_create_refuses_bad_settings_naming_every_bad_field_once() -> None:
 
     # Act
     with pytest.raises(InvalidSpec) as refused:
-        create(
-            trade_id="t1",
-            tenant_id="tenant",
-            account_id="acct",
-            exchange_id="paper",
-            spec=spec,
-            market=BTC,
-            last_price=LAST,
-            at=T0,
-        )
+        create_at_last(spec)
 
     # Assert
     fields = [violation.field for violation in refused.value.violations]
@@ -379,16 +385,7 @@ def test_a_futures_trade_is_refused_at_creation_naming_the_field(
     for spec in (buy(leverage=leverage), sell(leverage=leverage)):
         # Act
         with pytest.raises(InvalidSpec) as refused:
-            create(
-                trade_id="t1",
-                tenant_id="tenant",
-                account_id="acct",
-                exchange_id="paper",
-                spec=spec,
-                market=BTC,
-                last_price=LAST,
-                at=T0,
-            )
+            create_at_last(spec)
 
         # Assert
         assert [violation.field for violation in refused.value.violations] == [field]
@@ -397,14 +394,5 @@ def test_a_futures_trade_is_refused_at_creation_naming_the_field(
 def test_a_spot_trade_may_say_its_leverage_is_one_and_name_a_margin_mode() -> None:
     # The contract: a margin mode is ignored for spot.
     spot = LeverageSpec(MarketType.SPOT, Decimal(1), MarginMode.CROSS)
-    decision = create(
-        trade_id="t1",
-        tenant_id="tenant",
-        account_id="acct",
-        exchange_id="paper",
-        spec=buy(leverage=spot),
-        market=BTC,
-        last_price=LAST,
-        at=T0,
-    )
+    decision = create_at_last(buy(leverage=spot))
     assert decision.trade.spec.leverage == spot
