@@ -6,11 +6,12 @@ probe, store/probe.py, or a trade's commit that found it unreachable), so a load
 routes elsewhere; on shutdown it turns NOT_SERVING first, streams end with UNAVAILABLE
 (resumable), and in-flight calls get `shutdown_grace` seconds to finish.
 
-With replicas (`lease_seconds`), a replica is SERVING as soon as it listens: while it
-stands by it answers every call, reading trades itself and forwarding the rest to the
-holder of the lease (api/forwarding.py), its bus fed by every replica's event notices
-(engine/fanout.py); health of LEADER_HEALTH turns SERVING once it holds the lease and has
-recovered the trades.
+With replicas (`lease_seconds`), a replica is SERVING as soon as it listens: it answers
+every call, serving itself the calls of the tenants whose shards it runs and the reads of
+trades, and forwarding the rest to the replica that runs the caller's shard
+(api/forwarding.py), its bus fed by every replica's event notices (engine/fanout.py). It
+takes its fair share of the shards (engine/ownership.py); health of LEADER_HEALTH is
+SERVING while it runs the trades of at least one shard.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from smarttrade.engine.bus import EventBus
 from smarttrade.engine.engine import Engine
 from smarttrade.engine.executor import Executor, RetryPolicy
 from smarttrade.engine.fanout import EventFanOut
+from smarttrade.engine.ownership import EVERY_TENANT, Engines, Ownership
 from smarttrade.engine.venues import ExchangeFactory, Venues
 from smarttrade.errors import PreconditionFailed
 from smarttrade.exchange.paper import PaperVenue
@@ -58,7 +60,7 @@ from smarttrade.exchange.port import Exchange
 from smarttrade.store.credentials import MasterKeys, unseal
 from smarttrade.store.database import Database, open_database
 from smarttrade.store.errors import StoreUnavailable
-from smarttrade.store.leases import LeaderLease
+from smarttrade.store.leases import SHARDS, ShardLeases, shard_of
 from smarttrade.store.probe import StoreProbe
 from smarttrade.store.unit_of_work import UnitOfWorkFactory
 from smarttrade.usecases.accounts import Accounts
@@ -80,9 +82,16 @@ from smarttrade.v1 import (
 
 log = logging.getLogger("smarttrade")
 
-# Health of this name is SERVING on the replica that holds the leader lease and runs the
-# trades (with SMARTTRADE_LEASE_SECONDS), NOT_SERVING on the others.
+# Health of this name is SERVING on a replica that runs the trades of at least one shard
+# (with SMARTTRADE_LEASE_SECONDS; always, once recovered, without), NOT_SERVING on the others;
+# of `shard_health(n)`, SERVING on the replica that runs shard n's.
 LEADER_HEALTH = "smarttrade.v1.Leader"
+
+
+def shard_health(shard: int) -> str:
+    return f"{LEADER_HEALTH}/{shard}"
+
+
 SERVICES = (
     smart_trade_service_pb2.DESCRIPTOR.services_by_name["SmartTradeService"].full_name,
     exchange_account_service_pb2.DESCRIPTOR.services_by_name["ExchangeAccountService"].full_name,
@@ -144,7 +153,7 @@ class Running:
     server: grpc.aio.Server
     port: int
     health: health_aio.HealthServicer
-    engine: Engine
+    engines: Engines
     bus: EventBus
     database: Database
     unit_of_work: UnitOfWorkFactory
@@ -152,9 +161,13 @@ class Running:
     background: list[asyncio.Task[None]]
     stop_metrics: Callable[[], None] | None = None
     tracer: TracerProvider | None = None
-    lease: LeaderLease | None = None
-    lost: asyncio.Event = field(default_factory=asyncio.Event)  # the lease, to another
+    ownership: Ownership | None = None
     budget: CallBudget = field(default_factory=CallBudget)
+
+    @property
+    def engine(self) -> Engine:
+        """The one engine of a replica without leases (which runs every trade)."""
+        return self.engines.running_shards[EVERY_TENANT]
 
 
 async def start(settings: Settings) -> Running:
@@ -183,8 +196,8 @@ async def start(settings: Settings) -> Running:
     budget = CallBudget()
     lease = None
     fanout = None
-    if settings.lease_seconds > 0:  # replicas: this one acts only while it holds the lease
-        lease = LeaderLease(database, settings.replica_id, settings.listen, settings.lease_seconds)
+    if settings.lease_seconds > 0:  # replicas: each runs the trades of the shards it holds
+        lease = ShardLeases(database, settings.replica_id, settings.listen, settings.lease_seconds)
         unit_of_work.lease = lease
 
         async def heads() -> dict[str, int]:
@@ -194,8 +207,6 @@ async def start(settings: Settings) -> Running:
         # Every replica's watchers see every replica's events.
         fanout = EventFanOut(bus, store_dsn, heads)
         unit_of_work.sink = fanout
-        if exported is not None:
-            exported.lease_held(lease.holds)
     paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(unit_of_work), clock=utc_now)
     if lease is None:
         await paper.start()
@@ -206,20 +217,30 @@ async def start(settings: Settings) -> Running:
         else None
     )
     venues = Venues(paper, build, paper_prices)
-    executor = Executor(
-        RetryPolicy(unknown_grace=settings.unknown_order_grace),
-        may_act=lease.holds if lease is not None else None,
-    )
-    engine = Engine(
-        unit_of_work=unit_of_work,
-        venues=venues,
-        executor=executor,
-        clock=utc_now,
-        order_poll_interval=settings.order_poll_interval,
-        reconcile_interval=settings.reconcile_interval,
-        paper_prices=paper_prices,
-        store=probe,
-    )
+    engine = Engines(venues, unit_of_work, sharded=lease is not None)
+
+    def make_engine(
+        tenants: Callable[[str], bool] | None, may_act: Callable[[], bool] | None
+    ) -> Engine:
+        """An engine for the `tenants` (None: every one), sending orders while `may_act()`."""
+        return Engine(
+            unit_of_work=unit_of_work,
+            venues=venues,
+            executor=Executor(
+                RetryPolicy(unknown_grace=settings.unknown_order_grace), may_act=may_act
+            ),
+            clock=utc_now,
+            order_poll_interval=settings.order_poll_interval,
+            reconcile_interval=settings.reconcile_interval,
+            paper_prices=paper_prices,
+            store=probe,
+            tenants=tenants,
+            accounts=engine.accounts,
+        )
+
+    ownership = Ownership(engine, lease, make_engine) if lease is not None else None
+    if exported is not None and ownership is not None:
+        exported.lease_held(lambda: bool(engine.running_shards))
 
     # The use cases, and the servicers that call them.
     current_key = keys.keys[keys.current]
@@ -261,7 +282,7 @@ async def start(settings: Settings) -> Running:
         reflection.aio.ReflectionServicer(reflected), services
     )
     tls = tls_credentials(settings)
-    # With TLS, calls forwarded to the leader verify it against this service's own chain.
+    # With TLS, calls forwarded to another replica verify it against this service's own chain.
     forwarding_credentials = None
     if tls is None:
         port = server.add_insecure_port(settings.listen)
@@ -282,7 +303,6 @@ async def start(settings: Settings) -> Running:
         await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
     log.info("listening on %s (port %d)", settings.listen, port)
-    lost = asyncio.Event()
 
     async def store_health(available: bool) -> None:
         metrics.recorder.store_available(available)
@@ -295,50 +315,66 @@ async def start(settings: Settings) -> Running:
                 else health_pb2.HealthCheckResponse.NOT_SERVING,
             )
 
-    async def activate() -> None:
-        """Run the trades: at once with one replica; with leases, once this one holds the
-        lease (the same recovery as a start, from what the last holder committed)."""
-        if lease is not None:
-            await stand_by(lease)
-            background.append(asyncio.create_task(keep(lease, lost)))
-            try:
-                await paper.start()
-                log.info("recovering live trades")
-                await engine.start()
-            except Exception:  # a holder that cannot run the trades must not keep the lease
-                log.exception("could not take over the trades; stopping")
-                lost.set()
-                return
-            budget.forward = None  # the leader: it serves every call itself
-            await health.set(LEADER_HEALTH, health_pb2.HealthCheckResponse.SERVING)
-            log.info("leading")
-        else:
-            log.info("recovering live trades")
-            await engine.start()
-            await store_health(True)
-            log.info("serving")
-            probe.on_change(store_health)  # first: a load balancer learns at once
-        probe.on_change(engine.on_store)
-
-    async def leader_address() -> str | None:
-        assert lease is not None
-        holder = await lease.holder_now()
-        return holder[1] if holder is not None else None
-
     background: list[asyncio.Task[None]] = []
-    if lease is None:
-        await activate()
+    if ownership is None:
+        log.info("recovering live trades")
+        await paper.start()
+        single = make_engine(None, None)
+        await single.start()
+        engine.running_shards[EVERY_TENANT] = single
+        await health.set(LEADER_HEALTH, health_pb2.HealthCheckResponse.SERVING)
+        await store_health(True)
+        log.info("serving")
+        probe.on_change(store_health)  # first: a load balancer learns at once
     else:
-        # A standby answers every call: it serves the reads of trades and the watch stream
-        # (its bus hears every replica's events) and forwards the rest to the leader.
+        # Every replica answers every call: it serves the reads of trades, the watch stream
+        # (its bus hears every replica's events) and the calls of the tenants whose shards
+        # it runs, and forwards the rest to the replica that runs the caller's shard.
         assert fanout is not None
+        assert lease is not None
         lease.address = settings.advertised(reached_at)
-        budget.forward = Forwarder(leader_address, settings.replica_id, forwarding_credentials)
+
+        async def owners() -> dict[int, tuple[str, str]]:
+            assert lease is not None
+            view = await lease.view()
+            return {shard: (o.holder, o.address) for shard, o in view.owners.items()}
+
+        def tenant_of(metadata: Any) -> str | None:
+            found = authenticator.resolve(metadata)
+            return found.tenant_id if found is not None else None
+
+        budget.forward = Forwarder(
+            engine.runs,
+            owners,
+            shard_of,
+            tenant_of,
+            settings.replica_id,
+            forwarding_credentials,
+        )
+
+        async def shards_health() -> None:
+            for service, running in (
+                (LEADER_HEALTH, bool(engine.running_shards)),
+                *((shard_health(s), s in engine.running_shards) for s in range(SHARDS)),
+            ):
+                await health.set(
+                    service,
+                    health_pb2.HealthCheckResponse.SERVING
+                    if running
+                    else health_pb2.HealthCheckResponse.NOT_SERVING,
+                )
+
+        def shards_changed() -> None:
+            background.append(asyncio.create_task(shards_health()))
+
+        ownership.on_change(shards_changed)
         background.append(asyncio.create_task(fanout.run()))
         await store_health(True)
-        log.info("serving (a standby: forwarding to the leader what it does not serve)")
+        log.info("serving; taking a fair share of the shards (replica %s)", lease.holder)
         probe.on_change(store_health)
-        background.append(asyncio.create_task(activate()))
+        background.append(asyncio.create_task(ownership.keep()))
+        background.append(asyncio.create_task(ownership.balance()))
+    probe.on_change(engine.on_store)
     retention = Retention(
         events=timedelta(days=settings.event_retention_days),
         requests=timedelta(hours=settings.request_retention_hours),
@@ -367,43 +403,12 @@ async def start(settings: Settings) -> Running:
         background,
         stop_metrics,
         tracer,
-        lease,
-        lost,
+        ownership,
         budget,
     )
 
 
 DRAIN_SECONDS = 0.25
-
-
-async def stand_by(lease: LeaderLease) -> None:
-    """Until this replica holds the lease: try to take it four times per lease period."""
-    log.info("standing by for the lease (replica %s)", lease.holder)
-    while True:
-        try:
-            if await asyncio.wait_for(lease.acquire(), lease.seconds):
-                log.info("holding the lease (fence %d)", lease.fence)
-                metrics.recorder.lease_taken()
-                return
-        except (StoreUnavailable, TimeoutError):
-            pass
-        await asyncio.sleep(lease.seconds / 4)
-
-
-async def keep(lease: LeaderLease, lost: asyncio.Event) -> None:
-    """Renew the lease three times per period; once it is lost (taken, or not renewed in
-    time while the database did not answer), say so and stop."""
-    while True:
-        await asyncio.sleep(lease.seconds / 3)
-        try:  # a renewal that does not come back in time counts as the database away
-            held = await asyncio.wait_for(lease.renew(), lease.seconds / 3)
-        except Exception:  # the database is away: go on while the lease may still hold
-            log.warning("could not renew the lease", exc_info=True)
-            held = lease.holds()
-        if not held:
-            log.error("lost the lease (replica %s): stopping", lease.holder)
-            lost.set()
-            return
 
 
 @dataclass(frozen=True)
@@ -434,20 +439,22 @@ async def stop(running: Running, grace: float) -> None:
     for task in running.background:
         task.cancel()
     await running.health.enter_graceful_shutdown()
-    if running.lease is not None:
+    if running.ownership is not None:
         # Replicas: a new call is refused (UNAVAILABLE: retry, elsewhere), and clients and
         # load balancers get a moment to see NOT_SERVING before the server stops taking calls.
         running.budget.accepting = False
         await asyncio.sleep(DRAIN_SECONDS)
     running.bus.close_all()
     await running.server.stop(grace)
-    await running.engine.stop()
-    if running.lease is not None and not running.lost.is_set():
+    if running.ownership is None:
+        await running.engines.stop()
+    else:
         try:
-            await running.lease.release()  # a standby takes over at once
+            await running.ownership.leave()  # the others take the shards over at once
         except StoreUnavailable:
-            log.warning("could not give the lease up; it lapses in %s s", running.lease.seconds)
-    await running.engine.venues.close()
+            seconds = running.ownership.leases.seconds
+            log.warning("could not give the shards up; they lapse in %s s", seconds)
+    await running.engines.venues.close()
     await running.database.close()
     if running.stop_metrics is not None:
         running.stop_metrics()

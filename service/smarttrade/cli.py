@@ -32,9 +32,6 @@ def settle_memory() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
-LEASE_LOST = 3  # the exit status of a replica that lost the lease: its supervisor restarts it
-
-
 async def serve(settings: Settings) -> int:
     from smarttrade import app
 
@@ -52,13 +49,10 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(running.lost.wait())]
-    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for wait in waits:
-        wait.cancel()
+    await stopping.wait()
     logging.getLogger("smarttrade").info("shutting down")
     await app.stop(running, settings.shutdown_grace)
-    return LEASE_LOST if running.lost.is_set() else 0
+    return 0
 
 
 def client_command(argv: list[str]) -> int:

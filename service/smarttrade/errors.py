@@ -63,13 +63,14 @@ class Unavailable(Exception):
 
 
 class NotLeader(Unavailable):
-    """Replicas with leases: this one does not hold the lease (a standby, or one that lost
-    it), so it acts on nothing; another replica serves."""
+    """Replicas with leases: this one does not hold the lease of the caller's shard (it is
+    held elsewhere, or being taken over), so it acts on none of its trades; another replica
+    serves."""
 
     reason = "NOT_LEADER"
 
     def __init__(self) -> None:
-        super().__init__("this replica is standing by; another one serves the calls", 1.0)
+        super().__init__("this replica does not run these trades now; another one serves", 1.0)
 
 
 class OutOfRange(Exception):

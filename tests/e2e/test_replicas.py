@@ -1,7 +1,8 @@
-"""Replicas on one database with the leader lease (SMARTTRADE_LEASE_SECONDS; issue 13, first
-part): one replica acts, the others stand by and take over when it dies or stops, and a
-replica whose lease lapsed commits nothing (fencing). Each replica is `smarttrade serve` as
-its own process."""
+"""Replicas on one database sharing the trades by tenant shard (SMARTTRADE_LEASE_SECONDS; issue
+13): each runs the trades of the shards it holds, its fair share; they take a killed or
+stopped replica's shards over; any replica answers any call, forwarding it to the replica
+that runs the caller's trades; and a replica whose lease lapsed commits nothing (fencing).
+Each replica is `smarttrade serve` as its own process."""
 
 from __future__ import annotations
 
@@ -23,41 +24,82 @@ from smarttrade_client.calls import RetryPolicy
 from smarttrade_client.errors import SmartTradeError
 from smarttrade_client.models import Entry, Side
 from tests.support.process import free_port
-from tests.support.replicas import BTC, TOKEN, long_with_stop, replica
+from tests.support.replicas import (
+    BTC,
+    TOKEN,
+    TOKENS,
+    long_with_stop,
+    owner,
+    replica,
+    shares,
+    until_balanced,
+    until_shares,
+)
 from tests.support.scrape import scrape
 from tests.support.service import Client, WatchCall, rich_error
 from tests.support.tcp_proxy import TcpProxy
 
 
-async def test_a_standby_takes_over_a_killed_leaders_trade_within_the_lease_and_fires_its_stop_once(
+async def test_two_replicas_share_the_shards_and_each_runs_its_own_tenants_trades(
     database_url: str, tmp_path: Path
 ) -> None:
     async with replica("a", database_url, tmp_path / "a") as a:
-        await a.until_leading()  # the first: it holds the lease
-        async with grpc.aio.insecure_channel(a.address) as channel:
+        await a.until_owns()
+        alone = await shares(database_url)
+        async with replica("b", database_url, tmp_path / "b") as b:
+            await until_balanced(database_url, a, b)
+            a_runs = {t for t in TOKENS if await a.owns(t)}
+            b_runs = {t for t in TOKENS if await b.owns(t)}
+            closed = {}
+            for tenant, token in TOKENS.items():  # each through the replica that does not run it
+                via = a if tenant in b_runs else b
+                async with grpc.aio.insecure_channel(via.address) as channel:
+                    client = Client(channel, token)
+                    account = await client.paper_account(USDT="1000")
+                    await client.set_price(BTC, "100")
+                    trade = await client.create(long_with_stop(account))
+                    await client.set_price(BTC, "89")
+                    closed[tenant] = await client.get(trade.name)
+
+    assert alone == {"a": 12}
+    assert (a_runs, b_runs) == ({"tenant-c"}, {"tenant-a"})
+    for trade in closed.values():
+        assert trade.state == pb.SMART_TRADE_STATE_CLOSED
+        assert trade.close_reason == pb.CLOSE_REASON_STOP_LOSS
+
+
+async def test_a_replica_takes_a_killed_ones_trade_over_within_the_lease_and_fires_its_stop_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with (
+        replica("a", database_url, tmp_path / "a") as a,
+        replica("b", database_url, tmp_path / "b") as b,
+    ):
+        await until_balanced(database_url, a, b)
+        running = await owner(a, b)
+        other = b if running is a else a
+        async with grpc.aio.insecure_channel(running.address) as channel:
             client = Client(channel, TOKEN)
             account = await client.paper_account(USDT="1000")
             await client.set_price(BTC, "100")
             trade = await client.create(long_with_stop(account))
-        async with replica("b", database_url, tmp_path / "b") as b:
-            await b.until_listening()
-            await asyncio.sleep(2.5)  # more than a lease: b had every chance to take it
-            assert not await b.leading()
 
-            a.process.kill()
-            killed = time.monotonic()
-            took_over = await b.until_leading()
-            async with grpc.aio.insecure_channel(b.address) as channel:
-                client = Client(channel, TOKEN)
-                await client.set_price(BTC, "89")
-                for _ in range(100):
-                    ended = await client.get(trade.name)
-                    if ended.state == pb.SMART_TRADE_STATE_CLOSED:
-                        break
-                    await asyncio.sleep(0.05)
-                balances = await client.balances(account)
+        running.process.kill()
+        killed = time.monotonic()
+        took_over = await other.until_owns()
+        async with grpc.aio.insecure_channel(other.address) as channel:
+            client = Client(channel, TOKEN)
+            await client.set_price(BTC, "89")
+            for _ in range(100):
+                ended = await client.get(trade.name)
+                if ended.state == pb.SMART_TRADE_STATE_CLOSED:
+                    break
+                await asyncio.sleep(0.05)
+            balances = await client.balances(account)
+        after = await shares(database_url)
 
     assert took_over - killed < 2.0 + 2.0  # the lease, plus 2 s
+    assert after == {other.name: 12}  # every shard of the dead one
     assert ended.state == pb.SMART_TRADE_STATE_CLOSED
     assert ended.close_reason == pb.CLOSE_REASON_STOP_LOSS
     stop_orders = [o for leg in ended.legs if leg.kind == pb.LEG_KIND_STOP_LOSS for o in leg.orders]
@@ -65,28 +107,29 @@ async def test_a_standby_takes_over_a_killed_leaders_trade_within_the_lease_and_
     assert Decimal(balances.get("BTC", "0")) == 0
 
 
-async def test_a_standby_answers_every_call_reading_trades_itself_and_forwarding_the_rest(
+async def test_any_replica_answers_every_call_reading_trades_itself_and_forwarding_the_rest(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with replica("a", database_url, tmp_path / "a") as a:
-        await a.until_leading()
-        async with (
-            replica("b", database_url, tmp_path / "b") as b,
-            grpc.aio.insecure_channel(b.address) as to_b,
-        ):
-            await b.until_serving()  # a standby serves too
-            via_b = Client(to_b, TOKEN)
-            watching = via_b.trades.WatchSmartTrades(
-                trades_pb.WatchSmartTradesRequest(), metadata=via_b.metadata
+    async with (
+        replica("a", database_url, tmp_path / "a") as a,
+        replica("b", database_url, tmp_path / "b") as b,
+    ):
+        await until_balanced(database_url, a, b)
+        running = await owner(a, b)
+        other = b if running is a else a
+        async with grpc.aio.insecure_channel(other.address) as to_other:
+            via = Client(to_other, TOKEN)
+            watching = via.trades.WatchSmartTrades(
+                trades_pb.WatchSmartTradesRequest(), metadata=via.metadata
             )
-            opened = await watching.read()  # served by b itself
+            opened = await watching.read()  # served by the other replica itself
             assert isinstance(opened, trades_pb.WatchSmartTradesResponse)
-            account = await via_b.paper_account(USDT="1000")  # forwarded to a, as are ...
-            await via_b.set_price(BTC, "100")
-            trade = await via_b.create(long_with_stop(account))  # ... the trades a runs
-            read_by_b = await via_b.get(trade.name)  # from the store
-            with pytest.raises(grpc.aio.AioRpcError) as refused:  # a's answer, details and all
-                await via_b.create(
+            account = await via.paper_account(USDT="1000")  # forwarded to the owner, as are
+            await via.set_price(BTC, "100")
+            trade = await via.create(long_with_stop(account))  # ... the trades it runs
+            read_by_other = await via.get(trade.name)  # from the store
+            with pytest.raises(grpc.aio.AioRpcError) as refused:  # the owner's answer, in full
+                await via.create(
                     pb.SmartTrade(
                         account=account,
                         symbol=BTC,
@@ -94,72 +137,75 @@ async def test_a_standby_answers_every_call_reading_trades_itself_and_forwarding
                         entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="-1"),
                     )
                 )
-            await via_b.set_price(BTC, "89")  # the stop fires on a
-            events = await events_of(watching, until_closed=True)  # heard of on b
-            assert not await b.leading()
+            await via.set_price(BTC, "89")  # the stop fires on the owner
+            events = await events_of(watching, until_closed=True)  # heard of on the other
+            assert not await other.owns()
 
     assert opened.snapshot_end.sequence == 0
-    assert read_by_b.state == pb.SMART_TRADE_STATE_ACTIVE
-    assert read_by_b.etag == trade.etag
+    assert read_by_other.state == pb.SMART_TRADE_STATE_ACTIVE
+    assert read_by_other.etag == trade.etag
     error = rich_error(refused.value)
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "smart_trade.entry.units" in error.fields
-    assert events == list(range(1, len(events) + 1))  # every event of a's, once, in order
+    assert events == list(range(1, len(events) + 1))  # every event of the owner's, once, in order
 
 
-async def test_a_leader_stopped_by_sigterm_hands_over_at_once(
+async def test_a_replica_stopped_by_sigterm_hands_its_shards_over_at_once(
     database_url: str, tmp_path: Path
 ) -> None:
     metrics = f"127.0.0.1:{free_port()}"
     watched = {"SMARTTRADE_METRICS_LISTEN": metrics}
     async with replica("a", database_url, tmp_path / "a", lease_seconds=4) as a:
-        await a.until_leading()
+        await a.until_owns()
         async with replica("b", database_url, tmp_path / "b", 4, settings=watched) as b:
-            await b.until_listening()
-            await asyncio.sleep(1)
-            assert not await b.leading()
-            standing_by = await scrape(metrics)
+            await until_balanced(database_url, a, b)
+            sharing = await scrape(metrics)
             a.process.send_signal(signal.SIGTERM)
             stopped = time.monotonic()
-            took_over = await b.until_leading()
+            took_over = await until_shares(database_url, {"b": 12})
+            await b.until_owns(tenant="tenant-c")  # a's, running on b
             assert await a.process.wait() == 0
             holding = await scrape(metrics)
 
-    assert took_over - stopped < 4 / 2  # well before the lease would have lapsed
-    assert standing_by.value("smarttrade_lease_held") == 0
-    assert standing_by.value("smarttrade_leases_taken_total") == 0
+    assert took_over - stopped < 4 / 2  # well before the leases would have lapsed
+    assert sharing.value("smarttrade_lease_held") == 1
+    assert sharing.value("smarttrade_leases_taken_total") == 6
     assert holding.value("smarttrade_lease_held") == 1
-    assert holding.value("smarttrade_leases_taken_total") == 1
+    assert holding.value("smarttrade_leases_taken_total") == 12
 
 
-async def test_a_leader_cut_from_the_database_commits_nothing_after_its_lease_lapsed(
+async def test_a_replica_cut_from_the_database_commits_nothing_after_its_lease_lapsed(
     proxy: TcpProxy, database_url: str, tmp_path: Path
 ) -> None:
     async with replica("a", proxy.url(database_url), tmp_path / "a") as a:
-        await a.until_leading()
+        await a.until_owns()
         async with (
             replica("b", database_url, tmp_path / "b") as b,
             grpc.aio.insecure_channel(a.address) as channel,
         ):
-            client = Client(channel, TOKEN)
+            await until_balanced(database_url, a, b)
+            tenant = "tenant-c"  # a keeps running tenant-c's trades (tests/support/replicas.py)
+            assert await a.owns(tenant)
+            client = Client(channel, TOKENS[tenant])
             await client.paper_account(USDT="1000")
             await client.set_price(BTC, "100")
-            proxy.stall()  # a's writes wait on the line; its lease cannot be renewed
+            proxy.stall()  # a's writes wait on the line; its leases cannot be renewed
             late = asyncio.ensure_future(client.set_price(BTC, "95"))
-            await b.until_leading()  # a's lease lapsed: b holds it now
+            await b.until_owns(tenant=tenant)  # a's lease lapsed: b holds it now
             proxy.flow()  # a's write reaches the database, with a's old fencing number
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await late
-        status = await asyncio.wait_for(a.process.wait(), timeout=10)
+            await until_balanced(database_url, a, b)  # a rejoins, and takes its share again
 
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     connection = await asyncpg.connect(database_url)
     try:
-        prices = await connection.fetch("SELECT price FROM paper_prices WHERE symbol = $1", BTC)
+        prices = await connection.fetch(
+            "SELECT price FROM paper_prices WHERE symbol = $1 AND tenant_id = $2", BTC, tenant
+        )
     finally:
         await connection.close()
     assert [row["price"] for row in prices] == [Decimal("100")]
-    assert status == 3  # it said it lost the lease, and stopped
 
 
 async def events_of(stream: WatchCall, until_closed: bool) -> list[int]:
@@ -183,35 +229,39 @@ async def events_of(stream: WatchCall, until_closed: bool) -> list[int]:
 async def test_a_watch_resumes_on_the_replica_that_took_over_and_sees_every_event_once(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with replica("a", database_url, tmp_path / "a") as a:
-        await a.until_leading()
+    async with (
+        replica("a", database_url, tmp_path / "a") as a,
+        replica("b", database_url, tmp_path / "b") as b,
+    ):
+        await until_balanced(database_url, a, b)
+        running = await owner(a, b)
+        other = b if running is a else a
         async with (
-            replica("b", database_url, tmp_path / "b") as b,
-            grpc.aio.insecure_channel(a.address) as to_a,
-            grpc.aio.insecure_channel(b.address) as to_b,
+            grpc.aio.insecure_channel(running.address) as to_owner,
+            grpc.aio.insecure_channel(other.address) as to_other,
         ):
-            on_a, on_b = Client(to_a, TOKEN), Client(to_b, TOKEN)
-            account = await on_a.paper_account(USDT="1000")
-            await on_a.set_price(BTC, "100")
-            watching = on_a.trades.WatchSmartTrades(
-                trades_pb.WatchSmartTradesRequest(), metadata=on_a.metadata
+            on_owner, on_other = Client(to_owner, TOKEN), Client(to_other, TOKEN)
+            account = await on_owner.paper_account(USDT="1000")
+            await on_owner.set_price(BTC, "100")
+            watching = on_owner.trades.WatchSmartTrades(
+                trades_pb.WatchSmartTradesRequest(), metadata=on_owner.metadata
             )
             opened = await watching.read()  # no trade yet: the snapshot's end, at once
             assert isinstance(opened, trades_pb.WatchSmartTradesResponse)
             assert opened.snapshot_end.sequence == 0
-            await on_a.create(long_with_stop(account))
+            await on_owner.create(long_with_stop(account))
             await asyncio.sleep(0.5)
-            a.process.send_signal(signal.SIGTERM)  # its streams end, resumable
+            running.process.send_signal(signal.SIGTERM)  # its streams end, resumable
             before = await events_of(watching, until_closed=False)
-            await b.until_leading()
-            resumed = on_b.trades.WatchSmartTrades(
+            await other.until_owns()
+            resumed = on_other.trades.WatchSmartTrades(
                 trades_pb.WatchSmartTradesRequest(after_sequence=before[-1]),
-                metadata=on_b.metadata,
+                metadata=on_other.metadata,
             )
-            await on_b.set_price(BTC, "89")  # the stop: the trade ends on b
+            await on_other.set_price(BTC, "89")  # the stop: the trade ends on the other
             after = await events_of(resumed, until_closed=True)
 
-    assert before  # a's stream delivered the first events before it ended
+    assert before  # the owner's stream delivered the first events before it ended
     events = before + after
     assert events == list(range(1, len(events) + 1))  # every event once, in order
 
@@ -252,23 +302,23 @@ async def test_a_rolling_restart_under_load_fails_no_call_of_a_client_that_retri
                 errors.append(repr(error)[:300])
 
     async with replica("a", database_url, tmp_path / "a", address=first) as a:
-        await a.until_leading()
+        await a.until_owns()  # alone: every shard
         async with AsyncSmartTradeClient(target, TOKEN, retry=retry, options=options) as client:
             account = await client.create_paper_account({"USDT": Decimal(10**9)})
             await client.set_price(BTC, Decimal(100))
             async with replica("b", database_url, tmp_path / "b", address=second) as b:
-                await b.until_listening()
+                await until_balanced(database_url, a, b)
                 workers = [asyncio.create_task(load(client, account.name)) for _ in range(4)]
                 await asyncio.sleep(1)
-                a.process.send_signal(signal.SIGTERM)  # a hands over to b
+                a.process.send_signal(signal.SIGTERM)  # a hands its shards over to b
                 assert await a.process.wait() == 0
-                await b.until_leading()
+                await b.until_owns()
                 before_restart = done
                 async with replica("a2", database_url, tmp_path / "a2", address=first) as a2:
-                    await a2.until_listening()  # up and standing by, as a rollout waits for
+                    await until_balanced(database_url, a2, b)  # as a rollout waits for
                     b.process.send_signal(signal.SIGTERM)  # b hands over to a, restarted
                     assert await b.process.wait() == 0
-                    await a2.until_leading()
+                    await a2.until_owns()
                     await asyncio.sleep(1)
                     running = False
                     await asyncio.gather(*workers)

@@ -228,7 +228,7 @@ class Fleet:
 
     async def leader(self) -> int | None:
         for index, running in enumerate(self.replicas):
-            if running.process.returncode is None and await running.leading():
+            if running.process.returncode is None and await running.owns():
                 return index
         return None
 
@@ -249,7 +249,7 @@ async def drive(
     async with AsyncExitStack() as stack:
         fleet = Fleet(stack, database_url, base, replicas)
         await fleet.start(0)
-        await fleet.replicas[0].until_leading()
+        await fleet.replicas[0].until_owns()
         for index in range(1, replicas):
             await fleet.start(index)
         target = "ipv4:" + ",".join(fleet.addresses)

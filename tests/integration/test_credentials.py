@@ -28,8 +28,7 @@ from smarttrade.config import Settings
 from smarttrade.domain.account import Credentials, ExchangeAccount
 from smarttrade.domain.errors import InvalidSpec
 from smarttrade.engine.bus import EventBus
-from smarttrade.engine.engine import Engine
-from smarttrade.engine.executor import Executor, RetryPolicy
+from smarttrade.engine.ownership import Engines
 from smarttrade.engine.venues import Venues
 from smarttrade.exchange.paper import PaperVenue
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
@@ -111,14 +110,8 @@ async def account_service(database: Database, keys: MasterKeys) -> Accounts:
     paper = PaperVenue(DEFAULT_MARKETS, PostgresPaperStorage(unit_of_work), clock=utc_now)
     await paper.start()
     build, _ = ccxt_venues(keys, {})
-    engine = Engine(
-        unit_of_work=unit_of_work,
-        venues=Venues(paper, build),
-        executor=Executor(RetryPolicy()),
-        clock=utc_now,
-    )
     return Accounts(
-        engine,
+        Engines(Venues(paper, build), unit_of_work, sharded=False),
         unit_of_work,
         keys,
         PageTokens(os.urandom(32)),

@@ -23,7 +23,7 @@ from smarttrade.domain.values import Fill, OrderStatus, Side
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
 from smarttrade.store.database import Database, open_database
 from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, LeaseLost, StoreUnavailable
-from smarttrade.store.leases import LeaderLease
+from smarttrade.store.leases import ShardLeases, shard_of
 from smarttrade.store.requests import RequestRecord
 from smarttrade.store.unit_of_work import UnitOfWorkFactory
 from tests.support.store import Published
@@ -359,11 +359,11 @@ async def test_a_decision_made_ahead_by_a_replica_that_lost_the_lease_is_refused
 ) -> None:
     new = held("t1")
     await record(uow, new, None)
-    deposed = LeaderLease(database, "replica-a", "127.0.0.1:1", seconds=30)
-    assert await deposed.acquire()
+    deposed = ShardLeases(database, "replica-a", "127.0.0.1:1", seconds=30)
+    assert await deposed.acquire(shard_of(new.trade.tenant_id))
     uow.lease = deposed
     async with database.pool.acquire() as connection:  # another replica took over
-        await connection.execute("UPDATE leader_lease SET fence = fence + 1")
+        await connection.execute("UPDATE shard_leases SET fence = nextval('lease_fences')")
 
     stopped = decide(new.trade, PriceTicked(Decimal(94), AT))
     with pytest.raises(LeaseLost):

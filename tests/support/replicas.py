@@ -1,4 +1,4 @@
-"""Replicas of the service as processes on one database, with the leader lease."""
+"""Replicas of the service as processes on one database, sharing the trades by tenant shard."""
 
 from __future__ import annotations
 
@@ -11,14 +11,21 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from smarttrade.app import LEADER_HEALTH
+from smarttrade.app import LEADER_HEALTH, shard_health
+from smarttrade.store.leases import SHARDS, shard_of
 from smarttrade.v1 import smart_trade_pb2 as pb
 from tests.support.process import free_port
 
 TOKEN = "token-a"  # tenant-a's
+TENANT = "tenant-a"
+# The replicas' tenants: tenant-a's shard is 9, tenant-c's 0. Of two replicas, the first up
+# holds every shard until the second comes, then gives the highest six up: tenant-c's
+# trades stay on the first, tenant-a's move to the second.
+TOKENS = {TENANT: TOKEN, "tenant-c": "token-c"}
 BTC = "BTC/USDT"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
@@ -39,9 +46,9 @@ class Replica:
                 return False
             return bool(answer.status == SERVING)
 
-    async def leading(self) -> bool:
-        """Whether it holds the leader lease and runs the trades."""
-        return await self.serving(LEADER_HEALTH)
+    async def owns(self, tenant: str = TENANT) -> bool:
+        """Whether it runs the trades of the tenant (it holds the tenant's shard, recovered)."""
+        return await self.serving(shard_health(shard_of(tenant)))
 
     async def until_listening(self, seconds: float = 30) -> None:
         """Wait until it answers health (SERVING, or NOT_SERVING while standing by)."""
@@ -66,9 +73,57 @@ class Replica:
             await asyncio.sleep(0.05)
         raise AssertionError(f"{self.name} never served {service}")
 
-    async def until_leading(self, seconds: float = 30) -> float:
-        """Wait until it leads; when it happened (time.monotonic)."""
-        return await self.until_serving(seconds, LEADER_HEALTH)
+    async def until_owns(self, seconds: float = 30, tenant: str = TENANT) -> float:
+        """Wait until it runs the tenant's trades; when it happened (time.monotonic)."""
+        return await self.until_serving(seconds, shard_health(shard_of(tenant)))
+
+
+async def shares(database_url: str) -> dict[str, int]:
+    """How many shards each replica holds now (by its name)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT holder, count(*) AS n FROM shard_leases"
+            " WHERE expires_at > clock_timestamp() GROUP BY holder"
+        )
+    finally:
+        await connection.close()
+    return {row["holder"]: row["n"] for row in rows}
+
+
+async def until_shares(database_url: str, expected: dict[str, int], seconds: float = 30) -> float:
+    """Wait until the replicas hold the shards `expected`; when it happened (monotonic)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await shares(database_url) == expected:
+            return time.monotonic()
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the shards never went {expected}: {await shares(database_url)}")
+
+
+async def until_balanced(database_url: str, *replicas: Replica, seconds: float = 30) -> None:
+    """Wait until the replicas hold every shard between them, each its fair share, and each
+    runs the trades of its shards."""
+    fair = {r.name: SHARDS // len(replicas) for r in replicas}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await shares(database_url) == fair and all(
+            [await r.serving(LEADER_HEALTH) for r in replicas]
+        ):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never balanced: {await shares(database_url)}")
+
+
+async def owner(*replicas: Replica, tenant: str = TENANT, seconds: float = 30) -> Replica:
+    """The replica that runs the tenant's trades (waiting until one does)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for candidate in replicas:
+            if await candidate.owns(tenant):
+                return candidate
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no replica runs {tenant}'s trades")
 
 
 def replica_environment(lease_seconds: float, **settings: str) -> dict[str, str]:
@@ -76,7 +131,7 @@ def replica_environment(lease_seconds: float, **settings: str) -> dict[str, str]
     the lease, a quick store probe) and `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTTRADE_")}
     return env | {
-        "SMARTTRADE_TOKENS": f"tenant-a:{TOKEN}",
+        "SMARTTRADE_TOKENS": ",".join(f"{t}:{token}" for t, token in TOKENS.items()),
         "SMARTTRADE_LEASE_SECONDS": str(lease_seconds),
         "SMARTTRADE_STORE_PROBE_INTERVAL": "0.1",
         **settings,

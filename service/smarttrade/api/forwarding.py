@@ -1,20 +1,23 @@
-"""Replicas: a standby answers every call, forwarding those it cannot serve to the leader.
+"""Replicas: any replica answers any call, forwarding those it cannot serve to the replica
+that runs the caller's trades.
 
-A standby (a replica that does not hold the leader lease, SMARTTRADE_LEASE_SECONDS) serves
-the reads of trades (GetSmartTrade, ListSmartTrades) from the store and the watch stream
-from its own bus, which hears every replica's events (engine/fanout.py). Every other call
-(a mutation, an action, the paper sandbox, accounts) is sent on to the replica that holds
-the lease, at the address it advertises in the lease, with the caller's metadata and what
-is left of its deadline; the leader's answer, or its error with all its details, goes back
-to the caller as it is. So a client (or a load balancer) may send any call to any replica.
+With replicas on one database (SMARTTRADE_LEASE_SECONDS), each runs the trades of the
+tenants whose shards it holds (engine/ownership.py). A replica serves itself the calls of
+those tenants, the reads of trades (GetSmartTrade, ListSmartTrades: from the store, for any
+tenant) and the watch stream (its bus hears every replica's events, engine/fanout.py). Every
+other call (a mutation, an action, the paper sandbox, accounts) of a tenant it does not run
+is sent on to the replica that holds the tenant's shard, at the address it advertises in the
+lease, with the caller's metadata and what is left of its deadline; the owner's answer, or
+its error with all its details, goes back to the caller as it is. So a client (or a load
+balancer) may send any call to any replica. A call whose tenant is not known (no valid
+token) is answered here: UNAUTHENTICATED.
 
-A call that cannot be forwarded (no replica holds the lease, as during a takeover; the
-holder cannot be reached) is UNAVAILABLE with reason NOT_LEADER and a RetryInfo, as a
-standby answered every call before; one the holder did not answer in time is
-DEADLINE_EXCEEDED, as it would have been from the holder itself. A forwarded call carries
-`smarttrade-forwarded-by`: one that reaches a replica which is not the leader either (the
-lease moved meanwhile) is answered NOT_LEADER there, never forwarded again, so nothing goes
-round in circles.
+A call that cannot be forwarded (no replica holds the shard, as during a takeover; the
+holder cannot be reached) is UNAVAILABLE with reason NOT_LEADER and a RetryInfo; one the
+holder did not answer in time is DEADLINE_EXCEEDED, as it would have been from the holder
+itself. A forwarded call carries `smarttrade-forwarded-by`: one that reaches a replica which
+does not run the tenant either (the shard moved meanwhile) is answered NOT_LEADER there,
+never forwarded again, so nothing goes round in circles.
 """
 
 from __future__ import annotations
@@ -42,9 +45,10 @@ SERVED_BY_ANY = frozenset(
 )
 # Metadata that belongs to the connection or to gRPC itself, not to the call.
 _NOT_PASSED = ("user-agent", "te", "content-type", "authority", "host")
-LEADER_CACHE_SECONDS = 1.0
+OWNERS_CACHE_SECONDS = 1.0
 
-LeaderAddress = Callable[[], Awaitable[str | None]]
+# The replicas that hold the shards now: shard -> (replica, address).
+Owners = Callable[[], Awaitable[dict[int, tuple[str, str]]]]
 
 
 def _raw(answer: bytes) -> bytes:
@@ -56,28 +60,42 @@ def _serialize(message: Any) -> bytes:
 
 
 class Forwarder:
-    """Sends a call on to the leader and returns its answer as bytes."""
+    """Sends a call on to the replica that runs the caller's tenant, and returns its answer
+    as bytes; or None when this replica serves the call itself."""
 
     def __init__(
         self,
-        leader_address: LeaderAddress,
+        runs: Callable[[str], bool],
+        owners: Owners,
+        shard_of: Callable[[str], int],
+        tenant_of: Callable[[Any], str | None],
         replica: str,
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
-        self._leader_address = leader_address
+        """`runs(tenant)`: whether this replica runs the tenant's trades now; `tenant_of(
+        metadata)`: the caller's tenant by its token (None: not known)."""
+        self._runs = runs
+        self._owners = owners
+        self._shard_of = shard_of
+        self._tenant_of = tenant_of
         self._replica = replica
         self._credentials = credentials
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._leader: str | None = None
+        self._known: dict[int, tuple[str, str]] | None = None
         self._looked_up = 0.0
 
-    async def __call__(self, method: str, request: Any, context: Context) -> bytes:
+    async def __call__(self, method: str, request: Any, context: Context) -> bytes | None:
         metadata = context.invocation_metadata() or ()
+        tenant = self._tenant_of(metadata)
+        if tenant is None or self._runs(tenant):
+            return None
         if any(key == FORWARDED_BY for key, _ in metadata):
-            await abort(context, NotLeader())  # the lease moved on while it was forwarded
-        address = await self._leader_now()
-        if address is None:
+            await abort(context, NotLeader())  # the shard moved on while it was forwarded
+        owner = (await self._owners_now()).get(self._shard_of(tenant))
+        if owner is None or owner[0] == self._replica:  # free, or being taken over here
             await abort(context, NotLeader())
+        assert owner is not None
+        address = owner[1]
         passed = [
             (key, value)
             for key, value in metadata
@@ -93,8 +111,8 @@ class Forwarder:
             trailers = error.trailing_metadata() or ()
             answered = any(key == "grpc-status-details-bin" for key, _ in trailers)
             if not answered and error.code() == grpc.StatusCode.UNAVAILABLE:
-                # Not the service's answer: the leader went away (or was never there).
-                self._leader = None
+                # Not the service's answer: the owner went away (or was never there).
+                self._known = None
                 log.info("forwarding %s to %s failed: %s", method, address, error.details())
                 await abort(context, NotLeader())
             await context.abort(
@@ -102,17 +120,17 @@ class Forwarder:
             )
         return answer
 
-    async def _leader_now(self) -> str | None:
-        """The leader's address, looked up at most once a second (and again after a
+    async def _owners_now(self) -> dict[int, tuple[str, str]]:
+        """Who holds which shard, looked up at most once a second (and again after a
         forwarding failed)."""
         now = time.monotonic()
-        if self._leader is None or now - self._looked_up > LEADER_CACHE_SECONDS:
+        if self._known is None or now - self._looked_up > OWNERS_CACHE_SECONDS:
             try:
-                self._leader = await self._leader_address()
-            except Exception:  # the store away: no leader known
-                self._leader = None
+                self._known = await self._owners()
+            except Exception:  # the store away: no owner known
+                self._known = {}
             self._looked_up = now
-        return self._leader
+        return self._known
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)

@@ -55,7 +55,7 @@ MAX_CALLS_IN_FLIGHT = 5_000
 # its stream and headers, a few KiB).
 MAX_PENDING_CALLS = 100_000
 UNSHED = ("/grpc.health.", "/grpc.reflection.")
-Forward = Callable[[str, Any, Context], Awaitable[bytes]]
+Forward = Callable[[str, Any, Context], Awaitable[bytes | None]]
 
 
 def server_options() -> list[tuple[str, int]]:
@@ -74,8 +74,8 @@ class CallBudget:
         self.in_flight = 0
         # False while the service stops: a call is refused (UNAVAILABLE, NOT_LEADER).
         self.accepting = True
-        # Replicas with leases, on a standby: what sends a call on to the leader (the reads
-        # of SERVED_BY_ANY and the watch stream are served here); None on the leader.
+        # Replicas with leases: what sends a call on to the replica that runs its tenant (the
+        # reads of SERVED_BY_ANY and the watch stream are served here); None without.
         self.forward: Forward | None = None
 
 
@@ -173,7 +173,9 @@ def _budgeted(behavior: Any, budget: CallBudget, method: str) -> Any:
         budget.in_flight += 1
         try:
             if forward is not None and method not in SERVED_BY_ANY:
-                return await forward(method, request, context)  # the leader's answer, as bytes
+                answer = await forward(method, request, context)  # the owner's, as bytes
+                if answer is not None:
+                    return answer
             return await behavior(request, context)
         finally:
             budget.in_flight -= 1

@@ -119,8 +119,13 @@ class Engine:
         reconcile_interval: float = 30.0,
         paper_prices: Exchange | None = None,
         store: StoreHealth | None = None,
+        tenants: Callable[[str], bool] | None = None,
+        accounts: dict[str, ExchangeAccount] | None = None,
     ) -> None:
+        """`tenants`: replicas with leases, the tenants whose trades this engine runs (those
+        of one shard); `accounts`: a cache of the accounts shared with the other engines."""
         self._unit_of_work = unit_of_work
+        self._tenants = tenants
         self._store = store or NoProbe()
         self.venues = venues
         self._executor = executor
@@ -130,7 +135,7 @@ class Engine:
         self._live: dict[str, LiveTrade] = {}
         self._groups: dict[GroupKey, set[str]] = defaultdict(set)
         self._feeds: dict[FeedKey, set[str]] = defaultdict(set)
-        self._accounts: dict[str, ExchangeAccount] = {}
+        self._accounts: dict[str, ExchangeAccount] = accounts if accounts is not None else {}
         self._recovered: dict[str, list[Intent]] = {}
         self.index = TriggerIndex()
         self._warm_index = TriggerIndex()  # the bands of trades not loaded, narrowed
@@ -156,8 +161,10 @@ class Engine:
         async with self._unit_of_work() as uow:
             for account in await uow.accounts.all():
                 self._accounts[account.id] = account
-            heads = await uow.trades.live_heads()
-            self._recovered = await uow.trades.pending_intents()
+            heads = [h for h in await uow.trades.live_heads() if self.runs(h.tenant_id)]
+            pending = await uow.trades.pending_intents()
+        ids = {head.id for head in heads}
+        self._recovered = {trade_id: i for trade_id, i in pending.items() if trade_id in ids}
         for head in heads:
             await self._admit(head)
         gate = asyncio.Semaphore(STARTUP_CONCURRENCY)
@@ -195,6 +202,8 @@ class Engine:
         for ahead in written:
             async with self._unit_of_work() as uow:
                 trade = await uow.trades.get(ahead.trade_id)
+                if trade is not None and not self.runs(trade.tenant_id):
+                    continue  # another shard's
                 decision = decide(trade, ahead.trigger) if trade is not None else None
                 if decision is None or decision.trade.version != ahead.version:
                     # Only a second writer of the trade could have moved it on.
@@ -221,15 +230,35 @@ class Engine:
             except Exception:
                 log.exception("the periodic reconciliation failed; next sweep in %s s", seconds)
 
+    def runs(self, tenant_id: str) -> bool:
+        """Whether this engine runs the tenant's trades."""
+        return self._tenants is None or self._tenants(tenant_id)
+
     async def stop(self) -> None:
         if self._sweeping is not None:
             self._sweeping.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         await self.market_data.close()
         for live in self._live.values():
             if live.timer is not None:
                 live.timer.cancel()
             if live.runner is not None:
                 live.runner.stop()
+
+    async def settle(self, seconds: float) -> None:
+        """Wait (at most `seconds`) until no loaded trade is in the middle of a run."""
+
+        async def every_runner() -> None:
+            for live in list(self._live.values()):
+                if live.runner is not None:
+                    async with live.runner.lock:
+                        pass
+
+        try:
+            await asyncio.wait_for(every_runner(), seconds)
+        except TimeoutError:
+            log.warning("trades still running after %s s; letting them go", seconds)
 
     # ---- accounts ------------------------------------------------------------------------
 

@@ -73,14 +73,18 @@ class PaperStorageError(TransientError):
     reason = "STORE_UNAVAILABLE"
 
 
+def every_tenant(tenant_id: str) -> bool:
+    return True
+
+
 class PaperStorage(Protocol):
-    async def load(self, venue: PaperVenue) -> None:
-        """Put the stored prices, balances, orders and account settings into the venue's
-        books."""
+    async def load(self, venue: PaperVenue, tenants: Callable[[str], bool] = every_tenant) -> None:
+        """Put the stored prices, balances, orders and account settings of the `tenants`
+        into the venue's books."""
         ...
 
     async def save(self, changes: Sequence[PaperChanges]) -> None:
-        """Write the changes (of several tenants) in one transaction; raises
+        """Write the changes (of several tenants; each tenant's all or nothing); raises
         PaperStorageError when it cannot."""
         ...
 
@@ -242,8 +246,23 @@ class PaperVenue:
         self._unsaved: dict[str, _Unsaved] = {}
         self._unreported: dict[str, list[PaperOrder]] = {}
 
-    async def start(self) -> None:
-        await self._storage.load(self)
+    async def start(self, tenants: Callable[[str], bool] = every_tenant) -> None:
+        """Load the books of the `tenants` from the storage (replicas: of the shards this
+        one takes over, in place of whatever it held of them before)."""
+        async with self._lock:
+            self._drop(tenants)
+            await self._storage.load(self, tenants)
+
+    async def forget(self, tenants: Callable[[str], bool]) -> None:
+        """Drop the books of the `tenants` (replicas: of the shards another one runs now),
+        with what of them is not written."""
+        async with self._lock:
+            self._drop(tenants)
+
+    def _drop(self, tenants: Callable[[str], bool]) -> None:
+        for books in (self._books, self._unsaved, self._unreported):
+            for tenant_id in [t for t in books if tenants(t)]:
+                del books[tenant_id]
 
     def now(self) -> datetime:
         """The venue's clock: order and fill times, late visibility."""

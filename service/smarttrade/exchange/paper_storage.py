@@ -3,8 +3,9 @@
 Loading puts each paper account's own settings (fees, slippage, partial fills: kept on its
 exchange-account row) into the books, so a tick right after a restart fills the resting
 orders on the account's terms, not the defaults. A save writes the changes of any number of
-operations (and the request ids they answer) as one statement: the venue gathers the changes
-made while a write is in flight into the next one (see `PaperVenue`). Failures leave as the
+operations (and the request ids they answer) as one statement per tenant (with leases, each
+is fenced by its tenant's shard): the venue gathers the changes made while a write is in
+flight into the next one (see `PaperVenue`). Failures leave as the
 venue's own `PaperStorageError`, without the database's message (which quotes SQL).
 """
 
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
-from smarttrade.exchange.paper import PaperChanges, PaperStorageError, PaperVenue
+from smarttrade.exchange.paper import PaperChanges, PaperStorageError, PaperVenue, every_tenant
 from smarttrade.exchange.paper_book import PaperOrder
 from smarttrade.store.codec import from_document, to_document
 from smarttrade.store.errors import StoreUnavailable
@@ -35,12 +36,14 @@ class PostgresPaperStorage:
     def __init__(self, unit_of_work: Callable[[], UnitOfWork]) -> None:
         self._unit_of_work = unit_of_work
 
-    async def load(self, venue: PaperVenue) -> None:
+    async def load(self, venue: PaperVenue, tenants: Callable[[str], bool] = every_tenant) -> None:
         async with _translated("loading"), self._unit_of_work() as uow:
             for account in await uow.accounts.all():
-                if account.is_paper and account.paper_settings is not None:
-                    venue.book(account.tenant_id).open_account(account.id, account.paper_settings)
-            rows = await uow.paper.load()
+                settings = account.paper_settings
+                if account.is_paper and settings is not None and tenants(account.tenant_id):
+                    venue.book(account.tenant_id).open_account(account.id, settings)
+            loaded = await uow.paper.load()
+        rows = loaded.of(tenants)
         for row in rows.prices:
             venue.book(row["tenant_id"]).prices[row["symbol"]] = row["price"]
         for row in rows.balances:
@@ -66,43 +69,46 @@ class PostgresPaperStorage:
             )
 
     async def save(self, changes: Sequence[PaperChanges]) -> None:
-        balances, orders, prices = [], [], []
+        """One write per tenant: with leases, each is fenced by its tenant's shard."""
+        for change in changes:
+            await self._save(change)
+
+    async def _save(self, change: PaperChanges) -> None:
         async with _translated("saving"), self._unit_of_work() as uow:
-            for change in changes:
-                balances += [
-                    {
-                        "tenant_id": change.tenant_id,
-                        "account_id": account,
-                        "currency": balance.currency,
-                        "free": balance.free,
-                        "locked": balance.locked,
-                    }
-                    for account, account_balances in change.balances.items()
-                    for balance in account_balances.values()
-                ]
-                orders += [
-                    {
-                        "tenant_id": change.tenant_id,
-                        "account_id": order.account_id,
-                        "client_order_id": order.client_order_id,
-                        "exchange_order_id": order.exchange_order_id,
-                        "symbol": order.symbol,
-                        "side": order.side.value,
-                        "type": order.type.value,
-                        "amount": order.amount,
-                        "price": order.price,
-                        "status": order.status.value,
-                        "locked": order.locked,
-                        "fills": to_document(order.fills),
-                        "created_at": order.created_at,
-                    }
-                    for order in change.orders
-                ]
-                prices += [
-                    {"tenant_id": change.tenant_id, "symbol": s, "price": p, "updated_at": at}
-                    for s, (p, at) in change.prices.items()
-                ]
-                for request, at in change.requests:
-                    uow.requests.keep(request, at)
+            balances = [
+                {
+                    "tenant_id": change.tenant_id,
+                    "account_id": account,
+                    "currency": balance.currency,
+                    "free": balance.free,
+                    "locked": balance.locked,
+                }
+                for account, account_balances in change.balances.items()
+                for balance in account_balances.values()
+            ]
+            orders = [
+                {
+                    "tenant_id": change.tenant_id,
+                    "account_id": order.account_id,
+                    "client_order_id": order.client_order_id,
+                    "exchange_order_id": order.exchange_order_id,
+                    "symbol": order.symbol,
+                    "side": order.side.value,
+                    "type": order.type.value,
+                    "amount": order.amount,
+                    "price": order.price,
+                    "status": order.status.value,
+                    "locked": order.locked,
+                    "fills": to_document(order.fills),
+                    "created_at": order.created_at,
+                }
+                for order in change.orders
+            ]
+            prices = [
+                {"tenant_id": change.tenant_id, "symbol": s, "price": p, "updated_at": at}
+                for s, (p, at) in change.prices.items()
+            ]
+            for request, at in change.requests:
+                uow.requests.keep(request, at)
             uow.paper.save(balances, orders, prices)
             await uow.commit()

@@ -47,7 +47,7 @@ class ConcurrentUpdate(Exception):
 
 
 class LeaseLost(NotLeader):
-    """A write carried a fencing number that no longer holds the leader lease (lapsed, or
+    """A write carried a fencing number that no longer holds its shard's lease (lapsed, or
     taken by another replica): nothing was written."""
 
 

@@ -13,7 +13,7 @@ wrote through its connection, the same statement runs in that transaction.
 One statement carries the writes of any number of units of work, of different trades (group
 commit, see group_commit.py): every row is tagged with the index of its write, `w`, and
 every part is gated per write. All or nothing holds for each write when a check fails: with
-leases, nothing is written unless the fencing number holds the leader lease; a write's trade
+leases, nothing is written unless the fencing number holds its shard's lease; a write's trade
 row is written only if its request's claim is new, and everything else of it only if the
 trade's row was (a new trade's id is free, an existing one's version is still the one the
 decision started from). A write whose claim was taken or whose version moved on therefore
@@ -104,6 +104,23 @@ class StagedWrites:
     def trade_id(self) -> str | None:
         trade = self.new_trade if self.new_trade is not None else self.trade_update
         return str(trade["id"]) if trade is not None else None
+
+    @property
+    def owner(self) -> str | None:
+        """The tenant whose data this write changes (None: no one's); with leases, the lease
+        of its shard fences the write."""
+        rows = [
+            *(row for row in (self.claim, self.answer, self.new_trade) if row is not None),
+            *self.paper_balances,
+            *self.paper_orders,
+            *self.paper_prices,
+            *self.requests,
+            *self.events,
+        ]
+        tenants = {str(row["tenant_id"]) for row in rows}
+        tenants.update(snapshot["data"].tenant_id for snapshot in self.snapshots)  # type: ignore[attr-defined]
+        assert len(tenants) <= 1, "one write changes one tenant's data"
+        return tenants.pop() if tenants else None
 
     @property
     def tenant_id(self) -> str | None:
@@ -247,7 +264,7 @@ def _statement(shape: _Shape) -> tuple[str, list[str]]:
     if shape.fenced:
         # Written only while this fencing number holds an unexpired lease (store/leases.py).
         parts.append(
-            "lease_w AS (SELECT 1 FROM leader_lease WHERE id = 1 AND fence = "
+            "lease_w AS (SELECT 1 FROM shard_leases WHERE fence = "
             f"CAST({p('fence')} AS bigint) AND expires_at > clock_timestamp())"
         )
         parts.append("writes AS (SELECT * FROM all_w WHERE EXISTS (SELECT 1 FROM lease_w))")
@@ -387,7 +404,7 @@ def ahead_statement(
 def _ahead_statement(fenced: bool) -> tuple[str, list[str]]:
     p = _Parameters()
     lease = (
-        " AND EXISTS (SELECT 1 FROM leader_lease WHERE id = 1 AND fence = "
+        " AND EXISTS (SELECT 1 FROM shard_leases WHERE fence = "
         f"CAST({p('fence')} AS bigint) AND expires_at > clock_timestamp())"
         if fenced
         else ""

@@ -8,7 +8,7 @@ round trip, and a request id answered by it (a sandbox tick) is claimed in it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,14 @@ class PaperRows:
     prices: list[Row]
     balances: list[Row]
     orders: list[Row]
+
+    def of(self, tenants: Callable[[str], bool]) -> PaperRows:
+        """The rows of the `tenants` only."""
+        return PaperRows(
+            [row for row in self.prices if tenants(row["tenant_id"])],
+            [row for row in self.balances if tenants(row["tenant_id"])],
+            [row for row in self.orders if tenants(row["tenant_id"])],
+        )
 
 
 class PaperLedger:

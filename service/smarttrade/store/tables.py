@@ -9,7 +9,6 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -239,17 +238,25 @@ shares = Table(
     Column("revoked_at", TIMESTAMP),
 )
 
-# Replicas on one database (revision 0008): the one row says which replica acts, until when,
-# and the fencing number every one of its writes must carry (see store/leases.py).
-leader_lease = Table(
-    "leader_lease",
+# Replicas on one database (revision 0010): one lease per shard of the tenants, saying which
+# replica runs the shard's trades, until when, and the fencing number (from the sequence
+# `lease_fences`) every write of those trades must carry (see store/leases.py); and the
+# replicas alive, each with its heartbeat.
+shard_leases = Table(
+    "shard_leases",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("fence", BigInteger, nullable=False),
+    Column("shard", Integer, primary_key=True),
+    Column("fence", BigInteger, nullable=False, unique=True),
     Column("holder", Text, nullable=False),
     Column("address", Text, nullable=False),
     Column("expires_at", TIMESTAMP, nullable=False),
-    CheckConstraint("id = 1", name="leader_lease_one_row"),
+)
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("address", Text, nullable=False),
+    Column("expires_at", TIMESTAMP, nullable=False),
 )
 
 # A decision made durable ahead of its order (revision 0009): the input it was decided on

@@ -166,7 +166,11 @@ class TradeRepository:
             "done": list(done),
         }
         await self._uow.write_ahead(
-            before.id, before.version, decision.trade.version, dump_json(document).decode()
+            before.tenant_id,
+            before.id,
+            before.version,
+            decision.trade.version,
+            dump_json(document).decode(),
         )
 
     # ---- one trade -----------------------------------------------------------------------

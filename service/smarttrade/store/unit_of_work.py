@@ -57,7 +57,7 @@ from smarttrade.store.database import Database
 from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate, LeaseLost, driver_errors
 from smarttrade.store.events import EventRepository
 from smarttrade.store.group_commit import GroupCommit
-from smarttrade.store.leases import LeaderLease
+from smarttrade.store.leases import NONE_HELD, ShardLeases
 from smarttrade.store.one_statement import StagedWrites, ahead_statement, statement
 from smarttrade.store.paper import PaperLedger
 from smarttrade.store.requests import RequestRepository
@@ -66,9 +66,7 @@ from smarttrade.store.trades import TradeRepository
 
 Row = Mapping[str, Any]
 UPKEEP_LIMIT = 3600.0  # seconds a statement of upkeep (pruning) may take
-_LEASE_HELD = (
-    "SELECT 1 FROM leader_lease WHERE id = 1 AND fence = $1 AND expires_at > clock_timestamp()"
-)
+_LEASE_HELD = "SELECT 1 FROM shard_leases WHERE fence = $1 AND expires_at > clock_timestamp()"
 
 
 class EventSink(Protocol):
@@ -91,9 +89,9 @@ class UnitOfWorkFactory:
         self.database = database
         self.sink = sink
         self.group_commit = GroupCommit(database)
-        # Replicas with leases: every write carries the lease's fencing number (set once the
-        # lease is known; without leases, None, and writes are not fenced).
-        self.lease: LeaderLease | None = None
+        # Replicas with leases: every write carries the fencing number of its tenant's
+        # shard (without leases, None, and writes are not fenced).
+        self.lease: ShardLeases | None = None
 
     def __call__(self, *, consistent: bool = False) -> UnitOfWork:
         """A unit of work; `consistent`: its reads see one snapshot of the database
@@ -215,18 +213,20 @@ class UnitOfWork:
                 async with driver_errors():
                     await self._connection.commit()
         else:
-            staged.fence = self._fence()
+            staged.fence = self._fence(staged.owner)
             sequences = await self._write(staged)
             self._publish(sequences, events)
         self._done()
         if answering:
             failpoint(f"request:{answering}:after-commit")
 
-    async def write_ahead(self, trade_id: str, expected: int, version: int, trigger: str) -> None:
+    async def write_ahead(
+        self, tenant_id: str, trade_id: str, expected: int, version: int, trigger: str
+    ) -> None:
         """Make a trade's decision durable ahead of its write as the input it was decided on
         (`trigger`, JSON: see TradeRepository.write_ahead), while the trade is still at
         `expected`. Raises like `commit`."""
-        fence = self._fence()
+        fence = self._fence(tenant_id)
         sql, arguments = ahead_statement(fence, trade_id, expected, version, trigger)
         started = time.perf_counter()
         written = await self.fetch(sql, *arguments)
@@ -237,10 +237,13 @@ class UnitOfWork:
             raise ConcurrentUpdate(trade_id)
         self._done()
 
-    def _fence(self) -> int | None:
-        """Replicas with leases: the fencing number every write carries (else None)."""
+    def _fence(self, tenant_id: str | None) -> int | None:
+        """Replicas with leases: the fencing number a write of the tenant's data carries
+        (else None). A write of no tenant's data (none is staged so) would be refused."""
         lease = self._factory.lease
-        return lease.fence if lease is not None else None
+        if lease is None:
+            return None
+        return lease.fence_of(tenant_id) if tenant_id is not None else NONE_HELD
 
     async def _write(self, staged: StagedWrites) -> list[int]:
         """Write `staged`: with the writes of other units of work (group commit) on the

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from smarttrade.domain.account import Credentials, ExchangeAccount, PaperSettings
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
-from smarttrade.engine.engine import Engine
+from smarttrade.engine.ownership import Engines
 from smarttrade.errors import NotFound, PreconditionFailed
 from smarttrade.exchange.paper import DEFAULT_BALANCES
 from smarttrade.store.credentials import MasterKeys, seal
@@ -55,7 +55,7 @@ def _name(account_id: str) -> str:
 class Accounts:
     def __init__(
         self,
-        engine: Engine,
+        engine: Engines,
         unit_of_work: Callable[[], UnitOfWork],
         keys: MasterKeys,
         tokens: PageTokens,

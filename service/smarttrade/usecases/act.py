@@ -19,8 +19,8 @@ from smarttrade.domain.decide import decide
 from smarttrade.domain.errors import ActionNotAllowed, InvalidSpec
 from smarttrade.domain.messages import Input, InputOf
 from smarttrade.domain.model import SmartTrade
-from smarttrade.engine.engine import Engine
-from smarttrade.errors import EtagMismatch
+from smarttrade.engine.ownership import Engines
+from smarttrade.errors import EtagMismatch, NotLeader
 from smarttrade.store.errors import AlreadyClaimed
 from smarttrade.store.requests import RequestRecord
 from smarttrade.store.unit_of_work import UnitOfWork
@@ -43,7 +43,7 @@ class ActOnTrade:
 
 class ActOnTrades:
     def __init__(
-        self, engine: Engine, unit_of_work: Callable[[], UnitOfWork], reader: TradeReader
+        self, engine: Engines, unit_of_work: Callable[[], UnitOfWork], reader: TradeReader
     ) -> None:
         self._engine = engine
         self._unit_of_work = unit_of_work
@@ -73,4 +73,7 @@ class ActOnTrades:
             raise EtagMismatch(f"smartTrades/{command.trade_id}")
         action = command.action
         decide(trade, action(trade) if callable(action) else action)  # refuses the rest
+        if not trade.state.is_terminal:
+            # Live, and not run here: its shard changed hands while the call was on its way.
+            raise NotLeader()
         return trade

@@ -22,7 +22,7 @@ from smarttrade.domain.decide import create
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.spec import TradeSpec
-from smarttrade.engine.engine import Engine
+from smarttrade.engine.ownership import Engines
 from smarttrade.errors import NotFound
 from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate
 from smarttrade.store.unit_of_work import UnitOfWork
@@ -60,7 +60,7 @@ class CreateFromShare:
 class CreateTrades:
     def __init__(
         self,
-        engine: Engine,
+        engine: Engines,
         unit_of_work: Callable[[], UnitOfWork],
         reader: TradeReader,
         shares: ShareResolver,

@@ -14,7 +14,7 @@ from datetime import datetime
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.model import SmartTrade
-from smarttrade.engine.engine import Engine
+from smarttrade.engine.ownership import Engines
 from smarttrade.errors import NotFound
 from smarttrade.store.trades import TradeFilter
 from smarttrade.store.unit_of_work import UnitOfWork
@@ -50,7 +50,7 @@ def page_size(requested: int) -> int:
 
 class TradeReader:
     def __init__(
-        self, engine: Engine, unit_of_work: Callable[[], UnitOfWork], tokens: PageTokens
+        self, engine: Engines, unit_of_work: Callable[[], UnitOfWork], tokens: PageTokens
     ) -> None:
         self._engine = engine
         self._unit_of_work = unit_of_work

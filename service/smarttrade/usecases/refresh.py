@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from smarttrade.domain.model import SmartTrade
-from smarttrade.engine.engine import Engine
+from smarttrade.engine.ownership import Engines
 from smarttrade.usecases.reading import TradeReader
 
 
@@ -11,7 +11,7 @@ class RefreshTrades:
     """Refresh: sync one trade with its venue now, through the same path as the startup
     reconciliation, and return it fresh. Nothing to sync once it has finished."""
 
-    def __init__(self, engine: Engine, reader: TradeReader) -> None:
+    def __init__(self, engine: Engines, reader: TradeReader) -> None:
         self._engine = engine
         self._reader = reader
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.values import Balance
-from smarttrade.engine.engine import Engine
+from smarttrade.engine.ownership import Engines
 from smarttrade.errors import NotFound
 from smarttrade.store.unit_of_work import UnitOfWork
 from smarttrade.usecases.requests import InFlight, Requested, answered
@@ -36,7 +36,7 @@ class SetBalances:
 
 
 class Sandbox:
-    def __init__(self, engine: Engine, unit_of_work: Callable[[], UnitOfWork]) -> None:
+    def __init__(self, engine: Engines, unit_of_work: Callable[[], UnitOfWork]) -> None:
         self._engine = engine
         self._unit_of_work = unit_of_work
         self._in_flight = InFlight()
