@@ -4,13 +4,17 @@
 
 For each deployment, in a fresh database on PostgreSQL at 127.0.0.1:5432: `smarttrade serve`
 as one process (no lease), then `smarttrade serve --workers 2` (two replicas behind the one
-port, with the leader lease). The client opens 10 connections of its own (no shared
-subchannel), so with two workers the kernel spreads them over both. It measures:
+port, sharing the trades by tenant shard). The load comes from two tenants, `bench` and
+`bench-2`, whose shards (0 and 9) the two workers run one each. The client opens 10
+connections of its own (no shared subchannel), so with two workers the kernel spreads them
+over both, and a call that lands on the worker not running its tenant is forwarded to the
+other. It measures:
 - CreateSmartTrade (paper, limit entry) calls/s with 32 calls in flight, then
   GetSmartTrade calls/s the same way (over 100 trades);
 - triggered trades per second: `--trades` trades with a stop at 90 are created at a price of
-  100, then one SetPaperPrice to 89 crosses every stop; the rate is the trades over the time
-  from that call to the last of them CLOSED (read from the database every 10 ms);
+  100 (half per tenant), then one SetPaperPrice to 89 per tenant, sent together, crosses
+  every stop; the rate is the trades over the time from those calls to the last of them
+  CLOSED (read from the database every 10 ms);
 - the 1,000-watcher stream (as bench_api: a trailing stop moving on 10 ticks a second, the
   latency from each event's time to its receipt, p50/p99), the watchers spread over the
   connections.
@@ -41,11 +45,13 @@ from bench.bench_api import (
     stream_latency,
     throughput,
 )
+from smarttrade.store.leases import SHARDS
 from tests.support.process import free_port, wait_serving
 from tests.support.replicas import long_with_stop
 from tests.support.service import Client
 
 CONNECTIONS = 10
+TENANTS = {"bench": TOKEN, "bench-2": "bench-token-2"}  # shards 0 and 9: one per worker
 
 
 @asynccontextmanager
@@ -54,7 +60,8 @@ async def deployment(workers: int, url: str, data_dir: Path) -> AsyncIterator[st
     address = f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTTRADE_")}
     env |= {
-        "SMARTTRADE_TOKENS": f"bench:{TOKEN},stream:{STREAM_TOKEN}",
+        "SMARTTRADE_TOKENS": ",".join(f"{t}:{token}" for t, token in TENANTS.items())
+        + f",stream:{STREAM_TOKEN}",
         "SMARTTRADE_LOG_LEVEL": "WARNING",
     }
     arguments = ["--listen", address, "--database-url", url, "--data-dir", str(data_dir)]
@@ -71,49 +78,53 @@ async def deployment(workers: int, url: str, data_dir: Path) -> AsyncIterator[st
     )
     try:
         await wait_serving(address, process)
-        if workers > 1:  # serving is not leading: wait until a worker holds the lease
-            await until_led(url)
+        if workers > 1:  # serving is not running trades: wait until each runs its share
+            await until_shared(url, workers)
         yield address
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 60)
 
 
-async def until_led(url: str) -> None:
+async def until_shared(url: str, workers: int) -> None:
     connection = await asyncpg.connect(url)
     try:
         for _ in range(600):
-            if await connection.fetchval(
-                "SELECT count(*) FROM leader_lease WHERE expires_at > clock_timestamp()"
-            ):
-                await asyncio.sleep(0.5)  # its recovery, before it says it leads
+            held = await connection.fetch(
+                "SELECT count(*) AS n FROM shard_leases"
+                " WHERE expires_at > clock_timestamp() GROUP BY holder"
+            )
+            if sorted(row["n"] for row in held) == [SHARDS // workers] * workers:
+                await asyncio.sleep(0.5)  # their recovery
                 return
             await asyncio.sleep(0.1)
     finally:
         await connection.close()
-    raise AssertionError("no worker took the lease")
+    raise AssertionError("the workers never shared the shards")
 
 
-async def triggered_per_second(client: Client, url: str, trades: int) -> float:
-    account = await client.paper_account(USDT="100000000", BTC="0")
-    await client.set_price("BTC/USDT", "100")
+async def triggered_per_second(clients: list[Client], url: str, trades: int) -> float:
     names = []
-    for start in range(0, trades, 50):
-        batch = await asyncio.gather(
-            *(client.create(long_with_stop(account)) for _ in range(min(50, trades - start)))
-        )
-        names += [trade.name.rsplit("/", 1)[1] for trade in batch]
+    for client in clients:  # one per tenant
+        account = await client.paper_account(USDT="100000000", BTC="0")
+        await client.set_price("BTC/USDT", "100")
+        share = trades // len(clients)
+        for start in range(0, share, 50):
+            batch = await asyncio.gather(
+                *(client.create(long_with_stop(account)) for _ in range(min(50, share - start)))
+            )
+            names += [trade.name.rsplit("/", 1)[1] for trade in batch]
     connection = await asyncpg.connect(url)
     try:
         started = time.perf_counter()
-        await client.set_price("BTC/USDT", "89")
+        await asyncio.gather(*(client.set_price("BTC/USDT", "89") for client in clients))
         while True:
             closed = await connection.fetchval(
                 "SELECT count(*) FROM smart_trades WHERE id = ANY($1) AND state = 'CLOSED'",
                 names,
             )
-            if closed == trades:
-                return trades / (time.perf_counter() - started)
+            if closed == len(names):
+                return len(names) / (time.perf_counter() - started)
             await asyncio.sleep(0.01)
     finally:
         await connection.close()
@@ -131,17 +142,25 @@ async def measure(
             grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
             for _ in range(CONNECTIONS)
         ]
-        clients = [Client(channel, TOKEN) for channel in channels]
-        account = await clients[0].paper_account(USDT="100000000", BTC="0")
-        await clients[0].set_price("BTC/USDT", "20000")
+        tokens = list(TENANTS.values())
+        # Connection i carries tenant i % 2's calls: both tenants on every worker.
+        clients = [Client(channel, tokens[i % 2]) for i, channel in enumerate(channels)]
+        accounts = []
+        for client in clients[:2]:
+            accounts.append(await client.paper_account(USDT="100000000", BTC="0"))
+            await client.set_price("BTC/USDT", "20000")
         results["create"] = await throughput(
-            lambda i: clients[i % CONNECTIONS].create(limit_trade(account)), seconds, 32
+            lambda i: clients[i % CONNECTIONS].create(limit_trade(accounts[i % 2])), seconds, 32
         )
-        names = [(await clients[0].create(limit_trade(account))).name for _ in range(100)]
+        names = [
+            (await clients[i % 2].create(limit_trade(accounts[i % 2]))).name for i in range(100)
+        ]
         results["get"] = await throughput(
             lambda i: clients[i % CONNECTIONS].get(names[i % len(names)]), seconds, 32
         )
-        results["triggered"] = await triggered_per_second(clients[0], url, trades)
+        results["triggered"] = await triggered_per_second(
+            [Client(channels[i], tokens[i]) for i in range(2)], url, trades
+        )
         if stream_seconds:
             p50, p99, _ = await stream_latency(channels, 10, 1000, stream_seconds)
             results["stream p50"], results["stream p99"] = p50, p99

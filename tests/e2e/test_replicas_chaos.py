@@ -1,10 +1,12 @@
 """Three replicas killed at random while prices move: nothing lost, nothing sent twice.
 
-Issue 13's acceptance, for the replicas as they are today (one acts, the others stand by): a
+Issue 13's acceptance, for replicas that share the trades by tenant shard (each runs its
+fair share; a restarted one takes its share back, so shards change hands at every kill): a
 driver moves the paper price of BTC/USDT along a fixed path through seven trades of every
 kind (take-profit steps, trailing and breakeven stops, a limit and a conditional entry, a
-SELL) and three trader actions, while replicas are SIGKILLed and restarted 20 times, the
-leader mostly, sometimes while a call is in flight. Every trade must end exactly as in an
+SELL) and three trader actions, while replicas are SIGKILLed and restarted 20 times, the one
+that runs the tenant's trades (its owner) mostly, sometimes while a call is in
+flight. Every trade must end exactly as in an
 uninterrupted run of one replica on the same path (same legs, orders, fills and profit),
 the paper account must hold the same balances (an order sent twice or a fill lost would show
 there), and a watch that resumes on whichever replica serves must see every event of the
@@ -220,13 +222,12 @@ class Fleet:
         return started
 
     async def restart_exited(self) -> None:
-        """A supervisor's job: a replica that exited (one that lost its lease exits 3) is
-        started again."""
+        """A supervisor's job: a replica that exited is started again."""
         for index, running in enumerate(self.replicas):
             if running.process.returncode is not None:
                 await self.start(index)
 
-    async def leader(self) -> int | None:
+    async def owner(self) -> int | None:
         for index, running in enumerate(self.replicas):
             if running.process.returncode is None and await running.owns():
                 return index
@@ -241,9 +242,9 @@ class Fleet:
 async def drive(
     database_url: str, base: Path, replicas: int, kills: dict[int, tuple[str, float]]
 ) -> Run:
-    """Run the path through `replicas` replicas; at the steps in `kills`, kill the leader or
-    a standby ('leader' / 'standby') after the given delay into the step's calls (negative:
-    before they start), and start it again at once."""
+    """Run the path through `replicas` replicas; at the steps in `kills`, kill the owner of the
+    tenant's shard or another ('owner' / 'other') after the given delay into the step's calls
+    (negative: before they start), and start it again at once."""
     run = Run()
     rng = random.Random(SEED)
     async with AsyncExitStack() as stack:
@@ -292,9 +293,9 @@ async def drive(
                 await calls()
                 continue
             whom, delay = kills[step]
-            leader = await fleet.leader()
-            standbys = [i for i in range(replicas) if i != leader]
-            victim = leader if whom == "leader" and leader is not None else rng.choice(standbys)
+            owner = await fleet.owner()
+            others = [i for i in range(replicas) if i != owner]
+            victim = owner if whom == "owner" and owner is not None else rng.choice(others)
             if delay < 0:
                 await fleet.kill(victim)
                 await fleet.start(victim)
@@ -355,13 +356,13 @@ async def stored(database_url: str) -> tuple[int, int]:
 
 
 def kill_schedule(steps: int) -> dict[int, tuple[str, float]]:
-    """`KILLS` steps of the path, each with whom to kill (the leader three times in four)
+    """`KILLS` steps of the path, each with whom to kill (the owner three times in four)
     and when: before the step's calls, or a few milliseconds into them."""
     rng = random.Random(SEED)
     chosen = sorted(rng.sample(range(1, steps), KILLS))
     return {
         step: (
-            "leader" if rng.random() < 0.75 else "standby",
+            "owner" if rng.random() < 0.75 else "other",
             -1.0 if rng.random() < 0.5 else rng.uniform(0.0, 0.02),
         )
         for step in chosen

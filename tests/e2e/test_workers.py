@@ -2,9 +2,9 @@
 
 The command runs as its own process, as an operator runs it; its workers are processes too.
 Connections to the one port land on either worker (SO_REUSEPORT); each worker answers every
-call (the standby forwards what changes something to the leader, at the leader's own port);
-a worker killed with SIGKILL is replaced while the other takes over its trades; SIGTERM
-stops them all.
+call (forwarding what it does not run to the worker that runs the caller's shard, at that
+worker's own port); a worker killed with SIGKILL is replaced while the other takes over its
+trades; SIGTERM stops them all.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from smarttrade.app import LEADER_HEALTH
+from smarttrade.app import shard_health
 from smarttrade.config import Settings
+from smarttrade.store.leases import shard_of
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.workers import Supervisor
 from tests.support.process import free_port
-from tests.support.replicas import BTC, TOKEN, long_with_stop, replica_environment
+from tests.support.replicas import BTC, TENANT, TOKEN, long_with_stop, replica_environment, shares
 from tests.support.service import Client
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -49,16 +50,24 @@ def alive(pid: int) -> bool:
     return True
 
 
-async def leader_pid(database_url: str) -> tuple[int, str] | None:
-    """The leading worker's pid (its replica id is host-pid) and the address it advertises."""
+async def owner_pid(database_url: str) -> tuple[int, str] | None:
+    """The pid of the worker that holds tenant-a's shard (its replica id is host-pid) and the
+    address it advertises."""
     connection = await asyncpg.connect(database_url)
     try:
         row = await connection.fetchrow(
-            "SELECT holder, address FROM leader_lease WHERE expires_at > clock_timestamp()"
+            "SELECT holder, address FROM shard_leases"
+            " WHERE shard = $1 AND expires_at > clock_timestamp()",
+            shard_of(TENANT),
         )
     finally:
         await connection.close()
     return (int(row["holder"].rsplit("-", 1)[1]), row["address"]) if row else None
+
+
+async def balanced(database_url: str) -> bool:
+    """Two workers hold six shards each."""
+    return sorted((await shares(database_url)).values()) == [6, 6]
 
 
 async def until(condition: Callable[[], object], seconds: float = 30) -> None:
@@ -124,14 +133,14 @@ def channels(address: str) -> list[grpc.aio.Channel]:
 
 
 async def connections_to_both(address: str) -> tuple[list[grpc.aio.Channel], list[bool]]:
-    """Connections to the one port, and whether each reached the leading worker, once they
-    reached both (a worker that is still starting is not listening yet)."""
+    """Connections to the one port, and whether each reached the worker that runs tenant-a,
+    once they reached both (a worker that is still starting is not listening yet)."""
     deadline = time.monotonic() + 30
     while True:
         opened = channels(address)
         for channel in opened:
             await channel.channel_ready()
-        roles = [await leads(channel) for channel in opened]
+        roles = [await runs_tenant(channel) for channel in opened]
         if sorted(set(roles)) == [False, True]:
             return opened, roles
         for channel in opened:
@@ -140,10 +149,16 @@ async def connections_to_both(address: str) -> tuple[list[grpc.aio.Channel], lis
         await asyncio.sleep(0.2)
 
 
-async def leads(channel: grpc.aio.Channel) -> bool:
-    answer = await health_pb2_grpc.HealthStub(channel).Check(
-        health_pb2.HealthCheckRequest(service=LEADER_HEALTH), timeout=5
-    )
+async def runs_tenant(channel: grpc.aio.Channel) -> bool:
+    """Whether the worker at the other end runs tenant-a's trades."""
+    try:
+        answer = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=shard_health(shard_of(TENANT))), timeout=5
+        )
+    except grpc.aio.AioRpcError as error:  # never ran it: its health does not know the name
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return False
     return bool(answer.status == SERVING)
 
 
@@ -152,21 +167,21 @@ async def test_two_workers_share_one_port_answer_every_call_and_are_replaced_whe
 ) -> None:
     async with workers(2, database_url, tmp_path) as (supervisor, address):
         await until(lambda: len(workers_of(supervisor.pid)) == 2)
-        await until(lambda: leader_pid(database_url))
+        await until(lambda: balanced(database_url))
         started = workers_of(supervisor.pid)
-        leader = await leader_pid(database_url)
+        leader = await owner_pid(database_url)
         assert leader is not None
         assert leader[0] in started
         assert leader[1] != address  # reached at a port of its own, not the shared one
 
         opened, roles = await connections_to_both(address)
-        standby = Client(opened[roles.index(False)], TOKEN)
-        leading = Client(opened[roles.index(True)], TOKEN)
-        account = await standby.paper_account(USDT="1000")  # forwarded to the leader
-        await standby.set_price(BTC, "100")
-        trade = await standby.create(long_with_stop(account))
+        other = Client(opened[roles.index(False)], TOKEN)
+        running = Client(opened[roles.index(True)], TOKEN)
+        account = await other.paper_account(USDT="1000")  # forwarded to tenant-a's worker
+        await other.set_price(BTC, "100")
+        trade = await other.create(long_with_stop(account))
         assert trade.state == pb.SMART_TRADE_STATE_ACTIVE
-        assert await standby.get(trade.name) == await leading.get(trade.name)
+        assert await other.get(trade.name) == await running.get(trade.name)
         for channel in opened:
             await channel.close()
 
@@ -174,26 +189,27 @@ async def test_two_workers_share_one_port_answer_every_call_and_are_replaced_whe
         killed = time.monotonic()
 
         async def taken_over() -> bool:
-            """Another worker holds the lease and has recovered the trades (it leads)."""
-            now = await leader_pid(database_url)
+            """Another worker holds tenant-a's shard and has recovered its trades."""
+            now = await owner_pid(database_url)
             if now is None or now[0] == leader[0]:
                 return False
             async with grpc.aio.insecure_channel(now[1]) as channel:  # its own address
-                return await leads(channel)
+                return await runs_tenant(channel)
 
         await until(taken_over)
         took_over = time.monotonic() - killed
         await until(lambda: len(workers_of(supervisor.pid) - {leader[0]}) == 2)  # a new one
+        await until(lambda: balanced(database_url))  # which takes its share
         async with grpc.aio.insecure_channel(address) as channel:
             client = Client(channel, TOKEN)
-            await client.set_price(BTC, "89")  # under the stop: the new leader sells
+            await client.set_price(BTC, "89")  # under the stop: tenant-a's worker sells
 
             async def closed() -> bool:
                 return (await client.get(trade.name)).state == pb.SMART_TRADE_STATE_CLOSED
 
             await until(closed)
             ended = await client.get(trade.name)
-        running = workers_of(supervisor.pid)
+        live_workers = workers_of(supervisor.pid)
 
         supervisor.send_signal(signal.SIGTERM)
         status = await asyncio.wait_for(supervisor.wait(), 30)
@@ -201,7 +217,7 @@ async def test_two_workers_share_one_port_answer_every_call_and_are_replaced_whe
     assert took_over < 2.0 + 2.0  # the lease, plus 2 s
     assert ended.close_reason == pb.CLOSE_REASON_STOP_LOSS
     assert status == 0
-    assert not [pid for pid in running if alive(pid)]  # every worker stopped with it
+    assert not [pid for pid in live_workers if alive(pid)]  # every worker stopped with it
 
 
 def exits(status: int, log: Path) -> list[str]:
