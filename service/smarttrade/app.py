@@ -240,7 +240,7 @@ async def start(settings: Settings) -> Running:
 
     ownership = Ownership(engine, lease, make_engine) if lease is not None else None
     if exported is not None and ownership is not None:
-        exported.lease_held(lambda: bool(engine.running_shards))
+        exported.shards_held(lambda: len(engine.running_shards))
 
     # The use cases, and the servicers that call them.
     current_key = keys.keys[keys.current]
@@ -365,7 +365,11 @@ async def start(settings: Settings) -> Running:
                 )
 
         def shards_changed() -> None:
-            background.append(asyncio.create_task(shards_health()))
+            task = asyncio.create_task(shards_health())
+            health_updates.add(task)
+            task.add_done_callback(health_updates.discard)
+
+        health_updates: set[asyncio.Task[None]] = set()
 
         ownership.on_change(shards_changed)
         background.append(asyncio.create_task(fanout.run()))

@@ -21,8 +21,9 @@ Series (all prefixed `smarttrade_`):
   `store_outages_total`.
 - `watchers`, `watchers_dropped_total` (a watcher that fell `watch_buffer` events behind),
   `events_total` (events committed; `rate()` gives events per second).
-- `lease_held`: replicas with leases, 1 on the one that acts (without leases, no sample);
-  `leases_taken_total`: how often this replica took the lease, and the trades with it.
+- `lease_held`: replicas with leases, 1 on a replica that runs a shard's trades (without
+  leases, no sample); `shards_held`: how many; `leases_taken_total`: how many shards this
+  replica took, and their trades with them.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class Silent:
     def live_trades(self, count: Callable[[], int]) -> None:
         pass
 
-    def lease_held(self, held: Callable[[], bool]) -> None:
+    def shards_held(self, held: Callable[[], int]) -> None:
         pass
 
     def lease_taken(self) -> None:
@@ -193,12 +194,14 @@ class Exported(Silent):
     def live_trades(self, count: Callable[[], int]) -> None:
         self._live.set_function(count)
 
-    def lease_held(self, held: Callable[[], bool]) -> None:
-        lease = self._gauge("smarttrade_lease_held", "1 while this replica holds the lease")
+    def shards_held(self, held: Callable[[], int]) -> None:
+        lease = self._gauge("smarttrade_lease_held", "1 while this replica runs a shard's trades")
         lease.labels(self.replica).set_function(lambda: 1 if held() else 0)
+        shards = self._gauge("smarttrade_shards_held", "The shards whose trades this replica runs")
+        shards.labels(self.replica).set_function(held)
         self._leases_taken = Counter(
             "smarttrade_leases_taken_total",
-            "Times this replica took the lease (and the trades with it)",
+            "Shards this replica took (and their trades with them)",
             ("replica",),
             registry=self.registry,
         ).labels(self.replica)

@@ -84,7 +84,7 @@ def test_the_secrets_read_are_in_the_example_secret() -> None:
 
 def test_the_dashboard_queries_only_metrics_the_service_exports() -> None:
     exported = metrics.Exported("replica", "0")
-    exported.lease_held(lambda: True)
+    exported.shards_held(lambda: 6)
     exported.lease_taken()
     exported.rpc("GetSmartTrade", "OK", 0.001)  # series labelled by what happened exist
     exported.venue_error("rejected")  # once it happened
