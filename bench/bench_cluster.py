@@ -30,12 +30,14 @@ import gc
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.bench_api import (
     STREAM_TOKEN,
@@ -45,7 +47,8 @@ from bench.bench_api import (
     stream_latency,
     throughput,
 )
-from smarttrade.store.leases import SHARDS
+from smarttrade.app import shard_health
+from smarttrade.store.leases import SHARDS, shard_of
 from tests.support.process import free_port, wait_serving
 from tests.support.replicas import long_with_stop
 from tests.support.service import Client
@@ -87,20 +90,35 @@ async def deployment(workers: int, url: str, data_dir: Path) -> AsyncIterator[st
 
 
 async def until_shared(url: str, workers: int) -> None:
+    """Wait until the workers hold their shares, and the tenants' shards run."""
     connection = await asyncpg.connect(url)
     try:
         for _ in range(600):
             held = await connection.fetch(
-                "SELECT count(*) AS n FROM shard_leases"
-                " WHERE expires_at > clock_timestamp() GROUP BY holder"
+                "SELECT holder, address, shard FROM shard_leases"
+                " WHERE expires_at > clock_timestamp()"
             )
-            if sorted(row["n"] for row in held) == [SHARDS // workers] * workers:
-                await asyncio.sleep(0.5)  # their recovery
-                return
+            counts = Counter(row["holder"] for row in held)
+            if sorted(counts.values()) == [SHARDS // workers] * workers:
+                at = {row["shard"]: row["address"] for row in held}
+                if all([await runs(at[shard_of(t)], shard_of(t)) for t in TENANTS]):
+                    return
             await asyncio.sleep(0.1)
     finally:
         await connection.close()
     raise AssertionError("the workers never shared the shards")
+
+
+async def runs(address: str, shard: int) -> bool:
+    """Whether the worker at `address` (its own port) runs the shard's trades."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            answer = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=shard_health(shard)), timeout=1
+            )
+        except grpc.aio.AioRpcError:
+            return False
+    return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 async def triggered_per_second(clients: list[Client], url: str, trades: int) -> float:

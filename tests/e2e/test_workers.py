@@ -199,7 +199,8 @@ async def test_two_workers_share_one_port_answer_every_call_and_are_replaced_whe
         await until(taken_over)
         took_over = time.monotonic() - killed
         await until(lambda: len(workers_of(supervisor.pid) - {leader[0]}) == 2)  # a new one
-        await until(lambda: balanced(database_url))  # which takes its share
+        await until(lambda: balanced(database_url))  # which takes its share ...
+        await until(taken_over)  # ... maybe tenant-a's shard: wait until it runs there
         async with grpc.aio.insecure_channel(address) as channel:
             client = Client(channel, TOKEN)
             await client.set_price(BTC, "89")  # under the stop: tenant-a's worker sells

@@ -15,7 +15,7 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from smarttrade.app import LEADER_HEALTH, shard_health
+from smarttrade.app import shard_health
 from smarttrade.store.leases import SHARDS, shard_of
 from smarttrade.v1 import smart_trade_pb2 as pb
 from tests.support.process import free_port
@@ -78,17 +78,27 @@ class Replica:
         return await self.until_serving(seconds, shard_health(shard_of(tenant)))
 
 
-async def shares(database_url: str) -> dict[str, int]:
-    """How many shards each replica holds now (by its name)."""
+async def held(database_url: str) -> dict[str, list[int]]:
+    """The shards each replica holds now (by its name)."""
     connection = await asyncpg.connect(database_url)
     try:
         rows = await connection.fetch(
-            "SELECT holder, count(*) AS n FROM shard_leases"
-            " WHERE expires_at > clock_timestamp() GROUP BY holder"
+            "SELECT holder, shard FROM shard_leases"
+            " WHERE expires_at > clock_timestamp() ORDER BY shard"
         )
+    except asyncpg.UndefinedTableError:  # no replica has migrated the database yet
+        return {}
     finally:
         await connection.close()
-    return {row["holder"]: row["n"] for row in rows}
+    found: dict[str, list[int]] = {}
+    for row in rows:
+        found.setdefault(row["holder"], []).append(row["shard"])
+    return found
+
+
+async def shares(database_url: str) -> dict[str, int]:
+    """How many shards each replica holds now (by its name)."""
+    return {holder: len(shards) for holder, shards in (await held(database_url)).items()}
 
 
 async def until_shares(database_url: str, expected: dict[str, int], seconds: float = 30) -> float:
@@ -103,12 +113,13 @@ async def until_shares(database_url: str, expected: dict[str, int], seconds: flo
 
 async def until_balanced(database_url: str, *replicas: Replica, seconds: float = 30) -> None:
     """Wait until the replicas hold every shard between them, each its fair share, and each
-    runs the trades of its shards."""
+    runs the trades of its shards (recovered)."""
     fair = {r.name: SHARDS // len(replicas) for r in replicas}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if await shares(database_url) == fair and all(
-            [await r.serving(LEADER_HEALTH) for r in replicas]
+        now = await held(database_url)
+        if {name: len(shards) for name, shards in now.items()} == fair and all(
+            [await r.serving(shard_health(s)) for r in replicas for s in now[r.name]]
         ):
             return
         await asyncio.sleep(0.05)

@@ -218,9 +218,11 @@ class Ownership:
         for shard in sorted(held, reverse=True)[: max(len(held) - fair, 0)]:
             await self.give_up(shard)
         free = [s for s in range(SHARDS) if s not in view.owners and s not in held]
+        taken = []
         for shard in free[: max(fair - len(held), 0)]:
             if await asyncio.wait_for(self.leases.acquire(shard), self.leases.seconds):
-                await self._start(shard)
+                taken.append(shard)
+        await asyncio.gather(*(self._start(shard) for shard in taken))  # recovered together
 
     async def _start(self, shard: int) -> None:
         log.info("took shard %d (fence %d): recovering its trades", shard, self.leases.fence(shard))
