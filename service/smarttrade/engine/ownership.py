@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 EVERY_TENANT = -1  # the key of the one engine of a replica without leases
 
 
+def tenants_of(shard: int) -> Callable[[str], bool]:
+    """Whether a tenant is of the shard."""
+    return lambda tenant_id: shard_of(tenant_id) == shard
+
+
 class Engines:
     """The engines this replica runs, by shard; what the use cases call."""
 
@@ -171,10 +176,10 @@ class Ownership:
         self.engines = engines
         self.leases = leases
         self._make_engine = make_engine
-        self.changed = asyncio.Event()  # set whenever the shards run here change
         self._on_change: list[Callable[[], Any]] = []
 
     def on_change(self, callback: Callable[[], Any]) -> None:
+        """Call `callback()` whenever the shards this replica runs change."""
         self._on_change.append(callback)
 
     def _changed(self) -> None:
@@ -228,21 +233,17 @@ class Ownership:
         log.info("took shard %d (fence %d): recovering its trades", shard, self.leases.fence(shard))
         metrics.recorder.lease_taken()
 
-        def tenants(tenant_id: str) -> bool:
-            return shard_of(tenant_id) == shard
-
-        engine = self._make_engine(tenants, lambda: self.leases.holds(shard))
+        engine = self._make_engine(tenants_of(shard), lambda: self.leases.holds(shard))
         try:
-            await self.engines.venues.paper.start(tenants)
+            await self.engines.venues.paper.start(tenants_of(shard))
             await engine.start()
         except Exception:  # a holder that cannot run the trades must not keep the shard
             log.exception("could not take over shard %d; giving it up", shard)
-            await engine.stop()
-            await self.engines.venues.paper.forget(tenants)
+            await self._discard(engine, shard)
             await self.leases.release([shard])
             return
         if shard not in self.leases.held():  # lost while it recovered
-            await engine.stop()
+            await self._discard(engine, shard)
             return
         self.engines.running_shards[shard] = engine
         self._changed()
@@ -252,9 +253,13 @@ class Ownership:
         """Stop a shard's trades (nothing more is sent; the shard is not held any more)."""
         engine = self.engines.running_shards.pop(shard, None)
         if engine is not None:
-            await engine.stop()
-            await self.engines.venues.paper.forget(lambda t: shard_of(t) == shard)
             self._changed()
+            await self._discard(engine, shard)
+
+    async def _discard(self, engine: Engine, shard: int) -> None:
+        """Stop the engine of a shard and drop its tenants' paper books."""
+        await engine.stop()
+        await self.engines.venues.paper.forget(tenants_of(shard))
 
     async def give_up(self, shard: int) -> None:
         """Hand a shard over: its trades send nothing more and finish what they are doing,
@@ -270,7 +275,7 @@ class Ownership:
                 await self.engines.venues.paper.flush()
             except Exception:
                 log.warning("the paper book of shard %d could not be written", shard)
-            await self.engines.venues.paper.forget(lambda t: shard_of(t) == shard)
+            await self.engines.venues.paper.forget(tenants_of(shard))
         await self.leases.release([shard])
 
     async def leave(self) -> None:
