@@ -27,7 +27,6 @@ from smarttrade.domain.messages import (
     PlaceOrder,
 )
 from smarttrade.domain.values import OrderStatus
-from smarttrade.errors import NotLeader
 from smarttrade.exchange.port import (
     AlreadyPlaced,
     Exchange,
@@ -88,8 +87,9 @@ class RetryPolicy:
 
 class Executor:
     def __init__(self, policy: RetryPolicy, may_act: Callable[[], bool] | None = None) -> None:
-        """`may_act`: replicas with leases, whether this one still holds the lease by its own
-        clock; nothing is sent to a venue when it does not."""
+        """`may_act`: replicas with leases, whether this one still holds the lease of the
+        trades' shard by its own clock (and is not giving it up); nothing is sent to a venue
+        when it does not."""
         self.policy = policy
         self._may_act = may_act
 
@@ -97,7 +97,8 @@ class Executor:
         self, exchange: Exchange, intent: Intent, attempt: Attempt, now: datetime
     ) -> Outcome:
         if self._may_act is not None and not self._may_act():
-            return Outcome(None, False, self.policy.lookup_interval, str(NotLeader()))
+            # Not an error of the trade's: the replica that runs it next carries it out.
+            return Outcome(None, False, self.policy.lookup_interval)
         attempt.tries += 1
         kind = "place" if isinstance(intent, PlaceOrder) else "cancel"
         try:

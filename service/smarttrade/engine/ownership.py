@@ -102,6 +102,12 @@ class Engines:
     def remember_account(self, account: ExchangeAccount) -> None:
         self.accounts[account.id] = account
 
+    def forget_accounts(self, tenants: Callable[[str], bool]) -> None:
+        """Drop the cached accounts of the `tenants` (their shard ran elsewhere meanwhile,
+        where they may have changed): they are read from the store again."""
+        for account_id in [a.id for a in self.accounts.values() if tenants(a.tenant_id)]:
+            del self.accounts[account_id]
+
     def is_live(self, trade_id: str) -> bool:
         return self._running(trade_id) is not None
 
@@ -234,6 +240,7 @@ class Ownership:
         metrics.recorder.lease_taken()
 
         engine = self._make_engine(tenants_of(shard), lambda: self.leases.holds(shard))
+        self.engines.forget_accounts(tenants_of(shard))
         try:
             await self.engines.venues.paper.start(tenants_of(shard))
             await engine.start()
