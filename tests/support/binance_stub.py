@@ -18,6 +18,12 @@ which reports every order change as an `executionReport` (NEW, TRADE, CANCELED).
 `subscriptions` logs what was subscribed; `drop_streams` closes every socket and, with
 `refuse_for`, refuses new ones for a while, as a venue's websocket outage does.
 
+The same account trades USDⓈ-M futures under /fapi (point ccxt's urls['api'] at
+`futures_urls`): what ccxt's `binanceusdm` calls, endpoint by endpoint, with its wallet
+(`set_futures_balance`), perpetuals, positions and reduce-only orders, is described in
+tests/support/binance_usdm.py. `set_price` moves the perpetual of a pair with its spot
+market ("BTC/USDT:USDT" moves the perpetual only).
+
     async with BinanceStub(api_key="key", secret="secret") as venue:
         await venue.set_price("BTC/USDT", Decimal("50000"))
         # point ccxt's urls['api']['public'] and ['private'] at venue.url
@@ -40,6 +46,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import WSMsgType, web
+
+from tests.support.binance_usdm import UsdmFutures, capital_config, margin_pairs
+from tests.support.binance_wire import BinanceError, Handler, Params
+from tests.support.binance_wire import fmt as _fmt
+from tests.support.binance_wire import missing as _missing
+from tests.support.binance_wire import now_ms as _now_ms
 
 FEE_RATE = Decimal("0.001")
 
@@ -123,31 +135,6 @@ class _Order:
         }
 
 
-class BinanceError(Exception):
-    """An error answer in Binance's format: an HTTP status and {"code": ..., "msg": ...}."""
-
-    def __init__(self, status: int, code: int, msg: str) -> None:
-        super().__init__(msg)
-        self.status, self.code, self.msg = status, code, msg
-
-
-def _fmt(value: Decimal) -> str:
-    return f"{value:.8f}"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _missing(name: str) -> BinanceError:
-    msg = f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
-    return BinanceError(400, -1102, msg)
-
-
-Params = dict[str, str]
-Handler = Callable[[Params], Awaitable[Any]]
-
-
 @dataclass
 class BinanceStub:
     api_key: str
@@ -155,6 +142,8 @@ class BinanceStub:
     symbols: Mapping[str, SymbolRules] = field(default_factory=lambda: dict(DEFAULT_SYMBOLS))
     requests: list[LoggedRequest] = field(default_factory=list, init=False)
     newest_first: bool = False  # myTrades lists the newest execution first
+    # The same account's USDⓈ-M futures (/fapi): see tests/support/binance_usdm.py.
+    futures: UsdmFutures = field(default_factory=UsdmFutures)
 
     def __post_init__(self) -> None:
         self._prices: dict[str, Decimal] = {s: Decimal(100) for s in self.symbols}
@@ -200,6 +189,11 @@ class BinanceStub:
         app = web.Application(middlewares=[self._middleware])
         for (method, path), (handler, signed) in routes.items():
             app.router.add_route(method, f"/api/v3/{path}", self._endpoint(handler, signed))
+        for (method, path), (handler, signed) in self.futures.routes().items():
+            app.router.add_route(method, f"/fapi/{path}", self._endpoint(handler, signed))
+        app.router.add_get("/sapi/v1/capital/config/getall", self._endpoint(capital_config, True))
+        for pairs in ("allPairs", "isolated/allPairs"):
+            app.router.add_get(f"/sapi/v1/margin/{pairs}", self._endpoint(margin_pairs, True))
         app.router.add_get("/stream/ws/{index}", self._market_stream)
         app.router.add_get("/ws-api/v3", self._websocket_api)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
@@ -227,6 +221,18 @@ class BinanceStub:
         return f"http://127.0.0.1:{self._port}/api/v3"
 
     @property
+    def futures_urls(self) -> dict[str, str]:
+        """What to put in ccxt's urls['api'] for `binanceusdm` (or `binance` trading swaps):
+        the fapi sections, sapi (fetch_currencies) and spot's public and private."""
+        base = f"http://127.0.0.1:{self._port}"
+        fapi = {
+            f"fapi{access}{version.upper() if version != 'v1' else ''}": f"{base}/fapi/{version}"
+            for access in ("Public", "Private")
+            for version in ("v1", "v2", "v3")
+        }
+        return fapi | {"sapi": f"{base}/sapi/v1", "public": self.url, "private": self.url}
+
+    @property
     def ws_urls(self) -> dict[str, Any]:
         """What to put in ccxt's urls['api']['ws'] for spot. The market streams' path holds
         `/stream`, which ccxt.pro reads as "spot" when a symbol is also a contract's."""
@@ -236,8 +242,13 @@ class BinanceStub:
     # ----- test API ------------------------------------------------------------------------
 
     async def set_price(self, symbol: str, price: Decimal) -> None:
-        """Move the last price of `symbol` ("BTC/USDT" or "BTCUSDT"); limits it crosses fill."""
-        symbol_id = symbol.replace("/", "")
+        """Move the last price of `symbol` ("BTC/USDT" or "BTCUSDT"; "BTC/USDT:USDT" moves
+        the perpetual only); limits it crosses fill, spot and futures alike."""
+        symbol_id, settle, _ = symbol.replace("/", "").partition(":")
+        if symbol_id in self.futures.rules:
+            self.futures.set_mark(symbol_id, price)
+        if settle:
+            return
         self._prices[symbol_id] = price
         for order in list(self._orders.values()):
             if order.symbol == symbol_id and order.is_open and self._crosses(order, price):
@@ -248,6 +259,14 @@ class BinanceStub:
     async def set_balance(self, asset: str, amount: Decimal) -> None:
         """Set the free balance of `asset`."""
         self._free[asset] = amount
+
+    async def set_futures_balance(self, amount: Decimal) -> None:
+        """Set the USDT wallet balance of the futures account."""
+        self.futures.wallet = amount
+
+    def futures_wallet(self) -> Decimal:
+        """The futures account's USDT wallet balance: deposits, less fees, plus realized PnL."""
+        return self.futures.wallet
 
     def balance(self, asset: str) -> tuple[Decimal, Decimal]:
         """(free, locked) of `asset`."""

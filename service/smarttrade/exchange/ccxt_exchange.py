@@ -21,9 +21,12 @@ create_order request itself, after which the order may exist at the venue:
     BadSymbol                                       OrderRejected(BAD_SYMBOL)          same
     AuthenticationError, PermissionDenied, ...      OrderRejected(AUTHENTICATION)      same
     OrderNotFound                                   OrderNotFound         OrderNotFound
-    DuplicateOrderId, or InvalidOrder saying        AlreadyPlaced         OrderRejected
-      "Duplicate order sent." (Binance -2010)                               (INVALID_ORDER)
+    DuplicateOrderId, or an ExchangeError saying    AlreadyPlaced         OrderRejected
+      "Duplicate order sent." (Binance spot -2010)                          (INVALID_ORDER)
+      or "ClientOrderId is duplicated." (fapi -4116)
     InvalidOrder                                    OrderRejected(INVALID_ORDER)       same
+    BadRequest, OperationRejected while setting     -                     OrderRejected
+      leverage or margin mode (prepare_symbol)                              (INVALID_ORDER)
     OnMaintenance, InvalidNonce, CancelPending,     TransientError        TransientError
       ExchangeNotAvailable from a failed connect
     RequestTimeout (incl. Binance -1007),           OutcomeUnknown        TransientError
@@ -45,7 +48,9 @@ every `poll_interval` seconds and yield only changes. A dropped stream is subscr
 the next watch (ccxt reconnects); one that fails STREAM_FAILURES times in a row gives way to
 polling, and is tried again `stream_retry` seconds later. The Binance stub serves the spot
 streams (tests/e2e/test_binance_streams.py). Futures: `prepare_symbol` sets margin mode and
-leverage on linear swaps; it is not called yet (futures trades are refused).
+leverage on linear swaps, and `fetch_positions` reports a symbol's open positions; neither is
+called by the engine yet (futures trades are refused). The stub serves Binance USDⓈ-M too
+(tests/integration/test_binance_usdm.py).
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 
 from smarttrade.domain.market import Market
+from smarttrade.domain.spec import MarginMode
 from smarttrade.domain.values import Balance, Fill, OrderStatus, OrderType, Side
 from smarttrade.exchange.port import (
     AlreadyPlaced,
@@ -79,13 +85,17 @@ from smarttrade.exchange.port import (
     OrderReport,
     OrderRequest,
     OutcomeUnknown,
+    PositionReport,
     RateLimited,
     RejectReason,
     Ticker,
     TransientError,
 )
 
-_DUPLICATE_ORDER = "Duplicate order sent."  # Binance -2010, which ccxt raises as InvalidOrder
+# A client order id the venue already has: Binance spot -2010 (which ccxt raises as
+# InvalidOrder) and USDⓈ-M futures -4116 (InvalidOrder for ccxt's fapi hosts, a plain
+# ExchangeError where ccxt does not recognise the host).
+_DUPLICATE_ORDER = ("Duplicate order sent.", "ClientOrderId is duplicated.")
 _SIGNATURE = re.compile(r"(signature=)[^&\s\"']+", re.IGNORECASE)
 _MAX_MESSAGE = 400
 
@@ -489,22 +499,73 @@ class CcxtExchange:
         self, symbol: str, leverage: Decimal | None, margin_mode: str | None
     ) -> None:
         """Set margin mode ("cross"/"isolated") and leverage before trading a linear swap
-        (e.g. Binance USDⓈ-M with options {"defaultType": "swap"}); other markets need none."""
+        (e.g. Binance USDⓈ-M with options {"defaultType": "swap"}); other markets need none.
+        Setting what is already set succeeds. A value the venue refuses (a leverage above
+        the market's, say) raises OrderRejected(INVALID_ORDER): asking again cannot help."""
         markets = await self.load_markets()
         if symbol not in markets:
             raise OrderRejected(RejectReason.BAD_SYMBOL, f"prepare {symbol}: no such market")
         entry = self._ccxt.market(symbol)
         if not (entry.get("swap") and entry.get("linear")):
             return
-        what = f"prepare {symbol}"
         if margin_mode is not None:
             # Binance answers -4046 "No need to change margin type." when it is already set.
-            with self._translated(what), suppress(ccxt_async.MarginModeAlreadySet):
+            what = f"set margin mode {margin_mode} on {symbol}"
+            with (
+                self._translated(what, configuring=True),
+                suppress(ccxt_async.MarginModeAlreadySet),
+            ):
                 await self._ccxt.set_margin_mode(margin_mode, symbol)
         if leverage is not None:
             whole = leverage == leverage.to_integral_value()
-            with self._translated(what):
+            with self._translated(f"set leverage {leverage} on {symbol}", configuring=True):
                 await self._ccxt.set_leverage(int(leverage) if whole else float(leverage), symbol)
+
+    async def fetch_positions(self, symbol: str) -> Sequence[PositionReport]:
+        """The open positions on `symbol` as the venue reports them (at most one in one-way
+        mode; none when flat). A spot market holds none. Binance's positionRisk v3, what
+        ccxt reads, has no leverage: then the symbol's settings are asked for it."""
+        markets = await self.load_markets()
+        if symbol not in markets:
+            raise OrderRejected(
+                RejectReason.BAD_SYMBOL, f"fetch positions on {symbol}: no such market"
+            )
+        if not self._ccxt.market(symbol).get("contract"):
+            return []
+        what = f"fetch positions on {symbol}"
+        with self._translated(what):
+            raws = await self._ccxt.fetch_positions([symbol])
+        held = [raw for raw in raws if raw.get("symbol") == symbol and _is_open(raw)]
+        setting: Mapping[str, Any] = {}
+        if any(raw.get("leverage") is None or raw.get("marginMode") is None for raw in held):
+            with self._translated(what):
+                setting = await self._ccxt.fetch_leverage(symbol) or {}
+        return [self._position(raw, setting, what) for raw in held]
+
+    def _position(
+        self, raw: Mapping[str, Any], setting: Mapping[str, Any], what: str
+    ) -> PositionReport:
+        """ccxt's position structure as a report; `setting` (ccxt's leverage structure)
+        fills in the leverage and margin mode the position itself does not carry."""
+        side = Side.BUY if raw["side"] == "long" else Side.SELL
+        leverage = _decimal(raw.get("leverage")) or _decimal(
+            setting.get("longLeverage" if side is Side.BUY else "shortLeverage")
+        )
+        mode = raw.get("marginMode") or setting.get("marginMode")
+        entry_price = _decimal(raw.get("entryPrice"))
+        if leverage is None or mode not in ("isolated", "cross") or entry_price is None:
+            raise ExchangeError(f"{what}: the venue reports no leverage, margin mode or entry")
+        contracts = _decimal(raw.get("contracts")) or Decimal(0)
+        return PositionReport(
+            symbol=str(raw["symbol"]),
+            side=side,
+            units=contracts * (_decimal(raw.get("contractSize")) or Decimal(1)),
+            entry_price=entry_price,
+            leverage=leverage,
+            margin_mode=MarginMode.ISOLATED if mode == "isolated" else MarginMode.CROSS,
+            liquidation_price=_decimal(raw.get("liquidationPrice")),
+            unrealized_pnl=_decimal(raw.get("unrealizedPnl")) or Decimal(0),
+        )
 
     async def close(self) -> None:
         await self._ccxt.close()
@@ -512,7 +573,9 @@ class CcxtExchange:
     # ----- error translation -----------------------------------------------------------
 
     @contextmanager
-    def _translated(self, what: str, *, placing: bool = False) -> Iterator[None]:
+    def _translated(
+        self, what: str, *, placing: bool = False, configuring: bool = False
+    ) -> Iterator[None]:
         """Refuses during a rate-limit cooldown, then runs the block translating ccxt errors.
 
         ccxt's decimal_to_precision sets ROUND_HALF_UP and traps Underflow on the *current*
@@ -525,13 +588,17 @@ class CcxtExchange:
             try:
                 yield
             except ccxt_async.BaseError as error:
-                raise self._translate(error, what, placing=placing) from error
+                raise self._translate(
+                    error, what, placing=placing, configuring=configuring
+                ) from error
             except Exception as error:
                 if not placing or isinstance(error, ExchangeError):
                     raise
                 raise OutcomeUnknown(self._message(what, error)) from error
 
-    def _translate(self, error: Exception, what: str, *, placing: bool) -> ExchangeError:
+    def _translate(
+        self, error: Exception, what: str, *, placing: bool, configuring: bool = False
+    ) -> ExchangeError:
         message = self._message(what, error)
         if isinstance(error, ccxt_async.DDoSProtection | ccxt_async.RateLimitExceeded):
             # ccxt keeps the headers of the instance's last response, set just before it
@@ -551,11 +618,15 @@ class CcxtExchange:
         if isinstance(error, ccxt_async.OrderNotFound):
             return OrderNotFound(message)
         duplicate = isinstance(error, ccxt_async.DuplicateOrderId) or (
-            isinstance(error, ccxt_async.InvalidOrder) and _DUPLICATE_ORDER in str(error)
+            isinstance(error, ccxt_async.ExchangeError)
+            and any(text in str(error) for text in _DUPLICATE_ORDER)
         )
         if duplicate and placing:
             return AlreadyPlaced(message)
         if isinstance(error, ccxt_async.InvalidOrder):
+            return OrderRejected(RejectReason.INVALID_ORDER, message)
+        if configuring and isinstance(error, ccxt_async.BadRequest | ccxt_async.OperationRejected):
+            # A leverage or margin mode the venue will not set (out of range, a position open).
             return OrderRejected(RejectReason.INVALID_ORDER, message)
         refused = ccxt_async.OnMaintenance | ccxt_async.InvalidNonce | ccxt_async.CancelPending
         if isinstance(error, refused) or _never_sent(error):
@@ -613,6 +684,12 @@ def _fill(trade: Mapping[str, Any], default_at: datetime | None) -> Fill:
         fee_currency=str(fee.get("currency") or ""),
         at=_at(trade.get("timestamp")) or default_at or _now(),
     )
+
+
+def _is_open(position: Mapping[str, Any]) -> bool:
+    """Whether ccxt's position structure holds contracts on a side."""
+    contracts = _decimal(position.get("contracts")) or Decimal(0)
+    return contracts > 0 and position.get("side") in ("long", "short")
 
 
 def _unique_fills(fills: Iterable[Fill]) -> tuple[Fill, ...]:

@@ -40,6 +40,7 @@ from smarttrade.exchange.port import (
     OrderReport,
     OrderRequest,
     OutcomeUnknown,
+    PositionReport,
     RateLimited,
     RejectReason,
     Ticker,
@@ -507,6 +508,10 @@ class PaperExchange:
     async def fetch_balances(self) -> Mapping[str, Balance]:
         self._faults.on_call("fetch_balances")
         return self._book.balances(self._account_id)
+
+    async def fetch_positions(self, symbol: str) -> Sequence[PositionReport]:
+        """The paper venue trades spot only: it holds balances, never positions."""
+        return []
 
     def _visible(self, client_order_id: str) -> None:
         if self._faults.hides(client_order_id, self._venue.now()):

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from smarttrade.domain.market import Market
 from smarttrade.domain.messages import PlaceOrder
+from smarttrade.domain.spec import MarginMode
 from smarttrade.domain.values import Balance, Fill, OrderStatus, OrderType, Side
 from smarttrade.errors import Unavailable
 
@@ -60,6 +61,23 @@ class OrderReport:
     filled: Decimal
     fills: tuple[Fill, ...] = ()
     at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionReport:
+    """What the venue says of one open position on a contract market (a linear perpetual):
+    its side (BUY long, SELL short), size in base units (never negative), average entry
+    price, leverage, margin mode, the liquidation price it computes (None when it reports
+    none) and its unrealized PnL at the mark, in the quote (settle) currency."""
+
+    symbol: str
+    side: Side
+    units: Decimal
+    entry_price: Decimal
+    leverage: Decimal
+    margin_mode: MarginMode
+    liquidation_price: Decimal | None
+    unrealized_pnl: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +179,11 @@ class Exchange(Protocol):
     async def fetch_open_orders(self, symbol: str) -> Sequence[OrderReport]: ...
 
     async def fetch_balances(self) -> Mapping[str, Balance]: ...
+
+    async def fetch_positions(self, symbol: str) -> Sequence[PositionReport]:
+        """The open positions on `symbol`: at most one in one-way mode, none when flat or
+        on a spot market (spot holds balances, not positions)."""
+        ...
 
     def watch_ticker(self, symbol: str) -> AsyncIterator[Ticker]:
         """Last prices as they change: streamed where the venue can, polled otherwise."""

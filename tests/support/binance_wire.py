@@ -1,0 +1,35 @@
+"""What the Binance stubs share on the wire: Binance's error answers, its number and time
+formats, and the handler signature. Spot (`binance_stub`) and USDⓈ-M futures
+(`binance_usdm`) both use them, so both answer as the same venue does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+
+class BinanceError(Exception):
+    """An error answer in Binance's format: an HTTP status and {"code": ..., "msg": ...}."""
+
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+def fmt(value: Decimal) -> str:
+    return f"{value:.8f}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def missing(name: str) -> BinanceError:
+    msg = f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+    return BinanceError(400, -1102, msg)
+
+
+Params = dict[str, str]
+Handler = Callable[[Params], Awaitable[Any]]
