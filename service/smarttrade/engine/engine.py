@@ -161,7 +161,10 @@ class Engine:
         async with self._unit_of_work() as uow:
             for account in await uow.accounts.all():
                 self._accounts[account.id] = account
-            heads = [h for h in await uow.trades.live_heads() if self.runs(h.tenant_id)]
+            tenants = None
+            if self._tenants is not None:  # one shard's: read only its tenants' heads
+                tenants = [t for t in await uow.trades.live_tenants() if self.runs(t)]
+            heads = await uow.trades.live_heads(tenants) if tenants != [] else []
             pending = await uow.trades.pending_intents()
         ids = {head.id for head in heads}
         self._recovered = {trade_id: i for trade_id, i in pending.items() if trade_id in ids}

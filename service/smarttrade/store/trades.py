@@ -216,8 +216,14 @@ class TradeRepository:
         query = query.order_by(trades.c.created_at, trades.c.id)
         return [trade_from_document(data) for data in (await self._uow.execute(query)).scalars()]
 
-    async def live_heads(self) -> list[TradeHead]:
-        """Every trade the engine must run (not terminal, any tenant), without loading them."""
+    async def live_tenants(self) -> list[str]:
+        """The tenants that have trades not terminal."""
+        query = select(trades.c.tenant_id).where(trades.c.state.in_(LIVE_STATES)).distinct()
+        return [row.tenant_id for row in await self._uow.execute(query)]
+
+    async def live_heads(self, tenant_ids: Sequence[str] | None = None) -> list[TradeHead]:
+        """Every trade the engine must run (not terminal; of the `tenant_ids`, when given),
+        without loading them."""
         query = select(
             trades.c.id,
             trades.c.tenant_id,
@@ -227,6 +233,8 @@ class TradeRepository:
             trades.c.wake_above,
             trades.c.wake_at,
         ).where(trades.c.state.in_(LIVE_STATES))
+        if tenant_ids is not None:
+            query = query.where(trades.c.tenant_id.in_(tenant_ids))
         connection = await self._uow.connection()
         result = await connection.stream(query.execution_options(yield_per=5000))
         return [TradeHead(*row) async for row in result]
