@@ -23,7 +23,7 @@ import asyncpg
 import grpc
 
 from smarttrade.v1 import smart_trade_pb2 as pb
-from tests.support.replicas import BTC, TOKEN, long_with_stop, owner, replica, until_balanced
+from tests.support.replicas import BTC, TOKEN, long_with_stop, two_sharing
 from tests.support.service import Client
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -36,13 +36,7 @@ async def trial(lease: float, root: Path) -> float:
     await admin.close()
     url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     try:
-        async with (
-            replica("a", url, root / name / "a", lease) as a,
-            replica("b", url, root / name / "b", lease) as b,
-        ):
-            await until_balanced(url, a, b, seconds=60)
-            running = await owner(a, b)
-            other = b if running is a else a
+        async with two_sharing(url, root / name, lease) as (running, other):
             async with grpc.aio.insecure_channel(running.address) as channel:
                 client = Client(channel, TOKEN)
                 account = await client.paper_account(USDT="1000")

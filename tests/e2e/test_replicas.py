@@ -29,9 +29,9 @@ from tests.support.replicas import (
     TOKEN,
     TOKENS,
     long_with_stop,
-    owner,
     replica,
     shares,
+    two_sharing,
     until_balanced,
     until_shares,
 )
@@ -71,13 +71,7 @@ async def test_two_replicas_share_the_shards_and_each_runs_its_own_tenants_trade
 async def test_a_replica_takes_a_killed_ones_trade_over_within_the_lease_and_fires_its_stop_once(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with (
-        replica("a", database_url, tmp_path / "a") as a,
-        replica("b", database_url, tmp_path / "b") as b,
-    ):
-        await until_balanced(database_url, a, b)
-        running = await owner(a, b)
-        other = b if running is a else a
+    async with two_sharing(database_url, tmp_path) as (running, other):
         async with grpc.aio.insecure_channel(running.address) as channel:
             client = Client(channel, TOKEN)
             account = await client.paper_account(USDT="1000")
@@ -111,35 +105,31 @@ async def test_any_replica_answers_every_call_reading_trades_itself_and_forwardi
     database_url: str, tmp_path: Path
 ) -> None:
     async with (
-        replica("a", database_url, tmp_path / "a") as a,
-        replica("b", database_url, tmp_path / "b") as b,
+        two_sharing(database_url, tmp_path) as (_, other),
+        grpc.aio.insecure_channel(other.address) as to_other,
     ):
-        await until_balanced(database_url, a, b)
-        running = await owner(a, b)
-        other = b if running is a else a
-        async with grpc.aio.insecure_channel(other.address) as to_other:
-            via = Client(to_other, TOKEN)
-            watching = via.trades.WatchSmartTrades(
-                trades_pb.WatchSmartTradesRequest(), metadata=via.metadata
-            )
-            opened = await watching.read()  # served by the other replica itself
-            assert isinstance(opened, trades_pb.WatchSmartTradesResponse)
-            account = await via.paper_account(USDT="1000")  # forwarded to the owner, as are
-            await via.set_price(BTC, "100")
-            trade = await via.create(long_with_stop(account))  # ... the trades it runs
-            read_by_other = await via.get(trade.name)  # from the store
-            with pytest.raises(grpc.aio.AioRpcError) as refused:  # the owner's answer, in full
-                await via.create(
-                    pb.SmartTrade(
-                        account=account,
-                        symbol=BTC,
-                        side=pb.SIDE_BUY,
-                        entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="-1"),
-                    )
+        via = Client(to_other, TOKEN)
+        watching = via.trades.WatchSmartTrades(
+            trades_pb.WatchSmartTradesRequest(), metadata=via.metadata
+        )
+        opened = await watching.read()  # served by the other replica itself
+        assert isinstance(opened, trades_pb.WatchSmartTradesResponse)
+        account = await via.paper_account(USDT="1000")  # forwarded to the owner, as are
+        await via.set_price(BTC, "100")
+        trade = await via.create(long_with_stop(account))  # ... the trades it runs
+        read_by_other = await via.get(trade.name)  # from the store
+        with pytest.raises(grpc.aio.AioRpcError) as refused:  # the owner's answer, in full
+            await via.create(
+                pb.SmartTrade(
+                    account=account,
+                    symbol=BTC,
+                    side=pb.SIDE_BUY,
+                    entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="-1"),
                 )
-            await via.set_price(BTC, "89")  # the stop fires on the owner
-            events = await events_of(watching, until_closed=True)  # heard of on the other
-            assert not await other.owns()
+            )
+        await via.set_price(BTC, "89")  # the stop fires on the owner
+        events = await events_of(watching, until_closed=True)  # heard of on the other
+        assert not await other.owns()
 
     assert opened.snapshot_end.sequence == 0
     assert read_by_other.state == pb.SMART_TRADE_STATE_ACTIVE
@@ -230,36 +220,30 @@ async def test_a_watch_resumes_on_the_replica_that_took_over_and_sees_every_even
     database_url: str, tmp_path: Path
 ) -> None:
     async with (
-        replica("a", database_url, tmp_path / "a") as a,
-        replica("b", database_url, tmp_path / "b") as b,
+        two_sharing(database_url, tmp_path) as (running, other),
+        grpc.aio.insecure_channel(running.address) as to_owner,
+        grpc.aio.insecure_channel(other.address) as to_other,
     ):
-        await until_balanced(database_url, a, b)
-        running = await owner(a, b)
-        other = b if running is a else a
-        async with (
-            grpc.aio.insecure_channel(running.address) as to_owner,
-            grpc.aio.insecure_channel(other.address) as to_other,
-        ):
-            on_owner, on_other = Client(to_owner, TOKEN), Client(to_other, TOKEN)
-            account = await on_owner.paper_account(USDT="1000")
-            await on_owner.set_price(BTC, "100")
-            watching = on_owner.trades.WatchSmartTrades(
-                trades_pb.WatchSmartTradesRequest(), metadata=on_owner.metadata
-            )
-            opened = await watching.read()  # no trade yet: the snapshot's end, at once
-            assert isinstance(opened, trades_pb.WatchSmartTradesResponse)
-            assert opened.snapshot_end.sequence == 0
-            await on_owner.create(long_with_stop(account))
-            await asyncio.sleep(0.5)
-            running.process.send_signal(signal.SIGTERM)  # its streams end, resumable
-            before = await events_of(watching, until_closed=False)
-            await other.until_owns()
-            resumed = on_other.trades.WatchSmartTrades(
-                trades_pb.WatchSmartTradesRequest(after_sequence=before[-1]),
-                metadata=on_other.metadata,
-            )
-            await on_other.set_price(BTC, "89")  # the stop: the trade ends on the other
-            after = await events_of(resumed, until_closed=True)
+        on_owner, on_other = Client(to_owner, TOKEN), Client(to_other, TOKEN)
+        account = await on_owner.paper_account(USDT="1000")
+        await on_owner.set_price(BTC, "100")
+        watching = on_owner.trades.WatchSmartTrades(
+            trades_pb.WatchSmartTradesRequest(), metadata=on_owner.metadata
+        )
+        opened = await watching.read()  # no trade yet: the snapshot's end, at once
+        assert isinstance(opened, trades_pb.WatchSmartTradesResponse)
+        assert opened.snapshot_end.sequence == 0
+        await on_owner.create(long_with_stop(account))
+        await asyncio.sleep(0.5)
+        running.process.send_signal(signal.SIGTERM)  # its streams end, resumable
+        before = await events_of(watching, until_closed=False)
+        await other.until_owns()
+        resumed = on_other.trades.WatchSmartTrades(
+            trades_pb.WatchSmartTradesRequest(after_sequence=before[-1]),
+            metadata=on_other.metadata,
+        )
+        await on_other.set_price(BTC, "89")  # the stop: the trade ends on the other
+        after = await events_of(resumed, until_closed=True)
 
     assert before  # the owner's stream delivered the first events before it ended
     events = before + after

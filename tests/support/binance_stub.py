@@ -48,7 +48,7 @@ from urllib.parse import parse_qsl, urlencode
 from aiohttp import WSMsgType, web
 
 from tests.support.binance_usdm import UsdmFutures, capital_config, margin_pairs
-from tests.support.binance_wire import BinanceError, Handler, Params
+from tests.support.binance_wire import BinanceError, Handler, Params, find_order
 from tests.support.binance_wire import fmt as _fmt
 from tests.support.binance_wire import missing as _missing
 from tests.support.binance_wire import now_ms as _now_ms
@@ -800,16 +800,7 @@ class BinanceStub:
         self._locked[asset] = self._locked.get(asset, Decimal(0)) + locked
 
     def _find(self, params: Params) -> _Order | None:
-        if "orderId" in params:
-            return self._orders.get(int(params["orderId"]))
-        if "origClientOrderId" in params:
-            # A client order id may be reused once its order is closed: the latest one wins.
-            wanted = params["origClientOrderId"]
-            return next(
-                (o for o in reversed(self._orders.values()) if o.client_order_id == wanted), None
-            )
-        msg = "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
-        raise BinanceError(400, -1102, msg)
+        return find_order(self._orders, params)
 
     @staticmethod
     def _visible(order: _Order) -> bool:

@@ -70,7 +70,15 @@ from typing import Any
 from smarttrade.domain.futures import FuturesPosition
 from smarttrade.domain.spec import MarginMode
 from smarttrade.domain.values import Side
-from tests.support.binance_wire import BinanceError, Handler, Params, fmt, missing, now_ms
+from tests.support.binance_wire import (
+    BinanceError,
+    Handler,
+    Params,
+    find_order,
+    fmt,
+    missing,
+    now_ms,
+)
 
 TAKER_FEE = Decimal("0.0004")
 MAKER_FEE = Decimal("0.0002")
@@ -583,15 +591,7 @@ class UsdmFutures:
 
     def _find(self, params: Params) -> _FuturesOrder | None:
         self._required_symbol(params)
-        if "orderId" in params:
-            return self._orders.get(int(params["orderId"]))
-        if "origClientOrderId" in params:
-            wanted = params["origClientOrderId"]
-            return next(
-                (o for o in reversed(self._orders.values()) if o.client_order_id == wanted), None
-            )
-        msg = "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
-        raise BinanceError(400, -1102, msg)
+        return find_order(self._orders, params)
 
     # ----- matching and bookkeeping --------------------------------------------------------
 

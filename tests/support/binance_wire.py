@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 
 class BinanceError(Exception):
@@ -33,3 +33,23 @@ def missing(name: str) -> BinanceError:
 
 Params = dict[str, str]
 Handler = Callable[[Params], Awaitable[Any]]
+
+
+class _Named(Protocol):
+    @property
+    def client_order_id(self) -> str: ...
+
+
+Order = TypeVar("Order", bound=_Named)
+
+
+def find_order(orders: dict[int, Order], params: Params) -> Order | None:
+    """The order a request names by `orderId` or `origClientOrderId`. A client order id may
+    be reused once its order is closed: the latest one wins."""
+    if "orderId" in params:
+        return orders.get(int(params["orderId"]))
+    if "origClientOrderId" in params:
+        wanted = params["origClientOrderId"]
+        return next((o for o in reversed(orders.values()) if o.client_order_id == wanted), None)
+    msg = "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
+    raise BinanceError(400, -1102, msg)

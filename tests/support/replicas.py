@@ -137,6 +137,21 @@ async def owner(*replicas: Replica, tenant: str = TENANT, seconds: float = 30) -
     raise AssertionError(f"no replica runs {tenant}'s trades")
 
 
+@asynccontextmanager
+async def two_sharing(
+    database_url: str, base: Path, lease_seconds: float = 2.0
+) -> AsyncIterator[tuple[Replica, Replica]]:
+    """Replicas `a` and `b` sharing the shards, each running its own: (the one that runs
+    tenant-a's trades, the other)."""
+    async with (
+        replica("a", database_url, base / "a", lease_seconds) as a,
+        replica("b", database_url, base / "b", lease_seconds) as b,
+    ):
+        await until_balanced(database_url, a, b, seconds=60)
+        running = await owner(a, b)
+        yield running, (b if running is a else a)
+
+
 def replica_environment(lease_seconds: float, **settings: str) -> dict[str, str]:
     """This environment without its SMARTTRADE_ settings, then a replica's (tenant-a's token,
     the lease, a quick store probe) and `settings`."""

@@ -93,6 +93,20 @@ def trade_id_of(client_order_id: str) -> str:
     return client_order_id.split("-", 1)[0]
 
 
+async def cached_account(
+    unit_of_work: Callable[[], UnitOfWork], cache: dict[str, ExchangeAccount], account_id: str
+) -> ExchangeAccount:
+    """An account from `cache`, read from the store (and kept) when it is not there."""
+    account = cache.get(account_id)
+    if account is None:
+        async with unit_of_work() as uow:
+            account = await uow.accounts.get(None, account_id)
+        if account is None:
+            raise NotFound("exchange account", f"exchangeAccounts/{account_id}")
+        cache[account_id] = account
+    return account
+
+
 @dataclass(slots=True)
 class LiveTrade:
     """A trade that is not terminal: its head always, its runner once loaded."""
@@ -272,14 +286,7 @@ class Engine:
         return self._accounts[account_id]
 
     async def account(self, account_id: str) -> ExchangeAccount:
-        account = self._accounts.get(account_id)
-        if account is None:
-            async with self._unit_of_work() as uow:
-                account = await uow.accounts.get(None, account_id)
-            if account is None:
-                raise NotFound("exchange account", f"exchangeAccounts/{account_id}")
-            self._accounts[account_id] = account
-        return account
+        return await cached_account(self._unit_of_work, self._accounts, account_id)
 
     # ---- live trades ---------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from smarttrade import metrics
 from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.messages import Decision, Input, InputOf
 from smarttrade.domain.model import SmartTrade
-from smarttrade.engine.engine import Engine
+from smarttrade.engine.engine import Engine, cached_account
 from smarttrade.engine.venues import Venues
 from smarttrade.errors import NotFound, NotLeader
 from smarttrade.store.errors import StoreUnavailable
@@ -90,14 +90,7 @@ class Engines:
     # ---- what the use cases call ---------------------------------------------------------
 
     async def account(self, account_id: str) -> ExchangeAccount:
-        account = self.accounts.get(account_id)
-        if account is None:
-            async with self._unit_of_work() as uow:
-                account = await uow.accounts.get(None, account_id)
-            if account is None:
-                raise NotFound("exchange account", f"exchangeAccounts/{account_id}")
-            self.accounts[account_id] = account
-        return account
+        return await cached_account(self._unit_of_work, self.accounts, account_id)
 
     def remember_account(self, account: ExchangeAccount) -> None:
         self.accounts[account.id] = account
