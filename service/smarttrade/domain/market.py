@@ -12,7 +12,9 @@ class Market:
 
     `amount_step` is the lot size and `price_tick` the tick size: ccxt's precision in
     TICK_SIZE mode. Sizes are rounded down to the lot (never sell what is not held), prices
-    to the nearest tick (as ccxt's `price_to_precision` does).
+    to the nearest tick (as ccxt's `price_to_precision` does). A linear contract (a
+    perpetual settled in `settle`) has the highest leverage it allows and the maintenance
+    margin rate of its first tier.
     """
 
     symbol: str
@@ -23,6 +25,13 @@ class Market:
     min_amount: Decimal = Decimal(0)
     min_cost: Decimal = Decimal(0)
     max_amount: Decimal | None = None
+    settle: str | None = None  # a linear contract's settle currency; None: spot
+    max_leverage: Decimal | None = None
+    maintenance_rate: Decimal = Decimal(0)
+
+    @property
+    def is_contract(self) -> bool:
+        return self.settle is not None
 
     def round_amount(self, amount: Decimal) -> Decimal:
         steps = (amount / self.amount_step).to_integral_value(rounding=ROUND_DOWN)

@@ -510,8 +510,9 @@ class PaperExchange:
         return self._book.balances(self._account_id)
 
     async def fetch_positions(self, symbol: str) -> Sequence[PositionReport]:
-        """The paper venue trades spot only: it holds balances, never positions."""
-        return []
+        """The account's position on a contract market (none on spot: balances there)."""
+        self._faults.on_call("fetch_positions")
+        return self._book.positions(self._account_id, symbol)
 
     def _visible(self, client_order_id: str) -> None:
         if self._faults.hides(client_order_id, self._venue.now()):

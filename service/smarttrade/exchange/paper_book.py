@@ -17,6 +17,10 @@
   real venue's market order does when it runs out of funds: balances never go negative.
 - Order ids and fill ids come from one per-book sequence that a restored book continues, so a
   fill after a restart never repeats the id of an earlier one (fills are unique by id).
+- Contract markets (linear perpetuals, `Market.settle`) trade positions on margin from the
+  settle currency's wallet, with fees on the notional, reduce-only orders and liquidation:
+  see exchange/paper_futures.py. No default paper market is a contract yet, and positions
+  are not stored (futures trades are refused until they run end to end).
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ from decimal import Decimal
 
 from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.market import Market
+from smarttrade.domain.spec import MarginMode
 from smarttrade.domain.values import Balance, Fill, OrderStatus, OrderType, Side
+from smarttrade.exchange.paper_futures import PaperFutures, Wallet
 from smarttrade.exchange.port import (
     AlreadyPlaced,
     OrderNotFound,
     OrderRejected,
     OrderReport,
     OrderRequest,
+    PositionReport,
     RejectReason,
 )
 
@@ -56,6 +63,7 @@ class PaperOrder:
     status: OrderStatus = OrderStatus.OPEN
     fills: list[Fill] = field(default_factory=list)
     locked: Decimal = ZERO  # what the order still holds of the spent currency
+    reduce_only: bool = False  # contract markets: it may only reduce the position
 
     @property
     def filled(self) -> Decimal:
@@ -77,12 +85,6 @@ class PaperOrder:
         )
 
 
-@dataclass(slots=True)
-class _Wallet:
-    free: Decimal = ZERO
-    locked: Decimal = ZERO
-
-
 class PaperBook:
     """Every paper account's balances and orders, and the venue's last prices."""
 
@@ -90,10 +92,11 @@ class PaperBook:
         self.markets = {market.symbol: market for market in markets}
         self.prices: dict[str, Decimal] = {}
         self.settings: dict[str, PaperSettings] = {}
-        self._wallets: dict[str, dict[str, _Wallet]] = {}
+        self._wallets: dict[str, dict[str, Wallet]] = {}
         self._orders: dict[tuple[str, str], PaperOrder] = {}
         self._resting: dict[str, list[PaperOrder]] = {}
         self._sequence = 0
+        self.futures = PaperFutures(self._wallet)
 
     # ---- accounts ------------------------------------------------------------------------
 
@@ -112,8 +115,8 @@ class PaperBook:
             for currency, wallet in sorted(self._wallets.get(account_id, {}).items())
         }
 
-    def _wallet(self, account_id: str, currency: str) -> _Wallet:
-        return self._wallets.setdefault(account_id, {}).setdefault(currency, _Wallet())
+    def _wallet(self, account_id: str, currency: str) -> Wallet:
+        return self._wallets.setdefault(account_id, {}).setdefault(currency, Wallet())
 
     # ---- orders --------------------------------------------------------------------------
 
@@ -145,7 +148,20 @@ class PaperBook:
                 RejectReason.INVALID_ORDER,
                 f"order {amount} {market.base} is below the minimum amount or cost",
             )
-        spend_currency, spend = self._spend(market, request.side, amount, reference)
+        if market.is_contract:
+            assert market.settle is not None
+            spend_currency = market.settle
+            spend = self.futures.margin_needed(
+                account_id,
+                market,
+                request.side,
+                amount,
+                reference,
+                request.reduce_only,
+                settings.taker_fee_rate,
+            )
+        else:
+            spend_currency, spend = self._spend(market, request.side, amount, reference)
         wallet = self._wallet(account_id, spend_currency)
         if wallet.free < spend:
             raise OrderRejected(
@@ -164,6 +180,7 @@ class PaperBook:
             price=price,
             created_at=at,
             locked=spend,
+            reduce_only=request.reduce_only and market.is_contract,
         )
         wallet.free -= spend
         wallet.locked += spend
@@ -228,6 +245,8 @@ class PaperBook:
             raise OrderRejected(RejectReason.BAD_SYMBOL, f"unknown symbol {symbol}")
         self.prices[symbol] = price
         changed: list[PaperOrder] = []
+        if self.markets[symbol].is_contract:
+            changed += self._liquidate(self.markets[symbol], price, at)
         for order in list(self._resting.get(symbol, [])):
             if order.type is OrderType.MARKET:
                 market = self.markets[symbol]
@@ -276,6 +295,9 @@ class PaperBook:
             part = market.round_amount(order.amount / 2)
             if part and part < remaining and market.is_tradable(remaining - part, price):
                 amount = part
+        if market.is_contract:
+            self._fill_contract(order, market, price, amount, at, maker)
+            return
         if order.side is Side.BUY and order.type is OrderType.MARKET:
             affordable = order.locked + self._wallet(order.account_id, market.quote).free
             if price * amount > affordable:
@@ -308,12 +330,114 @@ class PaperBook:
             order.status = OrderStatus.FILLED
             self._release(order)
 
+    def _fill_contract(
+        self,
+        order: PaperOrder,
+        market: Market,
+        price: Decimal,
+        amount: Decimal,
+        at: datetime,
+        maker: bool,
+    ) -> None:
+        """A fill on a contract market: the position and the margin wallet move (a
+        reduce-only order is cut to the position; with none left, it expires)."""
+        assert market.settle is not None
+        if order.reduce_only:
+            held = self.futures.holding(order.account_id, market.symbol)
+            amount = min(amount, held.units if held.side is not order.side else ZERO)
+            if not amount:
+                order.status = OrderStatus.EXPIRED
+                self._release(order)
+                return
+        settings = self.settings.get(order.account_id, PaperSettings())
+        rate = settings.maker_fee_rate if maker else settings.taker_fee_rate
+        fee = price * amount * rate
+        used, _ = self.futures.fill(
+            order.account_id, market, order.side, amount, price, fee, order.locked
+        )
+        order.locked -= used
+        self._sequence += 1
+        order.fills.append(Fill(f"P{self._sequence}", price, amount, fee, market.settle, at))
+        remaining = order.amount - order.filled
+        if not remaining or (order.reduce_only and self._nothing_to_reduce(order)):
+            order.status = OrderStatus.FILLED if not remaining else OrderStatus.EXPIRED
+            self._release(order)
+
+    def _nothing_to_reduce(self, order: PaperOrder) -> bool:
+        return not self.futures.holding(order.account_id, order.symbol).units
+
+    def _liquidate(self, market: Market, mark: Decimal, at: datetime) -> list[PaperOrder]:
+        """Close, at their liquidation price, the positions `mark` reached: each by an order
+        of the venue's own (`liquidation-N`, FILLED), reported with the tick's changes."""
+        done = []
+        for (account_id, symbol), held in list(self.futures.holdings.items()):
+            if symbol != market.symbol or not held.units:
+                continue
+            side, units = held.side.opposite, held.units
+            price = self.futures.liquidate(account_id, market, mark)
+            if price is None:
+                continue
+            self._sequence += 1
+            order = PaperOrder(
+                account_id=account_id,
+                client_order_id=f"liquidation-{self._sequence}",
+                exchange_order_id=str(self._sequence),
+                symbol=symbol,
+                side=side,
+                type=OrderType.MARKET,
+                amount=units,
+                price=None,
+                created_at=at,
+                status=OrderStatus.FILLED,
+                reduce_only=True,
+            )
+            self._sequence += 1
+            assert market.settle is not None
+            order.fills.append(Fill(f"P{self._sequence}", price, units, ZERO, market.settle, at))
+            self._orders[(account_id, order.client_order_id)] = order
+            for resting in list(self._resting.get(symbol, [])):  # the venue cancels them
+                if resting.account_id == account_id and resting.reduce_only:
+                    resting.status = OrderStatus.CANCELLED
+                    self._release(resting)
+                    self._resting[symbol].remove(resting)
+                    done.append(resting)
+            done.append(order)
+        return done
+
+    # ---- contract settings and positions -------------------------------------------------
+
+    def prepare(
+        self,
+        account_id: str,
+        symbol: str,
+        leverage: Decimal | None,
+        margin_mode: MarginMode | None,
+    ) -> None:
+        """Leverage and margin mode of an account on a contract market (nothing on spot)."""
+        market = self.markets.get(symbol)
+        if market is None:
+            raise OrderRejected(RejectReason.BAD_SYMBOL, f"unknown symbol {symbol}")
+        if market.is_contract:
+            busy = any(o.account_id == account_id for o in self._resting.get(symbol, []))
+            self.futures.prepare(account_id, market, leverage, margin_mode, busy)
+
+    def positions(self, account_id: str, symbol: str) -> list[PositionReport]:
+        market = self.markets.get(symbol)
+        if market is None:
+            raise OrderRejected(RejectReason.BAD_SYMBOL, f"unknown symbol {symbol}")
+        if not market.is_contract:
+            return []
+        mark = self.prices.get(symbol)
+        return self.futures.report(account_id, market, mark if mark is not None else ZERO)
+
     def _release(self, order: PaperOrder) -> None:
         """Give back what an order no longer needs to hold."""
         if not order.locked:
             return
         market = self.markets[order.symbol]
         currency = market.quote if order.side is Side.BUY else market.base
+        if market.settle is not None:
+            currency = market.settle
         wallet = self._wallet(order.account_id, currency)
         wallet.locked -= order.locked
         wallet.free += order.locked
