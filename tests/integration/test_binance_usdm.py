@@ -319,3 +319,14 @@ async def test_a_resting_futures_limit_is_listed_open_then_cancelled_by_its_clie
     assert cancelled.status is OrderStatus.CANCELLED
     assert await exchange.fetch_open_orders(PERPETUAL) == []
     assert await exchange.fetch_positions(PERPETUAL) == []
+
+
+async def test_the_perpetual_is_a_linear_contract_market_settled_in_usdt(
+    exchange: CcxtExchange,
+) -> None:
+    markets = await exchange.load_markets()
+
+    perpetual = markets[PERPETUAL]
+    assert perpetual.is_contract
+    assert perpetual.settle == "USDT"
+    assert all(market.is_contract for market in markets.values())  # binanceusdm: only those

@@ -7,6 +7,7 @@ field and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -15,6 +16,7 @@ import pytest
 
 from smarttrade.domain.decide import create
 from smarttrade.domain.errors import InvalidSpec
+from smarttrade.domain.market import Market
 from smarttrade.domain.messages import Decision
 from smarttrade.domain.spec import (
     EntrySpec,
@@ -53,7 +55,7 @@ def sell(**changes: object) -> TradeSpec:
     return replace(spec, **changes)  # type: ignore[arg-type]
 
 
-def create_at_last(spec: TradeSpec) -> Decision:
+def create_at_last(spec: TradeSpec, market: Market = BTC) -> Decision:
     """A new BTC/USDT trade from `spec` at the last price."""
     return create(
         trade_id="t1",
@@ -61,7 +63,7 @@ def create_at_last(spec: TradeSpec) -> Decision:
         account_id="acct",
         exchange_id="paper",
         spec=spec,
-        market=BTC,
+        market=market,
         last_price=LAST,
         at=T0,
     )
@@ -389,6 +391,20 @@ def test_a_futures_trade_is_refused_at_creation_naming_the_field(
 
         # Assert
         assert [violation.field for violation in refused.value.violations] == [field]
+
+
+def test_a_spot_trade_on_a_perpetual_contract_is_refused_naming_the_symbol() -> None:
+    # A venue's perpetual (ccxt's BTC/USDT:USDT), as the ccxt adapter marks it.
+    perpetual = dataclasses.replace(
+        BTC, symbol="BTC/USDT:USDT", settle="USDT", max_leverage=Decimal(125)
+    )
+    for spec in (buy(symbol=perpetual.symbol), sell(symbol=perpetual.symbol)):
+        with pytest.raises(InvalidSpec) as refused:
+            create_at_last(spec, perpetual)
+
+        (violation,) = refused.value.violations
+        assert violation.field == "symbol"
+        assert "perpetual contract" in violation.description
 
 
 def test_a_spot_trade_may_say_its_leverage_is_one_and_name_a_margin_mode() -> None:

@@ -65,7 +65,7 @@ def create(
     at: datetime,
 ) -> Decision:
     """A new trade from valid settings; raises `InvalidSpec` naming every bad field."""
-    refused = unsupported(spec)
+    refused = unsupported(spec, market)
     if refused:
         raise InvalidSpec(refused)
     check_spec(spec, market, last_price)

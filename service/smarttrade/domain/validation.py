@@ -309,14 +309,18 @@ def _check_stop_not_crossed(
         )
 
 
-def unsupported(spec: TradeSpec) -> list[FieldViolation]:
+def unsupported(spec: TradeSpec, market: Market) -> list[FieldViolation]:
     """What a new trade may not ask for yet: futures. Their positions, reduce-only exits,
-    leverage and liquidation are not run by any venue adapter, so a futures trade would run
-    as a spot one; it is refused instead of being accepted and then ignored. Checked at
-    creation only: an edit cannot change a trade's market type."""
+    leverage and liquidation are not run end to end yet, so a futures trade would run as a
+    spot one; it is refused instead of being accepted and then ignored, and so is a spot
+    trade on a contract market (a venue's perpetual, BTC/USDT:USDT). Checked at creation
+    only: an edit cannot change a trade's market type or symbol."""
     if spec.leverage.market_type is not MarketType.SPOT:
         message = "futures trades are not supported yet: SPOT is the only market type"
         return [FieldViolation("leverage.market_type", message)]
+    if market.is_contract:
+        message = f"{spec.symbol} is a perpetual contract: futures trades are not supported yet"
+        return [FieldViolation("symbol", message)]
     return []  # a margin mode on spot is ignored, as the contract says
 
 

@@ -260,8 +260,13 @@ class CcxtExchange:
             return self._markets
 
     def _market(self, entry: Mapping[str, Any]) -> Market | None:
-        """None for a market without precision: it cannot be traded safely."""
+        """None for a market without precision (it cannot be traded safely), and for a
+        contract that is not linear (inverse, options: nothing here runs them). A linear
+        contract is marked with its settle currency and the highest leverage it allows."""
         precision, limits = entry.get("precision") or {}, entry.get("limits") or {}
+        contract = bool(entry.get("contract"))
+        if contract and not entry.get("linear"):
+            return None
         amount_step = self._step(precision.get("amount"))
         price_tick = self._step(precision.get("price"))
         if amount_step is None or price_tick is None:
@@ -276,6 +281,8 @@ class CcxtExchange:
             min_amount=_decimal(amount_limits.get("min")) or Decimal(0),
             min_cost=_decimal(cost_limits.get("min")) or Decimal(0),
             max_amount=_decimal(amount_limits.get("max")),
+            settle=str(entry.get("settle") or entry["quote"]) if contract else None,
+            max_leverage=_decimal((limits.get("leverage") or {}).get("max")) if contract else None,
         )
 
     def _step(self, precision: object) -> Decimal | None:
