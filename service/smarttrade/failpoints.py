@@ -22,6 +22,9 @@ point of its own:
 - `paper-fill:{order}:before-applied` (exchange/paper.py, `PaperVenue.set_price`): a tick
   filled the resting order and the paper venue has written the fill (and the tick); no trade
   has applied it. `paper-fills-recorded` is the same moment, for any tick that filled.
+- `shard:{n}:taken` (engine/ownership.py, replicas): the replica holds shard n's lease and
+  has recovered nothing of it yet; `shard:{n}:before-release`: giving shard n up, its
+  trades are stopped and its paper book written, its lease not released.
 
 tests/e2e/test_crash_points.py hits each of them, restarts the service on the same database
 and compares the outcome with an uninterrupted run. Its long variant first learns which

@@ -310,3 +310,66 @@ async def test_a_rolling_restart_under_load_fails_no_call_of_a_client_that_retri
     assert failed == 0, errors[:3]
     assert before_restart > 0
     assert done > before_restart  # calls went on through both handovers
+
+
+async def stop_fires_once(address: str, trade: pb.SmartTrade, account: str) -> None:
+    """Through the replica at `address`: the price under the stop closes the trade at its stop,
+    with one stop order, and sells every coin."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        client = Client(channel, TOKEN)
+        await client.set_price(BTC, "89")
+        for _ in range(200):
+            ended = await client.get(trade.name)
+            if ended.state == pb.SMART_TRADE_STATE_CLOSED:
+                break
+            await asyncio.sleep(0.05)
+        balances = await client.balances(account)
+    assert ended.close_reason == pb.CLOSE_REASON_STOP_LOSS
+    stops = [o for leg in ended.legs if leg.kind == pb.LEG_KIND_STOP_LOSS for o in leg.orders]
+    assert len(stops) == 1
+    assert Decimal(balances.get("BTC", "0")) == 0
+
+
+async def test_a_replica_killed_while_handing_a_shard_over_leaves_it_to_the_other_in_the_lease(
+    database_url: str, tmp_path: Path
+) -> None:
+    # tenant-a's shard, 9, is one a gives up when b joins: a dies with its trades stopped
+    # and its lease not released (store/leases.py), so b takes it when the lease lapses.
+    dies = {"SMARTTRADE_FAILPOINTS": "shard:9:before-release"}
+    async with replica("a", database_url, tmp_path / "a", settings=dies) as a:
+        await a.until_owns()
+        async with grpc.aio.insecure_channel(a.address) as channel:
+            client = Client(channel, TOKEN)
+            account = await client.paper_account(USDT="1000")
+            await client.set_price(BTC, "100")
+            trade = await client.create(long_with_stop(account))
+        async with replica("b", database_url, tmp_path / "b") as b:
+            status = await asyncio.wait_for(a.process.wait(), 30)
+            await b.until_owns()
+            await stop_fires_once(b.address, trade, account)
+            after = await shares(database_url)
+
+    assert status == -signal.SIGKILL  # at the failpoint
+    assert after == {"b": 12}
+
+
+async def test_a_replica_killed_right_after_taking_a_shard_leaves_it_to_the_other_in_the_lease(
+    database_url: str, tmp_path: Path
+) -> None:
+    # b takes tenant-a's shard from a and dies before recovering anything of it: a takes
+    # it back once b's lease and heartbeat lapse.
+    dies = {"SMARTTRADE_FAILPOINTS": "shard:9:taken"}
+    async with replica("a", database_url, tmp_path / "a") as a:
+        await a.until_owns()
+        async with grpc.aio.insecure_channel(a.address) as channel:
+            client = Client(channel, TOKEN)
+            account = await client.paper_account(USDT="1000")
+            await client.set_price(BTC, "100")
+            trade = await client.create(long_with_stop(account))
+        async with replica("b", database_url, tmp_path / "b", settings=dies) as b:
+            status = await asyncio.wait_for(b.process.wait(), 30)
+            await until_shares(database_url, {"a": 12})
+            await a.until_owns()
+            await stop_fires_once(a.address, trade, account)
+
+    assert status == -signal.SIGKILL  # at the failpoint

@@ -35,6 +35,7 @@ from decimal import Decimal
 from typing import Any
 
 from smarttrade import metrics
+from smarttrade.failpoints import failpoint
 from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.messages import Decision, Input, InputOf
 from smarttrade.domain.model import SmartTrade
@@ -230,6 +231,7 @@ class Ownership:
 
     async def _start(self, shard: int) -> None:
         log.info("took shard %d (fence %d): recovering its trades", shard, self.leases.fence(shard))
+        failpoint(f"shard:{shard}:taken")
         metrics.recorder.lease_taken()
 
         engine = self._make_engine(tenants_of(shard), lambda: self.leases.holds(shard))
@@ -276,6 +278,7 @@ class Ownership:
             except Exception:
                 log.warning("the paper book of shard %d could not be written", shard)
             await self.engines.venues.paper.forget(tenants_of(shard))
+        failpoint(f"shard:{shard}:before-release")
         await self.leases.release([shard])
 
     async def leave(self) -> None:

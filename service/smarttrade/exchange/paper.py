@@ -437,8 +437,12 @@ class PaperExchange:
         self._venue = venue
         self._tenant_id = tenant_id
         self._account_id = account_id
-        self._book = venue.book(tenant_id)
         self._faults = venue.faults(tenant_id, account_id)
+
+    @property
+    def _book(self) -> PaperBook:
+        """The tenant's book now: replicas load it afresh whenever they take its shard."""
+        return self._venue.book(self._tenant_id)
 
     @property
     def exchange_id(self) -> str:
