@@ -24,6 +24,25 @@ The same account trades USDⓈ-M futures under /fapi (point ccxt's urls['api'] a
 tests/support/binance_usdm.py. `set_price` moves the perpetual of a pair with its spot
 market ("BTC/USDT:USDT" moves the perpetual only).
 
+It serves the futures websockets ccxt.pro 4.5.90 uses for linear swaps too (ccxt/pro/binance.py;
+`ws_urls` has their "linear" url, which ccxt rewrites per category in get_ws_url):
+
+    /market/ws/<n>      watch_ticker (and watch_tickers, watch_mark_price): `SUBSCRIBE` to
+                        `<symbol>@miniTicker` (`@ticker`, `@markPrice@1s` alike), answered
+                        with the perpetual's last price at once and on every `set_price`
+    POST /fapi/v1/listenKey
+                        authenticate (watch_orders): the account's listen key, sent with the
+                        API key alone, no signature; PUT keeps it alive (ccxt: every 20 min),
+                        DELETE closes it and its streams
+    /private/ws?listenKey=<key>
+                        watch_orders: no subscription; every order change of the futures
+                        account comes as an ORDER_TRADE_UPDATE (NEW, TRADE with its
+                        commission in USDT, CANCELED, EXPIRED for a reduce-only remainder)
+
+`futures_subscriptions` logs the streams subscribed and "listenKey" for each user data stream
+connected; `drop_streams` closes these sockets too. No ACCOUNT_UPDATE (balances, positions)
+is sent, nor the WebSocket API (ws-fapi).
+
     async with BinanceStub(api_key="key", secret="secret") as venue:
         await venue.set_price("BTC/USDT", Decimal("50000"))
         # point ccxt's urls['api']['public'] and ['private'] at venue.url
@@ -37,6 +56,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -165,11 +185,20 @@ class BinanceStub:
         self._sockets: set[web.WebSocketResponse] = set()
         self._tickers: dict[str, set[web.WebSocketResponse]] = {}
         self._user_streams: dict[web.WebSocketResponse, int] = {}
-        self._outbox: list[dict[str, Any]] = []  # order events not sent yet, in order
+        # The futures market streams, by (symbol, channel), and the futures user data
+        # streams, with the listen key each connected with (one key: the account's).
+        self._futures_markets: dict[tuple[str, str], set[web.WebSocketResponse]] = {}
+        self._futures_user_streams: dict[web.WebSocketResponse, str] = {}
+        self._listen_key: str | None = None
+        self.futures.on_update = self._report_futures
+        # Order events not sent yet, in order: (True for a futures one, the event).
+        self._outbox: list[tuple[bool, dict[str, Any]]] = []
         self._sending = asyncio.Lock()
         self._senders: set[asyncio.Task[None]] = set()
         self._refused_until = 0.0  # time.monotonic() before which websockets are refused
         self.subscriptions: list[str] = []  # "btcusdt@miniTicker", "userDataStream", ...
+        # "btcusdt@miniTicker", "listenKey" (a user data stream connected), ...
+        self.futures_subscriptions: list[str] = []
 
     # ----- lifecycle -----------------------------------------------------------------------
 
@@ -194,8 +223,18 @@ class BinanceStub:
         app.router.add_get("/sapi/v1/capital/config/getall", self._endpoint(capital_config, True))
         for pairs in ("allPairs", "isolated/allPairs"):
             app.router.add_get(f"/sapi/v1/margin/{pairs}", self._endpoint(margin_pairs, True))
+        listen_key = {
+            "POST": self._new_listen_key,
+            "PUT": self._keep_listen_key_alive,
+            "DELETE": self._close_listen_key,
+        }
+        for method, handler in listen_key.items():
+            app.router.add_route(method, "/fapi/v1/listenKey", self._keyed_endpoint(handler))
         app.router.add_get("/stream/ws/{index}", self._market_stream)
         app.router.add_get("/ws-api/v3", self._websocket_api)
+        for category in ("market", "public"):
+            app.router.add_get(f"/{category}/ws/{{index}}", self._futures_market_stream)
+        app.router.add_get("/private/ws", self._futures_user_stream)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -234,10 +273,17 @@ class BinanceStub:
 
     @property
     def ws_urls(self) -> dict[str, Any]:
-        """What to put in ccxt's urls['api']['ws'] for spot. The market streams' path holds
-        `/stream`, which ccxt.pro reads as "spot" when a symbol is also a contract's."""
+        """What to put in ccxt's urls['api']['ws'], spot and USDⓈ-M futures alike. The spot
+        market streams' path holds `/stream`, which ccxt.pro reads as "spot" when a symbol
+        is also a contract's. The futures one ("linear") ends in `/ws`, as Binance's
+        fstream.binance.com/ws does: ccxt.pro puts a category before it, /market/ws/<n>
+        for tickers and mark prices, /private/ws?listenKey=<key> for the user data."""
         base = f"ws://127.0.0.1:{self._port}"
-        return {"spot": f"{base}/stream/ws", "ws-api": {"spot": f"{base}/ws-api/v3"}}
+        return {
+            "spot": f"{base}/stream/ws",
+            "linear": f"{base}/ws",
+            "ws-api": {"spot": f"{base}/ws-api/v3"},
+        }
 
     # ----- test API ------------------------------------------------------------------------
 
@@ -247,6 +293,7 @@ class BinanceStub:
         symbol_id, settle, _ = symbol.replace("/", "").partition(":")
         if symbol_id in self.futures.rules:
             self.futures.set_mark(symbol_id, price)
+            await self._send_futures_markets(symbol_id)
         if settle:
             return
         self._prices[symbol_id] = price
@@ -273,8 +320,9 @@ class BinanceStub:
         return self._free.get(asset, Decimal(0)), self._locked.get(asset, Decimal(0))
 
     async def drop_streams(self, refuse_for: float = 0.0) -> None:
-        """Close every websocket (ccxt sees the venue hang up), and refuse new ones for
-        `refuse_for` seconds."""
+        """Close every websocket, spot and futures (ccxt sees the venue hang up), and refuse
+        new ones for `refuse_for` seconds. A futures listen key outlives its sockets, as
+        Binance's does: ccxt connects again with the same one."""
         self._refused_until = time.monotonic() + refuse_for
         for socket in list(self._sockets):
             await socket.close()
@@ -347,12 +395,29 @@ class BinanceStub:
 
         return endpoint
 
-    async def _verified_params(self, request: web.Request) -> Params:
+    def _keyed_endpoint(
+        self, handler: Handler
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """An endpoint that wants the API key but no signature, as Binance's listenKey ones
+        (ccxt sends them only the X-MBX-APIKEY header)."""
+
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            self._check_api_key(request)
+            body = await request.text() if request.can_read_body else ""
+            params = dict(request.query) | dict(parse_qsl(body, keep_blank_values=True))
+            return web.json_response(await handler(params))
+
+        return endpoint
+
+    def _check_api_key(self, request: web.Request) -> None:
         api_key = request.headers.get("X-MBX-APIKEY")
         if not api_key:
             raise BinanceError(401, -2014, "API-key format invalid.")
         if not hmac.compare_digest(api_key, self.api_key):
             raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+
+    async def _verified_params(self, request: web.Request) -> Params:
+        self._check_api_key(request)
         # The signature covers the query string as sent (GET, DELETE) or the form body (POST).
         if request.method in ("GET", "DELETE"):
             raw = request.rel_url.raw_query_string
@@ -376,28 +441,36 @@ class BinanceStub:
     async def _websocket(
         self,
         request: web.Request,
-        method: str,
-        answer: Callable[[web.WebSocketResponse, dict[str, Any]], Awaitable[None]],
+        method: str | None,
+        answer: Callable[[web.WebSocketResponse, dict[str, Any]], Awaitable[None]] | None = None,
+        opened: Callable[[web.WebSocketResponse], None] | None = None,
     ) -> web.StreamResponse:
-        """A websocket whose requests of `method` get `answer`ed (others are ignored);
-        refused while `drop_streams` says so."""
+        """A websocket whose requests of `method` get `answer`ed (others are ignored), and
+        that `opened` registers as it opens; refused while `drop_streams` says so."""
         if time.monotonic() < self._refused_until:
             return web.Response(status=503, text="Service Unavailable")
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         self._sockets.add(socket)
+        if opened is not None:
+            opened(socket)
         try:
             async for message in socket:
-                if message.type is WSMsgType.TEXT:
+                if message.type is WSMsgType.TEXT and answer is not None:
                     data = json.loads(message.data)
                     if data.get("method") == method:
                         await answer(socket, data)
         finally:
-            self._sockets.discard(socket)
-            self._user_streams.pop(socket, None)
-            for subscribed in self._tickers.values():
-                subscribed.discard(socket)
+            self._forget(socket)
         return socket
+
+    def _forget(self, socket: web.WebSocketResponse) -> None:
+        """A closed socket leaves every stream it was subscribed to."""
+        self._sockets.discard(socket)
+        self._user_streams.pop(socket, None)
+        self._futures_user_streams.pop(socket, None)
+        for subscribed in (*self._tickers.values(), *self._futures_markets.values()):
+            subscribed.discard(socket)
 
     async def _market_stream(self, request: web.Request) -> web.StreamResponse:
         return await self._websocket(request, "SUBSCRIBE", self._subscribe)
@@ -455,6 +528,77 @@ class BinanceStub:
         if not hmac.compare_digest(expected, str(params.get("signature", ""))):
             raise BinanceError(400, -1022, "Signature for this request is not valid.")
 
+    # ----- USDⓈ-M futures websockets ------------------------------------------------------
+
+    async def _new_listen_key(self, params: Params) -> Any:
+        """POST /fapi/v1/listenKey (ccxt's authenticate for linear): the account's listen
+        key, a new one unless one is open (Binance then answers that one, extended)."""
+        if self._listen_key is None:
+            self._listen_key = secrets.token_hex(32)
+        return {"listenKey": self._listen_key}
+
+    async def _keep_listen_key_alive(self, params: Params) -> Any:
+        """PUT /fapi/v1/listenKey (ccxt's keep_alive_listen_key, every 20 minutes)."""
+        if self._listen_key is None:
+            raise BinanceError(400, -1125, "This listenKey does not exist.")
+        return {"listenKey": self._listen_key}
+
+    async def _close_listen_key(self, params: Params) -> Any:
+        """DELETE /fapi/v1/listenKey: the key is gone, and its user data streams close."""
+        self._listen_key = None
+        for socket in list(self._futures_user_streams):
+            await socket.close()
+        return {}
+
+    async def _futures_market_stream(self, request: web.Request) -> web.StreamResponse:
+        return await self._websocket(request, "SUBSCRIBE", self._subscribe_futures)
+
+    async def _subscribe_futures(self, socket: web.WebSocketResponse, data: dict[str, Any]) -> None:
+        """`SUBSCRIBE` to a perpetual's `<symbol>@miniTicker` (ticker, markPrice) stream:
+        it gets the last price at once and at every `set_price`."""
+        await socket.send_json({"result": None, "id": data.get("id")})
+        for stream in data.get("params", []):
+            self.futures_subscriptions.append(stream)
+            name, _, channel = stream.partition("@")
+            symbol_id = name.upper()
+            if symbol_id in self.futures.rules and self.futures.market_event(symbol_id, channel):
+                self._futures_markets.setdefault((symbol_id, channel), set()).add(socket)
+                await self._send_futures_market(socket, symbol_id, channel)
+
+    async def _send_futures_markets(self, symbol_id: str) -> None:
+        for (subscribed, channel), sockets in list(self._futures_markets.items()):
+            if subscribed == symbol_id:
+                for socket in list(sockets):
+                    await self._send_futures_market(socket, symbol_id, channel)
+
+    async def _send_futures_market(
+        self, socket: web.WebSocketResponse, symbol_id: str, channel: str
+    ) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):  # closing under our feet
+            await socket.send_json(self.futures.market_event(symbol_id, channel))
+
+    async def _futures_user_stream(self, request: web.Request) -> web.StreamResponse:
+        """/private/ws?listenKey=<key>: every order change of the futures account, as
+        ORDER_TRADE_UPDATE events; nothing to subscribe to. A key that is not the open one
+        is refused (-1125), as Binance refuses an expired key."""
+        key = request.query.get("listenKey", "")
+        if self._listen_key is None or not hmac.compare_digest(key, self._listen_key):
+            body = {"code": -1125, "msg": "This listenKey does not exist."}
+            return web.json_response(body, status=400)
+        return await self._websocket(request, None, opened=self._open_futures_user_stream)
+
+    def _open_futures_user_stream(self, socket: web.WebSocketResponse) -> None:
+        self._futures_user_streams[socket] = self._listen_key or ""
+        self.futures_subscriptions.append("listenKey")
+
+    def _report_futures(self, event: dict[str, Any]) -> None:
+        """An ORDER_TRADE_UPDATE (from UsdmFutures) to every futures user data stream."""
+        if self._futures_user_streams:
+            self._outbox.append((True, event))
+            self._send_soon()
+
+    # ----- order reports -------------------------------------------------------------------
+
     def _report(self, order: _Order, execution: str, **fields: Any) -> None:
         """An `executionReport` of `order` as it is now, to every user data stream."""
         if not self._user_streams:
@@ -485,7 +629,10 @@ class BinanceStub:
             "O": order.created_ms,
             "Z": _fmt(order.quote_executed),
         } | fields
-        self._outbox.append(event)
+        self._outbox.append((False, event))
+        self._send_soon()
+
+    def _send_soon(self) -> None:
         sender = asyncio.get_running_loop().create_task(self._send_reports())
         self._senders.add(sender)
         sender.add_done_callback(self._senders.discard)
@@ -493,10 +640,22 @@ class BinanceStub:
     async def _send_reports(self) -> None:
         async with self._sending:  # one sender at a time: the events go out in order
             while self._outbox:
-                event = self._outbox.pop(0)
-                for socket, subscription in list(self._user_streams.items()):
+                futures, event = self._outbox.pop(0)
+                for socket, framed in self._recipients(futures, event):
                     with contextlib.suppress(ConnectionError, RuntimeError):
-                        await socket.send_json({"subscriptionId": subscription, "event": event})
+                        await socket.send_json(framed)
+
+    def _recipients(
+        self, futures: bool, event: dict[str, Any]
+    ) -> list[tuple[web.WebSocketResponse, dict[str, Any]]]:
+        """Who gets an order event, as what: a futures one as it is, to the listen key's
+        streams; a spot one inside its WebSocket API subscription."""
+        if futures:
+            return [(socket, event) for socket in self._futures_user_streams]
+        return [
+            (socket, {"subscriptionId": subscription, "event": event})
+            for socket, subscription in self._user_streams.items()
+        ]
 
     # ----- public endpoints ----------------------------------------------------------------
 

@@ -53,6 +53,11 @@ when the leverage is raised afterwards; the stub recomputes it), a cross one is 
 the wallet less the isolated margins and the maintenance of the other positions. Nothing
 is liquidated, and there is no funding.
 
+Every order change is also an ORDER_TRADE_UPDATE event (`_FuturesOrder.update_event`),
+told to `on_update`, which the BinanceStub sends to the user data streams; `market_event` is
+what the market streams send for the last price. `fill_in_parts` fills a resting order in
+several executions.
+
 Errors answer as Binance's fapi does (HTTP 400, {"code": -NNNN, "msg": ...}). ccxt picks its
 per-market error maps by the venue's hostname, so against a loopback url only its common
 map applies: -4028 and -4046 are BadRequest and OperationRejected (the marginType message
@@ -62,7 +67,7 @@ is matched first), -2022, -2019 and -4116 plain ExchangeErrors.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -195,6 +200,49 @@ class _FuturesOrder:
             "updateTime": self.updated_ms,
         }
 
+    def update_event(self, execution: str, **fields: Any) -> dict[str, Any]:
+        """The user data stream's ORDER_TRADE_UPDATE of this order as it is now, after an
+        `execution` (NEW, TRADE, CANCELED, EXPIRED); a TRADE's `fields` give its fill: l, L,
+        n, N (the commission, only sent with one), t, m and rp. `ps` is what tells ccxt the
+        order is a contract's, not spot's."""
+        now = now_ms()
+        average = self.quote_executed / self.executed if self.executed else ZERO
+        order = {
+            "s": self.symbol,
+            "c": self.client_order_id,
+            "S": self.side,
+            "o": self.type,
+            "f": self.time_in_force,
+            "q": fmt(self.quantity),
+            "p": fmt(self.price),
+            "ap": fmt(average),
+            "sp": "0",
+            "x": execution,
+            "X": self.status,
+            "i": self.order_id,
+            "l": "0",
+            "z": fmt(self.executed),
+            "L": "0",
+            "T": now,
+            "t": 0,
+            "b": "0",
+            "a": "0",
+            "m": False,
+            "R": self.reduce_only,
+            "wt": "CONTRACT_PRICE",
+            "ot": self.type,
+            "ps": "BOTH",
+            "cp": False,
+            "rp": "0",
+            "pP": False,
+            "si": 0,
+            "ss": 0,
+            "V": "EXPIRE_MAKER",
+            "pm": "NONE",
+            "gtd": 0,
+        } | fields
+        return {"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": order}
+
 
 def _reduce_only(params: Params) -> bool:
     return params.get("reduceOnly", "false").lower() == "true"
@@ -223,6 +271,9 @@ class UsdmFutures:
         self._orders: dict[int, _FuturesOrder] = {}
         self._trades: list[dict[str, Any]] = []  # as userTrades returns them
         self._ids = itertools.count(1_000_000)
+        # Told every ORDER_TRADE_UPDATE, in order: the BinanceStub sends them to the user
+        # data streams.
+        self.on_update: Callable[[dict[str, Any]], None] = lambda event: None
 
     def routes(self) -> dict[tuple[str, str], tuple[Handler, bool]]:
         """(method, path under /fapi) -> (handler, signed)."""
@@ -254,6 +305,34 @@ class UsdmFutures:
         for order in list(self._orders.values()):
             if order.symbol == symbol_id and order.is_open and self._crosses(order, price):
                 self._fill(order, order.price, maker=True)
+
+    def fill_in_parts(self, client_order_id: str, parts: list[Decimal]) -> None:
+        """Fill an open limit order at its price (maker) in several executions."""
+        order = next(
+            o for o in self._orders.values() if o.client_order_id == client_order_id and o.is_open
+        )
+        for part in parts:
+            self._fill(order, order.price, maker=True, part=part)
+
+    def market_event(self, symbol_id: str, channel: str) -> dict[str, Any] | None:
+        """What the market stream `<symbol>@<channel>` sends for the last price: a
+        24hrMiniTicker (`miniTicker`, what ccxt's watch_ticker subscribes to), a 24hrTicker
+        (`ticker`) or a markPriceUpdate (`markPrice`, `markPrice@1s`); None for a stream the
+        stub does not serve."""
+        last, now = fmt(self._marks[symbol_id]), now_ms()
+        if channel == "miniTicker":
+            prices = dict.fromkeys(("c", "o", "h", "l"), last)
+            return {"e": "24hrMiniTicker", "E": now, "s": symbol_id, **prices, "v": "0", "q": "0"}
+        if channel == "ticker":
+            prices = dict.fromkeys(("c", "o", "h", "l", "w"), last)
+            counts = {"p": "0", "P": "0", "Q": "0", "v": "0", "q": "0", "n": 0}
+            window = {"O": now - 86_400_000, "C": now}
+            return {"e": "24hrTicker", "E": now, "s": symbol_id, **prices, **counts, **window}
+        if channel in ("markPrice", "markPrice@1s"):
+            prices = dict.fromkeys(("p", "i", "P"), last)
+            funding = {"r": "0", "T": now + 8 * 3_600_000}
+            return {"e": "markPriceUpdate", "E": now, "s": symbol_id, **prices, **funding}
+        return None
 
     def position(self, symbol_id: str) -> FuturesPosition | None:
         """The open position of `symbol_id` in the domain's terms (None when flat)."""
@@ -474,6 +553,7 @@ class UsdmFutures:
     async def _create_order(self, params: Params) -> Any:
         order = self._checked_order(params)
         self._orders[order.order_id] = order
+        self.on_update(order.update_event("NEW"))
         mark = self._marks[order.symbol]
         if order.type == "MARKET" or self._crosses(order, mark):
             self._fill(order, mark, maker=False)
@@ -574,6 +654,7 @@ class UsdmFutures:
         if order is None or not order.is_open:
             raise BinanceError(400, -2011, "Unknown order sent.")
         order.status, order.updated_ms = "CANCELED", now_ms()
+        self.on_update(order.update_event("CANCELED"))
         return order.as_json()
 
     async def _open_orders(self, params: Params) -> Any:
@@ -601,22 +682,42 @@ class UsdmFutures:
             return False
         return price <= order.price if order.side == "BUY" else price >= order.price
 
-    def _fill(self, order: _FuturesOrder, price: Decimal, *, maker: bool) -> None:
-        """Fill what remains of `order` at `price` (a reduce-only one only up to the
-        position, the rest expiring); the wallet pays the fee and gets the realized PnL."""
-        quantity = order.quantity - order.executed
+    def _fill(
+        self, order: _FuturesOrder, price: Decimal, *, maker: bool, part: Decimal | None = None
+    ) -> None:
+        """Fill `part` (default: what remains) of `order` at `price`; a reduce-only one only
+        up to the position, what it cannot reduce expiring. The wallet pays the fee and gets
+        the realized PnL; the fill and the expiry are each an ORDER_TRADE_UPDATE."""
+        wanted = part if part is not None else order.quantity - order.executed
+        quantity = wanted
         if order.reduce_only:
             held = self._positions[order.symbol]
-            quantity = min(quantity, held.units) if self._reduces(order) else ZERO
+            quantity = min(wanted, held.units) if self._reduces(order) else ZERO
         if quantity:
-            realized = self._trade(order.symbol, order.sign, quantity, price)
-            fee = price * quantity * (MAKER_FEE if maker else TAKER_FEE)
-            self.wallet += realized - fee
-            self._record(order, quantity, price, realized, fee, maker)
-            order.executed += quantity
-            order.quote_executed += quantity * price
-        order.status = "FILLED" if order.executed >= order.quantity else "EXPIRED"
+            self._execute(order, quantity, price, maker)
+        if quantity < wanted:
+            order.status, order.updated_ms = "EXPIRED", now_ms()
+            self.on_update(order.update_event("EXPIRED"))
+
+    def _execute(
+        self, order: _FuturesOrder, quantity: Decimal, price: Decimal, maker: bool
+    ) -> None:
+        """One execution of `quantity` of `order` at `price`: position, wallet, trade
+        history, the order's status, and its TRADE update (with the commission in USDT)."""
+        realized = self._trade(order.symbol, order.sign, quantity, price)
+        fee = price * quantity * (MAKER_FEE if maker else TAKER_FEE)
+        self.wallet += realized - fee
+        trade = self._record(order, quantity, price, realized, fee, maker)
+        order.executed += quantity
+        order.quote_executed += quantity * price
+        order.status = "FILLED" if order.executed >= order.quantity else "PARTIALLY_FILLED"
         order.updated_ms = now_ms()
+        fill = {"l": fmt(quantity), "L": fmt(price), "n": fmt(fee), "N": trade["commissionAsset"]}
+        self.on_update(
+            order.update_event(
+                "TRADE", **fill, t=trade["id"], T=trade["time"], m=maker, rp=fmt(realized)
+            )
+        )
 
     def _trade(self, symbol_id: str, sign: int, quantity: Decimal, price: Decimal) -> Decimal:
         """Move the position by `sign` x `quantity` at `price`; the PnL it realizes."""
@@ -644,7 +745,8 @@ class UsdmFutures:
         realized: Decimal,
         fee: Decimal,
         maker: bool,
-    ) -> None:
+    ) -> dict[str, Any]:
+        """The trade as userTrades lists it, recorded."""
         self._trades.append(
             {
                 "symbol": order.symbol,
@@ -663,6 +765,7 @@ class UsdmFutures:
                 "maker": maker,
             }
         )
+        return self._trades[-1]
 
     # ----- account and positions -----------------------------------------------------------
 

@@ -47,7 +47,8 @@ has `watchTicker` / `watchOrders`; otherwise they poll `fetch_ticker` / `fetch_o
 every `poll_interval` seconds and yield only changes. A dropped stream is subscribed again on
 the next watch (ccxt reconnects); one that fails STREAM_FAILURES times in a row gives way to
 polling, and is tried again `stream_retry` seconds later. The Binance stub serves the spot
-streams (tests/e2e/test_binance_streams.py). Futures: `prepare_symbol` sets margin mode and
+streams (tests/e2e/test_binance_streams.py) and the USDⓈ-M futures ones
+(tests/integration/test_binance_usdm_streams.py). Futures: `prepare_symbol` sets margin mode and
 leverage on linear swaps, and `fetch_positions` reports a symbol's open positions; neither is
 called by the engine yet (futures trades are refused). The stub serves Binance USDⓈ-M too
 (tests/integration/test_binance_usdm.py).
