@@ -204,12 +204,6 @@ async def test_watch_orders_reports_a_reduce_only_limit_placed_then_its_fill_wit
     assert venue.futures.position("BTCUSDT") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapter gap: ccxt.pro resolves an update only for a watch_orders call awaiting it, "
-    "and the adapter awaits none while it looks up a fill's trades; the EXPIRED update, sent "
-    "right after the TRADE, so waits in ccxt's cache for the account's next order event",
-)
 async def test_a_reduce_only_limit_larger_than_the_short_fills_it_and_the_rest_is_reported_expired(
     usdm: CcxtExchange, venue: BinanceStub
 ) -> None:

@@ -35,13 +35,13 @@ from decimal import Decimal
 from typing import Any
 
 from smarttrade import metrics
-from smarttrade.failpoints import failpoint
 from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.messages import Decision, Input, InputOf
 from smarttrade.domain.model import SmartTrade
 from smarttrade.engine.engine import Engine, cached_account
 from smarttrade.engine.venues import Venues
 from smarttrade.errors import NotFound, NotLeader
+from smarttrade.failpoints import failpoint
 from smarttrade.store.errors import StoreUnavailable
 from smarttrade.store.leases import SHARDS, ShardLeases, shard_of
 from smarttrade.store.requests import RequestRecord

@@ -461,33 +461,47 @@ class CcxtExchange:
     async def watch_orders(self, symbol: str) -> AsyncGenerator[OrderReport]:
         """Streamed where the venue can, as `watch_ticker` is. Polled: the open orders
         first, then each change of status or fill; an order that leaves the open orders is
-        looked up once for its final report."""
+        looked up once for its final report.
+
+        Streamed, the next batch is awaited while this one's fills are looked up: ccxt.pro
+        hands an update only to a watch that is waiting when it arrives (one that arrives
+        while none waits stays in its cache until the account's next update), so an update
+        right after another (a fill after its order's NEW, an EXPIRED after a fill) comes
+        at once, not with the next order."""
         known: dict[str, OrderReport] = {}
         mode = _StreamOrPoll(
             f"order stream of {symbol}", self._streams("watchOrders"), self._stream_retry
         )
-        while True:
-            streaming = mode.streaming()
-            try:
-                if streaming:
-                    changes = await self._streamed_orders(symbol)
-                else:
-                    changes = await self._polled_order_changes(symbol, known)
-                mode.succeeded()
-            except ExchangeError as error:
-                mode.failed()
-                wait = error.retry_after if isinstance(error, TransientError) else None
-                await asyncio.sleep(wait or self._poll_interval)
-                continue
-            for report in changes:
-                yield report
-            if not streaming:
-                await asyncio.sleep(self._poll_interval)
+        waiting: asyncio.Future[list[Any]] | None = None  # the next streamed batch
+        try:
+            while True:
+                streaming = mode.streaming()
+                try:
+                    if streaming:
+                        batch = waiting or asyncio.ensure_future(self._streamed_raw(symbol))
+                        waiting = None
+                        raws = await batch
+                        waiting = asyncio.ensure_future(self._streamed_raw(symbol))
+                        changes = [await self._with_fills(self._report(r), symbol) for r in raws]
+                    else:
+                        changes = await self._polled_order_changes(symbol, known)
+                    mode.succeeded()
+                except ExchangeError as error:
+                    mode.failed()
+                    wait = error.retry_after if isinstance(error, TransientError) else None
+                    await asyncio.sleep(wait or self._poll_interval)
+                    continue
+                for report in changes:
+                    yield report
+                if not streaming:
+                    await asyncio.sleep(self._poll_interval)
+        finally:
+            if waiting is not None:
+                waiting.cancel()
 
-    async def _streamed_orders(self, symbol: str) -> list[OrderReport]:
+    async def _streamed_raw(self, symbol: str) -> list[Any]:
         with self._translated(f"watch orders on {symbol}"):
-            raws = await self._ccxt.watch_orders(symbol)
-        return [await self._with_fills(self._report(raw), symbol) for raw in raws]
+            return list(await self._ccxt.watch_orders(symbol))
 
     async def _polled_order_changes(
         self, symbol: str, known: dict[str, OrderReport]
