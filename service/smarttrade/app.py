@@ -217,7 +217,7 @@ async def start(settings: Settings) -> Running:
         else None
     )
     venues = Venues(paper, build, paper_prices)
-    engine = Engines(venues, unit_of_work, sharded=lease is not None)
+    engines = Engines(venues, unit_of_work, sharded=lease is not None)
 
     def make_engine(
         tenants: Callable[[str], bool] | None, may_act: Callable[[], bool] | None
@@ -235,28 +235,28 @@ async def start(settings: Settings) -> Running:
             paper_prices=paper_prices,
             store=probe,
             tenants=tenants,
-            accounts=engine.accounts,
+            accounts=engines.accounts,
         )
 
-    ownership = Ownership(engine, lease, make_engine) if lease is not None else None
+    ownership = Ownership(engines, lease, make_engine) if lease is not None else None
     if exported is not None and ownership is not None:
-        exported.shards_held(lambda: len(engine.running_shards))
+        exported.shards_held(lambda: len(engines.running_shards))
 
     # The use cases, and the servicers that call them.
     current_key = keys.keys[keys.current]
     page_tokens = PageTokens(hashlib.sha256(b"page-tokens" + current_key).digest())
-    reader = TradeReader(engine, unit_of_work, page_tokens)
+    reader = TradeReader(engines, unit_of_work, page_tokens)
     resolver = ShareResolver(unit_of_work, utc_now)
     trades = TradeUseCases(
-        create=CreateTrades(engine, unit_of_work, reader, resolver, utc_now),
-        act=ActOnTrades(engine, unit_of_work, reader),
-        refresh=RefreshTrades(engine, reader),
+        create=CreateTrades(engines, unit_of_work, reader, resolver, utc_now),
+        act=ActOnTrades(engines, unit_of_work, reader),
+        refresh=RefreshTrades(engines, reader),
         reader=reader,
         shares=ShareTrades(unit_of_work, reader, ShareTokens(keys.keys, keys.current), utc_now),
         resolver=resolver,
         watching=Watching(unit_of_work, bus, utc_now, buffer=settings.watch_buffer),
     )
-    accounts = Accounts(engine, unit_of_work, keys, page_tokens, supported, utc_now)
+    accounts = Accounts(engines, unit_of_work, keys, page_tokens, supported, utc_now)
     authenticator = Authenticator.of_hashes((t.tenant_id, t.token_sha256, t.scopes) for t in tokens)
     tracer = tracing.start(settings.replica_id)
     server = grpc.aio.server(
@@ -268,7 +268,7 @@ async def start(settings: Settings) -> Running:
         ExchangeAccountServicer(accounts, authenticator), services
     )
     paper_market_service_pb2_grpc.add_PaperMarketServiceServicer_to_server(
-        PaperMarketServicer(Sandbox(engine, unit_of_work), authenticator), services
+        PaperMarketServicer(Sandbox(engines, unit_of_work), authenticator), services
     )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, services)
@@ -318,10 +318,9 @@ async def start(settings: Settings) -> Running:
     background: list[asyncio.Task[None]] = []
     if ownership is None:
         log.info("recovering live trades")
-        await paper.start()
         single = make_engine(None, None)
         await single.start()
-        engine.running_shards[EVERY_TENANT] = single
+        engines.running_shards[EVERY_TENANT] = single
         await health.set(LEADER_HEALTH, health_pb2.HealthCheckResponse.SERVING)
         await store_health(True)
         log.info("serving")
@@ -344,7 +343,7 @@ async def start(settings: Settings) -> Running:
             return found.tenant_id if found is not None else None
 
         budget.forward = Forwarder(
-            engine.runs,
+            engines.runs,
             owners,
             shard_of,
             tenant_of,
@@ -354,8 +353,8 @@ async def start(settings: Settings) -> Running:
 
         async def shards_health() -> None:
             for service, running in (
-                (LEADER_HEALTH, bool(engine.running_shards)),
-                *((shard_health(s), s in engine.running_shards) for s in range(SHARDS)),
+                (LEADER_HEALTH, bool(engines.running_shards)),
+                *((shard_health(s), s in engines.running_shards) for s in range(SHARDS)),
             ):
                 await health.set(
                     service,
@@ -378,7 +377,7 @@ async def start(settings: Settings) -> Running:
         probe.on_change(store_health)
         background.append(asyncio.create_task(ownership.keep()))
         background.append(asyncio.create_task(ownership.balance()))
-    probe.on_change(engine.on_store)
+    probe.on_change(engines.on_store)
     retention = Retention(
         events=timedelta(days=settings.event_retention_days),
         requests=timedelta(hours=settings.request_retention_hours),
@@ -386,7 +385,7 @@ async def start(settings: Settings) -> Running:
     )
     stop_metrics = None
     if exported is not None:
-        exported.live_trades(lambda: engine.live_count)
+        exported.live_trades(lambda: engines.live_count)
         exported.watchers(bus.watchers)
         stop_metrics = exported.serve(settings.metrics_listen)
         log.info("metrics on http://%s/metrics", settings.metrics_listen)
@@ -399,7 +398,7 @@ async def start(settings: Settings) -> Running:
         server,
         port,
         health,
-        engine,
+        engines,
         bus,
         database,
         unit_of_work,
