@@ -68,6 +68,25 @@ async def test_two_replicas_share_the_shards_and_each_runs_its_own_tenants_trade
         assert trade.close_reason == pb.CLOSE_REASON_STOP_LOSS
 
 
+async def stop_fires_once(address: str, trade: pb.SmartTrade, account: str) -> None:
+    """Through the replica at `address`: the price under the stop closes the trade at its stop,
+    with one stop order, and sells every coin."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        client = Client(channel, TOKEN)
+        await client.set_price(BTC, "89")
+        for _ in range(200):
+            ended = await client.get(trade.name)
+            if ended.state == pb.SMART_TRADE_STATE_CLOSED:
+                break
+            await asyncio.sleep(0.05)
+        balances = await client.balances(account)
+    assert ended.state == pb.SMART_TRADE_STATE_CLOSED
+    assert ended.close_reason == pb.CLOSE_REASON_STOP_LOSS
+    stops = [o for leg in ended.legs if leg.kind == pb.LEG_KIND_STOP_LOSS for o in leg.orders]
+    assert len(stops) == 1
+    assert Decimal(balances.get("BTC", "0")) == 0
+
+
 async def test_a_replica_takes_a_killed_ones_trade_over_within_the_lease_and_fires_its_stop_once(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -81,24 +100,11 @@ async def test_a_replica_takes_a_killed_ones_trade_over_within_the_lease_and_fir
         running.process.kill()
         killed = time.monotonic()
         took_over = await other.until_owns()
-        async with grpc.aio.insecure_channel(other.address) as channel:
-            client = Client(channel, TOKEN)
-            await client.set_price(BTC, "89")
-            for _ in range(100):
-                ended = await client.get(trade.name)
-                if ended.state == pb.SMART_TRADE_STATE_CLOSED:
-                    break
-                await asyncio.sleep(0.05)
-            balances = await client.balances(account)
+        await stop_fires_once(other.address, trade, account)
         after = await shares(database_url)
 
     assert took_over - killed < 2.0 + 2.0  # the lease, plus 2 s
     assert after == {other.name: 12}  # every shard of the dead one
-    assert ended.state == pb.SMART_TRADE_STATE_CLOSED
-    assert ended.close_reason == pb.CLOSE_REASON_STOP_LOSS
-    stop_orders = [o for leg in ended.legs if leg.kind == pb.LEG_KIND_STOP_LOSS for o in leg.orders]
-    assert len(stop_orders) == 1
-    assert Decimal(balances.get("BTC", "0")) == 0
 
 
 async def test_any_replica_answers_every_call_reading_trades_itself_and_forwarding_the_rest(
@@ -310,24 +316,6 @@ async def test_a_rolling_restart_under_load_fails_no_call_of_a_client_that_retri
     assert failed == 0, errors[:3]
     assert before_restart > 0
     assert done > before_restart  # calls went on through both handovers
-
-
-async def stop_fires_once(address: str, trade: pb.SmartTrade, account: str) -> None:
-    """Through the replica at `address`: the price under the stop closes the trade at its stop,
-    with one stop order, and sells every coin."""
-    async with grpc.aio.insecure_channel(address) as channel:
-        client = Client(channel, TOKEN)
-        await client.set_price(BTC, "89")
-        for _ in range(200):
-            ended = await client.get(trade.name)
-            if ended.state == pb.SMART_TRADE_STATE_CLOSED:
-                break
-            await asyncio.sleep(0.05)
-        balances = await client.balances(account)
-    assert ended.close_reason == pb.CLOSE_REASON_STOP_LOSS
-    stops = [o for leg in ended.legs if leg.kind == pb.LEG_KIND_STOP_LOSS for o in leg.orders]
-    assert len(stops) == 1
-    assert Decimal(balances.get("BTC", "0")) == 0
 
 
 async def test_a_replica_killed_while_handing_a_shard_over_leaves_it_to_the_other_in_the_lease(

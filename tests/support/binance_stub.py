@@ -68,7 +68,7 @@ from urllib.parse import parse_qsl, urlencode
 from aiohttp import WSMsgType, web
 
 from tests.support.binance_usdm import UsdmFutures, capital_config, margin_pairs
-from tests.support.binance_wire import BinanceError, Handler, Params, find_order
+from tests.support.binance_wire import BinanceError, Handler, Params, crosses, find_order
 from tests.support.binance_wire import fmt as _fmt
 from tests.support.binance_wire import missing as _missing
 from tests.support.binance_wire import now_ms as _now_ms
@@ -298,7 +298,7 @@ class BinanceStub:
             return
         self._prices[symbol_id] = price
         for order in list(self._orders.values()):
-            if order.symbol == symbol_id and order.is_open and self._crosses(order, price):
+            if order.symbol == symbol_id and order.is_open and crosses(order, price):
                 self._fill(order, order.price, resting=True)
         for socket in list(self._tickers.get(symbol_id, ())):
             await self._send_ticker(socket, symbol_id)
@@ -804,7 +804,7 @@ class BinanceStub:
         )
         self._orders[order.order_id] = order
         self._report(order, "NEW")
-        if order_type == "MARKET" or self._crosses(order, last):
+        if order_type == "MARKET" or crosses(order, last):
             self._fill(order, last, resting=False)
         else:
             self._move(pays, free=-needed, locked=needed)
@@ -894,12 +894,6 @@ class BinanceStub:
         }
 
     # ----- matching and bookkeeping --------------------------------------------------------
-
-    @staticmethod
-    def _crosses(order: _Order, price: Decimal) -> bool:
-        if order.type != "LIMIT":
-            return False
-        return price <= order.price if order.side == "BUY" else price >= order.price
 
     def _fill(
         self, order: _Order, price: Decimal, *, resting: bool, part: Decimal | None = None

@@ -79,6 +79,7 @@ from tests.support.binance_wire import (
     BinanceError,
     Handler,
     Params,
+    crosses,
     find_order,
     fmt,
     missing,
@@ -303,7 +304,7 @@ class UsdmFutures:
         """Move the last (and mark) price; resting limits it crosses fill at their price."""
         self._marks[symbol_id] = price
         for order in list(self._orders.values()):
-            if order.symbol == symbol_id and order.is_open and self._crosses(order, price):
+            if order.symbol == symbol_id and order.is_open and crosses(order, price):
                 self._fill(order, order.price, maker=True)
 
     def fill_in_parts(self, client_order_id: str, parts: list[Decimal]) -> None:
@@ -555,7 +556,7 @@ class UsdmFutures:
         self._orders[order.order_id] = order
         self.on_update(order.update_event("NEW"))
         mark = self._marks[order.symbol]
-        if order.type == "MARKET" or self._crosses(order, mark):
+        if order.type == "MARKET" or crosses(order, mark):
             self._fill(order, mark, maker=False)
         return order.as_json()
 
@@ -675,12 +676,6 @@ class UsdmFutures:
         return find_order(self._orders, params)
 
     # ----- matching and bookkeeping --------------------------------------------------------
-
-    @staticmethod
-    def _crosses(order: _FuturesOrder, price: Decimal) -> bool:
-        if order.type != "LIMIT":
-            return False
-        return price <= order.price if order.side == "BUY" else price >= order.price
 
     def _fill(
         self, order: _FuturesOrder, price: Decimal, *, maker: bool, part: Decimal | None = None

@@ -53,3 +53,19 @@ def find_order(orders: dict[int, Order], params: Params) -> Order | None:
         return next((o for o in reversed(orders.values()) if o.client_order_id == wanted), None)
     msg = "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
     raise BinanceError(400, -1102, msg)
+
+
+class _Resting(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def price(self) -> Decimal: ...
+
+
+def crosses(order: _Resting, price: Decimal) -> bool:
+    """Whether a last price fills a resting limit order (a BUY at or under its limit)."""
+    if order.type != "LIMIT":
+        return False
+    return price <= order.price if order.side == "BUY" else price >= order.price

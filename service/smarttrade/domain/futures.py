@@ -95,6 +95,15 @@ class FuturesPosition:
             if wallet is None:
                 raise ValueError("a cross-margin liquidation price needs the wallet balance")
             backing = wallet
+        return self.liquidation_price_backed_by(backing)
+
+    def liquidation_price_backed_by(self, backing: Decimal) -> Decimal | None:
+        """Where equity `backing + PnL` meets the maintenance margin (None: no price above 0;
+        no position). `liquidation_price` says what backs it by margin mode; a venue whose
+        position margin is not notional / leverage (a fill at another leverage) gives its
+        own."""
+        if not self.units:
+            return None
         sign = self.side.sign
         price = (backing - sign * self.entry_price * self.units) / (
             self.units * (self.maintenance_rate - sign)

@@ -352,7 +352,7 @@ class PaperBook:
         settings = self.settings.get(order.account_id, PaperSettings())
         rate = settings.maker_fee_rate if maker else settings.taker_fee_rate
         fee = price * amount * rate
-        used, _ = self.futures.fill(
+        used = self.futures.fill(
             order.account_id, market, order.side, amount, price, fee, order.locked
         )
         order.locked -= used

@@ -58,14 +58,6 @@ class Setting:
     margin_mode: MarginMode = MarginMode.CROSS
 
 
-@dataclass(frozen=True, slots=True)
-class Closed:
-    """What a fill did to a position: the units it reduced, at what PnL."""
-
-    units: Decimal
-    realized: Decimal
-
-
 class PaperFutures:
     """The positions and settings of every paper account on contract markets."""
 
@@ -150,7 +142,7 @@ class PaperFutures:
         price: Decimal,
         fee: Decimal,
         locked: Decimal,
-    ) -> tuple[Decimal, Closed]:
+    ) -> Decimal:
         """Apply a fill to the position and the wallet; what of `locked` (the order's lock)
         it used up. The fee and any margin beyond the lock come from the free balance."""
         wallet = self._wallet(account_id, market.settle or market.quote)
@@ -160,7 +152,6 @@ class PaperFutures:
         wallet.locked -= used
         wallet.free -= fee - used
         remaining_lock = locked - used
-        closed = Closed(ZERO, ZERO)
         if held.units and held.side is not side:  # reduces, maybe past zero
             units = min(amount, held.units)
             realized = held.side.sign * (price - held.entry) * units
@@ -169,7 +160,6 @@ class PaperFutures:
             held.margin -= released
             wallet.free += released + realized
             amount -= units
-            closed = Closed(units, realized)
             if not held.units:
                 held.entry, held.margin = ZERO, ZERO
         if amount:  # opens or grows
@@ -182,7 +172,7 @@ class PaperFutures:
             held.side = side
             held.units += amount
             held.margin += margin
-        return used, closed
+        return used
 
     # ---- positions -----------------------------------------------------------------------
 
@@ -209,11 +199,7 @@ class PaperFutures:
         # Isolated: backed by its own margin, which is the initial margin unless a fill at
         # another leverage left another amount. Cross: by the free balance too.
         backing = held.margin + (wallet.free if position.margin_mode is MarginMode.CROSS else 0)
-        sign = held.side.sign
-        price = (backing - sign * held.entry * held.units) / (
-            held.units * (market.maintenance_rate - sign)
-        )
-        return price if price > 0 else None
+        return position.liquidation_price_backed_by(backing)
 
     def report(self, account_id: str, market: Market, mark: Decimal) -> list[PositionReport]:
         position = self.position(account_id, market)
