@@ -88,8 +88,8 @@ async def test_prepare_symbol_sets_margin_mode_and_leverage_and_setting_them_aga
 ) -> None:
     assert venue.futures.setting("BTCUSDT") == (20, "CROSSED")
 
-    await exchange.prepare_symbol(PERPETUAL, Decimal(10), "isolated")
-    await exchange.prepare_symbol(PERPETUAL, Decimal(10), "isolated")
+    await exchange.prepare_symbol(PERPETUAL, Decimal(10), MarginMode.ISOLATED)
+    await exchange.prepare_symbol(PERPETUAL, Decimal(10), MarginMode.ISOLATED)
 
     assert venue.futures.setting("BTCUSDT") == (10, "ISOLATED")
     # Both calls asked: the second was answered -4046 "No need to change margin type."
@@ -119,7 +119,7 @@ async def test_a_leverage_the_venue_refuses_is_an_invalid_order(
 async def test_a_market_short_opens_a_negative_position_liquidated_where_the_domain_says(
     exchange: CcxtExchange, venue: BinanceStub
 ) -> None:
-    await exchange.prepare_symbol(PERPETUAL, Decimal(10), "isolated")
+    await exchange.prepare_symbol(PERPETUAL, Decimal(10), MarginMode.ISOLATED)
 
     report = await exchange.create_order(market(Side.SELL, "0.01"))
 
@@ -140,7 +140,7 @@ async def test_a_market_short_opens_a_negative_position_liquidated_where_the_dom
 async def test_a_reduce_only_buy_closes_the_short_and_its_pnl_less_fees_reaches_the_wallet(
     exchange: CcxtExchange, venue: BinanceStub
 ) -> None:
-    await exchange.prepare_symbol(PERPETUAL, Decimal(10), "isolated")
+    await exchange.prepare_symbol(PERPETUAL, Decimal(10), MarginMode.ISOLATED)
     await exchange.create_order(market(Side.SELL, "0.01"))
     await venue.set_price(PERPETUAL, Decimal(48000))
 
@@ -178,7 +178,7 @@ async def test_a_reduce_only_order_that_would_open_or_grow_a_position_is_rejecte
 async def test_fetch_positions_reports_side_units_entry_leverage_margin_mode_and_liquidation(
     exchange: CcxtExchange, venue: BinanceStub
 ) -> None:
-    await exchange.prepare_symbol(PERPETUAL, Decimal(10), "isolated")
+    await exchange.prepare_symbol(PERPETUAL, Decimal(10), MarginMode.ISOLATED)
     await exchange.create_order(market(Side.SELL, "0.01"))
     await venue.set_price(PERPETUAL, Decimal(49000))
 
@@ -206,7 +206,7 @@ async def test_a_cross_long_is_liquidated_where_the_domain_says_for_the_wallet(
     exchange: CcxtExchange, venue: BinanceStub
 ) -> None:
     await venue.set_futures_balance(Decimal(2000))
-    await exchange.prepare_symbol(PERPETUAL, Decimal(5), "cross")
+    await exchange.prepare_symbol(PERPETUAL, Decimal(5), MarginMode.CROSS)
 
     await exchange.create_order(market(Side.BUY, "0.1"))
     (position,) = await exchange.fetch_positions(PERPETUAL)
@@ -273,7 +273,7 @@ async def test_a_client_order_id_of_a_resting_futures_order_is_already_placed(
 async def test_binance_trading_swaps_reaches_the_same_futures_account(venue: BinanceStub) -> None:
     exchange = usdm_at(venue, "binance", defaultType="swap", fetchMarkets={"types": ["linear"]})
     try:
-        await exchange.prepare_symbol(PERPETUAL, Decimal(3), "isolated")
+        await exchange.prepare_symbol(PERPETUAL, Decimal(3), MarginMode.ISOLATED)
         await exchange.create_order(market(Side.SELL, "0.002"))
         (position,) = await exchange.fetch_positions(PERPETUAL)
         balances = await exchange.fetch_balances()

@@ -178,6 +178,9 @@ class Run:
         if isinstance(intent, PlaceOrder):
             request = OrderRequest.of(intent)
             try:
+                if intent.leverage is not None or intent.margin_mode is not None:
+                    # As the executor does: the symbol's leverage and margin mode first.
+                    self.book.prepare(ACCOUNT, intent.symbol, intent.leverage, intent.margin_mode)
                 return reported(self.book.place(ACCOUNT, request, self.now), self.now)
             except OrderRejected as error:
                 return OrderReported(

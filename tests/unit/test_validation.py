@@ -372,25 +372,61 @@ def test_targets_are_checked_against_the_skipped_entrys_average_price(side: Side
     assert fields_named(spec) == []
 
 
-@pytest.mark.parametrize(
-    ("leverage", "field"),
-    [
-        (LeverageSpec(MarketType.LINEAR, Decimal(3), MarginMode.ISOLATED), "leverage.market_type"),
-        (LeverageSpec(MarketType.LINEAR), "leverage.market_type"),
-    ],
-    ids=["linear with leverage", "linear"],
+PERPETUAL = dataclasses.replace(
+    BTC,
+    symbol="BTC/USDT:USDT",
+    settle="USDT",
+    max_leverage=Decimal(125),
+    maintenance_rate=Decimal("0.004"),
 )
-def test_a_futures_trade_is_refused_at_creation_naming_the_field(
-    leverage: LeverageSpec, field: str
+
+
+def linear(value: str | None = "3", mode: MarginMode | None = MarginMode.ISOLATED) -> LeverageSpec:
+    return LeverageSpec(MarketType.LINEAR, Decimal(value) if value else None, mode)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"symbol": BTC.symbol}, "symbol"),
+        ({"leverage": linear("0")}, "leverage.value"),
+        ({"leverage": linear("126")}, "leverage.value"),
+        ({"leverage": linear("2.5")}, "leverage.value"),
+        ({"entry": skip_entry("50000")}, "entry.type"),
+    ],
+    ids=["on a spot market", "leverage 0", "above the maximum", "not whole", "a skip entry"],
+)
+def test_a_futures_trade_the_market_cannot_run_is_refused_naming_the_field(
+    changes: dict[str, object], field: str
 ) -> None:
     # Arrange: otherwise valid settings, for either side.
-    for spec in (buy(leverage=leverage), sell(leverage=leverage)):
+    for spec in (buy(leverage=linear()), sell(leverage=linear())):
+        spec = replace(spec, **({"symbol": PERPETUAL.symbol} | changes))  # type: ignore[arg-type]
+        market = BTC if spec.symbol == BTC.symbol else PERPETUAL
+
         # Act
         with pytest.raises(InvalidSpec) as refused:
-            create_at_last(spec)
+            create_at_last(spec, market)
 
         # Assert
         assert [violation.field for violation in refused.value.violations] == [field]
+
+
+def test_a_leverage_whose_margin_is_not_above_maintenance_is_refused() -> None:
+    # 1 / 125 = 0.8 % of margin against a maintenance margin of 1 %.
+    risky = dataclasses.replace(PERPETUAL, maintenance_rate=Decimal("0.01"))
+    spec = buy(symbol=risky.symbol, leverage=linear("125"))
+    with pytest.raises(InvalidSpec) as refused:
+        create_at_last(spec, risky)
+    (violation,) = refused.value.violations
+    assert violation.field == "leverage.value"
+    assert "maintenance" in violation.description
+
+
+def test_a_futures_trade_on_a_perpetual_runs_isolated_at_leverage_one_when_not_told() -> None:
+    for spec in (buy(leverage=linear(None, None)), sell(leverage=linear(None, None))):
+        decision = create_at_last(replace(spec, symbol=PERPETUAL.symbol), PERPETUAL)
+        assert decision.trade.spec.leverage == linear("1", MarginMode.ISOLATED)
 
 
 def test_a_spot_trade_on_a_perpetual_contract_is_refused_naming_the_symbol() -> None:
@@ -404,7 +440,7 @@ def test_a_spot_trade_on_a_perpetual_contract_is_refused_naming_the_symbol() -> 
 
         (violation,) = refused.value.violations
         assert violation.field == "symbol"
-        assert "perpetual contract" in violation.description
+        assert "perpetual contract: set leverage.market_type LINEAR" in violation.description
 
 
 def test_a_spot_trade_may_say_its_leverage_is_one_and_name_a_margin_mode() -> None:

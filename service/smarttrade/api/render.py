@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.actions import reducible_units
+from smarttrade.domain.futures import figures_of
 from smarttrade.domain.menu import available_actions, editable_fields
 from smarttrade.domain.messages import StoredEvent
 from smarttrade.domain.model import Leg, Order, SmartTrade
@@ -211,6 +212,16 @@ def smart_trade(trade: SmartTrade) -> pb.SmartTrade:
             surplus=text(position.surplus),
         ),
     )
+    figures = figures_of(trade, trade.last_price)
+    if figures is not None:
+        message.futures.CopyFrom(
+            pb.FuturesPosition(
+                margin=derived(figures.margin),
+                unrealized_pnl=derived(figures.unrealized_pnl),
+                roe_percent=derived(figures.roe_percent),
+                liquidation_price=derived(figures.liquidation_price),
+            )
+        )
     settings_into(message, trade.spec, trade)
     return message
 

@@ -16,7 +16,6 @@ from smarttrade.domain.fsm import (
 )
 from smarttrade.domain.messages import CancelOrder, Event, EventType, Intent, PlaceOrder
 from smarttrade.domain.model import Leg, Order, SmartTrade
-from smarttrade.domain.spec import MarketType
 from smarttrade.domain.values import OrderStatus, OrderType
 
 
@@ -71,9 +70,10 @@ class Changes:
         if price is not None:
             price = trade.market.round_price(price)
         side = trade.spec.side if leg.kind.is_entry_side else trade.spec.side.opposite
-        reduce_only = (
-            not leg.kind.is_entry_side and trade.spec.leverage.market_type is not MarketType.SPOT
-        )
+        # Futures: every exit only reduces the position; what opens or grows it sets the
+        # symbol's leverage and margin mode first.
+        reduce_only = trade.is_futures and not leg.kind.is_entry_side
+        leverage = trade.spec.leverage if trade.is_futures and leg.kind.is_entry_side else None
         order = Order(
             client_order_id=f"{trade.id}-{leg.id}-{leg.generation}",
             side=side,
@@ -97,6 +97,8 @@ class Changes:
                 amount=amount,
                 price=order.price,
                 reduce_only=reduce_only,
+                leverage=leverage.value if leverage is not None else None,
+                margin_mode=leverage.margin_mode if leverage is not None else None,
             )
         )
         return order

@@ -24,6 +24,7 @@ from smarttrade.domain import actions, plan, watch
 from smarttrade.domain.changes import Changes, merged_status
 from smarttrade.domain.errors import InvalidSpec
 from smarttrade.domain.fsm import LegState, LegTrigger, TradeState, TradeTrigger
+from smarttrade.domain.futures import liquidation_reached
 from smarttrade.domain.market import Market
 from smarttrade.domain.menu import require
 from smarttrade.domain.messages import (
@@ -40,6 +41,7 @@ from smarttrade.domain.messages import (
     OrderMissing,
     OrderReported,
     PositionGone,
+    PositionSeen,
     PriceTicked,
     ReduceFunds,
     Refresh,
@@ -49,8 +51,8 @@ from smarttrade.domain.messages import (
 from smarttrade.domain.model import CloseReason, Leg, LegKind, Order, SmartTrade
 from smarttrade.domain.prices import at_or_before
 from smarttrade.domain.spec import TradeSpec
-from smarttrade.domain.validation import check_spec, unsupported
-from smarttrade.domain.values import OrderStatus, OrderType
+from smarttrade.domain.validation import check_spec, futures_defaults, unsupported
+from smarttrade.domain.values import Fill, OrderStatus, OrderType
 
 
 def create(
@@ -68,6 +70,7 @@ def create(
     refused = unsupported(spec, market)
     if refused:
         raise InvalidSpec(refused)
+    spec = futures_defaults(spec)
     check_spec(spec, market, last_price)
     legs = [Leg(id="entry", kind=LegKind.ENTRY, state=LegState.IDLE)]
     legs += [
@@ -210,17 +213,62 @@ def _on_error(changes: Changes, error: ErrorRecorded) -> None:
     changes.set_error(error.message)
 
 
+LIQUIDATION_LEG = "liquidation"
+
+
 def _on_position_gone(changes: Changes, gone: PositionGone) -> None:
-    """The coins were sold outside the service: stop, cancel what is left, re-place nothing."""
+    """The coins were sold outside the service, or the venue liquidated a futures position:
+    stop, cancel what is left, re-place nothing."""
     trade = changes.trade
     if trade.state not in (TradeState.ACTIVE, TradeState.CLOSING):
         return
-    trade.close_reason = CloseReason.CLOSED_EXTERNALLY
+    liquidated = trade.is_futures and (gone.liquidated or liquidation_reached(trade, gone.price))
+    if liquidated:
+        trade.close_reason, note = CloseReason.LIQUIDATED, "the exchange liquidated the position"
+    else:
+        trade.close_reason, note = CloseReason.CLOSED_EXTERNALLY, "the position was sold outside"
     changes.move_trade(TradeTrigger.EXITED_EXTERNALLY)
     for leg in trade.legs:
         changes.cancel_live_orders(leg)
         if not leg.state.is_done:
-            changes.move_leg(leg, LegTrigger.CANCEL, note="the position was sold outside")
+            changes.move_leg(leg, LegTrigger.CANCEL, note=note)
+    if liquidated and gone.liquidation is not None:
+        _record_liquidation(changes, *gone.liquidation)
+
+
+def _record_liquidation(changes: Changes, venue_order_id: str, fill: Fill) -> None:
+    """The venue's liquidation order (its id `venue_order_id`) as the trade's exit, a leg
+    of its own, FILLED: its position and realized PnL say what the liquidation took."""
+    trade = changes.trade
+    if trade.find_leg(LIQUIDATION_LEG) is not None:
+        return
+    leg = Leg(id=LIQUIDATION_LEG, kind=LegKind.CLOSE, state=LegState.FILLED, generation=1)
+    leg.amount, leg.price = fill.amount, fill.price
+    order = Order(
+        client_order_id=f"{trade.id}-{leg.id}-0",  # the venue's own order: not ours to send
+        side=trade.spec.side.opposite,
+        type=OrderType.MARKET,
+        amount=fill.amount,
+        price=None,
+        created_at=fill.at,
+        updated_at=fill.at,
+        status=OrderStatus.FILLED,
+        exchange_order_id=venue_order_id,
+        fills=[fill],
+        reduce_only=True,
+    )
+    leg.orders.append(order)
+    trade.legs.append(leg)
+    ids = {"leg_id": leg.id, "client_order_id": order.client_order_id}
+    changes.emit(EventType.ORDER_FILLED, price=fill.price, amount=fill.amount, **ids)
+
+
+def _on_position_seen(changes: Changes, seen: PositionSeen) -> None:
+    """The venue's liquidation price of a futures position, shown on the trade."""
+    trade = changes.trade
+    if trade.is_futures and trade.venue_liquidation_price != seen.liquidation_price:
+        trade.venue_liquidation_price = seen.liquidation_price
+        changes.dirty = True
 
 
 _HANDLERS: dict[type, Callable[[Changes, Any], None]] = {
@@ -230,6 +278,7 @@ _HANDLERS: dict[type, Callable[[Changes, Any], None]] = {
     OrderMissing: _on_order_missing,
     ErrorRecorded: _on_error,
     PositionGone: _on_position_gone,
+    PositionSeen: _on_position_seen,
     Refresh: actions.on_refresh,
     Share: actions.on_share,
     Cancel: actions.on_cancel,

@@ -32,6 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from smarttrade.domain.model import SmartTrade
+from smarttrade.domain.position import position_of
 from smarttrade.domain.spec import MarginMode
 from smarttrade.domain.values import Side
 
@@ -129,3 +131,72 @@ def order_margin(notional: Decimal, leverage: Decimal, fee_rate: Decimal) -> Dec
 def fee_on(price: Decimal, units: Decimal, fee_rate: Decimal) -> Decimal:
     """A linear fill's fee: a rate on its notional, in quote."""
     return price * units * fee_rate
+
+
+# ---- a futures trade's figures --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FuturesFigures:
+    """What a futures trade shows of its open position: the margin it holds, its unrealized
+    PnL and ROE at the last price, and its liquidation price (None when neither the venue
+    reported one nor it can be computed: cross margin depends on the whole account)."""
+
+    margin: Decimal
+    unrealized_pnl: Decimal
+    roe_percent: Decimal
+    liquidation_price: Decimal | None
+
+
+def position_of_trade(trade: SmartTrade) -> FuturesPosition | None:
+    """A futures trade's open position as the venue holds it (None: flat, or not futures)."""
+    if not trade.is_futures:
+        return None
+    position = position_of(trade)
+    entry = position.average_entry_price
+    if not position.units_held or entry is None:
+        return None
+    leverage = trade.spec.leverage
+    return FuturesPosition(
+        trade.spec.side,
+        position.units_held,
+        entry,
+        leverage.value or Decimal(1),
+        leverage.margin_mode or MarginMode.ISOLATED,
+        trade.market.maintenance_rate,
+    )
+
+
+def liquidation_price_of(trade: SmartTrade) -> Decimal | None:
+    """The venue's liquidation price where it reported one, else the isolated position's
+    own (Binance's one-tier formula); None for cross margin until the venue reports."""
+    position = position_of_trade(trade)
+    if position is None:
+        return None
+    if trade.venue_liquidation_price is not None:
+        return trade.venue_liquidation_price
+    if position.margin_mode is MarginMode.ISOLATED:
+        return position.liquidation_price()
+    return None
+
+
+def liquidation_reached(trade: SmartTrade, price: Decimal | None) -> bool:
+    """Whether `price` is at or past the trade's liquidation price."""
+    level = liquidation_price_of(trade)
+    if level is None or price is None:
+        return False
+    return price <= level if trade.spec.side is Side.BUY else price >= level
+
+
+def figures_of(trade: SmartTrade, last_price: Decimal | None) -> FuturesFigures | None:
+    """The figures of a futures trade's open position (None: flat, or not futures)."""
+    position = position_of_trade(trade)
+    if position is None:
+        return None
+    mark = last_price if last_price is not None else position.entry_price
+    return FuturesFigures(
+        margin=position.initial_margin,
+        unrealized_pnl=position.unrealized_pnl(mark),
+        roe_percent=position.roe_percent(mark),
+        liquidation_price=liquidation_price_of(trade),
+    )

@@ -17,7 +17,7 @@ from enum import Enum
 
 from smarttrade.domain.fsm import LegState, TradeState
 from smarttrade.domain.model import Action, SmartTrade
-from smarttrade.domain.spec import TradeSpec
+from smarttrade.domain.spec import MarginMode, TradeSpec
 from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
 
 # ---- inputs: venue facts -----------------------------------------------------------------
@@ -74,9 +74,26 @@ class ErrorRecorded:
 
 @dataclass(frozen=True, slots=True)
 class PositionGone:
-    """Reconciliation found the position's coins gone from the account (sold by hand)."""
+    """Reconciliation found the position's coins gone from the account (sold by hand), or a
+    futures position closed: by hand, or by the venue at its liquidation price
+    (`liquidated`: the venue said so; else `price`, the price when it was found gone, at or
+    past the trade's liquidation price says so)."""
 
     held_on_exchange: Decimal
+    at: datetime
+    price: Decimal | None = None
+    liquidated: bool = False
+    # The venue's order that liquidated it, with this trade's share of its fills as one
+    # fill (the paper venue gives it): the trade counts it as its exit.
+    liquidation: tuple[str, Fill] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionSeen:
+    """Reconciliation read a futures trade's position at the venue: the liquidation price
+    it reports (None when it reports none)."""
+
+    liquidation_price: Decimal | None
     at: datetime
 
 
@@ -147,6 +164,7 @@ Input = (
     | OrderMissing
     | ErrorRecorded
     | PositionGone
+    | PositionSeen
     | Refresh
     | Share
     | Cancel
@@ -217,6 +235,10 @@ class PlaceOrder:
     amount: Decimal
     price: Decimal | None
     reduce_only: bool = False
+    # Futures, on an order that opens or grows the position: the leverage and margin mode
+    # the symbol is set to at the venue first (idempotently).
+    leverage: Decimal | None = None
+    margin_mode: MarginMode | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from enum import Enum
 
 from smarttrade.domain.fsm import LegState, TradeState
 from smarttrade.domain.market import Market
-from smarttrade.domain.spec import TakeProfitStepSpec, TradeSpec
+from smarttrade.domain.spec import MarketType, TakeProfitStepSpec, TradeSpec
 from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
 
 ZERO = Decimal(0)
@@ -38,6 +38,7 @@ class CloseReason(Enum):
     STOP_LOSS = "STOP_LOSS"
     CLOSED_AT_MARKET = "CLOSED_AT_MARKET"
     CLOSED_EXTERNALLY = "CLOSED_EXTERNALLY"
+    LIQUIDATED = "LIQUIDATED"  # futures: the venue closed the position at its liquidation
 
 
 class Action(Enum):
@@ -179,6 +180,9 @@ class SmartTrade:
     exit_leg_id: str | None = None
     version: int = 0
     awaiting_price: bool = False
+    # Futures: the liquidation price the venue last reported for the position (None: not
+    # reported; isolated margin computes one meanwhile, see `futures.figures_of`).
+    venue_liquidation_price: Decimal | None = None
 
     def leg(self, leg_id: str) -> Leg:
         for leg in self.legs:
@@ -230,6 +234,11 @@ class SmartTrade:
 
     def orders(self) -> list[Order]:
         return [order for leg in self.legs for order in leg.orders]
+
+    @property
+    def is_futures(self) -> bool:
+        """A linear perpetual's position on margin (DESIGN §2: mirrored like any trade)."""
+        return self.spec.leverage.market_type is not MarketType.SPOT
 
     @property
     def etag(self) -> str:

@@ -18,7 +18,7 @@ Prices and sizes in messages are plain decimals ("990", never "9.9E+2").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
@@ -29,6 +29,7 @@ from smarttrade.domain.spec import (
     EntrySpec,
     EntryType,
     LeverageSpec,
+    MarginMode,
     MarketType,
     StopLossSpec,
     TakeProfitStepSpec,
@@ -310,18 +311,81 @@ def _check_stop_not_crossed(
 
 
 def unsupported(spec: TradeSpec, market: Market) -> list[FieldViolation]:
-    """What a new trade may not ask for yet: futures. Their positions, reduce-only exits,
-    leverage and liquidation are not run end to end yet, so a futures trade would run as a
-    spot one; it is refused instead of being accepted and then ignored, and so is a spot
-    trade on a contract market (a venue's perpetual, BTC/USDT:USDT). Checked at creation
-    only: an edit cannot change a trade's market type or symbol."""
-    if spec.leverage.market_type is not MarketType.SPOT:
-        message = "futures trades are not supported yet: SPOT is the only market type"
-        return [FieldViolation("leverage.market_type", message)]
-    if market.is_contract:
-        message = f"{spec.symbol} is a perpetual contract: futures trades are not supported yet"
+    """What the market cannot run: a futures (LINEAR) trade needs a venue's perpetual
+    (BTC/USDT:USDT), a leverage the market allows (whole, 1 to its maximum, and with an
+    initial margin above its maintenance margin) and an entry of its own (a SKIP entry
+    claims a position the trade did not open, whose leverage it cannot know); a spot trade
+    needs a spot market. Checked at creation only: an edit cannot change a trade's market
+    type, leverage or symbol."""
+    leverage = spec.leverage
+    if leverage.market_type is MarketType.SPOT:
+        if market.is_contract:
+            message = f"{spec.symbol} is a perpetual contract: set leverage.market_type LINEAR"
+            return [FieldViolation("symbol", message)]
+        return []  # a margin mode on spot is ignored, as the contract says
+    if not market.is_contract:
+        message = (
+            f"{spec.symbol} is a spot market: a LINEAR trade needs a perpetual such as"
+            f" {market.base}/{market.quote}:{market.quote}"
+        )
         return [FieldViolation("symbol", message)]
-    return []  # a margin mode on spot is ignored, as the contract says
+    out: list[FieldViolation] = []
+    value = leverage.value if leverage.value is not None else Decimal(1)
+    ceiling = market.max_leverage or Decimal(1)
+    if value != value.to_integral_value() or not 1 <= value <= ceiling:
+        message = f"must be a whole number from 1 to {plain(ceiling)} on {spec.symbol}"
+        out.append(FieldViolation("leverage.value", message))
+    elif 1 / value <= market.maintenance_rate:
+        rate = plain(market.maintenance_rate * HUNDRED)
+        message = f"{plain(value)}x leaves no margin above the {rate}% maintenance margin"
+        out.append(FieldViolation("leverage.value", message))
+    if spec.entry.type is EntryType.SKIP:
+        message = "a futures trade opens its own position: SKIP is for coins already held"
+        out.append(FieldViolation("entry.type", message))
+    return out
+
+
+def shared_position_conflict(spec: TradeSpec, live: list[tuple[str, TradeSpec]]) -> str | None:
+    """Why a futures trade cannot run beside the account's `live` trades on its symbol, or
+    None. A one-way futures account nets every order on a symbol into one position at one
+    leverage and margin mode: trades of the other side would close each other's position,
+    and another leverage or margin mode would change the one the others run at. Trades of
+    one side at one setting share the position (reconciliation adds them up). `spec` has
+    its defaults (`futures_defaults`)."""
+    if spec.leverage.market_type is MarketType.SPOT:
+        return None
+    for trade_id, other in live:
+        other = futures_defaults(other)
+        if other.side is not spec.side:
+            return (
+                f"trade {trade_id} is a live {other.side.value} on {spec.symbol} of this account:"
+                " a futures account holds one position per symbol (one-way mode)"
+            )
+        if other.leverage != spec.leverage:
+            mode = other.leverage.margin_mode
+            return (
+                f"trade {trade_id} runs {spec.symbol} of this account at"
+                f" {plain(other.leverage.value or Decimal(1))}x"
+                f" {mode.value if mode else ''}: trades on one position share its leverage"
+                " and margin mode"
+            )
+    return None
+
+
+def futures_defaults(spec: TradeSpec) -> TradeSpec:
+    """A LINEAR trade's leverage as it runs: 1 when not set, ISOLATED when no margin mode
+    is (the contract's default: a trade risks its own margin, not the account)."""
+    leverage = spec.leverage
+    if leverage.market_type is MarketType.SPOT:
+        return spec
+    return replace(
+        spec,
+        leverage=replace(
+            leverage,
+            value=leverage.value if leverage.value is not None else Decimal(1),
+            margin_mode=leverage.margin_mode or MarginMode.ISOLATED,
+        ),
+    )
 
 
 def _check_leverage(leverage: LeverageSpec, out: list[FieldViolation]) -> None:

@@ -58,6 +58,7 @@ from smarttrade.engine.triggers import TriggerIndex
 from smarttrade.engine.venues import Venues, paper_feed, price_feed_of
 from smarttrade.errors import NotFound
 from smarttrade.exchange.paper import PaperStorageError
+from smarttrade.exchange.paper_book import is_liquidation
 from smarttrade.exchange.port import Exchange, OrderReport
 from smarttrade.store.errors import StoreUnavailable
 from smarttrade.store.requests import RequestRecord
@@ -528,7 +529,16 @@ class Engine:
                 self._unrouted_paper_ticks.add((tenant_id, symbol))
                 self._store.mark_unavailable()
                 raise
-            await self.on_order_reports(order.report() for order in changed)
+            # A liquidation (futures) ends the account's position: its trades learn it from
+            # reconciliation, which takes the venue's reports of their orders (the reduce-only
+            # exits it cancelled) before it judges the position, so none is placed again.
+            liquidated = {o.account_id: o for o in changed if is_liquidation(o.client_order_id)}
+            await self.on_order_reports(
+                order.report() for order in changed if order.account_id not in liquidated
+            )
+            for account_id, order in sorted(liquidated.items()):
+                if (account_id, symbol) in self._groups:
+                    await self._reconciler.group(account_id, symbol, liquidation=order.report())
             await self.on_price(paper_feed(tenant_id), symbol, price)
 
     @property

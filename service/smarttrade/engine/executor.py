@@ -121,6 +121,11 @@ class Executor:
             failpoints.failpoint(failpoints.order_point("order", intent, "before-send"))
         metrics.recorder.order_sent()
         try:
+            if intent.leverage is not None or intent.margin_mode is not None:
+                # Futures: the order opens or grows a position at the trade's leverage and
+                # margin mode, so the symbol is set to them first (each time: setting what
+                # is set succeeds, and the account may have been changed by hand).
+                await exchange.prepare_symbol(intent.symbol, intent.leverage, intent.margin_mode)
             report = await exchange.create_order(request)
         except (OutcomeUnknown, AlreadyPlaced):
             metrics.recorder.venue_error("outcome_unknown")

@@ -2,9 +2,11 @@
 updates (crash-only: startup, the periodic sweep and Refresh all run this).
 
 Per account and symbol, in this order:
-1. The balances, when the account's BUY trades hold coins. Read before the orders, so that
-   whatever left the account before the balances were read shows in the orders' reports,
-   read after them (a fill landing in between is then explained, not taken for a sale).
+1. The balances, when the account's BUY trades hold coins; on a contract market (futures)
+   the position, when its trades of either side hold one (`fetch_positions`: a futures
+   position is no balance). Read before the orders, so that whatever left the account
+   before the balances were read shows in the orders' reports, read after them (a fill
+   landing in between is then explained, not taken for a sale).
 2. The trades' own orders: every order they sent whose end they do not know for sure, that
    is all but the FILLED (nothing more can happen to them) and the REJECTED (the venue never
    took them), so also those they believe cancelled: an order reported cancelled may still
@@ -24,7 +26,10 @@ Per account and symbol, in this order:
 3. The position, with the trades' own orders applied: coins they do not explain are gone.
    When the account no longer holds a tradable amount, the trades still holding end
    CLOSED_EXTERNALLY (their orphan orders cancelled, nothing re-placed); when it holds less
-   than they do, they say so in `last_error`.
+   than they do, they say so in `last_error`. A futures position gone ends them LIQUIDATED
+   instead when the venue said it liquidated it (the paper venue does) or the price when it
+   was found gone is at or past their liquidation price; one still open gives them the
+   liquidation price the venue reports.
 4. The ends held back in step 2 (a trade that ended in step 3 only records them).
 Then per venue and symbol, the price: the current last price goes through the trigger index
 like any tick, so a stop crossed while the service was down fires at once, and only the
@@ -43,16 +48,23 @@ from typing import Protocol
 
 from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.market import Market
-from smarttrade.domain.messages import ErrorRecorded, Input, PositionGone, PriceTicked
+from smarttrade.domain.messages import (
+    ErrorRecorded,
+    Input,
+    PositionGone,
+    PositionSeen,
+    PriceTicked,
+)
 from smarttrade.domain.model import SmartTrade
-from smarttrade.domain.values import OrderStatus
+from smarttrade.domain.values import Fill, OrderStatus, Side
 from smarttrade.engine.executor import reported
 from smarttrade.engine.venues import Venues, price_feed_of
-from smarttrade.exchange.port import ExchangeError, OrderNotFound, OrderReport
+from smarttrade.exchange.port import Exchange, ExchangeError, OrderNotFound, OrderReport
 from smarttrade.store.trades import SentOrder
 from smarttrade.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+ZERO = Decimal(0)
 
 
 class Runtime(Protocol):
@@ -111,6 +123,7 @@ class BalanceSeen:
     expected: Decimal
     market: Market
     price: Decimal
+    liquidation_price: Decimal | None = None  # futures: the venue's, of the position
 
     @property
     def gone(self) -> bool:
@@ -120,6 +133,30 @@ class BalanceSeen:
     @property
     def short(self) -> bool:
         return self.gone or self.have < self.expected
+
+
+def held_by(
+    holding: list[tuple[str, Side, Decimal]], market: Market
+) -> list[tuple[str, Side, Decimal]]:
+    """What the venue shows of the trades' holdings: on spot, the coins BUY trades hold (a
+    SELL trade owes coins, which no balance shows); on futures, either side's position."""
+    return [held for held in holding if market.is_contract or held[1] is Side.BUY]
+
+
+def liquidation_share(
+    liquidation: OrderReport | None, held: Decimal, total: Decimal
+) -> tuple[str, Fill] | None:
+    """A trade's share of the venue's liquidation order, as one fill: the trades on one
+    position hold `total` of it, this one `held`, closed at the order's average price with
+    its fee in proportion."""
+    if liquidation is None or not liquidation.fills or not total:
+        return None
+    fills = liquidation.fills
+    amount = sum((fill.amount for fill in fills), ZERO)
+    price = sum((fill.price * fill.amount for fill in fills), ZERO) / amount
+    fee = sum((fill.fee for fill in fills), ZERO) * held / total
+    fill = Fill(fills[0].trade_id, price, held, fee, fills[0].fee_currency, fills[-1].at)
+    return liquidation.exchange_order_id or liquidation.client_order_id, fill
 
 
 class Reconciler:
@@ -164,9 +201,18 @@ class Reconciler:
             return
         await self._runtime.submit(trade.id, PriceTicked(ticker.last, ticker.at))
 
-    async def group(self, account_id: str, symbol: str, *, recheck: Container[str] = ()) -> None:
+    async def group(
+        self,
+        account_id: str,
+        symbol: str,
+        *,
+        recheck: Container[str] = (),
+        liquidation: OrderReport | None = None,
+    ) -> None:
         """The trades of one account and symbol, in the order of the module's docstring;
-        the ended orders of the trades in `recheck` are looked up even if they were once."""
+        the ended orders of the trades in `recheck` are looked up even if they were once.
+        `liquidation`: the venue's order that liquidated the account's position on the
+        symbol, when it said so (the paper venue does)."""
         runtime = self._runtime
         account = runtime.known_account(account_id)
         seen = await self._balance(account, symbol)
@@ -189,7 +235,7 @@ class Reconciler:
             fills.append((trade_id, report))
         unapplied = await self._apply(fills)
         if seen is not None:
-            await self._judge(account_id, symbol, seen, unapplied)
+            await self._judge(account_id, symbol, seen, unapplied, liquidation)
         await runtime.on_order_reports(ends)
 
     async def changed_orders(self, account: ExchangeAccount, symbol: str) -> list[OrderReport]:
@@ -220,45 +266,80 @@ class Reconciler:
         return unapplied
 
     async def _balance(self, account: ExchangeAccount, symbol: str) -> BalanceSeen | None:
-        """The account's balance of the base, when its BUY trades hold some (else None)."""
+        """The account's balance of the base, when its BUY trades hold some; on a contract
+        market, its position, when its futures trades (either side) hold one (else None)."""
         async with self._unit_of_work() as uow:
             holding = await uow.trades.holdings(account.id, symbol)
         if not holding:
             return None
         exchange = self._venues.exchange(account)
         try:
-            balances = await exchange.fetch_balances()
             market = (await self._venues.markets(account))[symbol]
-            price = (await exchange.fetch_ticker(symbol)).last
         except ExchangeError as error:
-            log.warning("reconciling the balances of %s: %s", account.id, error)
+            log.warning("reconciling the holdings of %s: %s", account.id, error)
             return None
-        balance = balances.get(market.base)
-        have = balance.total if balance is not None else Decimal(0)
-        expected = sum((held for _, held in holding), Decimal(0))
-        return BalanceSeen(have, expected, market, price)
+        holding = held_by(holding, market)
+        if not holding:
+            return None
+        try:
+            price = (await exchange.fetch_ticker(symbol)).last
+            if market.is_contract:
+                have, liquidation = await self._position(exchange, symbol, holding)
+            else:
+                balance = (await exchange.fetch_balances()).get(market.base)
+                have, liquidation = (balance.total if balance is not None else ZERO), None
+        except ExchangeError as error:
+            log.warning("reconciling the holdings of %s: %s", account.id, error)
+            return None
+        expected = sum((held for _, _, held in holding), ZERO)
+        return BalanceSeen(have, expected, market, price, liquidation)
+
+    @staticmethod
+    async def _position(
+        exchange: Exchange, symbol: str, holding: list[tuple[str, Side, Decimal]]
+    ) -> tuple[Decimal, Decimal | None]:
+        """The units of the venue's position on the trades' side (a one-way account nets
+        every order on a symbol into one position; the other side's holds none of theirs),
+        and the liquidation price it reports."""
+        side = holding[0][1]
+        for position in await exchange.fetch_positions(symbol):
+            if position.side is side and position.units:
+                return position.units, position.liquidation_price
+        return ZERO, None
 
     async def _judge(
-        self, account_id: str, symbol: str, seen: BalanceSeen, unapplied: set[str]
+        self,
+        account_id: str,
+        symbol: str,
+        seen: BalanceSeen,
+        unapplied: set[str],
+        liquidation: OrderReport | None,
     ) -> None:
-        """The balance seen against what the trades hold now that the venue's reports of
-        their orders are applied: what those do not explain was sold outside. A trade that
-        could not apply its reports is not judged (the next sweep does)."""
+        """The balance (or position) seen against what the trades hold now that the venue's
+        reports of their orders are applied: what those do not explain was sold outside (or,
+        on futures, liquidated). A trade that could not apply its reports is not judged (the
+        next sweep does)."""
         async with self._unit_of_work() as uow:
-            holding = await uow.trades.holdings(account_id, symbol)
-        expected = sum((held for _, held in holding), Decimal(0))
-        judged = [trade_id for trade_id, _ in holding if trade_id not in unapplied]
+            holding = held_by(await uow.trades.holdings(account_id, symbol), seen.market)
+        expected = sum((held for _, _, held in holding), ZERO)
+        judged = [(trade_id, held) for trade_id, _, held in holding if trade_id not in unapplied]
         now = self._clock()
         if seen.gone:
-            for trade_id in judged:
-                await self._runtime.submit(trade_id, PositionGone(seen.have, now))
-        elif seen.have < expected:
+            for trade_id, held in judged:
+                share = liquidation_share(liquidation, held, expected)
+                gone = PositionGone(seen.have, now, seen.price, liquidation is not None, share)
+                await self._runtime.submit(trade_id, gone)
+            return
+        if seen.have < expected:
             message = (
                 f"the account holds {seen.have} {seen.market.base}, "
                 f"its trades on {symbol} expect {expected}"
             )
-            for trade_id in judged:
+            for trade_id, _ in judged:
                 await self._runtime.submit(trade_id, ErrorRecorded(message, now))
+        if seen.market.is_contract:
+            for trade_id, _ in judged:
+                await self._runtime.submit(trade_id, PositionSeen(seen.liquidation_price, now))
 
     async def _look_up(
         self,

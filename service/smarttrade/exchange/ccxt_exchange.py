@@ -518,9 +518,9 @@ class CcxtExchange:
     # ----- futures ---------------------------------------------------------------------
 
     async def prepare_symbol(
-        self, symbol: str, leverage: Decimal | None, margin_mode: str | None
+        self, symbol: str, leverage: Decimal | None, margin_mode: MarginMode | None
     ) -> None:
-        """Set margin mode ("cross"/"isolated") and leverage before trading a linear swap
+        """Set margin mode and leverage before trading a linear swap
         (e.g. Binance USDⓈ-M with options {"defaultType": "swap"}); other markets need none.
         Setting what is already set succeeds. A value the venue refuses (a leverage above
         the market's, say) raises OrderRejected(INVALID_ORDER): asking again cannot help."""
@@ -532,12 +532,13 @@ class CcxtExchange:
             return
         if margin_mode is not None:
             # Binance answers -4046 "No need to change margin type." when it is already set.
-            what = f"set margin mode {margin_mode} on {symbol}"
+            mode = margin_mode.value.lower()  # ccxt's "isolated" / "cross"
+            what = f"set margin mode {mode} on {symbol}"
             with (
                 self._translated(what, configuring=True),
                 suppress(ccxt_async.MarginModeAlreadySet),
             ):
-                await self._ccxt.set_margin_mode(margin_mode, symbol)
+                await self._ccxt.set_margin_mode(mode, symbol)
         if leverage is not None:
             whole = leverage == leverage.to_integral_value()
             with self._translated(f"set leverage {leverage} on {symbol}", configuring=True):

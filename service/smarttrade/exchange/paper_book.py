@@ -47,6 +47,12 @@ from smarttrade.exchange.port import (
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
+LIQUIDATION = "liquidation-"  # the client order id prefix of the venue's liquidation orders
+
+
+def is_liquidation(client_order_id: str) -> bool:
+    """Whether an order is the venue's own, closing a position it liquidated."""
+    return client_order_id.startswith(LIQUIDATION)
 
 
 @dataclass(slots=True)
@@ -380,7 +386,7 @@ class PaperBook:
             self._sequence += 1
             order = PaperOrder(
                 account_id=account_id,
-                client_order_id=f"liquidation-{self._sequence}",
+                client_order_id=f"{LIQUIDATION}{self._sequence}",
                 exchange_order_id=str(self._sequence),
                 symbol=symbol,
                 side=side,

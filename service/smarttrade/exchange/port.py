@@ -185,6 +185,14 @@ class Exchange(Protocol):
         on a spot market (spot holds balances, not positions)."""
         ...
 
+    async def prepare_symbol(
+        self, symbol: str, leverage: Decimal | None, margin_mode: MarginMode | None
+    ) -> None:
+        """Set the account's leverage and margin mode on a contract market before an order
+        opens or grows a position there (nothing on spot). Setting what is already set
+        succeeds; a value the venue will not set raises OrderRejected."""
+        ...
+
     def watch_ticker(self, symbol: str) -> AsyncIterator[Ticker]:
         """Last prices as they change: streamed where the venue can, polled otherwise."""
         ...

@@ -32,7 +32,8 @@ from smarttrade.domain.messages import (
 )
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.position import position_of
-from smarttrade.domain.values import OrderStatus
+from smarttrade.domain.spec import TradeSpec
+from smarttrade.domain.values import OrderStatus, Side
 from smarttrade.store import tables
 from smarttrade.store.codec import dump_json, from_document, trade_from_document
 from smarttrade.store.requests import RequestRecord, answer_row, claim_row, trade_answer
@@ -239,16 +240,27 @@ class TradeRepository:
         result = await connection.stream(query.execution_options(yield_per=5000))
         return [TradeHead(*row) async for row in result]
 
-    async def holdings(self, account_id: str, symbol: str) -> list[tuple[str, Decimal]]:
-        """The BUY trades holding coins on an account and symbol: (trade id, units held)."""
-        query = select(trades.c.id, trades.c.units_held).where(
+    async def live_specs(self, account_id: str, symbol: str) -> list[tuple[str, TradeSpec]]:
+        """The settings of the live trades of an account and symbol: (trade id, spec)."""
+        query = select(trades.c.id, trades.c.spec).where(
             trades.c.account_id == account_id,
             trades.c.symbol == symbol,
-            trades.c.side == "BUY",
+            trades.c.state.in_(LIVE_STATES),
+        )
+        rows = await self._uow.execute(query)
+        return [(row.id, from_document(TradeSpec, row.spec)) for row in rows]
+
+    async def holdings(self, account_id: str, symbol: str) -> list[tuple[str, Side, Decimal]]:
+        """The open trades holding a position on an account and symbol, either side:
+        (trade id, side, units held)."""
+        query = select(trades.c.id, trades.c.side, trades.c.units_held).where(
+            trades.c.account_id == account_id,
+            trades.c.symbol == symbol,
             trades.c.state.in_([TradeState.ACTIVE.value, TradeState.CLOSING.value]),
             trades.c.units_held > 0,
         )
-        return [(row.id, row.units_held) for row in await self._uow.execute(query)]
+        rows = await self._uow.execute(query)
+        return [(row.id, Side(row.side), row.units_held) for row in rows]
 
     async def sent_orders(
         self, account_id: str, symbol: str, statuses: Collection[OrderStatus]

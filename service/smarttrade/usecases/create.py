@@ -20,10 +20,12 @@ from decimal import Decimal
 from smarttrade import tracing
 from smarttrade.domain.decide import create
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
+from smarttrade.domain.market import Market
 from smarttrade.domain.model import SmartTrade
-from smarttrade.domain.spec import TradeSpec
+from smarttrade.domain.spec import MarketType, TradeSpec
+from smarttrade.domain.validation import futures_defaults, shared_position_conflict
 from smarttrade.engine.ownership import Engines
-from smarttrade.errors import NotFound
+from smarttrade.errors import NotFound, PreconditionFailed
 from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate
 from smarttrade.store.unit_of_work import UnitOfWork
 from smarttrade.usecases.reading import TradeReader
@@ -94,6 +96,7 @@ class CreateTrades:
                 [FieldViolation("symbol", f"{spec.symbol!r} is not a market of {account.exchange}")]
             )
         last_price = await venues.last_price(account, spec.symbol)
+        await self._check_shared_position(account.id, spec, market)
         with tracing.span("smarttrade.decide", trade=trade_id, input="create"):
             decision = create(
                 trade_id=trade_id,
@@ -109,6 +112,20 @@ class CreateTrades:
             return await self._engine.launch(decision, requested.record(f"smartTrades/{trade_id}"))
         except (AlreadyClaimed, ConcurrentUpdate):
             return await self._first_answer(command, trade_id)
+
+    async def _check_shared_position(
+        self, account_id: str, spec: TradeSpec, market: Market
+    ) -> None:
+        """A futures trade must fit the position the account's live trades on the symbol
+        hold (see `shared_position_conflict`). Two creates racing on one account and symbol
+        could both pass; the second's entry then meets the first's position at the venue."""
+        if spec.leverage.market_type is MarketType.SPOT or not market.is_contract:
+            return
+        async with self._unit_of_work() as uow:
+            live = await uow.trades.live_specs(account_id, spec.symbol)
+        conflict = shared_position_conflict(futures_defaults(spec), live)
+        if conflict is not None:
+            raise PreconditionFailed("POSITION_SHARED", conflict)
 
     async def _first_answer(
         self, command: CreateTrade | CreateFromShare, trade_id: str

@@ -92,8 +92,15 @@ class _MarketTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MarketType
     MARKET_TYPE_SPOT: _MarketType.ValueType  # 1
     """A spot market: coins are bought and sold outright."""
     MARKET_TYPE_LINEAR: _MarketType.ValueType  # 2
-    """A linear (USDT-margined) perpetual futures market. Not run yet: a trade asking for it
-    is refused with INVALID_ARGUMENT naming `leverage.market_type`.
+    """A linear (USDT-margined) perpetual futures market, such as "BTC/USDT:USDT": the
+    entry opens a position on margin (a SELL is a short: no coins needed), every exit
+    is reduce-only, and the service sets the symbol's leverage and margin mode on the
+    account before each order that opens or grows it. The symbol must be a perpetual
+    (else INVALID_ARGUMENT naming `symbol`); a SKIP entry is refused. An account holds
+    one position per symbol (one-way mode): a trade of the other side, or at another
+    leverage or margin mode, than a live one on the same account and symbol is
+    refused with FAILED_PRECONDITION. Funding payments are left out: the paper venue
+    charges none, and a real venue's are not counted in the trade's PnL.
     """
 
 class MarketType(_MarketType, metaclass=_MarketTypeEnumTypeWrapper):
@@ -104,8 +111,15 @@ MARKET_TYPE_UNSPECIFIED: MarketType.ValueType  # 0
 MARKET_TYPE_SPOT: MarketType.ValueType  # 1
 """A spot market: coins are bought and sold outright."""
 MARKET_TYPE_LINEAR: MarketType.ValueType  # 2
-"""A linear (USDT-margined) perpetual futures market. Not run yet: a trade asking for it
-is refused with INVALID_ARGUMENT naming `leverage.market_type`.
+"""A linear (USDT-margined) perpetual futures market, such as "BTC/USDT:USDT": the
+entry opens a position on margin (a SELL is a short: no coins needed), every exit
+is reduce-only, and the service sets the symbol's leverage and margin mode on the
+account before each order that opens or grows it. The symbol must be a perpetual
+(else INVALID_ARGUMENT naming `symbol`); a SKIP entry is refused. An account holds
+one position per symbol (one-way mode): a trade of the other side, or at another
+leverage or margin mode, than a live one on the same account and symbol is
+refused with FAILED_PRECONDITION. Funding payments are left out: the paper venue
+charges none, and a real venue's are not counted in the trade's PnL.
 """
 Global___MarketType: _TypeAlias = MarketType  # noqa: Y015
 
@@ -235,6 +249,8 @@ class _CloseReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CloseReas
     """The user closed the trade at market."""
     CLOSE_REASON_CLOSED_EXTERNALLY: _CloseReason.ValueType  # 4
     """The position was sold outside the service (found by reconciliation)."""
+    CLOSE_REASON_LIQUIDATED: _CloseReason.ValueType  # 5
+    """Futures: the exchange closed the position at its liquidation price."""
 
 class CloseReason(_CloseReason, metaclass=_CloseReasonEnumTypeWrapper):
     """Why a trade is CLOSED."""
@@ -249,6 +265,8 @@ CLOSE_REASON_CLOSED_AT_MARKET: CloseReason.ValueType  # 3
 """The user closed the trade at market."""
 CLOSE_REASON_CLOSED_EXTERNALLY: CloseReason.ValueType  # 4
 """The position was sold outside the service (found by reconciliation)."""
+CLOSE_REASON_LIQUIDATED: CloseReason.ValueType  # 5
+"""Futures: the exchange closed the position at its liquidation price."""
 Global___CloseReason: _TypeAlias = CloseReason  # noqa: Y015
 
 class _SmartTradeAction:
@@ -715,7 +733,9 @@ class Leverage(_message.Message):
     market_type: Global___MarketType.ValueType
     """The market kind. Default SPOT."""
     value: _builtins.str
-    """The leverage multiplier, for example "3". Empty or "1": no leverage."""
+    """The leverage multiplier, for example "3". Empty or "1": no leverage. For LINEAR,
+    a whole number from 1 to the market's maximum (INVALID_ARGUMENT otherwise).
+    """
     margin_mode: Global___MarginMode.ValueType
     """The margin mode for futures."""
     def __init__(
@@ -986,6 +1006,47 @@ class Position(_message.Message):
 Global___Position: _TypeAlias = Position  # noqa: Y015
 
 @_typing.final
+class FuturesPosition(_message.Message):
+    """A futures trade's open position: its margin and risk at the last price."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MARGIN_FIELD_NUMBER: _builtins.int
+    UNREALIZED_PNL_FIELD_NUMBER: _builtins.int
+    ROE_PERCENT_FIELD_NUMBER: _builtins.int
+    LIQUIDATION_PRICE_FIELD_NUMBER: _builtins.int
+    margin: _builtins.str
+    """The initial margin it holds: average entry price x units held / leverage, in
+    the settle currency (USDT).
+    """
+    unrealized_pnl: _builtins.str
+    """Unrealized PnL at `position.last_price`, in the settle currency (the same as
+    `position.unrealized_pnl`).
+    """
+    roe_percent: _builtins.str
+    """Return on margin: unrealized_pnl / margin x 100."""
+    liquidation_price: _builtins.str
+    """Where the exchange liquidates the position: the price it reports, else (isolated
+    margin, before it reports) computed with its one-tier formula. Empty when
+    unknown (cross margin before the exchange reports one).
+    """
+    def __init__(
+        self,
+        *,
+        margin: _builtins.str = ...,
+        unrealized_pnl: _builtins.str = ...,
+        roe_percent: _builtins.str = ...,
+        liquidation_price: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["liquidation_price", b"liquidation_price", "margin", b"margin", "roe_percent", b"roe_percent", "unrealized_pnl", b"unrealized_pnl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FuturesPosition: _TypeAlias = FuturesPosition  # noqa: Y015
+
+@_typing.final
 class FeeTotal(_message.Message):
     """Fees paid in one currency."""
 
@@ -1038,6 +1099,7 @@ class SmartTrade(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
     REDUCIBLE_UNITS_FIELD_NUMBER: _builtins.int
+    FUTURES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. The resource name, `smartTrades/{smart_trade}`."""
     account: _builtins.str
@@ -1116,6 +1178,12 @@ class SmartTrade(_message.Message):
     def end_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the trade reached a terminal state."""
 
+    @_builtins.property
+    def futures(self) -> Global___FuturesPosition:
+        """Output only. Futures (LINEAR): the open position's margin, ROE and liquidation
+        price. Unset on spot, and while no position is open.
+        """
+
     def __init__(
         self,
         *,
@@ -1140,10 +1208,11 @@ class SmartTrade(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
         reducible_units: _builtins.str = ...,
+        futures: Global___FuturesPosition | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "entry", b"entry", "leverage", b"leverage", "position", b"position", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "entry", b"entry", "futures", b"futures", "leverage", b"leverage", "position", b"position", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available_actions", b"available_actions", "close_reason", b"close_reason", "create_time", b"create_time", "editable_fields", b"editable_fields", "end_time", b"end_time", "entry", b"entry", "etag", b"etag", "last_error", b"last_error", "legs", b"legs", "leverage", b"leverage", "name", b"name", "note", b"note", "position", b"position", "reducible_units", b"reducible_units", "side", b"side", "state", b"state", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available_actions", b"available_actions", "close_reason", b"close_reason", "create_time", b"create_time", "editable_fields", b"editable_fields", "end_time", b"end_time", "entry", b"entry", "etag", b"etag", "futures", b"futures", "last_error", b"last_error", "legs", b"legs", "leverage", b"leverage", "name", b"name", "note", b"note", "position", b"position", "reducible_units", b"reducible_units", "side", b"side", "state", b"state", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
