@@ -49,9 +49,10 @@ the next watch (ccxt reconnects); one that fails STREAM_FAILURES times in a row 
 polling, and is tried again `stream_retry` seconds later. The Binance stub serves the spot
 streams (tests/e2e/test_binance_streams.py) and the USDⓈ-M futures ones
 (tests/integration/test_binance_usdm_streams.py). Futures: `prepare_symbol` sets margin mode and
-leverage on linear swaps, and `fetch_positions` reports a symbol's open positions; neither is
-called by the engine yet (futures trades are refused). The stub serves Binance USDⓈ-M too
-(tests/integration/test_binance_usdm.py).
+leverage on linear swaps (the executor calls it before every order that opens or grows a
+position), and `fetch_positions` reports a symbol's open positions (reconciliation reads them
+for futures trades). The stub serves Binance USDⓈ-M too (tests/integration/test_binance_usdm.py,
+and end to end tests/e2e/test_futures.py).
 """
 
 from __future__ import annotations
