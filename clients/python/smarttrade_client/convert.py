@@ -27,6 +27,7 @@ from smarttrade_client.models import (
     Event,
     EventType,
     Fill,
+    FuturesPosition,
     Heartbeat,
     Leg,
     LegKind,
@@ -377,6 +378,15 @@ def position(message: pb.Position) -> Position:
     )
 
 
+def futures_position(message: pb.FuturesPosition) -> FuturesPosition:
+    return FuturesPosition(
+        margin=figure(message.margin),
+        unrealized_pnl=figure(message.unrealized_pnl),
+        roe_percent=figure(message.roe_percent),
+        liquidation_price=optional(message.liquidation_price),
+    )
+
+
 def smart_trade(message: pb.SmartTrade) -> SmartTrade:
     return SmartTrade(
         name=message.name,
@@ -405,6 +415,7 @@ def smart_trade(message: pb.SmartTrade) -> SmartTrade:
         end_time=time(message.end_time, message.HasField("end_time")),
         etag=message.etag,
         reducible_units=optional(message.reducible_units),
+        futures=futures_position(message.futures) if message.HasField("futures") else None,
     )
 
 

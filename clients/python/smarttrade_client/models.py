@@ -2,12 +2,12 @@
 
 Settings you send (`Entry`, `TakeProfitStep`, `StopLoss`, `Leverage`, `PaperSettings`,
 `Credentials`) and what the service answers (`SmartTrade`, `Leg`, `Order`, `Position`,
-`Account`, `Balance`, `Share`, `Event`, ...). Prices are in the quote currency, sizes in base
-units, percentages as numbers ("5" for 5%). A field that is `None` was not set (or, on output,
-does not apply yet, like `average_entry_price` before the first fill). Times are aware UTC
-`datetime`s. Enum values are the contract's names without their prefix (`Side.BUY` is
-`SIDE_BUY`); output enums have an `UNRECOGNIZED` member for a value a newer server sends
-that this client does not know yet (as protobuf's Java and Go runtimes name it).
+`FuturesPosition`, `Account`, `Balance`, `Share`, `Event`, ...). Prices are in the quote
+currency, sizes in base units, percentages as numbers ("5" for 5%). A field that is `None` was
+not set (or, on output, does not apply yet, like `average_entry_price` before the first fill).
+Times are aware UTC `datetime`s. Enum values are the contract's names without their prefix
+(`Side.BUY` is `SIDE_BUY`); output enums have an `UNRECOGNIZED` member for a value a newer
+server sends that this client does not know yet (as protobuf's Java and Go runtimes name it).
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ class OrderType(StrEnum):
 
 class MarketType(StrEnum):
     SPOT = "SPOT"
-    LINEAR = "LINEAR"  # USDT-margined perpetual futures: refused by the service for now
+    # USDT-margined perpetual futures, on the perpetual's symbol ("BTC/USDT:USDT"): the entry
+    # opens a position on margin (a SELL is a short) and every exit is reduce-only.
+    LINEAR = "LINEAR"
 
 
 class MarginMode(StrEnum):
@@ -74,6 +76,7 @@ class CloseReason(StrEnum):
     STOP_LOSS = "STOP_LOSS"
     CLOSED_AT_MARKET = "CLOSED_AT_MARKET"
     CLOSED_EXTERNALLY = "CLOSED_EXTERNALLY"
+    LIQUIDATED = "LIQUIDATED"  # futures: the exchange closed the position at its liquidation
     UNRECOGNIZED = "UNRECOGNIZED"
 
 
@@ -240,10 +243,11 @@ class StopLoss:
 
 @dataclass(frozen=True, kw_only=True)
 class Leverage:
-    """Leverage and margin for futures markets (ignored for spot)."""
+    """The market kind, and for futures (LINEAR) the leverage and margin mode. A spot trade
+    has no leverage (a value other than 1 is refused) and ignores the margin mode."""
 
     market_type: MarketType | None = None  # default SPOT
-    value: Decimal | None = None  # the multiplier; None or 1: no leverage
+    value: Decimal | None = None  # LINEAR: a whole multiplier up to the market's maximum
     margin_mode: MarginMode | None = None  # default ISOLATED for futures
 
 
@@ -312,6 +316,19 @@ class Position:
 
 
 @dataclass(frozen=True)
+class FuturesPosition:
+    """A futures trade's open position: its margin and risk at `Position.last_price`, in the
+    settle currency (USDT)."""
+
+    margin: Decimal  # the initial margin: average entry price x units held / leverage
+    unrealized_pnl: Decimal  # the same as `Position.unrealized_pnl`
+    roe_percent: Decimal  # return on margin: unrealized_pnl / margin x 100
+    # The exchange's liquidation price when it reports one, else (isolated margin) computed
+    # with its one-tier formula; None when unknown (cross margin before it reports one).
+    liquidation_price: Decimal | None
+
+
+@dataclass(frozen=True)
 class SmartTrade:
     """A SmartTrade as the service reports it: its settings, state, legs and position.
 
@@ -340,6 +357,9 @@ class SmartTrade:
     etag: str
     # The most Reduce Funds accepts now (base units); None when it is not available.
     reducible_units: Decimal | None = None
+    # Futures (LINEAR): the open position's margin, ROE and liquidation price; None on spot
+    # and while no position is open.
+    futures: FuturesPosition | None = None
 
     def leg(self, leg_id: str) -> Leg:
         """The leg with this id ("entry", "tp1", "sl", ...); KeyError if there is none."""

@@ -4,6 +4,8 @@
     smarttrade paper price BTC/USDT 100
     smarttrade trades create --account exchangeAccounts/... --symbol BTC/USDT --side buy \\
         --units 0.5 --tp 110 --sl 95
+    smarttrade trades create --account exchangeAccounts/... --symbol BTC/USDT:USDT \\
+        --side sell --units 0.01 --futures --leverage 5 --margin isolated --tp 95 --sl 102
     smarttrade trades list --json
     smarttrade watch
 

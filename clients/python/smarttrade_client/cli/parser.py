@@ -96,7 +96,7 @@ def trade_settings_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     parser.add_argument("--file", "-f", help="settings from a YAML or JSON file (- for stdin)")
     if create:
         parser.add_argument("--account", help="the exchange account, exchangeAccounts/{id}")
-        parser.add_argument("--symbol", help="the market, e.g. BTC/USDT")
+        parser.add_argument("--symbol", help="the market, e.g. BTC/USDT (futures: BTC/USDT:USDT)")
         parser.add_argument("--side", type=str.lower, choices=["buy", "sell"])
         size = parser.add_mutually_exclusive_group()
         size.add_argument("--units", type=decimal, help="size in base units, e.g. 0.5 (BTC)")
@@ -112,9 +112,30 @@ def trade_settings_flags(parser: argparse.ArgumentParser, create: bool) -> None:
             "--entry-order", type=str.lower, choices=["market", "limit"], help="conditional"
         )
         parser.add_argument("--average-price", type=decimal, help="skip: the price paid")
-        parser.add_argument("--leverage", type=decimal, help="futures leverage, e.g. 3")
-        parser.add_argument("--market", type=str.lower, choices=["spot", "linear"])
-        parser.add_argument("--margin", type=str.lower, choices=["isolated", "cross"])
+        market = parser.add_mutually_exclusive_group()
+        market.add_argument(
+            "--futures",
+            dest="market",
+            action="store_const",
+            const="linear",
+            help="a USDT-margined perpetual futures trade (leverage.market_type LINEAR); "
+            "--symbol names the perpetual, e.g. BTC/USDT:USDT",
+        )
+        # The contract's spelling, from before --futures; kept for the scripts that pass it.
+        market.add_argument("--market", type=str.lower, choices=["spot", "linear"], help=SUPPRESS)
+        parser.add_argument(
+            "--leverage",
+            type=decimal,
+            metavar="N",
+            help="with --futures: the leverage, a whole number up to the market's maximum "
+            "(default 1)",
+        )
+        parser.add_argument(
+            "--margin",
+            type=str.lower,
+            choices=["isolated", "cross"],
+            help="with --futures: the margin mode (default isolated)",
+        )
     parser.add_argument("--limit-price", type=decimal, help="limit entry price")
     parser.add_argument("--trigger-price", type=decimal, help="conditional entry trigger")
     parser.add_argument(

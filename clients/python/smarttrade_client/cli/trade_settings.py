@@ -13,8 +13,11 @@ which is then read into the client's models, so a file and flags mean exactly th
     stop_loss: {percent: "3", move_to_breakeven: true, timeout: 30}
     note: swing trade
 
-`leverage: {market_type: linear, value: "3", margin_mode: isolated}` describes a futures
-trade; the service refuses those for now (INVALID_ARGUMENT naming leverage.market_type).
+A futures trade (a USDT-margined perpetual) names the perpetual and its leverage, as the
+flags `--futures --leverage 5 --margin isolated` do:
+
+    symbol: BTC/USDT:USDT
+    leverage: {market_type: linear, value: "5", margin_mode: isolated}
 
 Quote the numbers: YAML reads 0.1 as a binary float (it is converted through its shortest
 text, so it still works, but quoting says what you mean).
@@ -219,8 +222,26 @@ def trade_mapping(arguments: argparse.Namespace) -> dict[str, Any]:
         if value is not None
     }
     if leverage:
-        data["leverage"] = {**(data.get("leverage") or {}), **leverage}
+        data["leverage"] = {**_mapping(data.get("leverage") or {}, "leverage"), **leverage}
+        _check_futures_flags(arguments, data["leverage"])
     return data
+
+
+def _check_futures_flags(arguments: argparse.Namespace, leverage: Mapping[str, Any]) -> None:
+    """`--leverage` and `--margin` only mean something on futures. The service refuses a spot
+    leverage other than 1 but ignores a spot margin mode, so without this `--margin cross`
+    alone would run a spot trade as if nothing had been asked."""
+    futures = str(leverage.get("market_type") or "").upper() == MarketType.LINEAR.value
+    given = [
+        flag
+        for flag, value in (("--leverage", arguments.leverage), ("--margin", arguments.margin))
+        if value is not None
+    ]
+    if given and not futures:
+        verb = "needs" if len(given) == 1 else "need"
+        raise UsageError(
+            f"{' and '.join(given)} {verb} --futures (or leverage.market_type: linear in the file)"
+        )
 
 
 # --- the mapping -> models -------------------------------------------------------------------
@@ -309,7 +330,8 @@ def stop_loss(data: Mapping[str, Any]) -> StopLoss:
     )
 
 
-def leverage(data: Mapping[str, Any]) -> Leverage:
+def leverage(data: Any) -> Leverage:
+    data = _mapping(data, "leverage")
     _check_keys(data, LEVERAGE_KEYS, "leverage")
     market, margin = data.get("market_type"), data.get("margin_mode")
     return Leverage(
@@ -348,6 +370,12 @@ def _flag_decimal(text: str, flag: str) -> Decimal:
     if value is None:
         raise UsageError(f"{flag} needs a number")
     return value
+
+
+def _mapping(data: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise UsageError(f"{where} must be a mapping, not {data!r}")
+    return data
 
 
 def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:

@@ -13,7 +13,11 @@ from smarttrade_client.models import (
     Balance,
     EntryType,
     Event,
+    FuturesPosition,
     Leg,
+    Leverage,
+    MarginMode,
+    MarketType,
     Share,
     SharedSettings,
     SmartTrade,
@@ -62,6 +66,12 @@ def currencies(symbol: str) -> tuple[str, str]:
     """(base, quote) of a unified symbol: BTC/USDT, or BTC/USDT:USDT for futures."""
     base, _, quote = symbol.partition("/")
     return base, quote.partition(":")[0]
+
+
+def settle_currency(symbol: str) -> str:
+    """The currency a perpetual's margin and PnL are in: USDT for BTC/USDT:USDT."""
+    _, quote = currencies(symbol)
+    return symbol.partition(":")[2] or quote
 
 
 # --- trades ----------------------------------------------------------------------------------
@@ -119,6 +129,27 @@ def stop_text(stop: StopLoss | None) -> str:
     return words
 
 
+def leverage_text(leverage: Leverage | None, symbol: str) -> str | None:
+    """`5x isolated, USDT-margined perpetual`; None for a spot trade, which has none."""
+    if leverage is None or leverage.market_type is not MarketType.LINEAR:
+        return None
+    # Unset on a futures trade means what the service runs it at: 1x, isolated margin.
+    value = leverage.value if leverage.value is not None else Decimal(1)
+    margin = leverage.margin_mode or MarginMode.ISOLATED
+    return f"{text(value)}x {margin.value.lower()}, {settle_currency(symbol)}-margined perpetual"
+
+
+def futures_text(futures: FuturesPosition, symbol: str) -> str:
+    """`margin 100 USDT, ROE 40%, liquidation 90.36144578`."""
+    liquidation = (
+        "unknown" if futures.liquidation_price is None else text(futures.liquidation_price)
+    )
+    return (
+        f"margin {text(futures.margin)} {settle_currency(symbol)}, "
+        f"ROE {text(futures.roe_percent)}%, liquidation {liquidation}"
+    )
+
+
 def state_text(trade: SmartTrade) -> str:
     if trade.close_reason is not None:
         return f"{trade.state.value} ({trade.close_reason.value})"
@@ -138,6 +169,11 @@ def trade_detail(trade: SmartTrade) -> str:
         ("name", trade.name),
         ("state", state_text(trade)),
         ("symbol", f"{trade.symbol} {trade.side.value}"),
+    ]
+    leverage = leverage_text(trade.leverage, trade.symbol)
+    if leverage is not None:
+        pairs.append(("leverage", leverage))
+    pairs += [
         ("account", trade.account),
         ("entry", entry_text(trade)),
         ("take profit", ", ".join(step_text(step) for step in trade.take_profit) or "none"),
@@ -154,6 +190,8 @@ def trade_detail(trade: SmartTrade) -> str:
         if position.unrealized_pnl is not None and position.units_held:
             pnl += f", unrealized {text(position.unrealized_pnl)} {quote}"
         pairs.append(("pnl", pnl))
+    if trade.futures is not None:
+        pairs.append(("futures", futures_text(trade.futures, trade.symbol)))
     if position.fees:
         pairs.append(("fees", ", ".join(f"{text(a)} {c}" for c, a in position.fees.items())))
     if trade.note:
@@ -196,6 +234,11 @@ def share_detail(share: Share) -> str:
         ("expires", share.expire_time.isoformat() if share.expire_time else "never"),
         ("exchange", settings.exchange),
         ("symbol", f"{settings.symbol} {settings.side.value}"),
+    ]
+    leverage = leverage_text(settings.leverage, settings.symbol)
+    if leverage is not None:
+        pairs.append(("leverage", leverage))
+    pairs += [
         ("entry", entry_text(settings)),
         ("take profit", ", ".join(step_text(s) for s in settings.take_profit) or "none"),
         ("stop loss", stop_text(settings.stop_loss)),
