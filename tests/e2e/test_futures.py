@@ -2,7 +2,8 @@
 through real ccxt (`binanceusdm`) against the stub, its prices and orders streamed by
 websocket or polled: a linear perpetual's position on margin, long and short, with
 take-profit steps and a trailing stop, closing at a profit and at a loss; Add and Reduce
-Funds on a short; a liquidation (paper); and what is refused.
+Funds on a short; a liquidation (paper); what is refused; and the sandbox's own price for
+each paper perpetual.
 
 BTC/USDT:USDT at 100 (lot 0.001, tick 0.1, minimum notional 100 USDT, up to 125x,
 maintenance margin 0.4 % on both venues); the account's margin wallet holds 10,000 USDT;
@@ -400,3 +401,19 @@ async def test_a_trade_of_the_other_side_on_a_live_futures_position_is_refused(
         assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert rich_error(refused).reason == "POSITION_SHARED"
     assert more.position.units_held == "10"
+
+
+async def test_the_sandbox_prices_each_paper_perpetual_apart_from_its_spot_market(
+    service: Service,
+) -> None:
+    client = service.a
+    await client.set_price("BTC/USDT", "100000")
+
+    await client.set_price(PERP, "100050.5")
+    await client.set_price("ETH/USDT:USDT", "3500.25")
+
+    paper = service.running.engines.venues.paper
+    assert paper.last_price("tenant-a", "BTC/USDT") == Decimal(100000)
+    assert paper.last_price("tenant-a", PERP) == Decimal("100050.5")
+    assert paper.last_price("tenant-a", "ETH/USDT:USDT") == Decimal("3500.25")
+    assert paper.last_price("tenant-b", PERP) is None

@@ -16,6 +16,7 @@ from smarttrade.domain.market import Market
 from smarttrade.domain.spec import MarginMode
 from smarttrade.domain.values import OrderStatus, OrderType, Side
 from smarttrade.exchange.paper_book import PaperBook
+from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
 from smarttrade.exchange.port import OrderRejected, OrderRequest
 
 D = Decimal
@@ -174,6 +175,37 @@ def test_a_leverage_the_market_does_not_allow_and_a_mode_change_with_a_position_
     paper.place(ACCOUNT, order("b1", Side.BUY, "1"), AT)
     with pytest.raises(OrderRejected, match="margin mode"):
         paper.prepare(ACCOUNT, PERP.symbol, None, MarginMode.CROSS)
+
+
+def test_the_default_paper_perpetuals_round_and_refuse_as_binance_usdm_does() -> None:
+    paper = PaperBook(DEFAULT_MARKETS)
+    paper.open_account(ACCOUNT, FEES)
+    paper.set_balance(ACCOUNT, "USDT", D(10000))
+    paper.tick("BTC/USDT:USDT", D("90000.04"), AT)
+    paper.tick("ETH/USDT:USDT", D("3000.004"), AT)
+
+    with pytest.raises(OrderRejected, match="below the minimum"):  # 90 USDT: under 100
+        paper.place(
+            ACCOUNT, OrderRequest("b0", "BTC/USDT:USDT", Side.BUY, OrderType.MARKET, D("0.001")), AT
+        )
+    with pytest.raises(OrderRejected, match="leverage 126"):
+        paper.prepare(ACCOUNT, "BTC/USDT:USDT", D(126), None)
+    with pytest.raises(OrderRejected, match="leverage 101"):
+        paper.prepare(ACCOUNT, "ETH/USDT:USDT", D(101), None)
+    paper.prepare(ACCOUNT, "BTC/USDT:USDT", D(125), None)
+    btc = paper.place(
+        ACCOUNT,
+        OrderRequest("b1", "BTC/USDT:USDT", Side.BUY, OrderType.LIMIT, D("0.0029"), D("89000.06")),
+        AT,
+    )
+    eth = paper.place(
+        ACCOUNT, OrderRequest("e1", "ETH/USDT:USDT", Side.SELL, OrderType.MARKET, D("0.007")), AT
+    )
+
+    # BTC: 0.001 lots and 0.1 ticks; ETH: 0.01 ticks, and 0.007 x 3000 = 21 clears its 20.
+    assert (btc.amount, btc.price) == (D("0.002"), D("89000.1"))
+    assert (eth.fills[0].amount, eth.fills[0].price) == (D("0.007"), D("3000.00"))
+    assert paper.balances(ACCOUNT).keys() == {"USDT"}  # a perpetual holds no coins
 
 
 @given(
