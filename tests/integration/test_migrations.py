@@ -4,13 +4,15 @@ The rows are written with the columns each revision has (the ones added later ta
 defaults), as a service of that revision left them: a live trade with a stop, its snapshot,
 its event history and a request id. After the upgrade the service recovers the trade, a
 watcher resumes from the cursor it held, and the stop still fires, its events numbered on
-from the tenant's last one.
+from the tenant's last one. The newest revision's downgrade undoes it, and its upgrade runs
+again after that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -63,18 +65,28 @@ def held_trade() -> SmartTrade:
     ).trade
 
 
-def upgrade(connection: Connection, revision: str) -> None:
+def config_on(connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    return config
 
 
-async def migrate_to(database_url: str, revision: str) -> None:
+def upgrade(connection: Connection, revision: str) -> None:
+    command.upgrade(config_on(connection), revision)
+
+
+def downgrade(connection: Connection, revision: str) -> None:
+    command.downgrade(config_on(connection), revision)
+
+
+async def migrate_to(
+    database_url: str, revision: str, step: Callable[[Connection, str], None] = upgrade
+) -> None:
     engine = create_async_engine(asyncpg_url(database_url))
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(upgrade, revision)
+            await connection.run_sync(step, revision)
             await connection.commit()
     finally:
         await engine.dispose()
@@ -221,3 +233,40 @@ async def test_a_database_with_a_live_trade_migrates_from_an_earlier_revision_an
     assert isinstance(first, trades_pb.WatchSmartTradesResponse)
     assert first.WhichOneof("payload") == "event"
     assert first.event.sequence == OLD_EVENTS[-1] + 1
+
+
+async def columns_of(database_url: str, table: str) -> list[str]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = $1"
+            " ORDER BY ordinal_position",
+            table,
+        )
+    finally:
+        await connection.close()
+    return [row["column_name"] for row in rows]
+
+
+async def test_paper_positions_go_with_a_downgrade_to_0010_and_come_back_with_the_upgrade(
+    database_url: str,
+) -> None:
+    at_head = await columns_of(database_url, "paper_positions")
+
+    await migrate_to(database_url, "0010", downgrade)
+    at_0010 = await columns_of(database_url, "paper_positions")
+    await migrate_to(database_url, "head")
+
+    assert at_head == [
+        "tenant_id",
+        "account_id",
+        "symbol",
+        "side",
+        "units",
+        "entry",
+        "margin",
+        "leverage",
+        "margin_mode",
+    ]
+    assert at_0010 == []
+    assert await columns_of(database_url, "paper_positions") == at_head

@@ -10,7 +10,9 @@ change made while a write is in flight goes with the next write, which carries e
 staged until it starts, in one statement (group commit). So many trades placing orders at
 once cost one durable write per round, not one each, and every caller still returns only
 once its own change is durable. Writes read the books' current state, in order, so the store
-converges on the latest state of each order and balance.
+converges on the latest state of each order, balance and futures position (with the leverage
+and margin mode of its symbol): an order on a contract market stages the position of its
+account on that symbol, as it stages the account's balances.
 
 When the storage cannot write (the database is down), the book has already changed in memory:
 the change stays queued and is written with the next successful write, and the caller gets
@@ -33,6 +35,7 @@ from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.market import Market
 from smarttrade.domain.values import Balance
 from smarttrade.exchange.paper_book import PaperBook, PaperOrder
+from smarttrade.exchange.paper_futures import Holding, Setting
 from smarttrade.exchange.port import (
     Capabilities,
     OrderNotFound,
@@ -64,6 +67,8 @@ class PaperChanges:
     balances: Mapping[str, Mapping[str, Balance]]  # account -> currency -> balance
     orders: Sequence[PaperOrder]
     prices: Mapping[str, tuple[Decimal, datetime]]
+    # (account, symbol) -> its position and settings on a contract market (copies)
+    positions: Mapping[tuple[str, str], tuple[Holding, Setting]]
     requests: Sequence[KeptRequest] = ()
 
 
@@ -80,8 +85,8 @@ def every_tenant(tenant_id: str) -> bool:
 
 class PaperStorage(Protocol):
     async def load(self, venue: PaperVenue, tenants: Callable[[str], bool] = every_tenant) -> None:
-        """Put the stored prices, balances, orders and account settings of the `tenants`
-        into the venue's books."""
+        """Put the stored prices, balances, orders, futures positions (with their leverage
+        and margin mode) and account settings of the `tenants` into the venue's books."""
         ...
 
     async def save(self, changes: Sequence[PaperChanges]) -> None:
@@ -93,16 +98,19 @@ class PaperStorage(Protocol):
 @dataclass(slots=True)
 class _Unsaved:
     """A tenant's changes not yet written: the accounts whose balances changed, the orders
-    that changed, the prices set, the request ids to keep."""
+    that changed, the prices set, the (account, symbol) whose futures position or settings
+    changed, the request ids to keep."""
 
     accounts: set[str] = field(default_factory=set)
     orders: dict[tuple[str, str], PaperOrder] = field(default_factory=dict)
     prices: dict[str, tuple[Decimal, datetime]] = field(default_factory=dict)
+    positions: set[tuple[str, str]] = field(default_factory=set)
     requests: list[KeptRequest] = field(default_factory=list)
 
     def merge(self, older: _Unsaved) -> None:
         """Take back the changes of a write that failed (they are older than these)."""
         self.accounts |= older.accounts
+        self.positions |= older.positions
         self.orders = older.orders | self.orders
         self.prices = older.prices | self.prices
         self.requests[:0] = older.requests
@@ -382,12 +390,20 @@ class PaperVenue:
         orders: Sequence[PaperOrder] = (),
         prices: Mapping[str, tuple[Decimal, datetime]] | None = None,
         request: RequestRecord | None = None,
+        positions: Iterable[tuple[str, str]] = (),
     ) -> int:
-        """Queue a change for the next write; returns its ticket."""
+        """Queue a change for the next write; returns its ticket. An order on a contract
+        market stages its account's position there: whatever moved the order (a fill, a
+        liquidation, which is an order of its own) may have moved the position."""
+        markets = self.book(tenant_id).markets
         unsaved = self._unsaved.setdefault(tenant_id, _Unsaved())
         unsaved.accounts.update(account_ids)
         unsaved.orders.update({(o.account_id, o.client_order_id): o for o in orders})
         unsaved.prices.update(prices or {})
+        unsaved.positions.update(positions)
+        unsaved.positions.update(
+            (o.account_id, o.symbol) for o in orders if markets[o.symbol].is_contract
+        )
         if request is not None:
             unsaved.requests.append((request, self._clock()))
         self._staged += 1
@@ -408,6 +424,11 @@ class PaperVenue:
                     {a: self.book(tenant_id).balances(a) for a in sorted(tenant.accounts)},
                     list(tenant.orders.values()),
                     dict(tenant.prices),
+                    {
+                        key: stored
+                        for key in sorted(tenant.positions)
+                        if (stored := self.book(tenant_id).futures.stored(*key)) is not None
+                    },
                     list(tenant.requests),
                 )
                 for tenant_id, tenant in unsaved.items()

@@ -24,7 +24,7 @@ BTC/USDT:USDT), as Binance USDⓈ-M does in one-way mode.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from smarttrade.domain.futures import FuturesPosition
@@ -71,6 +71,22 @@ class PaperFutures:
 
     def setting(self, account_id: str, symbol: str) -> Setting:
         return self.settings.setdefault((account_id, symbol), Setting())
+
+    # ---- storage -------------------------------------------------------------------------
+
+    def stored(self, account_id: str, symbol: str) -> tuple[Holding, Setting] | None:
+        """Copies of the position and the settings on `symbol`, as a write takes them (a
+        change after it starts goes with the next); None when the account has neither there,
+        as in a book dropped since the change was made, whose stored row must stay."""
+        key = (account_id, symbol)
+        if key not in self.holdings and key not in self.settings:
+            return None
+        return replace(self.holding(account_id, symbol)), replace(self.setting(account_id, symbol))
+
+    def restore(self, account_id: str, symbol: str, holding: Holding, setting: Setting) -> None:
+        """Put back a position and its settings loaded from storage."""
+        self.holdings[(account_id, symbol)] = holding
+        self.settings[(account_id, symbol)] = setting
 
     # ---- settings ------------------------------------------------------------------------
 

@@ -2,11 +2,13 @@
 
 Loading puts each paper account's own settings (fees, slippage, partial fills: kept on its
 exchange-account row) into the books, so a tick right after a restart fills the resting
-orders on the account's terms, not the defaults. A save writes the changes of any number of
-operations (and the request ids they answer) as one statement per tenant (with leases, each
-is fenced by its tenant's shard): the venue gathers the changes made while a write is in
-flight into the next one (see `PaperVenue`). Failures leave as the
-venue's own `PaperStorageError`, without the database's message (which quotes SQL).
+orders on the account's terms, not the defaults; and its futures positions with the leverage
+and margin mode of each symbol, so a tick right after a restart liquidates what it would have
+before. A save writes the changes of any number of operations (and the request ids they
+answer) as one statement per tenant (with leases, each is fenced by its tenant's shard): the
+venue gathers the changes made while a write is in flight into the next one (see
+`PaperVenue`). Failures leave as the venue's own `PaperStorageError`, without the database's
+message (which quotes SQL).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
+from smarttrade.domain.spec import MarginMode
 from smarttrade.domain.values import Fill, OrderStatus, OrderType, Side
 from smarttrade.exchange.paper import PaperChanges, PaperStorageError, PaperVenue, every_tenant
 from smarttrade.exchange.paper_book import PaperOrder
+from smarttrade.exchange.paper_futures import Holding, Setting
 from smarttrade.store.codec import from_document, to_document
 from smarttrade.store.errors import StoreUnavailable
 from smarttrade.store.unit_of_work import UnitOfWork
@@ -67,6 +71,13 @@ class PostgresPaperStorage:
                     locked=row["locked"],
                 )
             )
+        for row in rows.positions:
+            venue.book(row["tenant_id"]).futures.restore(
+                row["account_id"],
+                row["symbol"],
+                Holding(Side(row["side"]), row["units"], row["entry"], row["margin"]),
+                Setting(row["leverage"], MarginMode(row["margin_mode"])),
+            )
 
     async def save(self, changes: Sequence[PaperChanges]) -> None:
         """One write per tenant: with leases, each is fenced by its tenant's shard."""
@@ -108,7 +119,21 @@ class PostgresPaperStorage:
                 {"tenant_id": change.tenant_id, "symbol": s, "price": p, "updated_at": at}
                 for s, (p, at) in change.prices.items()
             ]
+            positions: list[dict[str, object]] = [
+                {
+                    "tenant_id": change.tenant_id,
+                    "account_id": account,
+                    "symbol": symbol,
+                    "side": held.side.value,
+                    "units": held.units,
+                    "entry": held.entry,
+                    "margin": held.margin,
+                    "leverage": setting.leverage,
+                    "margin_mode": setting.margin_mode.value,
+                }
+                for (account, symbol), (held, setting) in change.positions.items()
+            ]
             for request, at in change.requests:
                 uow.requests.keep(request, at)
-            uow.paper.save(balances, orders, prices)
+            uow.paper.save(balances, orders, prices, positions)
             await uow.commit()

@@ -2,10 +2,10 @@
 
 A trade's decision touches up to nine tables (the request's claim, the trade, its orders,
 fills, snapshot, the intents it adds and those it completes, its events and their counter); a
-paper venue's operation three (balances, orders, prices). Sent one by one inside BEGIN and
-COMMIT, that is a dozen round trips on the path from a tick to an order. Here they are
-data-modifying CTEs of a single statement, each fed by one JSON parameter (rows of plain
-values, dataclasses and all, written by `codec.dump_json`). Sent outside a transaction
+paper venue's operation four (balances, orders, prices, futures positions). Sent one by one
+inside BEGIN and COMMIT, that is a dozen round trips on the path from a tick to an order. Here
+they are data-modifying CTEs of a single statement, each fed by one JSON parameter (rows of
+plain values, dataclasses and all, written by `codec.dump_json`). Sent outside a transaction
 block, PostgreSQL runs it atomically and commits it durably before answering: one round trip
 is the whole write (the unit of work's fast path). Inside a unit of work that also read or
 wrote through its connection, the same statement runs in that transaction.
@@ -59,6 +59,7 @@ _ROW_SETS: tuple[tuple[str, Table, tuple[str, ...] | None], ...] = (
     ("paper_balances", tables.paper_balances, ("account_id", "currency")),
     ("paper_orders", tables.paper_orders, ("account_id", "client_order_id")),
     ("paper_prices", tables.paper_prices, ("tenant_id", "symbol")),
+    ("paper_positions", tables.paper_positions, ("tenant_id", "account_id", "symbol")),
     # Request ids kept with an effect already applied (see RequestRepository.keep).
     ("requests", tables.idempotency_keys, None),
 )
@@ -83,6 +84,7 @@ class StagedWrites:
     paper_balances: list[dict[str, object]] = field(default_factory=list)
     paper_orders: list[dict[str, object]] = field(default_factory=list)
     paper_prices: list[dict[str, object]] = field(default_factory=list)
+    paper_positions: list[dict[str, object]] = field(default_factory=list)
     requests: list[dict[str, object]] = field(default_factory=list)
     done_intents: list[dict[str, str]] = field(default_factory=list)
     events: list[dict[str, object]] = field(default_factory=list)
@@ -114,6 +116,7 @@ class StagedWrites:
             *self.paper_balances,
             *self.paper_orders,
             *self.paper_prices,
+            *self.paper_positions,
             *self.requests,
             *self.events,
         ]

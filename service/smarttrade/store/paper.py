@@ -1,4 +1,5 @@
-"""The paper venue's ledger: its prices, balances and orders (with their fills), as rows.
+"""The paper venue's ledger: its prices, balances, orders (with their fills) and futures
+positions (with their leverage and margin mode), as rows.
 
 The venue (exchange/paper.py) owns what the rows mean; its storage adapter
 (exchange/paper_storage.py) maps them to its book, so the store knows the tables only.
@@ -27,6 +28,7 @@ class PaperRows:
     prices: list[Row]
     balances: list[Row]
     orders: list[Row]
+    positions: list[Row]
 
     def of(self, tenants: Callable[[str], bool]) -> PaperRows:
         """The rows of the `tenants` only."""
@@ -34,6 +36,7 @@ class PaperRows:
             [row for row in self.prices if tenants(row["tenant_id"])],
             [row for row in self.balances if tenants(row["tenant_id"])],
             [row for row in self.orders if tenants(row["tenant_id"])],
+            [row for row in self.positions if tenants(row["tenant_id"])],
         )
 
 
@@ -49,6 +52,7 @@ class PaperLedger:
             await rows(tables.paper_prices),
             await rows(tables.paper_balances),
             await rows(tables.paper_orders),
+            await rows(tables.paper_positions),
         )
 
     def save(
@@ -56,9 +60,11 @@ class PaperLedger:
         balances: Sequence[dict[str, object]],
         orders: Sequence[dict[str, object]],
         prices: Sequence[dict[str, object]],
+        positions: Sequence[dict[str, object]],
     ) -> None:
         """Stage rows (each overwriting the row of its key) for the unit of work's commit."""
         staged = self._uow.staged
         staged.paper_balances.extend(balances)
         staged.paper_orders.extend(orders)
         staged.paper_prices.extend(prices)
+        staged.paper_positions.extend(positions)

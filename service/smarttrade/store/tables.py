@@ -208,6 +208,23 @@ paper_prices = Table(
     PrimaryKeyConstraint("tenant_id", "symbol"),
 )
 
+# A paper account's position and settings on a contract market (units 0: flat, its leverage
+# and margin mode kept all the same), overwritten by key with each write of the paper book.
+paper_positions = Table(
+    "paper_positions",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("account_id", Text, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("side", Text, nullable=False),
+    Column("units", Numeric, nullable=False),
+    Column("entry", Numeric, nullable=False),
+    Column("margin", Numeric, nullable=False),
+    Column("leverage", Numeric, nullable=False),
+    Column("margin_mode", Text, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "account_id", "symbol"),
+)
+
 # AIP-155: a retried mutation gets its first answer; kept for the request-id retention.
 idempotency_keys = Table(
     "idempotency_keys",

@@ -1,0 +1,41 @@
+"""paper positions: a paper account's futures position and settings on each contract market
+
+Paper futures (exchange/paper_futures.py) kept their positions and the leverage and margin
+mode of each symbol in memory only, so a restart (or a shard taken over by another replica)
+gave every paper account back its wallet without the positions that wallet's margin was in.
+One row per tenant, account and symbol holds both: the position (`units` 0 when flat, then
+`entry` and `margin` are 0 too) and the settings, so a flat symbol keeps the leverage and
+margin mode set on it. Rows are overwritten by their key with each write of the tenant's
+paper book, in the same statement as its balances and orders; none is deleted.
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "paper_positions",
+        sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("account_id", sa.Text(), nullable=False),
+        sa.Column("symbol", sa.Text(), nullable=False),
+        sa.Column("side", sa.Text(), nullable=False),
+        sa.Column("units", sa.Numeric(), nullable=False),
+        sa.Column("entry", sa.Numeric(), nullable=False),
+        sa.Column("margin", sa.Numeric(), nullable=False),
+        sa.Column("leverage", sa.Numeric(), nullable=False),
+        sa.Column("margin_mode", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "account_id", "symbol"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("paper_positions")
