@@ -177,6 +177,16 @@ def test_a_leverage_the_market_does_not_allow_and_a_mode_change_with_a_position_
         paper.prepare(ACCOUNT, PERP.symbol, None, MarginMode.CROSS)
 
 
+def test_a_refused_leverage_leaves_the_margin_mode_asked_with_it_as_it_was() -> None:
+    paper = book(leverage="10", mode=MarginMode.ISOLATED)
+
+    with pytest.raises(OrderRejected, match="leverage 200"):
+        paper.prepare(ACCOUNT, PERP.symbol, D(200), MarginMode.CROSS)
+
+    setting = paper.futures.setting(ACCOUNT, PERP.symbol)
+    assert (setting.leverage, setting.margin_mode) == (D(10), MarginMode.ISOLATED)
+
+
 def test_the_default_paper_perpetuals_round_and_refuse_as_binance_usdm_does() -> None:
     paper = PaperBook(DEFAULT_MARKETS)
     paper.open_account(ACCOUNT, FEES)

@@ -98,9 +98,17 @@ class PaperFutures:
         margin_mode: MarginMode | None,
         busy: bool,
     ) -> None:
-        """Set leverage and margin mode (what is already set stays as it is); `busy`: an
-        order of the account on the symbol is open."""
+        """Set leverage and margin mode (what is not given stays as it is); `busy`: an
+        order of the account on the symbol is open. Both are checked before either is set,
+        so a refusal changes nothing."""
         setting = self.setting(account_id, market.symbol)
+        if leverage is not None:
+            ceiling = market.max_leverage or Decimal(1)
+            if not 1 <= leverage <= ceiling or leverage != leverage.to_integral_value():
+                raise OrderRejected(
+                    RejectReason.INVALID_ORDER,
+                    f"leverage {leverage} is not allowed on {market.symbol} (1 to {ceiling})",
+                )
         if margin_mode is not None and margin_mode is not setting.margin_mode:
             if busy or self.holding(account_id, market.symbol).units:
                 raise OrderRejected(
@@ -110,12 +118,6 @@ class PaperFutures:
                 )
             setting.margin_mode = margin_mode
         if leverage is not None:
-            ceiling = market.max_leverage or Decimal(1)
-            if not 1 <= leverage <= ceiling or leverage != leverage.to_integral_value():
-                raise OrderRejected(
-                    RejectReason.INVALID_ORDER,
-                    f"leverage {leverage} is not allowed on {market.symbol} (1 to {ceiling})",
-                )
             setting.leverage = leverage
 
     # ---- orders --------------------------------------------------------------------------
