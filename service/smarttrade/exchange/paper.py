@@ -33,6 +33,7 @@ from typing import Protocol
 from smarttrade import failpoints
 from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.market import Market
+from smarttrade.domain.spec import MarginMode
 from smarttrade.domain.values import Balance
 from smarttrade.exchange.paper_book import PaperBook, PaperOrder
 from smarttrade.exchange.paper_futures import Holding, Setting
@@ -383,6 +384,24 @@ class PaperVenue:
         await self._write_through(ticket)
         return report
 
+    async def prepare(
+        self,
+        tenant_id: str,
+        account_id: str,
+        symbol: str,
+        leverage: Decimal | None,
+        margin_mode: MarginMode | None,
+    ) -> None:
+        """Set an account's leverage and margin mode on a contract market (nothing on spot)
+        and write them through, as `run` does an order: the next order on the symbol is
+        margined as set, before and after a restart. Raises OrderRejected when refused
+        (nothing changes), PaperStorageError when the write failed (the change stays
+        queued)."""
+        async with self._lock:
+            self.book(tenant_id).prepare(account_id, symbol, leverage, margin_mode)
+            ticket = self._stage(tenant_id, [], positions=[(account_id, symbol)])
+        await self._write_through(ticket)
+
     def _stage(
         self,
         tenant_id: str,
@@ -474,7 +493,10 @@ class PaperExchange:
         # Its book is what it stored: an order it does not find never arrived (unless the
         # fault plan delays visibility, as a real venue's would).
         return Capabilities(
-            watch_ticker=True, watch_orders=False, final_lookups=not self._faults.may_hide
+            watch_ticker=True,
+            watch_orders=False,
+            futures=True,
+            final_lookups=not self._faults.may_hide,
         )
 
     async def load_markets(self) -> Mapping[str, Market]:
@@ -538,6 +560,18 @@ class PaperExchange:
         """The account's position on a contract market (none on spot: balances there)."""
         self._faults.on_call("fetch_positions")
         return self._book.positions(self._account_id, symbol)
+
+    async def prepare_symbol(
+        self, symbol: str, leverage: Decimal | None, margin_mode: MarginMode | None
+    ) -> None:
+        """Set leverage and margin mode before trading a paper perpetual (a spot market needs
+        none); what is not given stays as it is, and it is stored when this returns. A value
+        the venue refuses (a leverage above the market's, a margin mode changed with a
+        position or an order open) raises OrderRejected(INVALID_ORDER) and changes nothing;
+        a write that failed raises PaperStorageError (set all the same, and written with the
+        next write: asking again is safe)."""
+        self._faults.on_call("prepare_symbol")
+        await self._venue.prepare(self._tenant_id, self._account_id, symbol, leverage, margin_mode)
 
     def _visible(self, client_order_id: str) -> None:
         if self._faults.hides(client_order_id, self._venue.now()):
