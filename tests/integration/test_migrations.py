@@ -248,13 +248,15 @@ async def columns_of(database_url: str, table: str) -> list[str]:
     return [row["column_name"] for row in rows]
 
 
-async def test_paper_positions_go_with_a_downgrade_to_0010_and_come_back_with_the_upgrade(
+async def test_paper_positions_and_reduce_only_go_with_a_downgrade_to_0010_and_come_back(
     database_url: str,
 ) -> None:
     at_head = await columns_of(database_url, "paper_positions")
+    orders_at_head = await columns_of(database_url, "paper_orders")
 
     await migrate_to(database_url, "0010", downgrade)
     at_0010 = await columns_of(database_url, "paper_positions")
+    orders_at_0010 = await columns_of(database_url, "paper_orders")
     await migrate_to(database_url, "head")
 
     assert at_head == [
@@ -270,3 +272,5 @@ async def test_paper_positions_go_with_a_downgrade_to_0010_and_come_back_with_th
     ]
     assert at_0010 == []
     assert await columns_of(database_url, "paper_positions") == at_head
+    assert orders_at_head == [*orders_at_0010, "reduce_only"]
+    assert await columns_of(database_url, "paper_orders") == orders_at_head

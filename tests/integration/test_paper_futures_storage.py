@@ -145,6 +145,26 @@ async def test_a_liquidation_reloads_as_the_flat_position_and_the_wallet_it_left
         assert left["USDT"].free < D("1e-12")
 
 
+async def test_a_resting_reduce_only_order_comes_back_reduce_only_and_goes_with_a_liquidation(
+    venue: PaperVenue, paper_store: UnitOfWorkFactory, clock: Clock
+) -> None:
+    exchange = await paper_account(venue, USDT="10000")
+    await exchange.prepare_symbol(BTC, D(10), MarginMode.ISOLATED)
+    await exchange.create_order(market(BTC, Side.BUY, "0.01"))
+    take_profit = OrderRequest(
+        "tp", BTC, Side.SELL, OrderType.LIMIT, D("0.01"), D("120000"), reduce_only=True
+    )
+    await exchange.create_order(take_profit)
+
+    restarted, again = await reloaded(paper_store, clock)
+    changed = await restarted.set_price(TENANT, BTC, D("90000"))
+
+    cancelled, liquidation = changed
+    assert (cancelled.client_order_id, cancelled.status) == ("tp", OrderStatus.CANCELLED)
+    assert liquidation.client_order_id.startswith("liquidation-")
+    assert await again.fetch_open_orders(BTC) == []
+
+
 async def test_a_position_the_venue_could_not_record_is_written_with_the_next_write(
     paper_store: UnitOfWorkFactory, clock: Clock
 ) -> None:

@@ -69,6 +69,7 @@ class PostgresPaperStorage:
                     status=OrderStatus(row["status"]),
                     fills=[from_document(Fill, fill) for fill in row["fills"]],
                     locked=row["locked"],
+                    reduce_only=row["reduce_only"] is True,
                 )
             )
         for row in rows.positions:
@@ -112,6 +113,7 @@ class PostgresPaperStorage:
                     "locked": order.locked,
                     "fills": to_document(order.fills),
                     "created_at": order.created_at,
+                    "reduce_only": order.reduce_only,
                 }
                 for order in change.orders
             ]

@@ -195,6 +195,9 @@ paper_orders = Table(
     Column("locked", Numeric, nullable=False),
     Column("fills", JSONB, nullable=False),
     Column("created_at", TIMESTAMP, nullable=False),
+    # Contract markets: it may only reduce the position (NULL: written before revision 0011,
+    # or by a replica of the revision before: not reduce-only).
+    Column("reduce_only", Boolean),
     PrimaryKeyConstraint("account_id", "client_order_id"),
 )
 

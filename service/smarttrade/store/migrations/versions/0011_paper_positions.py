@@ -8,6 +8,13 @@ One row per tenant, account and symbol holds both: the position (`units` 0 when 
 margin mode set on it. Rows are overwritten by their key with each write of the tenant's
 paper book, in the same statement as its balances and orders; none is deleted.
 
+A paper order keeps whether it is reduce-only (`paper_orders.reduce_only`): a take-profit
+resting on a position must come back as one, or after a restart it could open the other way
+when it fills, and a liquidation would leave it resting. The column may be NULL, read as not
+reduce-only (every order before, none of which was): a replica of the revision before, still
+running during a rolling upgrade, writes its paper orders without it (a row's missing field
+is NULL, not the column's default), and NOT NULL would refuse its writes.
+
 Revision ID: 0011
 Revises: 0010
 """
@@ -35,7 +42,12 @@ def upgrade() -> None:
         sa.Column("margin_mode", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "account_id", "symbol"),
     )
+    op.add_column(
+        "paper_orders",
+        sa.Column("reduce_only", sa.Boolean(), nullable=True),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("paper_orders", "reduce_only")
     op.drop_table("paper_positions")
