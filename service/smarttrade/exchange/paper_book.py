@@ -17,10 +17,12 @@
   real venue's market order does when it runs out of funds: balances never go negative.
 - Order ids and fill ids come from one per-book sequence that a restored book continues, so a
   fill after a restart never repeats the id of an earlier one (fills are unique by id).
-- Contract markets (linear perpetuals, `Market.settle`) trade positions on margin from the
-  settle currency's wallet, with fees on the notional, reduce-only orders and liquidation:
-  see exchange/paper_futures.py. No default paper market is a contract yet, and positions
-  are not stored (futures trades are refused until they run end to end).
+- Contract markets (linear perpetuals, `Market.settle`: the default BTC/USDT:USDT and
+  ETH/USDT:USDT) trade positions on margin from the settle currency's wallet, with fees on
+  the notional, reduce-only orders and liquidation: see exchange/paper_futures.py. Positions
+  and each symbol's leverage and margin mode are stored with the balances and orders (the
+  venue stages them with every order on a contract market and every `prepare`), and
+  `restore_order` and `futures.restore` put them back.
 """
 
 from __future__ import annotations

@@ -18,6 +18,11 @@ BTC/USDT:USDT), as Binance USDⓈ-M does in one-way mode.
   there, by the venue (an order of its own, `liquidation-N`): what backed it is lost, down
   to the maintenance margin, which the venue keeps, so an isolated position loses its
   margin and a cross one the wallet's free balance with it.
+- Stored: the venue writes an account's position and settings on a symbol (`stored`, one
+  row per tenant, account and symbol, flat ones too, for their settings) with the rest of
+  the paper book whenever an order there or `prepare` may have changed them, before the
+  operation answers; loading puts them back (`restore`), so a restart or a shard taken over
+  margins, reports and liquidates as before.
 - Funding is left out.
 """
 
