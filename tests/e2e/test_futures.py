@@ -31,6 +31,7 @@ from tests.support.binance_usdm import MAKER_FEE, TAKER_FEE
 from tests.support.service import Client, Service, request_id, rich_error, running_service
 
 ZERO = Decimal(0)
+EIGHT_PLACES = Decimal("1e-8")
 
 PERP = "BTC/USDT:USDT"
 START = Decimal(10000)
@@ -79,8 +80,12 @@ def binance(streaming: bool) -> Callable[[str, Path], AbstractAsyncContextManage
         async with BinanceStub(api_key=API_KEY, secret=SECRET) as stub:
             await stub.set_futures_balance(START)
             await stub.set_price(PERP, Decimal(100))
-            settings = {"urls": {"api": stub.futures_urls | {"ws": stub.ws_urls}}}
-            settings |= {"poll_interval": 0.05, "rate_limit_ms": 1, "streaming": streaming}
+            settings: dict[str, object] = {
+                "urls": {"api": stub.futures_urls | {"ws": stub.ws_urls}},
+                "poll_interval": 0.05,
+                "rate_limit_ms": 1,
+                "streaming": streaming,
+            }
             async with running_service(
                 database_url,
                 data_dir,
@@ -178,7 +183,7 @@ async def opened(client: Client, trade: pb.SmartTrade) -> pb.SmartTrade:
     return await eventually(client, created.name, lambda t: t.state == pb.SMART_TRADE_STATE_ACTIVE)
 
 
-async def closed(client: Client, name: str, reason: int) -> pb.SmartTrade:
+async def closed(client: Client, name: str, reason: pb.CloseReason.ValueType) -> pb.SmartTrade:
     trade = await eventually(client, name, lambda t: t.state == pb.SMART_TRADE_STATE_CLOSED)
     assert pb.CloseReason.Name(trade.close_reason) == pb.CloseReason.Name(reason)
     return trade
@@ -211,7 +216,7 @@ async def test_a_futures_trade_takes_profit_in_steps_and_the_margin_wallet_gets_
     trade = await eventually(client, trade.name, lambda t: t.futures.roe_percent == "40")
     assert (trade.futures.margin, trade.futures.unrealized_pnl) == ("100", "40")
     liquidation = "90.36144578" if side == pb.SIDE_BUY else "109.56175299"
-    assert trade.futures.liquidation_price == liquidation
+    assert Decimal(trade.futures.liquidation_price).quantize(EIGHT_PLACES) == Decimal(liquidation)
 
     # Act
     for price in targets:
@@ -220,7 +225,7 @@ async def test_a_futures_trade_takes_profit_in_steps_and_the_margin_wallet_gets_
     # Assert: 5 x 10 + 5 x 20 = 150 less the fees on the notional (the entry's as taker,
     # the resting targets' as maker); each exit exactly 5: fees in USDT need no gross-up.
     done = await closed(client, trade.name, pb.CLOSE_REASON_TAKE_PROFIT)
-    fees = venue.fees(Decimal(1000), sum(5 * Decimal(price) for price in targets))
+    fees = venue.fees(Decimal(1000), sum((5 * Decimal(price) for price in targets), ZERO))
     assert Decimal(done.position.realized_pnl) == 150 - fees
     assert [leg.orders[0].amount for leg in done.legs if leg.id.startswith("tp")] == ["5", "5"]
     assert not done.HasField("futures")  # flat
@@ -322,7 +327,7 @@ async def test_a_paper_liquidation_ends_the_trade_liquidated_with_its_margin_los
     assert liquidation.state == pb.LEG_STATE_FILLED
     (order,) = liquidation.orders
     expected = "90.36144578" if side == pb.SIDE_BUY else "109.56175299"
-    assert order.average_price == expected
+    assert Decimal(order.average_price).quantize(EIGHT_PLACES) == Decimal(expected)
     cents = Decimal("0.0001")
     assert Decimal(done.position.realized_pnl).quantize(cents) == -101
     target_leg = next(leg for leg in done.legs if leg.id == "tp1")

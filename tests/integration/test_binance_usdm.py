@@ -137,6 +137,39 @@ async def test_a_market_short_opens_a_negative_position_liquidated_where_the_dom
     assert venue.futures_wallet() == WALLET - PRICE * Decimal("0.01") * TAKER_FEE
 
 
+async def test_a_filled_futures_order_is_reported_with_its_fills_from_the_trade_history(
+    exchange: CcxtExchange, venue: BinanceStub
+) -> None:
+    # A futures answer (newOrderRespType RESULT) says FILLED with no fills; the trade counts
+    # fills, so without them it would place the order again.
+    report = await exchange.create_order(market(Side.SELL, "0.01"))
+
+    (fill,) = report.fills
+    assert (report.status, fill.amount, fill.price) == (OrderStatus.FILLED, Decimal("0.01"), PRICE)
+    assert fill.fee == PRICE * Decimal("0.01") * TAKER_FEE
+    assert fill.fee_currency == "USDT"
+
+
+async def test_a_filled_order_whose_fills_the_history_lacks_yet_is_reported_open(
+    exchange: CcxtExchange, venue: BinanceStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: the trade history lags the order (it is eventually consistent).
+    async def no_trades_yet(*args: object, **kwargs: object) -> list[object]:
+        return []
+
+    monkeypatch.setattr(exchange._ccxt, "fetch_my_trades", no_trades_yet)
+
+    # Act
+    report = await exchange.create_order(market(Side.SELL, "0.01"))
+
+    # Assert: OPEN (looked up again), never FILLED without its fills.
+    assert (report.status, report.filled, report.fills) == (
+        OrderStatus.OPEN,
+        Decimal("0.01"),
+        (),
+    )
+
+
 async def test_a_reduce_only_buy_closes_the_short_and_its_pnl_less_fees_reaches_the_wallet(
     exchange: CcxtExchange, venue: BinanceStub
 ) -> None:

@@ -97,7 +97,7 @@ def test_the_entry_sets_leverage_and_margin_mode_and_every_exit_only_reduces(sid
     assert (target.side, target.leverage, target.reduce_only) == (side.opposite, None, True)
     assert run.book.futures.setting("acct-1", PERP.symbol).leverage == 10
     held = run.book.futures.holding("acct-1", PERP.symbol)
-    assert (held.side, held.units, held.entry, held.margin) == (side, 10, 100, 100)
+    assert (held.side, held.units, held.entry, held.margin) == (side, d(10), d(100), d(100))
     assert run.trade.state is TradeState.ACTIVE
     # The margin (100) and the entry's fee (1) left the free balance; nothing else moved.
     assert run.book.balances("acct-1")["USDT"].free == START - 100 - 1
@@ -143,7 +143,7 @@ def test_a_trailing_stop_closes_a_futures_trade_at_a_loss(side: Side) -> None:
     (exit_order,) = run.trade.leg("sl").orders
     assert (exit_order.type, exit_order.amount, exit_order.reduce_only) == (
         OrderType.MARKET,
-        10,
+        d(10),
         True,
     )
     loss = Decimal("13.988") if side is Side.BUY else Decimal("10.008")
@@ -161,7 +161,7 @@ def test_a_futures_trade_shows_its_margin_roe_and_isolated_liquidation_price(sid
     # Assert, by hand: margin 1,000 / 10 = 100; PnL 40 = 40 % of it; liquidation
     # 100 x 0.9 / 0.996 = 90.3614457... long, 100 x 1.1 / 1.004 = 109.561753... short.
     assert figures is not None
-    assert (figures.margin, figures.unrealized_pnl, figures.roe_percent) == (100, 40, 40)
+    assert (figures.margin, figures.unrealized_pnl, figures.roe_percent) == (d(100), d(40), d(40))
     assert figures.liquidation_price is not None
     expected = "90.36144578" if side is Side.BUY else "109.56175299"
     assert figures.liquidation_price.quantize(Decimal("0.00000001")) == Decimal(expected)
@@ -211,7 +211,7 @@ def test_a_liquidation_the_venue_reports_ends_the_trade_liquidated_with_its_loss
     assert liquidation.state is LegState.FILLED
     assert liquidation.orders[0].exchange_order_id == "liq-7"
     position = position_of(trade)
-    assert (position.units_held, position.realized_pnl) == (0, d("-100.616"))
+    assert (position.units_held, position.realized_pnl) == (d(0), d("-100.616"))
 
 
 @pytest.mark.parametrize("side", list(Side), ids=lambda side: side.value)
@@ -246,7 +246,7 @@ def test_futures_defaults_are_isolated_margin_at_leverage_one() -> None:
 
     # Assert
     leverage = run.trade.spec.leverage
-    assert (leverage.value, leverage.margin_mode) == (1, MarginMode.ISOLATED)
+    assert (leverage.value, leverage.margin_mode) == (d(1), MarginMode.ISOLATED)
     assert run.book.futures.setting("acct-1", PERP.symbol).margin_mode is MarginMode.ISOLATED
 
 

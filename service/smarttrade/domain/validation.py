@@ -312,9 +312,10 @@ def _check_stop_not_crossed(
 
 def unsupported(spec: TradeSpec, market: Market) -> list[FieldViolation]:
     """What the market cannot run: a futures (LINEAR) trade needs a venue's perpetual
-    (BTC/USDT:USDT), a leverage the market allows (whole, 1 to its maximum, and with an
-    initial margin above its maintenance margin) and an entry of its own (a SKIP entry
-    claims a position the trade did not open, whose leverage it cannot know); a spot trade
+    (BTC/USDT:USDT), a leverage the market allows (whole, 1 to its maximum where the venue
+    says it, and with an initial margin above its maintenance margin) and an entry of its
+    own (a SKIP entry claims a position the trade did not open, whose leverage it cannot
+    know); a spot trade
     needs a spot market. Checked at creation only: an edit cannot change a trade's market
     type, leverage or symbol."""
     leverage = spec.leverage
@@ -331,9 +332,12 @@ def unsupported(spec: TradeSpec, market: Market) -> list[FieldViolation]:
         return [FieldViolation("symbol", message)]
     out: list[FieldViolation] = []
     value = leverage.value if leverage.value is not None else Decimal(1)
-    ceiling = market.max_leverage or Decimal(1)
-    if value != value.to_integral_value() or not 1 <= value <= ceiling:
-        message = f"must be a whole number from 1 to {plain(ceiling)} on {spec.symbol}"
+    # A venue that does not say its ceiling refuses a leverage above it when it is set
+    # (before the entry: the trade then fails with the venue's reason).
+    ceiling = market.max_leverage
+    if value != value.to_integral_value() or value < 1 or (ceiling and value > ceiling):
+        top = f" to {plain(ceiling)}" if ceiling else " up"
+        message = f"must be a whole number from 1{top} on {spec.symbol}"
         out.append(FieldViolation("leverage.value", message))
     elif 1 / value <= market.maintenance_rate:
         rate = plain(market.maintenance_rate * HUNDRED)

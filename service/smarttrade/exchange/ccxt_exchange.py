@@ -254,12 +254,43 @@ class CcxtExchange:
             if self._markets is None:
                 with self._translated("load markets"):
                     raw = await self._ccxt.load_markets()
-                self._markets = {
+                markets = {
                     symbol: market
                     for symbol, entry in raw.items()
                     if (market := self._market(entry)) is not None
                 }
+                self._markets = markets | await self._with_leverage_tiers(markets)
             return self._markets
+
+    async def _with_leverage_tiers(self, markets: Mapping[str, Market]) -> dict[str, Market]:
+        """The linear contracts with the leverage ceiling and first-tier maintenance margin
+        rate of the account's leverage tiers (Binance: /fapi/v1/leverageBracket, signed),
+        which the market list leaves out. Without credentials, or when the venue does not
+        answer, they stay unknown: a leverage above the ceiling is then refused by the
+        venue when it is set."""
+        contracts = [m.symbol for m in markets.values() if m.is_contract]
+        if not contracts or not self._credentials or not self._ccxt.has.get("fetchLeverageTiers"):
+            return {}
+        try:
+            with self._translated("fetch leverage tiers"):
+                tiers = await self._ccxt.fetch_leverage_tiers(contracts)
+        except ExchangeError as error:
+            log.warning("leverage tiers of %s: %s", self.exchange_id, error)
+            return {}
+        known = {}
+        for symbol in contracts:
+            levels = tiers.get(symbol) or []
+            ceilings = [_decimal(tier.get("maxLeverage")) for tier in levels]
+            first = _decimal(levels[0].get("maintenanceMarginRate")) if levels else None
+            highest = max((c for c in ceilings if c is not None), default=None)
+            if highest is None and first is None:
+                continue
+            known[symbol] = dataclasses.replace(
+                markets[symbol],
+                max_leverage=highest or markets[symbol].max_leverage,
+                maintenance_rate=first if first is not None else Decimal(0),
+            )
+        return known
 
     def _market(self, entry: Mapping[str, Any]) -> Market | None:
         """None for a market without precision (it cannot be traded safely), and for a
@@ -332,7 +363,9 @@ class CcxtExchange:
                 price,
                 params,
             )
-        return self._report(raw, request.client_order_id, placed=request)
+        return await self._with_fills(
+            self._report(raw, request.client_order_id, placed=request), request.symbol
+        )
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> OrderReport:
         await self.load_markets()
@@ -365,16 +398,24 @@ class CcxtExchange:
         return [await self._with_fills(self._report(raw), symbol) for raw in raws]
 
     async def _with_fills(self, report: OrderReport, symbol: str) -> OrderReport:
-        """The report with the order's fills from the trade history (Binance myTrades?orderId)."""
+        """The report with the order's fills from the trade history (Binance myTrades?orderId)
+        when its answer did not carry them all (a spot order's FULL answer does; a futures
+        one, RESULT, has none). A report never says more is filled than its fills show: the
+        trade counts fills, and an order FILLED with its fills missing would look unfilled
+        and be placed again. So until the history has them (it may lag the order), an order
+        the venue calls FILLED is reported OPEN with the fills found, and looked up again."""
         order_id = report.exchange_order_id
-        if report.filled <= 0 or order_id is None:
+        if report.filled <= _filled(report.fills) or order_id is None:
             return report
         with self._translated(f"fetch fills of order {report.client_order_id} on {symbol}"):
             trades = await self._ccxt.fetch_my_trades(symbol, None, None, {"orderId": order_id})
         # Filtered here too: a venue may ignore the orderId parameter.
         mine = (t for t in trades if str(t.get("order") or order_id) == order_id)
         fills = _unique_fills([*report.fills, *(_fill(t, report.at) for t in mine)])
-        return dataclasses.replace(report, fills=fills)
+        status = report.status
+        if status is OrderStatus.FILLED and _filled(fills) < report.filled:
+            status = OrderStatus.OPEN
+        return dataclasses.replace(report, fills=fills, status=status)
 
     def _report(
         self,
@@ -714,6 +755,10 @@ def _is_open(position: Mapping[str, Any]) -> bool:
     """Whether ccxt's position structure holds contracts on a side."""
     contracts = _decimal(position.get("contracts")) or Decimal(0)
     return contracts > 0 and position.get("side") in ("long", "short")
+
+
+def _filled(fills: Sequence[Fill]) -> Decimal:
+    return sum((fill.amount for fill in fills), Decimal(0))
 
 
 def _unique_fills(fills: Iterable[Fill]) -> tuple[Fill, ...]:

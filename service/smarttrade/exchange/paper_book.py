@@ -382,9 +382,10 @@ class PaperBook:
             if symbol != market.symbol or not held.units:
                 continue
             side, units = held.side.opposite, held.units
-            price = self.futures.liquidate(account_id, market, mark)
-            if price is None:
+            closed = self.futures.liquidate(account_id, market, mark)
+            if closed is None:
                 continue
+            price, fee = closed
             self._sequence += 1
             order = PaperOrder(
                 account_id=account_id,
@@ -401,7 +402,7 @@ class PaperBook:
             )
             self._sequence += 1
             assert market.settle is not None
-            order.fills.append(Fill(f"P{self._sequence}", price, units, ZERO, market.settle, at))
+            order.fills.append(Fill(f"P{self._sequence}", price, units, fee, market.settle, at))
             self._orders[(account_id, order.client_order_id)] = order
             for resting in list(self._resting.get(symbol, [])):  # the venue cancels them
                 if resting.account_id == account_id and resting.reduce_only:

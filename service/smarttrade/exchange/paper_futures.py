@@ -17,7 +17,9 @@ BTC/USDT:USDT), as Binance USDⓈ-M does in one-way mode.
   isolated, from its margin; cross, from the wallet's free balance and its margin) closes it
   there, by the venue (an order of its own, `liquidation-N`): what backed it is lost, down
   to the maintenance margin, which the venue keeps, so an isolated position loses its
-  margin and a cross one the wallet's free balance with it.
+  margin and a cross one the wallet's free balance with it. What the venue keeps beyond the
+  PnL at the liquidation price is the fee of that order's fill (Binance's clearance fee),
+  so the fills say what the liquidation cost.
 - Stored: the venue writes an account's position and settings on a symbol (`stored`, one
   row per tenant, account and symbol, flat ones too, for their settings) with the rest of
   the paper book whenever an order there or `prepare` may have changed them, before the
@@ -241,9 +243,12 @@ class PaperFutures:
             )
         ]
 
-    def liquidate(self, account_id: str, market: Market, mark: Decimal) -> Decimal | None:
-        """Close the position at its liquidation price when `mark` reached it; that price,
-        or None when the position stands."""
+    def liquidate(
+        self, account_id: str, market: Market, mark: Decimal
+    ) -> tuple[Decimal, Decimal] | None:
+        """Close the position at its liquidation price when `mark` reached it: that price
+        and what the venue kept beyond the PnL at that price (its clearance fee, the fee of
+        the liquidation's fill), or None when the position stands."""
         price = self.liquidation_price(account_id, market)
         held = self.holding(account_id, market.symbol)
         if price is None or not held.units:
@@ -255,6 +260,7 @@ class PaperFutures:
         kept = market.maintenance_rate * price * held.units  # the venue's
         # Isolated: margin + realized = kept at that price, and the free balance stays as
         # it was; cross: the free balance backed it too, and is spent down to 0.
-        wallet.free = max(wallet.free + held.margin + realized - kept, ZERO)
+        equity = wallet.free + held.margin + realized
+        wallet.free = max(equity - kept, ZERO)
         held.units, held.entry, held.margin = ZERO, ZERO, ZERO
-        return price
+        return price, equity - wallet.free
