@@ -23,6 +23,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from smarttrade.domain.values import OrderType, Side
+from smarttrade.exchange.ccxt_exchange import CcxtExchange
+from smarttrade.exchange.port import OrderRequest
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
@@ -50,6 +53,7 @@ class Venue:
     wallet: Callable[[], Awaitable[Decimal]]
     taker: Decimal
     maker: Decimal
+    stub: BinanceStub | None = None  # the Binance venue, for what a trader does by hand
 
     def fees(self, taker_notional: Decimal, maker_notional: Decimal = ZERO) -> Decimal:
         return self.taker * taker_notional + self.maker * maker_notional
@@ -114,7 +118,7 @@ def binance(streaming: bool) -> Callable[[str, Path], AbstractAsyncContextManage
                     return stub.futures_wallet()
 
                 name = created.exchange_account.name
-                yield Venue(client, name, set_price, wallet, TAKER_FEE, MAKER_FEE)
+                yield Venue(client, name, set_price, wallet, TAKER_FEE, MAKER_FEE, stub)
 
     return running
 
@@ -131,6 +135,12 @@ async def venue(
     request: pytest.FixtureRequest, database_url: str, tmp_path: Path
 ) -> AsyncIterator[Venue]:
     async with VENUES[request.param](database_url, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def usdm_venue(database_url: str, tmp_path: Path) -> AsyncIterator[Venue]:
+    async with binance(streaming=True)(database_url, tmp_path) as running:
         yield running
 
 
@@ -422,3 +432,77 @@ async def test_the_sandbox_prices_each_paper_perpetual_apart_from_its_spot_marke
     assert paper.last_price("tenant-a", PERP) == Decimal("100050.5")
     assert paper.last_price("tenant-a", "ETH/USDT:USDT") == Decimal("3500.25")
     assert paper.last_price("tenant-b", PERP) is None
+
+
+def venue_position(stub: BinanceStub) -> Decimal:
+    """The account's BTCUSDT position at the venue, signed (negative: short)."""
+    return Decimal(stub.futures.position_risk("BTCUSDT")["positionAmt"])
+
+
+async def test_cancel_stops_managing_an_opened_futures_trade_and_leaves_its_position(
+    usdm_venue: Venue,
+) -> None:
+    # Arrange: a short of 10 with a target resting at 80.
+    client, stub = usdm_venue.client, usdm_venue.stub
+    assert stub is not None
+    target = pb.TakeProfitStep(price="80", volume_percent="100")
+    trade = await opened(
+        client,
+        futures(usdm_venue.account, pb.SIDE_SELL, take_profit=pb.TakeProfit(steps=[target])),
+    )
+
+    # Act
+    await client.trades.CancelSmartTrade(
+        trades_pb.CancelSmartTradeRequest(name=trade.name, request_id=request_id()),
+        metadata=client.metadata,
+    )
+
+    # Assert: its target cancelled at the venue, the short left there, as on spot.
+    cancelled = await eventually(
+        client,
+        trade.name,
+        lambda t: (
+            t.state == pb.SMART_TRADE_STATE_CANCELLED
+            and all(o.status == pb.ORDER_STATUS_CANCELLED for o in t.legs[1].orders)
+        ),
+    )
+    assert cancelled.position.units_held == "10"
+    assert venue_position(stub) == -10
+
+
+async def test_refresh_finds_a_futures_position_closed_by_hand_and_ends_the_trade_externally(
+    usdm_venue: Venue,
+) -> None:
+    # Arrange: a long of 10, refreshed while open: the venue's position (not the spot BTC
+    # balance, which is 0) keeps it open, and gives it the venue's liquidation price.
+    client, stub = usdm_venue.client, usdm_venue.stub
+    assert stub is not None
+    trade = await opened(client, futures(usdm_venue.account, pb.SIDE_BUY))
+    await client.trades.RefreshSmartTrade(
+        trades_pb.RefreshSmartTradeRequest(name=trade.name), metadata=client.metadata
+    )
+    refreshed = await client.get(trade.name)
+    assert refreshed.state == pb.SMART_TRADE_STATE_ACTIVE
+    reported = Decimal(stub.futures.position_risk("BTCUSDT")["liquidationPrice"])
+    assert Decimal(refreshed.futures.liquidation_price) == reported
+    # The trader closes it on the venue's own site.
+    by_hand = CcxtExchange(
+        "binanceusdm", API_KEY, SECRET, urls={"api": stub.futures_urls}, rate_limit_ms=1
+    )
+    try:
+        await by_hand.create_order(
+            OrderRequest("by-hand-1", PERP, Side.SELL, OrderType.MARKET, Decimal(10), None, True)
+        )
+    finally:
+        await by_hand.close()
+    assert venue_position(stub) == 0
+
+    # Act
+    await client.trades.RefreshSmartTrade(
+        trades_pb.RefreshSmartTradeRequest(name=trade.name),
+        metadata=client.metadata,
+    )
+
+    # Assert: read from the position, not a balance (a futures position is none).
+    done = await closed(client, trade.name, pb.CLOSE_REASON_CLOSED_EXTERNALLY)
+    assert done.position.units_held == "10"  # sold outside: not the trade's own exit

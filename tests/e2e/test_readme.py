@@ -115,7 +115,8 @@ def test_the_readme_session_parses_into_commands_with_outputs() -> None:
     steps = session_steps(block_after("cli-walkthrough"))
 
     assert len(steps) >= 10
-    assert all(step.command.startswith(("smarttrade ", "ACCOUNT=", "TRADE=")) for step in steps)
+    prefixes = ("smarttrade ", "ACCOUNT=", "TRADE=", "SHORT=")
+    assert all(step.command.startswith(prefixes) for step in steps)
     assert pattern("name:  smartTrades/<id>").fullmatch("name: smartTrades/0123abcd")
 
 
