@@ -101,6 +101,24 @@ async def test_accounts_are_created_listed_read_and_deleted(cli: Cli) -> None:
     assert missing.code == 4
 
 
+async def test_an_account_is_renamed_and_a_stale_etag_exits_8(cli: Cli) -> None:
+    created = await cli.json("accounts", "create", "--name", "before")
+    name = created["name"]
+
+    renamed = await cli.json(
+        "accounts", "update", name, "--name", "after", "--etag", created["etag"]
+    )
+    stale = await cli("accounts", "update", name, "--name", "again", "--etag", created["etag"])
+    nothing = await cli("accounts", "update", name)
+    shown = await cli("accounts", "get", name)
+
+    assert renamed["display_name"] == "after"
+    assert renamed["etag"] != created["etag"]
+    assert stale.code == 8
+    assert nothing.code == 2
+    assert f"etag:         {renamed['etag']}" in shown.stdout
+
+
 async def test_a_trade_from_flags_runs_to_closed_at_its_take_profit(cli: Cli) -> None:
     account = await paper_account(cli)
     assert (await cli.json("paper", "price", "ETH/USDT", "100")) == {

@@ -206,6 +206,23 @@ def mutations() -> dict[str, tuple[Call, Check]]:
             )
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
+    async def rename_account(c: Client, w: World, key: str) -> Any:
+        return await c.accounts.UpdateExchangeAccount(
+            accounts_pb.UpdateExchangeAccountRequest(
+                exchange_account=accounts_pb.ExchangeAccount(name=w.spare, display_name="spare"),
+                update_mask=FieldMask(paths=["display_name"]),
+                request_id=key,
+            ),
+            metadata=m(c),
+        )
+
+    async def renamed(c: Client, w: World, answer: Any) -> None:
+        got = await c.accounts.GetExchangeAccount(
+            accounts_pb.GetExchangeAccountRequest(name=w.spare), metadata=m(c)
+        )
+        assert got.exchange_account == answer.exchange_account
+        assert got.exchange_account.display_name == "spare"
+
     async def tick(c: Client, w: World, key: str) -> Any:
         return await c.paper.SetPaperPrice(
             paper_pb.SetPaperPriceRequest(symbol=BTC, price="94", request_id=key), metadata=m(c)
@@ -240,6 +257,7 @@ def mutations() -> dict[str, tuple[Call, Check]]:
         "DeleteSmartTradeShare": (revoke, revoked),
         "CreateExchangeAccount": (open_account, one_more_account),
         "DeleteExchangeAccount": (delete_account, account_gone),
+        "UpdateExchangeAccount": (rename_account, renamed),
         "SetPaperPrice": (tick, ticked),
         "SetPaperBalances": (set_balances, balance_set),
     }

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 
+from google.protobuf.field_mask_pb2 import FieldMask
+
 from smarttrade_client import convert
 from smarttrade_client.calls import new_request_id
 from smarttrade_client.client_base import DEFAULT_PAGE_SIZE, ClientBase, account_name
@@ -13,7 +15,7 @@ from smarttrade_client.v1 import exchange_account_service_pb2 as accounts_pb
 
 
 class AccountCalls(ClientBase):
-    """Exchange accounts: create (real or paper), read, list, delete."""
+    """Exchange accounts: create (real or paper), read, list, update, delete."""
 
     async def create_account(
         self,
@@ -86,6 +88,44 @@ class AccountCalls(ClientBase):
             if not page.next_page_token:
                 return
             request.page_token = page.next_page_token
+
+    async def update_account(
+        self,
+        name: str,
+        *,
+        display_name: str | None = None,
+        credentials: Credentials | None = None,
+        etag: str = "",
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Account:
+        """Change the display name and/or rotate the credentials (the account's trades use
+        the new ones from their next call to the exchange); with `etag`, `Aborted` when the
+        account changed since it was read."""
+        paths = [
+            path
+            for path, value in (("display_name", display_name), ("credentials", credentials))
+            if value is not None
+        ]
+        message = accounts_pb.ExchangeAccount(
+            name=account_name(name), display_name=display_name or "", etag=etag
+        )
+        if credentials is not None:
+            message.credentials.CopyFrom(
+                accounts_pb.ExchangeCredentials(
+                    api_key=credentials.api_key,
+                    secret=credentials.secret,
+                    password=credentials.password,
+                )
+            )
+        key = request_id or new_request_id()
+        request = accounts_pb.UpdateExchangeAccountRequest(
+            exchange_account=message, update_mask=FieldMask(paths=paths), request_id=key
+        )
+        answer = await self._caller.call(
+            self._accounts.UpdateExchangeAccount, request, timeout=timeout, request_id=key
+        )
+        return convert.account(answer.exchange_account)
 
     async def delete_account(
         self, name: str, *, request_id: str | None = None, timeout: float | None = None

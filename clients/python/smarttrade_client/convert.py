@@ -455,6 +455,7 @@ def account(message: accounts_pb.ExchangeAccount) -> Account:
         has_credentials=message.has_credentials,
         paper_settings=paper,
         create_time=time(message.create_time, message.HasField("create_time")),
+        etag=message.etag,
     )
 
 

@@ -425,6 +425,7 @@ class Account:
     has_credentials: bool
     paper_settings: PaperSettings | None
     create_time: datetime | None
+    etag: str = ""  # pass back to `update_account` to refuse a change made meanwhile
 
 
 @dataclass(frozen=True)

@@ -181,6 +181,7 @@ class SmartTradeClient:
     create_paper_account = _blocking(AsyncSmartTradeClient.create_paper_account)
     get_account = _blocking(AsyncSmartTradeClient.get_account)
     list_accounts = _iterating(AsyncSmartTradeClient.list_accounts)
+    update_account = _blocking(AsyncSmartTradeClient.update_account)
     delete_account = _blocking(AsyncSmartTradeClient.delete_account)
 
     set_price = _blocking(AsyncSmartTradeClient.set_price)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -9,15 +10,23 @@ import grpc
 
 from smarttrade.api import parse, render
 from smarttrade.api.auth import Authenticator, tenant
-from smarttrade.api.commands import ACCOUNTS, requested
+from smarttrade.api.commands import ACCOUNTS, fields_under, requested
 from smarttrade.api.errors import unary
 from smarttrade.domain.account import Credentials, PaperSettings
-from smarttrade.usecases.accounts import Accounts, CreateAccount, DeleteAccount, NewAccount
+from smarttrade.usecases.accounts import (
+    Accounts,
+    CreateAccount,
+    DeleteAccount,
+    NewAccount,
+    UpdateAccount,
+)
 from smarttrade.v1 import exchange_account_service_pb2 as pb
 from smarttrade.v1 import exchange_account_service_pb2_grpc as pb_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_TEXT = 200
+UPDATABLE = frozenset({"display_name", "credentials"})
+ACCOUNT_ETAG = re.compile(r"[0-9a-f]{16}")
 
 
 def _paper_settings(
@@ -114,3 +123,34 @@ class ExchangeAccountServicer(pb_grpc.ExchangeAccountServiceServicer):
         who = requested(request, "DeleteExchangeAccount", request.request_id)
         await self._accounts.delete(DeleteAccount(who, account_id))
         return pb.DeleteExchangeAccountResponse()
+
+    @unary
+    async def UpdateExchangeAccount(
+        self, request: pb.UpdateExchangeAccountRequest, context: Context
+    ) -> pb.UpdateExchangeAccountResponse:
+        message = request.exchange_account
+        account_id = parse.name_id(message.name, ACCOUNTS, "exchange_account.name")
+        out = parse.Violations()
+        paths = set(request.update_mask.paths)
+        if not paths or not paths <= UPDATABLE:
+            out.add("update_mask", "must name display_name and/or credentials")
+        if message.etag and not ACCOUNT_ETAG.fullmatch(message.etag):
+            out.add("exchange_account.etag", "is not an etag this service issued")
+        if len(message.display_name) > MAX_TEXT:
+            out.add("exchange_account.display_name", f"at most {MAX_TEXT} characters")
+        out.raise_any()
+        given = message.credentials
+        command = UpdateAccount(
+            requested(request, "UpdateExchangeAccount", request.request_id),
+            account_id,
+            message.etag,
+            display_name=message.display_name if "display_name" in paths else None,
+            credentials=(
+                Credentials(given.api_key, given.secret, given.password)
+                if "credentials" in paths
+                else None
+            ),
+        )
+        with fields_under("exchange_account"):
+            account = await self._accounts.update(command)
+        return pb.UpdateExchangeAccountResponse(exchange_account=render.exchange_account(account))

@@ -265,6 +265,7 @@ def exchange_account(account: ExchangeAccount) -> accounts_pb.ExchangeAccount:
         exchange=account.exchange,
         has_credentials=account.sealed_credentials is not None,
         create_time=timestamp(account.created_at),
+        etag=account.etag,
     )
     settings = account.paper_settings
     if settings is not None:

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from decimal import Decimal
 
 from smarttrade.domain.account import PAPER, ExchangeAccount
 from smarttrade.domain.market import Market
+from smarttrade.domain.spec import MarginMode
+from smarttrade.domain.values import Balance
 from smarttrade.errors import PreconditionFailed, Unavailable
 from smarttrade.exchange.paper import PaperVenue
-from smarttrade.exchange.port import Exchange, OrderRejected, TransientError
+from smarttrade.exchange.port import (
+    Capabilities,
+    Exchange,
+    OrderRejected,
+    OrderReport,
+    OrderRequest,
+    PositionReport,
+    Ticker,
+    TransientError,
+)
+
+log = logging.getLogger(__name__)
+# How long an adapter replaced by new credentials stays open for the calls it is making.
+RETIRE_AFTER = 30.0
 
 # Builds the adapter of a real venue for an account (credentials are unsealed inside).
 ExchangeFactory = Callable[[ExchangeAccount], Exchange]
@@ -26,6 +43,67 @@ def price_feed_of(account: ExchangeAccount) -> str:
     return paper_feed(account.tenant_id) if account.is_paper else account.exchange
 
 
+class AccountExchange:
+    """A real venue's adapter for one account, built again when the account's credentials
+    change (UpdateExchangeAccount): whoever holds it (a trade's runner, a price or order
+    watch) makes its next call with the new ones. A stream already open goes on with the
+    adapter it was opened on until it ends; the next one opens on the new adapter."""
+
+    def __init__(self, adapter: Exchange) -> None:
+        self._adapter = adapter
+
+    def replace(self, adapter: Exchange) -> Exchange:
+        """Use `adapter` from now on; the one it replaces, for the caller to close."""
+        old, self._adapter = self._adapter, adapter
+        return old
+
+    @property
+    def exchange_id(self) -> str:
+        return self._adapter.exchange_id
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._adapter.capabilities
+
+    async def load_markets(self) -> Mapping[str, Market]:
+        return await self._adapter.load_markets()
+
+    async def fetch_ticker(self, symbol: str) -> Ticker:
+        return await self._adapter.fetch_ticker(symbol)
+
+    async def create_order(self, request: OrderRequest) -> OrderReport:
+        return await self._adapter.create_order(request)
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        return await self._adapter.cancel_order(symbol, client_order_id)
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        return await self._adapter.fetch_order(symbol, client_order_id)
+
+    async def fetch_open_orders(self, symbol: str) -> Sequence[OrderReport]:
+        return await self._adapter.fetch_open_orders(symbol)
+
+    async def fetch_balances(self) -> Mapping[str, Balance]:
+        return await self._adapter.fetch_balances()
+
+    async def fetch_positions(self, symbol: str) -> Sequence[PositionReport]:
+        return await self._adapter.fetch_positions(symbol)
+
+    async def prepare_symbol(
+        self, symbol: str, leverage: Decimal | None, margin_mode: MarginMode | None
+    ) -> None:
+        await self._adapter.prepare_symbol(symbol, leverage, margin_mode)
+
+    def watch_ticker(self, symbol: str) -> AsyncIterator[Ticker]:
+        return self._adapter.watch_ticker(symbol)
+
+    def watch_orders(self, symbol: str) -> AsyncIterator[OrderReport]:
+        return self._adapter.watch_orders(symbol)
+
+    async def close(self) -> None:
+        await self._adapter.close()
+
+
 class Venues:
     def __init__(
         self,
@@ -38,6 +116,7 @@ class Venues:
         self.paper_prices = paper_prices  # a real venue's public prices for paper trading
         self._exchanges: dict[str, Exchange] = {}
         self._markets: dict[str, Mapping[str, Market]] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def exchange(self, account: ExchangeAccount) -> Exchange:
         exchange = self._exchanges.get(account.id)
@@ -51,9 +130,30 @@ class Venues:
                     "EXCHANGE_NOT_SUPPORTED", f"exchange {account.exchange!r} is not available"
                 )
             else:
-                exchange = self._real(account)
+                exchange = AccountExchange(self._real(account))
             self._exchanges[account.id] = exchange
         return exchange
+
+    def credentials_changed(self, account: ExchangeAccount) -> None:
+        """The account's credentials were replaced: its adapter is built again with them,
+        and the old one is closed once the calls it is making have had time to end."""
+        exchange = self._exchanges.get(account.id)
+        if not isinstance(exchange, AccountExchange) or self._real is None:
+            return
+        old = exchange.replace(self._real(account))
+        task = asyncio.get_running_loop().create_task(self._retire(old))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    @staticmethod
+    async def _retire(old: Exchange) -> None:
+        try:
+            await asyncio.sleep(RETIRE_AFTER)
+        finally:
+            try:
+                await old.close()
+            except Exception:
+                log.exception("closing the adapter replaced by new credentials")
 
     async def markets(self, account: ExchangeAccount) -> Mapping[str, Market]:
         feed = price_feed_of(account)
@@ -81,6 +181,9 @@ class Venues:
             raise PreconditionFailed("NO_MARKET_PRICE", str(error)) from error
 
     async def close(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()  # closes its adapter now
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         for exchange in self._exchanges.values():
             await exchange.close()
         self._exchanges.clear()

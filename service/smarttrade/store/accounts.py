@@ -49,12 +49,17 @@ class AccountRepository:
             )
         )
 
-    async def get(self, tenant_id: str | None, account_id: str) -> ExchangeAccount | None:
+    async def get(
+        self, tenant_id: str | None, account_id: str, for_update: bool = False
+    ) -> ExchangeAccount | None:
         """One account; `tenant_id` None only for the engine's own lookups (which also see a
-        deleted account: its finished trades still name it)."""
+        deleted account: its finished trades still name it). `for_update`: locked until the
+        transaction ends (an update compares and sets)."""
         query = select(accounts).where(accounts.c.id == account_id)
         if tenant_id is not None:
             query = query.where(accounts.c.tenant_id == tenant_id, accounts.c.deleted_at.is_(None))
+        if for_update:
+            query = query.with_for_update()
         row = (await self._uow.execute(query)).one_or_none()
         return _account(row) if row is not None else None
 
@@ -70,6 +75,14 @@ class AccountRepository:
         )
         query = newest_first_page(query, accounts, after, limit)
         return [_account(row) for row in (await self._uow.execute(query)).all()]
+
+    async def update(self, account: ExchangeAccount) -> None:
+        """Write what a caller can change: the display name and the sealed credentials."""
+        await self._uow.execute(
+            update(accounts)
+            .where(accounts.c.id == account.id)
+            .values(display_name=account.display_name, credentials=account.sealed_credentials)
+        )
 
     async def live_trade_count(self, account_id: str) -> int:
         trades = tables.smart_trades

@@ -1,23 +1,26 @@
-"""Exchange accounts: create (credentials sealed), read, list, delete.
+"""Exchange accounts: create (credentials sealed), read, list, update, delete.
 
 Creating a paper account first opens it on the paper venue (its balances written), then
 writes the account with the request's claim: a crash between the two leaves balances of an
 account id nothing names, and a retry creates the account. Deleting writes the deletion
-with the claim, after checking in the same transaction that no live trade uses it.
+with the claim, after checking in the same transaction that no live trade uses it. Updating
+compares the caller's etag and writes the change with the claim in one transaction (the row
+locked); new credentials then reach the account's adapter, so the trades' next venue call
+uses them (`Venues.credentials_changed`).
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
 from smarttrade.domain.account import Credentials, ExchangeAccount, PaperSettings
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.engine.ownership import Engines
-from smarttrade.errors import NotFound, PreconditionFailed
+from smarttrade.errors import EtagMismatch, NotFound, PreconditionFailed
 from smarttrade.exchange.paper import DEFAULT_BALANCES
 from smarttrade.store.credentials import MasterKeys, seal
 from smarttrade.store.errors import AlreadyClaimed
@@ -40,6 +43,17 @@ class NewAccount:
 class CreateAccount:
     requested: Requested
     account: NewAccount
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateAccount:
+    """What to change: a field left None stays as it is."""
+
+    requested: Requested
+    account_id: str
+    etag: str  # empty: whatever the account is now
+    display_name: str | None = None
+    credentials: Credentials | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +166,52 @@ class Accounts:
             accounts = accounts[:limit]
             token = self._tokens.encode((accounts[-1].created_at, accounts[-1].id), "accounts")
         return accounts, token
+
+    async def update(self, command: UpdateAccount) -> ExchangeAccount:
+        requested, account_id = command.requested, command.account_id
+        request = requested.record(_name(account_id))
+        if await answered(self._unit_of_work, request) is not None:
+            return await self.get(requested.tenant_id, account_id)
+        try:
+            async with self._unit_of_work() as uow:
+                account = await uow.accounts.get(requested.tenant_id, account_id, for_update=True)
+                if account is None:
+                    raise NotFound("exchange account", _name(account_id))
+                if command.etag and command.etag != account.etag:
+                    raise EtagMismatch(_name(account_id))
+                changed = self._changed(account, command)
+                now = self._clock()
+                await uow.accounts.update(changed)
+                uow.requests.claim(request.answered({"account": account_id}), now)
+                await uow.commit()
+        except AlreadyClaimed:  # a concurrent duplicate wrote first
+            await answered(self._unit_of_work, request)  # refuses another request's id
+            return await self.get(requested.tenant_id, account_id)
+        self._engine.remember_account(changed)
+        if command.credentials is not None:
+            self._engine.venues.credentials_changed(changed)
+        return changed
+
+    def _changed(self, account: ExchangeAccount, command: UpdateAccount) -> ExchangeAccount:
+        credentials = command.credentials
+        if credentials is None:
+            sealed = account.sealed_credentials
+        else:
+            violations = []
+            if account.is_paper:
+                violations.append(
+                    FieldViolation("credentials", "paper accounts take no credentials")
+                )
+            else:
+                if not credentials.api_key:
+                    violations.append(FieldViolation("credentials.api_key", "is required"))
+                if not credentials.secret:
+                    violations.append(FieldViolation("credentials.secret", "is required"))
+            if violations:
+                raise InvalidSpec(violations)
+            sealed = seal(credentials, account.id, self._keys)
+        name = account.display_name if command.display_name is None else command.display_name
+        return replace(account, display_name=name, sealed_credentials=sealed)
 
     async def delete(self, command: DeleteAccount) -> None:
         requested, account_id = command.requested, command.account_id

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,smarttrade/v1/exchange_account_service.proto\x12\rsmarttrade.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\x13\x45xchangeCredentials\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\"\x83\x02\n\x14PaperAccountSettings\x12\x16\n\x0emaker_fee_rate\x18\x01 \x01(\t\x12\x16\n\x0etaker_fee_rate\x18\x02 \x01(\t\x12\x18\n\x10slippage_percent\x18\x03 \x01(\t\x12\x15\n\rpartial_fills\x18\x04 \x01(\x08\x12R\n\x10initial_balances\x18\x05 \x03(\x0b\x32\x38.smarttrade.v1.PaperAccountSettings.InitialBalancesEntry\x1a\x36\n\x14InitialBalancesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x02\n\x0f\x45xchangeAccount\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x10\n\x08\x65xchange\x18\x03 \x01(\t\x12\x37\n\x0b\x63redentials\x18\x04 \x01(\x0b\x32\".smarttrade.v1.ExchangeCredentials\x12\x17\n\x0fhas_credentials\x18\x05 \x01(\x08\x12;\n\x0epaper_settings\x18\x06 \x01(\x0b\x32#.smarttrade.v1.PaperAccountSettings\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"l\n\x1c\x43reateExchangeAccountRequest\x12\x38\n\x10\x65xchange_account\x18\x01 \x01(\x0b\x32\x1e.smarttrade.v1.ExchangeAccount\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"Y\n\x1d\x43reateExchangeAccountResponse\x12\x38\n\x10\x65xchange_account\x18\x01 \x01(\x0b\x32\x1e.smarttrade.v1.ExchangeAccount\")\n\x19GetExchangeAccountRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"V\n\x1aGetExchangeAccountResponse\x12\x38\n\x10\x65xchange_account\x18\x01 \x01(\x0b\x32\x1e.smarttrade.v1.ExchangeAccount\"D\n\x1bListExchangeAccountsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"r\n\x1cListExchangeAccountsResponse\x12\x39\n\x11\x65xchange_accounts\x18\x01 \x03(\x0b\x32\x1e.smarttrade.v1.ExchangeAccount\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x1c\x44\x65leteExchangeAccountRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1f\n\x1d\x44\x65leteExchangeAccountResponse2\xdc\x03\n\x16\x45xchangeAccountService\x12r\n\x15\x43reateExchangeAccount\x12+.smarttrade.v1.CreateExchangeAccountRequest\x1a,.smarttrade.v1.CreateExchangeAccountResponse\x12i\n\x12GetExchangeAccount\x12(.smarttrade.v1.GetExchangeAccountRequest\x1a).smarttrade.v1.GetExchangeAccountResponse\x12o\n\x14ListExchangeAccounts\x12*.smarttrade.v1.ListExchangeAccountsRequest\x1a+.smarttrade.v1.ListExchangeAccountsResponse\x12r\n\x15\x44\x65leteExchangeAccount\x12+.smarttrade.v1.DeleteExchangeAccountRequest\x1a,.smarttrade.v1.DeleteExchangeAccountResponseB`\n\x11\x63om.smarttrade.v1B\x1b\x45xchangeAccountServiceProtoP\x01Z,smarttrade/gen/go/smarttrade/v1;smarttradev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,smarttrade/v1/exchange_account_service.proto\x12\rsmarttrade.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\x13\x45xchangeCredentials\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\"\x83\x02\n\x14PaperAccountSettings\x12\x16\n\x0emaker_fee_rate\x18\x01 \x01(\t\x12\x16\n\x0etaker_fee_rate\x18\x02 \x01(\t\x12\x18\n\x10slippage_percent\x18\x03 \x01(\t\x12\x15\n\rpartial_fills\x18\x04 \x01(\x08\x12R\n\x10initial_balances\x18\x05 \x03(\x0b\x32\x38.smarttrade.v1.PaperAccountSettings.InitialBalancesEntry\x1a\x36\n\x14InitialBalancesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x95\x02\n\x0f\x45xchangeAccount\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x10\n\x08\x65xchange\x18\x03 \x01(\t\x12\x37\n\x0b\x63redentials\x18\x04 \x01(\x0b\x32\".smarttrade.v1.ExchangeCredentials\x12\x17\n\x0fhas_credentials\x18\x05 \x01(\x08\x12;\n\x0epaper_settings\x18\x06 \x01(\x0b\x32#.smarttrade.v1.PaperAccountSettings\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x08 \x01(\t\"l\n\x1c\x43reateExchangeAccountRequest\x12\x38\n\x10\x65xchange_account\x18\x01 \x01(\x0b\x32\x1e.smarttrade.v1.ExchangeAccount\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"Y\n\x1d\x43reateExchangeAccountResponse\x12\x38\n\x10\x65xchange_account\x18\x01 \x01(\x0b\x32\x1e.smarttrade.v1.ExchangeAccount\")\n\x19GetExchangeAccountRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"V\n\x1aGetExchangeAccountResponse\x12\x38\n\x10\x65xchange_account\x18\x01 \x01(\x0b\x32\x1e.smarttrade.v1.ExchangeAccount\"D\n\x1bListExchangeAccountsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"r\n\x1cListExchangeAccountsResponse\x12\x39\n\x11\x65xchange_accounts\x18\x01 \x03(\x0b\x32\x1e.smarttrade.v1.ExchangeAccount\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x1c\x44\x65leteExchangeAccountRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1f\n\x1d\x44\x65leteExchangeAccountResponse\"\x9d\x01\n\x1cUpdateExchangeAccountRequest\x12\x38\n\x10\x65xchange_account\x18\x01 \x01(\x0b\x32\x1e.smarttrade.v1.ExchangeAccount\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"Y\n\x1dUpdateExchangeAccountResponse\x12\x38\n\x10\x65xchange_account\x18\x01 \x01(\x0b\x32\x1e.smarttrade.v1.ExchangeAccount2\xd0\x04\n\x16\x45xchangeAccountService\x12r\n\x15\x43reateExchangeAccount\x12+.smarttrade.v1.CreateExchangeAccountRequest\x1a,.smarttrade.v1.CreateExchangeAccountResponse\x12i\n\x12GetExchangeAccount\x12(.smarttrade.v1.GetExchangeAccountRequest\x1a).smarttrade.v1.GetExchangeAccountResponse\x12o\n\x14ListExchangeAccounts\x12*.smarttrade.v1.ListExchangeAccountsRequest\x1a+.smarttrade.v1.ListExchangeAccountsResponse\x12r\n\x15\x44\x65leteExchangeAccount\x12+.smarttrade.v1.DeleteExchangeAccountRequest\x1a,.smarttrade.v1.DeleteExchangeAccountResponse\x12r\n\x15UpdateExchangeAccount\x12+.smarttrade.v1.UpdateExchangeAccountRequest\x1a,.smarttrade.v1.UpdateExchangeAccountResponseB`\n\x11\x63om.smarttrade.v1B\x1b\x45xchangeAccountServiceProtoP\x01Z,smarttrade/gen/go/smarttrade/v1;smarttradev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,30 +36,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\021com.smarttrade.v1B\033ExchangeAccountServiceProtoP\001Z,smarttrade/gen/go/smarttrade/v1;smarttradev1'
   _globals['_PAPERACCOUNTSETTINGS_INITIALBALANCESENTRY']._loaded_options = None
   _globals['_PAPERACCOUNTSETTINGS_INITIALBALANCESENTRY']._serialized_options = b'8\001'
-  _globals['_EXCHANGECREDENTIALS']._serialized_start=96
-  _globals['_EXCHANGECREDENTIALS']._serialized_end=168
-  _globals['_PAPERACCOUNTSETTINGS']._serialized_start=171
-  _globals['_PAPERACCOUNTSETTINGS']._serialized_end=430
-  _globals['_PAPERACCOUNTSETTINGS_INITIALBALANCESENTRY']._serialized_start=376
-  _globals['_PAPERACCOUNTSETTINGS_INITIALBALANCESENTRY']._serialized_end=430
-  _globals['_EXCHANGEACCOUNT']._serialized_start=433
-  _globals['_EXCHANGEACCOUNT']._serialized_end=696
-  _globals['_CREATEEXCHANGEACCOUNTREQUEST']._serialized_start=698
-  _globals['_CREATEEXCHANGEACCOUNTREQUEST']._serialized_end=806
-  _globals['_CREATEEXCHANGEACCOUNTRESPONSE']._serialized_start=808
-  _globals['_CREATEEXCHANGEACCOUNTRESPONSE']._serialized_end=897
-  _globals['_GETEXCHANGEACCOUNTREQUEST']._serialized_start=899
-  _globals['_GETEXCHANGEACCOUNTREQUEST']._serialized_end=940
-  _globals['_GETEXCHANGEACCOUNTRESPONSE']._serialized_start=942
-  _globals['_GETEXCHANGEACCOUNTRESPONSE']._serialized_end=1028
-  _globals['_LISTEXCHANGEACCOUNTSREQUEST']._serialized_start=1030
-  _globals['_LISTEXCHANGEACCOUNTSREQUEST']._serialized_end=1098
-  _globals['_LISTEXCHANGEACCOUNTSRESPONSE']._serialized_start=1100
-  _globals['_LISTEXCHANGEACCOUNTSRESPONSE']._serialized_end=1214
-  _globals['_DELETEEXCHANGEACCOUNTREQUEST']._serialized_start=1216
-  _globals['_DELETEEXCHANGEACCOUNTREQUEST']._serialized_end=1280
-  _globals['_DELETEEXCHANGEACCOUNTRESPONSE']._serialized_start=1282
-  _globals['_DELETEEXCHANGEACCOUNTRESPONSE']._serialized_end=1313
-  _globals['_EXCHANGEACCOUNTSERVICE']._serialized_start=1316
-  _globals['_EXCHANGEACCOUNTSERVICE']._serialized_end=1792
+  _globals['_EXCHANGECREDENTIALS']._serialized_start=130
+  _globals['_EXCHANGECREDENTIALS']._serialized_end=202
+  _globals['_PAPERACCOUNTSETTINGS']._serialized_start=205
+  _globals['_PAPERACCOUNTSETTINGS']._serialized_end=464
+  _globals['_PAPERACCOUNTSETTINGS_INITIALBALANCESENTRY']._serialized_start=410
+  _globals['_PAPERACCOUNTSETTINGS_INITIALBALANCESENTRY']._serialized_end=464
+  _globals['_EXCHANGEACCOUNT']._serialized_start=467
+  _globals['_EXCHANGEACCOUNT']._serialized_end=744
+  _globals['_CREATEEXCHANGEACCOUNTREQUEST']._serialized_start=746
+  _globals['_CREATEEXCHANGEACCOUNTREQUEST']._serialized_end=854
+  _globals['_CREATEEXCHANGEACCOUNTRESPONSE']._serialized_start=856
+  _globals['_CREATEEXCHANGEACCOUNTRESPONSE']._serialized_end=945
+  _globals['_GETEXCHANGEACCOUNTREQUEST']._serialized_start=947
+  _globals['_GETEXCHANGEACCOUNTREQUEST']._serialized_end=988
+  _globals['_GETEXCHANGEACCOUNTRESPONSE']._serialized_start=990
+  _globals['_GETEXCHANGEACCOUNTRESPONSE']._serialized_end=1076
+  _globals['_LISTEXCHANGEACCOUNTSREQUEST']._serialized_start=1078
+  _globals['_LISTEXCHANGEACCOUNTSREQUEST']._serialized_end=1146
+  _globals['_LISTEXCHANGEACCOUNTSRESPONSE']._serialized_start=1148
+  _globals['_LISTEXCHANGEACCOUNTSRESPONSE']._serialized_end=1262
+  _globals['_DELETEEXCHANGEACCOUNTREQUEST']._serialized_start=1264
+  _globals['_DELETEEXCHANGEACCOUNTREQUEST']._serialized_end=1328
+  _globals['_DELETEEXCHANGEACCOUNTRESPONSE']._serialized_start=1330
+  _globals['_DELETEEXCHANGEACCOUNTRESPONSE']._serialized_end=1361
+  _globals['_UPDATEEXCHANGEACCOUNTREQUEST']._serialized_start=1364
+  _globals['_UPDATEEXCHANGEACCOUNTREQUEST']._serialized_end=1521
+  _globals['_UPDATEEXCHANGEACCOUNTRESPONSE']._serialized_start=1523
+  _globals['_UPDATEEXCHANGEACCOUNTRESPONSE']._serialized_end=1612
+  _globals['_EXCHANGEACCOUNTSERVICE']._serialized_start=1615
+  _globals['_EXCHANGEACCOUNTSERVICE']._serialized_end=2207
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -124,6 +125,7 @@ class ExchangeAccount(_message.Message):
     HAS_CREDENTIALS_FIELD_NUMBER: _builtins.int
     PAPER_SETTINGS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. `exchangeAccounts/{account}`."""
     display_name: _builtins.str
@@ -134,6 +136,11 @@ class ExchangeAccount(_message.Message):
     """
     has_credentials: _builtins.bool
     """Output only. Whether credentials are stored."""
+    etag: _builtins.str
+    """A tag of the account's settings as read (its name, credentials and paper
+    settings). Pass it back in `UpdateExchangeAccount` to refuse the change
+    (ABORTED) when the account changed since it was read.
+    """
     @_builtins.property
     def credentials(self) -> Global___ExchangeCredentials:
         """Input only. Required for real exchanges; never returned."""
@@ -156,10 +163,11 @@ class ExchangeAccount(_message.Message):
         has_credentials: _builtins.bool = ...,
         paper_settings: Global___PaperAccountSettings | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        etag: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "credentials", b"credentials", "paper_settings", b"paper_settings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "credentials", b"credentials", "display_name", b"display_name", "exchange", b"exchange", "has_credentials", b"has_credentials", "name", b"name", "paper_settings", b"paper_settings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "credentials", b"credentials", "display_name", b"display_name", "etag", b"etag", "exchange", b"exchange", "has_credentials", b"has_credentials", "name", b"name", "paper_settings", b"paper_settings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -359,3 +367,65 @@ class DeleteExchangeAccountResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteExchangeAccountResponse: _TypeAlias = DeleteExchangeAccountResponse  # noqa: Y015
+
+@_typing.final
+class UpdateExchangeAccountRequest(_message.Message):
+    """Request of UpdateExchangeAccount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXCHANGE_ACCOUNT_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key. Required."""
+    @_builtins.property
+    def exchange_account(self) -> Global___ExchangeAccount:
+        """The account, `name` set, with the new values of the fields in
+        `update_mask`; with `etag`, refused (ABORTED) unless it is still current.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to replace: "display_name", "credentials" (all of api_key,
+        secret and password; real exchanges only). Required.
+        """
+
+    def __init__(
+        self,
+        *,
+        exchange_account: Global___ExchangeAccount | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["exchange_account", b"exchange_account", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange_account", b"exchange_account", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateExchangeAccountRequest: _TypeAlias = UpdateExchangeAccountRequest  # noqa: Y015
+
+@_typing.final
+class UpdateExchangeAccountResponse(_message.Message):
+    """Response of UpdateExchangeAccount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXCHANGE_ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def exchange_account(self) -> Global___ExchangeAccount:
+        """The account as it is now."""
+
+    def __init__(
+        self,
+        *,
+        exchange_account: Global___ExchangeAccount | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["exchange_account", b"exchange_account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange_account", b"exchange_account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateExchangeAccountResponse: _TypeAlias = UpdateExchangeAccountResponse  # noqa: Y015

@@ -57,6 +57,11 @@ class ExchangeAccountServiceStub:
                 request_serializer=smarttrade_dot_v1_dot_exchange__account__service__pb2.DeleteExchangeAccountRequest.SerializeToString,
                 response_deserializer=smarttrade_dot_v1_dot_exchange__account__service__pb2.DeleteExchangeAccountResponse.FromString,
                 _registered_method=True)
+        self.UpdateExchangeAccount = channel.unary_unary(
+                '/smarttrade.v1.ExchangeAccountService/UpdateExchangeAccount',
+                request_serializer=smarttrade_dot_v1_dot_exchange__account__service__pb2.UpdateExchangeAccountRequest.SerializeToString,
+                response_deserializer=smarttrade_dot_v1_dot_exchange__account__service__pb2.UpdateExchangeAccountResponse.FromString,
+                _registered_method=True)
 
 
 class ExchangeAccountServiceServicer:
@@ -96,6 +101,14 @@ class ExchangeAccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateExchangeAccount(self, request, context):
+        """Changes an account's display name, or rotates its credentials while its
+        trades run: they make their next call to the exchange with the new ones.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExchangeAccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +131,11 @@ def add_ExchangeAccountServiceServicer_to_server(servicer, server):
                     servicer.DeleteExchangeAccount,
                     request_deserializer=smarttrade_dot_v1_dot_exchange__account__service__pb2.DeleteExchangeAccountRequest.FromString,
                     response_serializer=smarttrade_dot_v1_dot_exchange__account__service__pb2.DeleteExchangeAccountResponse.SerializeToString,
+            ),
+            'UpdateExchangeAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateExchangeAccount,
+                    request_deserializer=smarttrade_dot_v1_dot_exchange__account__service__pb2.UpdateExchangeAccountRequest.FromString,
+                    response_serializer=smarttrade_dot_v1_dot_exchange__account__service__pb2.UpdateExchangeAccountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -231,6 +249,33 @@ class ExchangeAccountService:
             '/smarttrade.v1.ExchangeAccountService/DeleteExchangeAccount',
             smarttrade_dot_v1_dot_exchange__account__service__pb2.DeleteExchangeAccountRequest.SerializeToString,
             smarttrade_dot_v1_dot_exchange__account__service__pb2.DeleteExchangeAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateExchangeAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/smarttrade.v1.ExchangeAccountService/UpdateExchangeAccount',
+            smarttrade_dot_v1_dot_exchange__account__service__pb2.UpdateExchangeAccountRequest.SerializeToString,
+            smarttrade_dot_v1_dot_exchange__account__service__pb2.UpdateExchangeAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

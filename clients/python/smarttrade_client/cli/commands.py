@@ -129,6 +129,27 @@ async def accounts_get(client: Client, args: Args, out: Output) -> None:
     out.one(account, views.account_detail, account.name)
 
 
+async def accounts_update(client: Client, args: Args, out: Output) -> None:
+    api_key = args.api_key or os.environ.get("SMARTTRADE_API_KEY")
+    credentials = None
+    if api_key:
+        credentials = Credentials(
+            api_key,
+            args.secret or os.environ.get("SMARTTRADE_API_SECRET", ""),
+            args.password or os.environ.get("SMARTTRADE_API_PASSWORD", ""),
+        )
+    if credentials is None and args.display_name is None:
+        raise UsageError("say what to change: --name, or --api-key with --secret")
+    account = await client.update_account(
+        args.name,
+        display_name=args.display_name,
+        credentials=credentials,
+        etag=args.etag or "",
+        request_id=args.request_id,
+    )
+    out.one(account, views.account_detail, account.name)
+
+
 async def accounts_delete(client: Client, args: Args, out: Output) -> None:
     name = args.name if "/" in args.name else f"exchangeAccounts/{args.name}"
     await client.delete_account(name, request_id=args.request_id)

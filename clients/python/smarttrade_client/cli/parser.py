@@ -89,7 +89,7 @@ def mutation(parser: argparse.ArgumentParser, etag: bool = True) -> None:
         "--request-id", help="idempotency key: a retry with the same id makes no second effect"
     )
     if etag:
-        parser.add_argument("--etag", help="refuse (exit 8) if the trade changed since this etag")
+        parser.add_argument("--etag", help="refuse (exit 8) if it changed since this etag")
 
 
 def trade_settings_flags(parser: argparse.ArgumentParser, create: bool) -> None:
@@ -193,6 +193,17 @@ def build(prog: str, serve_help: str | None) -> argparse.ArgumentParser:
     mutation(create, etag=False)
     make.leaf(accounts, "list", commands.accounts_list, "list your accounts")
     make.leaf(accounts, "get", commands.accounts_get, "show an account").add_argument("name")
+    change = make.leaf(
+        accounts, "update", commands.accounts_update, "rename, or rotate the credentials"
+    )
+    change.add_argument("name")
+    change.add_argument("--name", dest="display_name", help="a new display name")
+    change.add_argument(
+        "--api-key", help="new credentials (or SMARTTRADE_API_KEY / _API_SECRET / _API_PASSWORD)"
+    )
+    change.add_argument("--secret")
+    change.add_argument("--password")
+    mutation(change)
     delete = make.leaf(accounts, "delete", commands.accounts_delete, "delete an account")
     delete.add_argument("name")
     mutation(delete, etag=False)

@@ -263,6 +263,8 @@ def account_detail(account: Account) -> str:
             f"slippage {number(paper.slippage_percent)}%"
         )
         pairs.append(("paper fills", fills + (", partial fills" if paper.partial_fills else "")))
+    if account.etag:
+        pairs.append(("etag", account.etag))
     return fields(pairs)
 
 

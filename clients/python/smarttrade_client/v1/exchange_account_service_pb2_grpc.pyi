@@ -49,6 +49,10 @@ class ExchangeAccountServiceStub:
     """Deletes an exchange account. Refused (FAILED_PRECONDITION) while it has
     trades that are not terminal.
     """
+    UpdateExchangeAccount: _grpc.UnaryUnaryMultiCallable[_exchange_account_service_pb2.UpdateExchangeAccountRequest, _exchange_account_service_pb2.UpdateExchangeAccountResponse]
+    """Changes an account's display name, or rotates its credentials while its
+    trades run: they make their next call to the exchange with the new ones.
+    """
 
 @_typing.type_check_only
 class ExchangeAccountServiceAsyncStub(ExchangeAccountServiceStub):
@@ -70,6 +74,10 @@ class ExchangeAccountServiceAsyncStub(ExchangeAccountServiceStub):
     DeleteExchangeAccount: _aio.UnaryUnaryMultiCallable[_exchange_account_service_pb2.DeleteExchangeAccountRequest, _exchange_account_service_pb2.DeleteExchangeAccountResponse]  # type: ignore[assignment]
     """Deletes an exchange account. Refused (FAILED_PRECONDITION) while it has
     trades that are not terminal.
+    """
+    UpdateExchangeAccount: _aio.UnaryUnaryMultiCallable[_exchange_account_service_pb2.UpdateExchangeAccountRequest, _exchange_account_service_pb2.UpdateExchangeAccountResponse]  # type: ignore[assignment]
+    """Changes an account's display name, or rotates its credentials while its
+    trades run: they make their next call to the exchange with the new ones.
     """
 
 class ExchangeAccountServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -113,6 +121,16 @@ class ExchangeAccountServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_exchange_account_service_pb2.DeleteExchangeAccountResponse, _abc.Awaitable[_exchange_account_service_pb2.DeleteExchangeAccountResponse]]:
         """Deletes an exchange account. Refused (FAILED_PRECONDITION) while it has
         trades that are not terminal.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateExchangeAccount(
+        self,
+        request: _exchange_account_service_pb2.UpdateExchangeAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exchange_account_service_pb2.UpdateExchangeAccountResponse, _abc.Awaitable[_exchange_account_service_pb2.UpdateExchangeAccountResponse]]:
+        """Changes an account's display name, or rotates its credentials while its
+        trades run: they make their next call to the exchange with the new ones.
         """
 
 def add_ExchangeAccountServiceServicer_to_server(servicer: ExchangeAccountServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
