@@ -252,7 +252,9 @@ async def start(settings: Settings) -> Running:
         act=ActOnTrades(engines, unit_of_work, reader),
         refresh=RefreshTrades(engines, reader),
         reader=reader,
-        shares=ShareTrades(unit_of_work, reader, ShareTokens(keys.keys, keys.current), utc_now),
+        shares=ShareTrades(
+            unit_of_work, reader, ShareTokens(keys.keys, keys.current), utc_now, page_tokens
+        ),
         resolver=resolver,
         watching=Watching(unit_of_work, bus, utc_now, buffer=settings.watch_buffer),
     )

@@ -217,6 +217,9 @@ async def test_the_trade_menu_commands_act_on_a_live_trade(cli: Cli) -> None:
     refreshed = await cli.json("trades", "refresh", name)
     shared = await cli.json("trades", "share", name, "--ttl", "1h")
     resolved = await cli.json("trades", "resolve-share", shared["token"])
+    listed = await cli.json("trades", "shares", name)
+    every = await cli("trades", "shares", "-q")
+    shown = await cli("trades", "shares")
     revoked = await cli.json("trades", "revoke-share", shared["name"])
     gone = await cli("trades", "resolve-share", shared["token"])
     closed = await cli.json("trades", "close", name)
@@ -234,6 +237,17 @@ async def test_the_trade_menu_commands_act_on_a_live_trade(cli: Cli) -> None:
     assert refreshed["name"] == name
     assert shared["token"]
     assert resolved["settings"]["symbol"] == "BNB/USDT"
+    assert [share["name"] for share in listed] == [shared["name"]]
+    assert "token" not in listed[0] or not listed[0]["token"]
+    assert every.stdout.split() == [shared["name"]]
+    assert shown.stdout.split()[:6] == [
+        "NAME",
+        "SYMBOL",
+        "SIDE",
+        "CREATED",
+        "EXPIRES",
+        shared["name"],
+    ]
     assert revoked == {"name": shared["name"], "revoked": True}
     assert gone.code == 4
     assert closed["state"] in ("CLOSING", "CLOSED")

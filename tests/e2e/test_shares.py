@@ -159,3 +159,91 @@ async def test_only_the_owner_can_revoke_a_share(service: Service) -> None:
         )
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     assert (await resolve(service.b, share.token)).settings.symbol == BTC
+
+
+async def list_shares(
+    client: Client, parent: str, page_size: int = 0, page_token: str = ""
+) -> trades_pb.ListSmartTradeSharesResponse:
+    return await client.trades.ListSmartTradeShares(
+        trades_pb.ListSmartTradeSharesRequest(
+            parent=parent, page_size=page_size, page_token=page_token
+        ),
+        metadata=client.metadata,
+    )
+
+
+async def test_the_owner_lists_a_trades_shares_newest_first_without_tokens_or_revoked_ones(
+    service: Service,
+) -> None:
+    # Arrange: three shares of one trade, the middle one revoked.
+    client = service.a
+    trade, first = await shared_trade(client)
+    revoked = await share_of(client, trade.name)
+    last = await share_of(client, trade.name)
+    await client.trades.DeleteSmartTradeShare(
+        trades_pb.DeleteSmartTradeShareRequest(name=revoked.name, request_id=request_id()),
+        metadata=client.metadata,
+    )
+
+    # Act: one page of one, then the rest.
+    page = await list_shares(client, trade.name, page_size=1)
+    rest = await list_shares(client, trade.name, page_token=page.next_page_token)
+
+    # Assert
+    listed = [*page.shares, *rest.shares]
+    assert [s.name for s in listed] == [last.name, first.name]
+    assert all(s.token == "" for s in listed)
+    assert listed[0].settings.entry.limit_price == "95"
+    assert rest.next_page_token == ""
+
+
+async def test_all_of_a_tenants_shares_are_listed_and_another_tenant_sees_none(
+    service: Service,
+) -> None:
+    (one, one_share), (_, other_share) = [await shared_trade(service.a) for _ in range(2)]
+
+    mine = await list_shares(service.a, "smartTrades/-")
+    theirs = await list_shares(service.b, "smartTrades/-")
+    of_one = await list_shares(service.a, one.name)
+
+    assert [s.name for s in mine.shares] == [other_share.name, one_share.name]
+    assert list(theirs.shares) == []
+    assert [s.name for s in of_one.shares] == [one_share.name]
+
+
+async def test_a_page_token_of_one_trades_shares_is_refused_for_another(service: Service) -> None:
+    client = service.a
+    one, _ = await shared_trade(client)
+    await share_of(client, one.name)
+    other, _ = await shared_trade(client)
+    page = await list_shares(client, one.name, page_size=1)
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await list_shares(client, other.name, page_token=page.next_page_token)
+
+    error = rich_error(refused.value)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(error.fields) == ["page_token"]
+
+
+async def test_the_owner_gets_a_share_by_its_name_and_nobody_else_does(service: Service) -> None:
+    _, share = await shared_trade(service.a)
+
+    got = await service.a.trades.GetSmartTradeShare(
+        trades_pb.GetSmartTradeShareRequest(name=share.name), metadata=service.a.metadata
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as other_tenant:
+        await service.b.trades.GetSmartTradeShare(
+            trades_pb.GetSmartTradeShareRequest(name=share.name), metadata=service.b.metadata
+        )
+    with pytest.raises(grpc.aio.AioRpcError) as both:
+        await service.a.trades.GetSmartTradeShare(
+            trades_pb.GetSmartTradeShareRequest(name=share.name, token=share.token),
+            metadata=service.a.metadata,
+        )
+
+    assert got.share.name == share.name
+    assert got.share.token == ""
+    assert got.share.settings == share.settings
+    assert other_tenant.value.code() == grpc.StatusCode.NOT_FOUND
+    assert rich_error(both.value).fields.keys() == {"name"}

@@ -174,6 +174,8 @@ class SmartTradeClient:
     cancel = _blocking(AsyncSmartTradeClient.cancel)
     share = _blocking(AsyncSmartTradeClient.share)
     resolve_share = _blocking(AsyncSmartTradeClient.resolve_share)
+    get_share = _blocking(AsyncSmartTradeClient.get_share)
+    list_shares = _iterating(AsyncSmartTradeClient.list_shares)
     revoke_share = _blocking(AsyncSmartTradeClient.revoke_share)
     watch = _iterating(AsyncSmartTradeClient.watch)
 

@@ -337,6 +337,34 @@ class TradeCalls(ClientBase):
         answer = await self._caller.call(self._trades.GetSmartTradeShare, request, timeout=timeout)
         return convert.share(answer.share)
 
+    async def get_share(self, name: str, *, timeout: float | None = None) -> Share:
+        """One of your shares by its name (`smartTrades/{id}/shares/{share}`), never its
+        token; `NotFound` once revoked."""
+        request = trades_pb.GetSmartTradeShareRequest(name=name)
+        answer = await self._caller.call(self._trades.GetSmartTradeShare, request, timeout=timeout)
+        return convert.share(answer.share)
+
+    async def list_shares(
+        self,
+        trade: str | None = None,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Share]:
+        """Iterate over your shares of one trade (all your trades' when `trade` is None),
+        newest first, without tokens; revoked ones are left out."""
+        parent = trade_name(trade) if trade else "smartTrades/-"
+        request = trades_pb.ListSmartTradeSharesRequest(parent=parent, page_size=page_size)
+        while True:
+            page = await self._caller.call(
+                self._trades.ListSmartTradeShares, request, timeout=timeout
+            )
+            for share in page.shares:
+                yield convert.share(share)
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
+
     async def revoke_share(
         self, name: str, *, request_id: str | None = None, timeout: float | None = None
     ) -> None:

@@ -192,19 +192,34 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     async def GetSmartTradeShare(
         self, request: service_pb.GetSmartTradeShareRequest, context: Context
     ) -> service_pb.GetSmartTradeShareResponse:
+        if request.name and request.token:
+            raise InvalidSpec([FieldViolation("name", "give the token or the name, not both")])
+        if request.name:
+            trade_id, share_id = _share_name(request.name)
+            owned = await self._use.shares.get(tenant(), trade_id, share_id)
+            return service_pb.GetSmartTradeShareResponse(share=render.share(owned, for_owner=True))
         shared = await self._use.resolver.resolve(request.token)
         return service_pb.GetSmartTradeShareResponse(share=render.share(shared, for_owner=False))
+
+    @unary
+    async def ListSmartTradeShares(
+        self, request: service_pb.ListSmartTradeSharesRequest, context: Context
+    ) -> service_pb.ListSmartTradeSharesResponse:
+        every = request.parent == f"{TRADES}/-"
+        trade_id = None if every else parse.name_id(request.parent, TRADES, "parent")
+        found, token = await self._use.shares.list(
+            tenant(), trade_id, request.page_size, request.page_token
+        )
+        return service_pb.ListSmartTradeSharesResponse(
+            shares=[render.share(shared, for_owner=True) for shared in found],
+            next_page_token=token,
+        )
 
     @unary
     async def DeleteSmartTradeShare(
         self, request: service_pb.DeleteSmartTradeShareRequest, context: Context
     ) -> service_pb.DeleteSmartTradeShareResponse:
-        match = SHARE_NAME.fullmatch(request.name)
-        if match is None:
-            raise InvalidSpec(
-                [FieldViolation("name", "must be smartTrades/{trade}/shares/{share}")]
-            )
-        trade_id, share_id = match.groups()
+        trade_id, share_id = _share_name(request.name)
         who = requested(request, "DeleteSmartTradeShare", request.request_id)
         await self._use.shares.revoke(RevokeShare(who, trade_id, share_id))
         return service_pb.DeleteSmartTradeShareResponse()
@@ -241,3 +256,12 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
             (event.tenant_id, event.sequence),
             lambda: render.stream_item(event).SerializeToString(),
         )
+
+
+def _share_name(name: str) -> tuple[str, str]:
+    """(trade id, share id) of `smartTrades/{trade}/shares/{share}`."""
+    match = SHARE_NAME.fullmatch(name)
+    if match is None:
+        raise InvalidSpec([FieldViolation("name", "must be smartTrades/{trade}/shares/{share}")])
+    trade_id, share_id = match.groups()
+    return trade_id, share_id

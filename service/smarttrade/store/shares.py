@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select, update
 
 from smarttrade.store import tables
+from smarttrade.store.sql import newest_first_page
 
 if TYPE_CHECKING:
     from smarttrade.store.unit_of_work import UnitOfWork
@@ -79,3 +80,17 @@ class ShareRepository:
 
     async def revoke(self, share_id: str, at: datetime) -> None:
         await self._uow.execute(update(shares).where(shares.c.id == share_id).values(revoked_at=at))
+
+    async def page(
+        self,
+        tenant_id: str,
+        trade_id: str | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Share]:
+        """The tenant's shares not revoked, of one trade (None: of all), newest first."""
+        query = select(shares).where(shares.c.tenant_id == tenant_id, shares.c.revoked_at.is_(None))
+        if trade_id is not None:
+            query = query.where(shares.c.trade_id == trade_id)
+        query = newest_first_page(query, shares, after, limit)
+        return [_share(row) for row in (await self._uow.execute(query)).all()]

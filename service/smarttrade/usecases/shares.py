@@ -32,7 +32,8 @@ from smarttrade.store.codec import from_document, spec_document
 from smarttrade.store.errors import AlreadyClaimed
 from smarttrade.store.shares import Share
 from smarttrade.store.unit_of_work import UnitOfWork
-from smarttrade.usecases.reading import TradeReader
+from smarttrade.usecases.page_tokens import PageTokens
+from smarttrade.usecases.reading import TradeReader, page_size
 from smarttrade.usecases.requests import Requested, answered
 
 
@@ -123,11 +124,37 @@ class ShareTrades:
         reader: TradeReader,
         tokens: ShareTokens,
         clock: Callable[[], datetime],
+        pages: PageTokens,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._reader = reader
         self._tokens = tokens
         self._clock = clock
+        self._pages = pages
+
+    async def get(self, tenant_id: str, trade_id: str, share_id: str) -> SharedTrade:
+        """One of the tenant's shares by its name (never its token); a revoked one is gone."""
+        async with self._unit_of_work() as uow:
+            share = await uow.shares.owned(tenant_id, trade_id, share_id)
+        if share is None or share.revoked_at is not None:
+            raise NotFound("share", f"smartTrades/{trade_id}/shares/{share_id}")
+        return _shared(share)
+
+    async def list(
+        self, tenant_id: str, trade_id: str | None, size: int, page_token: str
+    ) -> tuple[list[SharedTrade], str]:
+        """The tenant's shares of one trade (None: of all its trades), newest first; a page
+        token holds to the trade it was made for."""
+        limit = page_size(size)
+        bound = f"shares:{trade_id or '-'}"
+        after = self._pages.decode(page_token, bound)
+        async with self._unit_of_work() as uow:
+            found = await uow.shares.page(tenant_id, trade_id, after, limit + 1)
+        token = ""
+        if len(found) > limit:
+            found = found[:limit]
+            token = self._pages.encode((found[-1].created_at, found[-1].id), bound)
+        return [_shared(share) for share in found], token
 
     async def share(self, command: ShareTrade) -> SharedTrade:
         requested = command.requested

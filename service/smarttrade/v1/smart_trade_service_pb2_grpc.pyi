@@ -90,6 +90,11 @@ class SmartTradeServiceStub:
     """Resolves a share token to its settings. Any authenticated caller may."""
     DeleteSmartTradeShare: _grpc.UnaryUnaryMultiCallable[_smart_trade_service_pb2.DeleteSmartTradeShareRequest, _smart_trade_service_pb2.DeleteSmartTradeShareResponse]
     """Revokes a share; its token stops resolving."""
+    ListSmartTradeShares: _grpc.UnaryUnaryMultiCallable[_smart_trade_service_pb2.ListSmartTradeSharesRequest, _smart_trade_service_pb2.ListSmartTradeSharesResponse]
+    """Lists the caller's shares of one trade, or of all its trades, newest first:
+    names, settings and times, never tokens. Revoked shares are left out;
+    expired ones are listed (see `expire_time`).
+    """
     WatchSmartTrades: _grpc.UnaryStreamMultiCallable[_smart_trade_service_pb2.WatchSmartTradesRequest, _smart_trade_service_pb2.WatchSmartTradesResponse]
     """Streams one trade's or all of the caller's trades' updates: first a
     snapshot (unless resuming), then every event in `sequence` order, with
@@ -159,6 +164,11 @@ class SmartTradeServiceAsyncStub(SmartTradeServiceStub):
     """Resolves a share token to its settings. Any authenticated caller may."""
     DeleteSmartTradeShare: _aio.UnaryUnaryMultiCallable[_smart_trade_service_pb2.DeleteSmartTradeShareRequest, _smart_trade_service_pb2.DeleteSmartTradeShareResponse]  # type: ignore[assignment]
     """Revokes a share; its token stops resolving."""
+    ListSmartTradeShares: _aio.UnaryUnaryMultiCallable[_smart_trade_service_pb2.ListSmartTradeSharesRequest, _smart_trade_service_pb2.ListSmartTradeSharesResponse]  # type: ignore[assignment]
+    """Lists the caller's shares of one trade, or of all its trades, newest first:
+    names, settings and times, never tokens. Revoked shares are left out;
+    expired ones are listed (see `expire_time`).
+    """
     WatchSmartTrades: _aio.UnaryStreamMultiCallable[_smart_trade_service_pb2.WatchSmartTradesRequest, _smart_trade_service_pb2.WatchSmartTradesResponse]  # type: ignore[assignment]
     """Streams one trade's or all of the caller's trades' updates: first a
     snapshot (unless resuming), then every event in `sequence` order, with
@@ -303,6 +313,17 @@ class SmartTradeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_smart_trade_service_pb2.DeleteSmartTradeShareResponse, _abc.Awaitable[_smart_trade_service_pb2.DeleteSmartTradeShareResponse]]:
         """Revokes a share; its token stops resolving."""
+
+    @_abc_1.abstractmethod
+    def ListSmartTradeShares(
+        self,
+        request: _smart_trade_service_pb2.ListSmartTradeSharesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_smart_trade_service_pb2.ListSmartTradeSharesResponse, _abc.Awaitable[_smart_trade_service_pb2.ListSmartTradeSharesResponse]]:
+        """Lists the caller's shares of one trade, or of all its trades, newest first:
+        names, settings and times, never tokens. Revoked shares are left out;
+        expired ones are listed (see `expire_time`).
+        """
 
     @_abc_1.abstractmethod
     def WatchSmartTrades(

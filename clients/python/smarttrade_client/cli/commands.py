@@ -298,6 +298,11 @@ async def trades_resolve_share(client: Client, args: Args, out: Output) -> None:
     out.one(share, views.share_detail, share.settings.symbol)
 
 
+async def trades_shares(client: Client, args: Args, out: Output) -> None:
+    shares = [share async for share in client.list_shares(args.name)]
+    out.many(shares, views.shares_table, [share.name for share in shares])
+
+
 async def trades_revoke_share(client: Client, args: Args, out: Output) -> None:
     await client.revoke_share(args.name, request_id=args.request_id)
     out.data({"name": args.name, "revoked": True}, f"revoked {args.name}")

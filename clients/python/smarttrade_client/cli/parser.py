@@ -255,6 +255,8 @@ def build(prog: str, serve_help: str | None) -> argparse.ArgumentParser:
     # not `token`: that is --token. Tokens start with "st1_"; one of the first format that
     # starts with "-" goes after "--" (resolve-share -- -TOKEN).
     resolve.add_argument("share_token", metavar="TOKEN", help='after "--" if it starts with "-"')
+    shares = make.leaf(trades, "shares", commands.trades_shares, "list your shares")
+    shares.add_argument("name", nargs="?", help="of one trade (default: of all your trades)")
     revoke = make.leaf(trades, "revoke-share", commands.trades_revoke_share, "revoke a share")
     revoke.add_argument("name", help="smartTrades/{id}/shares/{share}")
     mutation(revoke, etag=False)

@@ -42,6 +42,10 @@ def number(value: Decimal | None) -> str:
     return "-" if value is None else text(value)
 
 
+def moment(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def clock(value: datetime | None) -> str:
     return "-" if value is None else value.astimezone(UTC).strftime("%H:%M:%S")
 
@@ -266,6 +270,22 @@ def account_detail(account: Account) -> str:
     if account.etag:
         pairs.append(("etag", account.etag))
     return fields(pairs)
+
+
+def shares_table(shares: Iterable[Share]) -> str:
+    return table(
+        ["NAME", "SYMBOL", "SIDE", "CREATED", "EXPIRES"],
+        [
+            [
+                share.name,
+                share.settings.symbol,
+                share.settings.side.value,
+                moment(share.create_time),
+                moment(share.expire_time) if share.expire_time else "never",
+            ]
+            for share in shares
+        ],
+    )
 
 
 def accounts_table(accounts: Iterable[Account]) -> str:

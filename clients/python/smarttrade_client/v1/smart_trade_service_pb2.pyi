@@ -673,21 +673,28 @@ Global___ShareSmartTradeResponse: _TypeAlias = ShareSmartTradeResponse  # noqa: 
 
 @_typing.final
 class GetSmartTradeShareRequest(_message.Message):
-    """Request of GetSmartTradeShare."""
+    """Request of GetSmartTradeShare: exactly one of `token` and `name`."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TOKEN_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
     token: _builtins.str
-    """The share token."""
+    """The share token: any authenticated caller gets the settings it reveals."""
+    name: _builtins.str
+    """Or the share's name, `smartTrades/{smart_trade}/shares/{share}`: its owner
+    gets it with its name (never its token), also once it expired; a revoked
+    share is NOT_FOUND.
+    """
     def __init__(
         self,
         *,
         token: _builtins.str = ...,
+        name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -759,6 +766,66 @@ class DeleteSmartTradeShareResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteSmartTradeShareResponse: _TypeAlias = DeleteSmartTradeShareResponse  # noqa: Y015
+
+@_typing.final
+class ListSmartTradeSharesRequest(_message.Message):
+    """Request of ListSmartTradeShares."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """`smartTrades/{smart_trade}`, or `smartTrades/-` for all of the caller's
+    trades.
+    """
+    page_size: _builtins.int
+    """At most this many (default 50, at most 500)."""
+    page_token: _builtins.str
+    """From a previous response's `next_page_token`."""
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSmartTradeSharesRequest: _TypeAlias = ListSmartTradeSharesRequest  # noqa: Y015
+
+@_typing.final
+class ListSmartTradeSharesResponse(_message.Message):
+    """Response of ListSmartTradeShares."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHARES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """An opaque token for the next page; empty on the last page."""
+    @_builtins.property
+    def shares(self) -> _containers.RepeatedCompositeFieldContainer[_smart_trade_pb2.SmartTradeShare]:
+        """The shares, newest first, without tokens."""
+
+    def __init__(
+        self,
+        *,
+        shares: _abc.Iterable[_smart_trade_pb2.SmartTradeShare] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "shares", b"shares"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSmartTradeSharesResponse: _TypeAlias = ListSmartTradeSharesResponse  # noqa: Y015
 
 @_typing.final
 class WatchSmartTradesRequest(_message.Message):

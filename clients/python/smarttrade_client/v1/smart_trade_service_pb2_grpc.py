@@ -117,6 +117,11 @@ class SmartTradeServiceStub:
                 request_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.DeleteSmartTradeShareRequest.SerializeToString,
                 response_deserializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.DeleteSmartTradeShareResponse.FromString,
                 _registered_method=True)
+        self.ListSmartTradeShares = channel.unary_unary(
+                '/smarttrade.v1.SmartTradeService/ListSmartTradeShares',
+                request_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.ListSmartTradeSharesRequest.SerializeToString,
+                response_deserializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.ListSmartTradeSharesResponse.FromString,
+                _registered_method=True)
         self.WatchSmartTrades = channel.unary_stream(
                 '/smarttrade.v1.SmartTradeService/WatchSmartTrades',
                 request_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.WatchSmartTradesRequest.SerializeToString,
@@ -243,6 +248,15 @@ class SmartTradeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSmartTradeShares(self, request, context):
+        """Lists the caller's shares of one trade, or of all its trades, newest first:
+        names, settings and times, never tokens. Revoked shares are left out;
+        expired ones are listed (see `expire_time`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchSmartTrades(self, request, context):
         """Streams one trade's or all of the caller's trades' updates: first a
         snapshot (unless resuming), then every event in `sequence` order, with
@@ -320,6 +334,11 @@ def add_SmartTradeServiceServicer_to_server(servicer, server):
                     servicer.DeleteSmartTradeShare,
                     request_deserializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.DeleteSmartTradeShareRequest.FromString,
                     response_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.DeleteSmartTradeShareResponse.SerializeToString,
+            ),
+            'ListSmartTradeShares': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSmartTradeShares,
+                    request_deserializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.ListSmartTradeSharesRequest.FromString,
+                    response_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.ListSmartTradeSharesResponse.SerializeToString,
             ),
             'WatchSmartTrades': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchSmartTrades,
@@ -696,6 +715,33 @@ class SmartTradeService:
             '/smarttrade.v1.SmartTradeService/DeleteSmartTradeShare',
             smarttrade_dot_v1_dot_smart__trade__service__pb2.DeleteSmartTradeShareRequest.SerializeToString,
             smarttrade_dot_v1_dot_smart__trade__service__pb2.DeleteSmartTradeShareResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSmartTradeShares(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/smarttrade.v1.SmartTradeService/ListSmartTradeShares',
+            smarttrade_dot_v1_dot_smart__trade__service__pb2.ListSmartTradeSharesRequest.SerializeToString,
+            smarttrade_dot_v1_dot_smart__trade__service__pb2.ListSmartTradeSharesResponse.FromString,
             options,
             channel_credentials,
             insecure,
