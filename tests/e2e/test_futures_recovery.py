@@ -1,22 +1,31 @@
-"""A futures trade survives `kill -9` (issue 14): the service runs as its own process on paper
-futures and dies at a named point with a position open at the venue; started again on the
-same database, it recovers the trade without a second order, and the trade ends as an
-uninterrupted run on the same price path ends."""
+"""A futures trade survives `kill -9` (issue 14): the service runs as its own process and dies
+with a position open at the venue. On paper futures it dies at a named point (the entry
+decided and not sent, the entry filled and not recorded, the target sent); started again
+on the same database, it recovers the trade without a second order, and the trade ends as
+an uninterrupted run on the same price path ends. On Binance USDⓈ-M (the stub, which
+outlives the service as a real venue does) it is killed with its target resting, the target
+fills while it is dead, and the restarted service closes the trade there, sending nothing
+more."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
+from decimal import Decimal
 from pathlib import Path
 
 import grpc
 import pytest
 
 from smarttrade.usecases.create import trade_id_for
+from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import paper_market_service_pb2 as paper_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
+from tests.support.binance_service import API_KEY, SECRET, stub_overrides, trading_on
+from tests.support.binance_stub import BinanceStub
 from tests.support.service import Client, serving_process
 
 PERP = "BTC/USDT:USDT"
@@ -133,3 +142,72 @@ async def test_a_futures_short_killed_with_its_position_at_the_venue_ends_as_if_
     assert venue_orders(killed) == venue_orders(uninterrupted) == ["entry", "tp1", "sl"]
     assert killed.position.realized_pnl == uninterrupted.position.realized_pnl == "-0.999"
     assert wallet == wallet_uninterrupted == "9999.001"
+
+
+def usdm_settings(venue: BinanceStub) -> dict[str, str]:
+    """The test settings of a service on the stub, with `binanceusdm` pointed at it too."""
+    overrides = stub_overrides(venue, poll_interval=0.1, timeout=1.0)
+    overrides["binanceusdm"] = {
+        "urls": {"api": venue.futures_urls | {"ws": venue.ws_urls}},
+        "poll_interval": 0.1,
+        "rate_limit_ms": 1,
+        "timeout": 1.0,
+    }
+    return {"SMARTTRADE_EXCHANGE_OVERRIDES": json.dumps(overrides)}
+
+
+def long_with_target(account: str) -> pb.SmartTrade:
+    return pb.SmartTrade(
+        account=account,
+        symbol=PERP,
+        side=pb.SIDE_BUY,
+        entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="10"),
+        take_profit=pb.TakeProfit(steps=[pb.TakeProfitStep(price="110", volume_percent="100")]),
+        stop_loss=pb.StopLoss(price="95"),
+        leverage=pb.Leverage(market_type=pb.MARKET_TYPE_LINEAR, value="10"),
+    )
+
+
+def target_resting(trade: pb.SmartTrade) -> bool:
+    target = next(leg for leg in trade.legs if leg.id == "tp1")
+    return any(order.status == pb.ORDER_STATUS_OPEN for order in target.orders)
+
+
+async def test_a_futures_long_killed_while_the_venue_fills_its_target_closes_there_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Arrange: Binance USDⓈ-M (the stub) outlives the service, as a real venue does.
+    async with BinanceStub(api_key=API_KEY, secret=SECRET) as venue:
+        await venue.set_futures_balance(Decimal(10000))
+        await venue.set_price(PERP, Decimal(100))
+        settings = usdm_settings(venue)
+        async with trading_on(venue, database_url, tmp_path, env=settings) as first:
+            created = await first.client.accounts.CreateExchangeAccount(
+                accounts_pb.CreateExchangeAccountRequest(
+                    exchange_account=accounts_pb.ExchangeAccount(
+                        exchange="binanceusdm",
+                        credentials=accounts_pb.ExchangeCredentials(api_key=API_KEY, secret=SECRET),
+                    ),
+                    request_id=str(uuid.uuid4()),
+                ),
+                metadata=first.client.metadata,
+            )
+            account = created.exchange_account.name
+            trade = await first.create(long_with_target(account), str(uuid.uuid4()))
+            await first.eventually(trade.name, target_resting)
+            first.server.kill()  # SIGKILL, a position open and its target resting
+
+        # Act: the target fills while nothing watches; the service starts again.
+        await venue.set_price(PERP, Decimal(110))
+        async with trading_on(venue, database_url, tmp_path, first.account, settings) as second:
+            done = await second.eventually(
+                trade.name, lambda t: t.state == pb.SMART_TRADE_STATE_CLOSED
+            )
+
+        # Assert: closed at its target; one entry and one target order ever sent; the
+        # position flat and the wallet up 10 x 10 less fees (0.4 taker in, 0.22 maker out).
+        assert done.close_reason == pb.CLOSE_REASON_TAKE_PROFIT
+        sent = [r.params["newClientOrderId"] for r in venue.requests_to("POST", "/fapi/v1/order")]
+        assert [order.rsplit("-", 2)[1] for order in sent] == ["entry", "tp1"]
+        assert Decimal(venue.futures.position_risk("BTCUSDT")["positionAmt"]) == 0
+        assert venue.futures_wallet() == Decimal(10000) + 100 - Decimal("0.62")
