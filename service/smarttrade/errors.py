@@ -21,6 +21,15 @@ class NotFound(Exception):
         self.name = name
 
 
+class AlreadyExists(Exception):
+    """A resource of this caller already has the name the request gives the new one."""
+
+    def __init__(self, resource: str, name: str) -> None:
+        super().__init__(f"{resource} {name!r} already exists")
+        self.resource = resource
+        self.name = name
+
+
 class EtagMismatch(Exception):
     """The caller's etag is not the resource's current one: it changed since it was read."""
 

@@ -146,6 +146,39 @@ async def test_a_trade_from_flags_runs_to_closed_at_its_take_profit(cli: Cli) ->
     assert names.stdout.split() == [created["name"]]
 
 
+async def test_labels_an_own_id_and_a_filtered_list_from_the_command_line(cli: Cli) -> None:
+    account = await paper_account(cli)
+    await cli("paper", "price", "ADA/USDT", "100")
+
+    def create(*more: str) -> list[str]:
+        return [
+            "trades", "create", "--account", account, "--symbol", "ADA/USDT", "--side", "buy",
+            "--units", "1", "--tp", "150", *more,
+        ]  # fmt: skip
+
+    first = await cli.json(*create("--id", "ada-signal-1", "--label", "bot=grid"))
+    second = await cli.json(*create("--label", "bot=dca", "--label", "run=r2"))
+    taken = await cli(*create("--id", "ada-signal-1"))
+    edited = await cli.json("trades", "edit", second["name"], "--label", "bot=grid")
+    grid = await cli.json(
+        "trades", "list", "--filter", f'labels.bot = "grid" AND account = {account}',
+        "--order-by", "create_time",
+    )  # fmt: skip
+    bad = await cli("trades", "list", "--filter", "colour = red")
+    shown = await cli("trades", "get", "ada-signal-1")
+
+    assert first["name"] == "smartTrades/ada-signal-1"
+    assert first["labels"] == {"bot": "grid"}
+    assert second["labels"] == {"bot": "dca", "run": "r2"}
+    assert taken.code != 0
+    assert "already exists" in taken.stderr
+    assert edited["labels"] == {"bot": "grid"}
+    assert [trade["name"] for trade in grid] == [first["name"], second["name"]]
+    assert bad.code == 3
+    assert "filter" in bad.stderr
+    assert "labels:" in shown.stdout
+
+
 SETTINGS_YAML = """\
 symbol: SOL/USDT
 side: buy

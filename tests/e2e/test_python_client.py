@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from smarttrade_client import (
+    AlreadyExists,
     AsyncSmartTradeClient,
     Entry,
     Event,
@@ -153,6 +154,42 @@ async def test_list_trades_iterates_over_every_page(service: Service) -> None:
 
     assert listed == list(reversed(names))
     assert pending == listed
+
+
+async def test_labels_an_own_id_and_a_filtered_ordered_list_through_the_client(
+    service: Service,
+) -> None:
+    async with client_of(service) as client:
+        account = await client.create_paper_account()
+        await client.set_price(BTC, Decimal(100))
+
+        async def buy(smart_trade_id: str, labels: dict[str, str]) -> SmartTrade:
+            return await client.create_trade(
+                account=account.name,
+                symbol=BTC,
+                side=Side.BUY,
+                entry=Entry.market(units=Decimal("0.1")),
+                take_profit=[TakeProfitStep(price=Decimal(150))],
+                labels=labels,
+                smart_trade_id=smart_trade_id,
+            )
+
+        first = await buy("sig-one", {"bot": "grid"})
+        second = await buy("sig-two", {"bot": "dca"})
+        with pytest.raises(AlreadyExists):
+            await buy("sig-one", {})
+        edited = await client.edit_trade(second.name, labels={"bot": "grid", "v": "2"})
+        grid = [
+            trade.name
+            async for trade in client.list_trades(
+                filter='labels.bot = "grid"', order_by="create_time desc", page_size=1
+            )
+        ]
+
+    assert first.name == "smartTrades/sig-one"
+    assert dict(first.labels) == {"bot": "grid"}
+    assert dict(edited.labels) == {"bot": "grid", "v": "2"}
+    assert grid == [second.name, first.name]
 
 
 async def test_a_rich_error_is_raised_as_a_typed_exception_with_its_details(

@@ -259,8 +259,8 @@ def test_available_actions_list_exactly_the_allowed_ones_in_menu_order(state: Tr
 
 
 EDITABLE = {
-    TradeState.PENDING: ["entry", "take_profit", "stop_loss", "note"],
-    TradeState.ACTIVE: ["take_profit", "stop_loss", "note"],
+    TradeState.PENDING: ["entry", "take_profit", "stop_loss", "note", "labels"],
+    TradeState.ACTIVE: ["take_profit", "stop_loss", "note", "labels"],
 }
 
 

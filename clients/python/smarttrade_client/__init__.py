@@ -21,6 +21,7 @@ from smarttrade_client.aio import AsyncSmartTradeClient
 from smarttrade_client.calls import RetryPolicy, new_request_id
 from smarttrade_client.errors import (
     Aborted,
+    AlreadyExists,
     Cancelled,
     DeadlineExceeded,
     FailedPrecondition,
@@ -79,6 +80,7 @@ __all__ = [
     "Aborted",
     "Account",
     "Action",
+    "AlreadyExists",
     "AsyncSmartTradeClient",
     "Balance",
     "Cancelled",

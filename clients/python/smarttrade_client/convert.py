@@ -218,8 +218,10 @@ def trade_message(
     leverage: Leverage | None = None,
     note: str = "",
     etag: str = "",
+    labels: Mapping[str, str] | None = None,
 ) -> pb.SmartTrade:
     message = pb.SmartTrade(name=name, account=account, symbol=symbol, note=note, etag=etag)
+    message.labels.update(labels or {})
     if side is not None:
         message.side = pb.Side.Value(f"SIDE_{side.value}")
     if entry is not None:
@@ -416,6 +418,7 @@ def smart_trade(message: pb.SmartTrade) -> SmartTrade:
         etag=message.etag,
         reducible_units=optional(message.reducible_units),
         futures=futures_position(message.futures) if message.HasField("futures") else None,
+        labels=dict(message.labels),
     )
 
 

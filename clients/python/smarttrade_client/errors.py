@@ -83,6 +83,12 @@ class NotFound(SmartTradeError):
     code = grpc.StatusCode.NOT_FOUND
 
 
+class AlreadyExists(SmartTradeError):
+    """The name the request gives a new resource is taken (a trade's `smart_trade_id`)."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
 class FailedPrecondition(SmartTradeError):
     """The action is not allowed now (`reason` ACTION_NOT_ALLOWED, with `metadata` state and
     action), or the exchange refused (EXCHANGE_REJECTED)."""
@@ -146,6 +152,7 @@ _BY_CODE: dict[grpc.StatusCode, type[SmartTradeError]] = {
     for kind in (
         InvalidArgument,
         NotFound,
+        AlreadyExists,
         FailedPrecondition,
         Aborted,
         OutOfRange,

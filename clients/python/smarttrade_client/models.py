@@ -360,6 +360,8 @@ class SmartTrade:
     # Futures (LINEAR): the open position's margin, ROE and liquidation price; None on spot
     # and while no position is open.
     futures: FuturesPosition | None = None
+    # The caller's labels: lowercase keys and values (see `SmartTradeClient.create_trade`).
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def leg(self, leg_id: str) -> Leg:
         """The leg with this id ("entry", "tp1", "sl", ...); KeyError if there is none."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -46,6 +46,8 @@ class TradeCalls(ClientBase):
         stop_loss: StopLoss | None = None,
         leverage: Leverage | None = None,
         note: str = "",
+        labels: Mapping[str, str] | None = None,
+        smart_trade_id: str = "",
         request_id: str | None = None,
         timeout: float | None = None,
     ) -> SmartTrade:
@@ -54,6 +56,12 @@ class TradeCalls(ClientBase):
         `account` is the exchange account to trade on; `take_profit` up to 8 steps whose
         volumes sum to 100; `stop_loss` None for none. Raises `InvalidArgument` naming every
         bad field (`error.field_violations`).
+
+        `labels`: up to 64, keys and values of lowercase letters, digits, `_` and `-` (keys
+        start with a letter, both at most 63 characters). `smart_trade_id`: your own id for
+        the trade (4 to 63 lowercase letters, digits and hyphens, starting with a letter),
+        which names it `smartTrades/{smart_trade_id}`; one in use raises `AlreadyExists`,
+        unless this is a retry with the same `request_id`.
         """
         trade = convert.trade_message(
             account=account_name(account),
@@ -64,9 +72,12 @@ class TradeCalls(ClientBase):
             stop_loss=stop_loss,
             leverage=leverage,
             note=note,
+            labels=labels,
         )
         key = request_id or new_request_id()
-        request = trades_pb.CreateSmartTradeRequest(smart_trade=trade, request_id=key)
+        request = trades_pb.CreateSmartTradeRequest(
+            smart_trade=trade, request_id=key, smart_trade_id=smart_trade_id
+        )
         answer = await self._caller.call(
             self._trades.CreateSmartTrade, request, timeout=timeout, request_id=key
         )
@@ -114,15 +125,24 @@ class TradeCalls(ClientBase):
         account: str = "",
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        filter: str = "",
+        order_by: str = "",
         page_size: int = DEFAULT_PAGE_SIZE,
         timeout: float | None = None,
     ) -> AsyncIterator[SmartTrade]:
         """Iterate over the caller's trades, newest first, fetching pages as needed.
 
-        The filters combine with AND: `states` (any of them), `symbol`, `account`, and the
-        creation time (`created_after` inclusive, `created_before` exclusive).
+        The filters combine with AND: `states` (any of them), `symbol`, `account`, the
+        creation time (`created_after` inclusive, `created_before` exclusive), and `filter`,
+        an AIP-160 expression such as
+        `'state = ACTIVE AND labels.bot = "grid" AND create_time >= "2026-12-01T00:00:00Z"'`
+        (fields: state, side, close_reason, symbol, account, labels.{key}, create_time,
+        end_time). `order_by`: `create_time`, `update_time` or `realized_pnl`, ascending
+        unless followed by ` desc`; empty: newest first.
         """
         request = trades_pb.ListSmartTradesRequest(
+            filter=filter,
+            order_by=order_by,
             page_size=page_size,
             states=convert.trade_states(states),
             symbol=symbol,
@@ -149,13 +169,15 @@ class TradeCalls(ClientBase):
         stop_loss: StopLoss | None = None,
         remove_stop_loss: bool = False,
         note: str | None = None,
+        labels: Mapping[str, str] | None = None,
         update_mask: Sequence[str] | None = None,
         etag: str | None = None,
         request_id: str | None = None,
         timeout: float | None = None,
     ) -> SmartTrade:
         """Edit: replace the settings you pass (the entry only while PENDING; take profit,
-        stop loss and note while PENDING or ACTIVE). `remove_stop_loss=True` drops the stop.
+        stop loss, note and labels while PENDING or ACTIVE). `remove_stop_loss=True` drops the
+        stop; `labels` replaces them all (`{}` removes them).
 
         The update mask is the settings given; pass `update_mask` for finer paths, e.g.
         `edit_trade(name, entry=Entry.limit(Decimal(96)), update_mask=["entry.limit_price"])`.
@@ -171,6 +193,8 @@ class TradeCalls(ClientBase):
             paths.append("stop_loss")
         if note is not None:
             paths.append("note")
+        if labels is not None:
+            paths.append("labels")
         trade = convert.trade_message(
             name=trade_name(name),
             entry=entry,
@@ -178,6 +202,7 @@ class TradeCalls(ClientBase):
             stop_loss=None if remove_stop_loss else stop_loss,
             note=note or "",
             etag=etag or "",
+            labels=labels,
         )
         mask = FieldMask(paths=list(update_mask) if update_mask is not None else paths)
         key = request_id or new_request_id()

@@ -18,9 +18,11 @@ from smarttrade.api import parse, render
 from smarttrade.api.auth import tenant
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.fsm import TradeState
+from smarttrade.domain.labels import SERVICE_TRADE_ID, trade_id_violation
 from smarttrade.domain.messages import AddFunds, Edit, Input, ReduceFunds
 from smarttrade.domain.model import SmartTrade
-from smarttrade.usecases.create import CreateFromShare, CreateTrade
+from smarttrade.domain.trade_query import order_by, parse_filter
+from smarttrade.usecases.create import CreateFromShare, CreateTrade, trade_id_named
 from smarttrade.usecases.reading import ListTrades
 from smarttrade.usecases.requests import Requested, RequestIdRefused
 from smarttrade.v1 import smart_trade_pb2 as pb
@@ -65,17 +67,31 @@ def fields_under(prefix: str) -> Iterator[None]:
         ) from error
 
 
+def trade_id(name: str, field: str = "name") -> str:
+    """The trade id behind a trade's name, `smartTrades/{id}`: the service's own id, or one
+    the caller chose at creation (see `usecases.create.trade_id_named`)."""
+    prefix = f"{TRADES}/"
+    if name.startswith(prefix):
+        resource_id = name[len(prefix) :]
+        if SERVICE_TRADE_ID.fullmatch(resource_id) or trade_id_violation(resource_id) is None:
+            return trade_id_named(tenant(), resource_id)
+    return parse.name_id(name, TRADES, field)
+
+
 def create(request: service_pb.CreateSmartTradeRequest) -> CreateTrade | CreateFromShare:
     who = requested(request, "CreateSmartTrade", request.request_id)
     given = request.smart_trade
     out = parse.Violations()
+    chosen_id = request.smart_trade_id
+    if chosen_id and (violation := trade_id_violation(chosen_id)) is not None:
+        out.add(violation.field, violation.description)
     with out.under("smart_trade"):
         account_id = parse.resource_id(given.account, ACCOUNTS, "account", out)
         if not request.share_token:
             spec = parse.trade_spec(given, out)
             out.raise_any()
             assert spec is not None
-            return CreateTrade(who, account_id, spec)
+            return CreateTrade(who, account_id, spec, chosen_id)
         for field, _ in given.ListFields():
             if field.name not in FROM_SHARE:
                 out.add(field.name, "comes from the share; set only account and entry size")
@@ -87,7 +103,7 @@ def create(request: service_pb.CreateSmartTradeRequest) -> CreateTrade | CreateF
         units = parse.decimal(given.entry.units, "entry.units", out, positive=True)
         total = parse.decimal(given.entry.total, "entry.total", out, positive=True)
     out.raise_any()
-    return CreateFromShare(who, account_id, request.share_token, units, total)
+    return CreateFromShare(who, account_id, request.share_token, units, total, chosen_id)
 
 
 def list_query(request: service_pb.ListSmartTradesRequest) -> ListTrades:
@@ -106,6 +122,8 @@ def list_query(request: service_pb.ListSmartTradesRequest) -> ListTrades:
         created_before=parse.timestamp(request, "create_time_end"),
         page_size=request.page_size,
         page_token=request.page_token,
+        expression=parse_filter(request.filter),
+        order=order_by(request.order_by),
     )
 
 

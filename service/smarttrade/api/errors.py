@@ -24,7 +24,14 @@ from grpc_status import rpc_status
 from smarttrade.api.auth import Authenticator, ScopeMissing, Unauthenticated
 from smarttrade.api.parse import text_fields_clean
 from smarttrade.domain.errors import ActionNotAllowed, FieldViolation, InvalidSpec
-from smarttrade.errors import EtagMismatch, NotFound, OutOfRange, PreconditionFailed, Unavailable
+from smarttrade.errors import (
+    AlreadyExists,
+    EtagMismatch,
+    NotFound,
+    OutOfRange,
+    PreconditionFailed,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +142,10 @@ def status_of(error: Exception) -> status_pb2.Status:
             )
         case NotFound():
             return _status(code_pb2.NOT_FOUND, "NOT_FOUND", str(error), {"resource": error.name})
+        case AlreadyExists():
+            return _status(
+                code_pb2.ALREADY_EXISTS, "ALREADY_EXISTS", str(error), {"resource": error.name}
+            )
         case EtagMismatch():
             return _status(code_pb2.ABORTED, "ETAG_MISMATCH", str(error), {"resource": error.name})
         case PreconditionFailed():

@@ -22,6 +22,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
+from smarttrade.domain.labels import label_violations
 from smarttrade.domain.spec import (
     EntrySpec,
     EntryType,
@@ -275,6 +276,9 @@ def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
     leverage = _leverage(message.leverage, out)
     if len(message.note) > MAX_NOTE:
         out.add("note", f"must be at most {MAX_NOTE} characters")
+    labels = dict(message.labels)
+    for violation in label_violations(labels):
+        out.add(violation.field, violation.description)
     if side is None or entry is None or out.items:
         return None
     return TradeSpec(
@@ -285,6 +289,7 @@ def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
         stop_loss=stop,
         leverage=leverage,
         note=message.note,
+        labels=labels,
     )
 
 

@@ -136,6 +136,8 @@ def settings_into(message: pb.SmartTrade, spec: TradeSpec, trade: SmartTrade | N
         message.stop_loss.CopyFrom(stop_loss(spec.stop_loss, trigger))
     message.leverage.CopyFrom(leverage(spec.leverage))
     message.note = spec.note
+    message.labels.clear()
+    message.labels.update(spec.labels)
 
 
 def order(value: Order) -> pb.Order:
@@ -182,7 +184,7 @@ def leg(value: Leg) -> pb.Leg:
 def smart_trade(trade: SmartTrade) -> pb.SmartTrade:
     position = position_of(trade)
     message = pb.SmartTrade(
-        name=f"smartTrades/{trade.id}",
+        name=f"smartTrades/{trade.resource_id}",
         account=f"exchangeAccounts/{trade.account_id}",
         state=number(pb.SmartTradeState, "SMART_TRADE_STATE", trade.state),
         close_reason=number(pb.CloseReason, "CLOSE_REASON", trade.close_reason),
@@ -232,7 +234,7 @@ def event(stored: StoredEvent) -> pb.SmartTradeEvent:
         sequence=stored.sequence,
         type=number(pb.SmartTradeEventType, "SMART_TRADE_EVENT_TYPE", fact.type),
         time=timestamp(fact.at),
-        smart_trade_name=f"smartTrades/{stored.trade.id}",
+        smart_trade_name=f"smartTrades/{stored.trade.resource_id}",
         leg_id=fact.leg_id,
         client_order_id=fact.client_order_id,
         state=number(pb.SmartTradeState, "SMART_TRADE_STATE", fact.state),

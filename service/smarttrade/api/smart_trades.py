@@ -15,7 +15,7 @@ import grpc
 
 from smarttrade.api import commands, parse, render
 from smarttrade.api.auth import Authenticator, tenant
-from smarttrade.api.commands import TRADES, fields_under, requested
+from smarttrade.api.commands import fields_under, requested
 from smarttrade.api.errors import errors_as_status, unary
 from smarttrade.api.memo import Memo
 from smarttrade.api.parse import text_fields_clean
@@ -34,7 +34,7 @@ from smarttrade.v1 import smart_trade_service_pb2_grpc as service_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_HEARTBEAT = 15.0
-SHARE_NAME = re.compile(r"smartTrades/([0-9a-f]{1,64})/shares/([0-9a-f]{1,64})")
+SHARE_NAME = re.compile(r"smartTrades/([0-9a-z-]{1,64})/shares/([0-9a-f]{1,64})")
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     async def GetSmartTrade(  # type: ignore[override]  # answers with ready bytes
         self, request: service_pb.GetSmartTradeRequest, context: Context
     ) -> bytes:
-        trade = await self._use.reader.get(tenant(), parse.name_id(request.name, TRADES))
+        trade = await self._use.reader.get(tenant(), commands.trade_id(request.name))
         return self._read_answers.get(
             (trade.id, trade.version, trade.last_price),
             lambda: service_pb.GetSmartTradeResponse(
@@ -118,7 +118,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     async def UpdateSmartTrade(
         self, request: service_pb.UpdateSmartTradeRequest, context: Context
     ) -> service_pb.UpdateSmartTradeResponse:
-        trade_id = parse.name_id(request.smart_trade.name, TRADES, "smart_trade.name")
+        trade_id = commands.trade_id(request.smart_trade.name, "smart_trade.name")
         edit = commands.edit(request, self._clock())
         trade = await self._act(
             "UpdateSmartTrade", request, trade_id, edit, request.smart_trade.etag
@@ -129,14 +129,14 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     async def RefreshSmartTrade(
         self, request: service_pb.RefreshSmartTradeRequest, context: Context
     ) -> service_pb.RefreshSmartTradeResponse:
-        trade = await self._use.refresh(tenant(), parse.name_id(request.name, TRADES))
+        trade = await self._use.refresh(tenant(), commands.trade_id(request.name))
         return service_pb.RefreshSmartTradeResponse(smart_trade=self._view(trade))
 
     @unary
     async def AddSmartTradeFunds(
         self, request: service_pb.AddSmartTradeFundsRequest, context: Context
     ) -> service_pb.AddSmartTradeFundsResponse:
-        trade_id = parse.name_id(request.name, TRADES)
+        trade_id = commands.trade_id(request.name)
         add = commands.add_funds(request, self._clock())
         trade = await self._act("AddSmartTradeFunds", request, trade_id, add, request.etag)
         return service_pb.AddSmartTradeFundsResponse(smart_trade=trade)
@@ -145,7 +145,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     async def ReduceSmartTradeFunds(
         self, request: service_pb.ReduceSmartTradeFundsRequest, context: Context
     ) -> service_pb.ReduceSmartTradeFundsResponse:
-        trade_id = parse.name_id(request.name, TRADES)
+        trade_id = commands.trade_id(request.name)
         reduce = commands.reduce_funds(request, self._clock())
         trade = await self._act("ReduceSmartTradeFunds", request, trade_id, reduce, request.etag)
         return service_pb.ReduceSmartTradeFundsResponse(smart_trade=trade)
@@ -154,7 +154,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     async def OpenSmartTrade(
         self, request: service_pb.OpenSmartTradeRequest, context: Context
     ) -> service_pb.OpenSmartTradeResponse:
-        trade_id = parse.name_id(request.name, TRADES)
+        trade_id = commands.trade_id(request.name)
         open_now = OpenNow(self._clock())
         trade = await self._act("OpenSmartTrade", request, trade_id, open_now, request.etag)
         return service_pb.OpenSmartTradeResponse(smart_trade=trade)
@@ -163,7 +163,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     async def CloseSmartTrade(
         self, request: service_pb.CloseSmartTradeRequest, context: Context
     ) -> service_pb.CloseSmartTradeResponse:
-        trade_id = parse.name_id(request.name, TRADES)
+        trade_id = commands.trade_id(request.name)
         close = CloseAtMarket(self._clock())
         trade = await self._act("CloseSmartTrade", request, trade_id, close, request.etag)
         return service_pb.CloseSmartTradeResponse(smart_trade=trade)
@@ -172,7 +172,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     async def CancelSmartTrade(
         self, request: service_pb.CancelSmartTradeRequest, context: Context
     ) -> service_pb.CancelSmartTradeResponse:
-        trade_id = parse.name_id(request.name, TRADES)
+        trade_id = commands.trade_id(request.name)
         cancel = Cancel(self._clock())
         trade = await self._act("CancelSmartTrade", request, trade_id, cancel, request.etag)
         return service_pb.CancelSmartTradeResponse(smart_trade=trade)
@@ -181,7 +181,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     async def ShareSmartTrade(
         self, request: service_pb.ShareSmartTradeRequest, context: Context
     ) -> service_pb.ShareSmartTradeResponse:
-        trade_id = parse.name_id(request.name, TRADES)
+        trade_id = commands.trade_id(request.name)
         who = requested(request, "ShareSmartTrade", request.request_id)
         shared = await self._use.shares.share(
             ShareTrade(who, trade_id, commands.share_ttl(request))
@@ -205,8 +205,8 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
     async def ListSmartTradeShares(
         self, request: service_pb.ListSmartTradeSharesRequest, context: Context
     ) -> service_pb.ListSmartTradeSharesResponse:
-        every = request.parent == f"{TRADES}/-"
-        trade_id = None if every else parse.name_id(request.parent, TRADES, "parent")
+        every = request.parent == "smartTrades/-"
+        trade_id = None if every else commands.trade_id(request.parent, "parent")
         found, token = await self._use.shares.list(
             tenant(), trade_id, request.page_size, request.page_token
         )
@@ -230,7 +230,7 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         async with errors_as_status(context):
             self.authenticator.require(context.invocation_metadata(), self.scope)
             text_fields_clean(request)
-            trade_id = parse.name_id(request.name, TRADES) if request.name else None
+            trade_id = commands.trade_id(request.name) if request.name else None
             if request.after_sequence < 0:
                 raise InvalidSpec([FieldViolation("after_sequence", "must not be negative")])
             interval = parse.duration(
@@ -263,5 +263,4 @@ def _share_name(name: str) -> tuple[str, str]:
     match = SHARE_NAME.fullmatch(name)
     if match is None:
         raise InvalidSpec([FieldViolation("name", "must be smartTrades/{trade}/shares/{share}")])
-    trade_id, share_id = match.groups()
-    return trade_id, share_id
+    return commands.trade_id(f"smartTrades/{match[1]}"), match[2]

@@ -65,8 +65,10 @@ def create(
     market: Market,
     last_price: Decimal,
     at: datetime,
+    chosen_id: str = "",
 ) -> Decision:
-    """A new trade from valid settings; raises `InvalidSpec` naming every bad field."""
+    """A new trade from valid settings; raises `InvalidSpec` naming every bad field.
+    `chosen_id`: the id of its resource name the caller chose, if any."""
     refused = unsupported(spec, market)
     if refused:
         raise InvalidSpec(refused)
@@ -92,6 +94,7 @@ def create(
         reference_price=last_price,
         last_price=last_price,
         legs=legs,
+        chosen_id=chosen_id,
     )
     changes = Changes(trade, at)
     changes.emit(EventType.CREATED)

@@ -37,8 +37,8 @@ ACTIONS: dict[TradeState, frozenset[Action]] = {
 # The update-mask roots an edit may touch, by state. Sub-paths ("stop_loss.price") follow
 # their root. Everything else (account, symbol, side, leverage) is fixed at creation.
 EDITABLE: dict[TradeState, tuple[str, ...]] = {
-    TradeState.PENDING: ("entry", "take_profit", "stop_loss", "note"),
-    TradeState.ACTIVE: ("take_profit", "stop_loss", "note"),
+    TradeState.PENDING: ("entry", "take_profit", "stop_loss", "note", "labels"),
+    TradeState.ACTIVE: ("take_profit", "stop_loss", "note", "labels"),
 }
 EDITABLE_ROOTS = frozenset(EDITABLE[TradeState.PENDING])
 

@@ -183,6 +183,14 @@ class SmartTrade:
     # Futures: the liquidation price the venue last reported for the position (None: not
     # reported; isolated margin computes one meanwhile, see `futures.figures_of`).
     venue_liquidation_price: Decimal | None = None
+    # The id the caller chose for the trade's resource name at creation (AIP-133), or ""
+    # when the service chose it: then the name is the trade's own id.
+    chosen_id: str = ""
+
+    @property
+    def resource_id(self) -> str:
+        """The id of the trade's resource name, `smartTrades/{resource_id}`."""
+        return self.chosen_id or self.id
 
     def leg(self, leg_id: str) -> Leg:
         for leg in self.legs:

@@ -97,3 +97,6 @@ class TradeSpec:
     stop_loss: StopLossSpec | None = None
     leverage: LeverageSpec = field(default_factory=LeverageSpec)
     note: str = ""
+    # The caller's labels (domain.labels): settings like the note, so an edit changes them,
+    # and kept in the trade's `spec` column, where a list's label filter reads them.
+    labels: dict[str, str] = field(default_factory=dict)

@@ -71,6 +71,9 @@ smart_trades = Table(
     Column("wake_above", Numeric),
     Column("wake_at", TIMESTAMP),
     Column("units_held", Numeric, nullable=False, server_default="0"),
+    # The realized PnL (quote) as of the last write, for ordering a list by it (0012). NULL:
+    # written before 0012, or by a replica of an older revision during a rolling upgrade.
+    Column("realized_pnl", Numeric),
     Index("smart_trades_by_tenant", "tenant_id", "created_at", "id"),
     Index(
         "smart_trades_live",

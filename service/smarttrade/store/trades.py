@@ -33,11 +33,13 @@ from smarttrade.domain.messages import (
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.position import position_of
 from smarttrade.domain.spec import TradeSpec
+from smarttrade.domain.trade_query import NEWEST_FIRST, Filter, Order
 from smarttrade.domain.values import OrderStatus, Side
 from smarttrade.store import tables
 from smarttrade.store.codec import dump_json, from_document, trade_from_document
 from smarttrade.store.requests import RequestRecord, answer_row, claim_row, trade_answer
-from smarttrade.store.sql import newest_first_page
+from smarttrade.store.trade_query import ordered_page, sort_column
+from smarttrade.store.trade_query import where as filter_clause
 
 if TYPE_CHECKING:
     from smarttrade.store.unit_of_work import UnitOfWork
@@ -109,6 +111,7 @@ class TradeFilter:
     account_id: str = ""
     created_from: datetime | None = None
     created_before: datetime | None = None
+    expression: Filter | None = None  # ListSmartTrades' `filter` (AIP-160)
 
 
 class TradeRepository:
@@ -192,11 +195,14 @@ class TradeRepository:
         self,
         tenant_id: str,
         where: TradeFilter,
-        after: tuple[datetime, str] | None,
+        after: tuple[datetime | Decimal, str] | None,
         limit: int,
-    ) -> list[SmartTrade]:
-        """Newest first; `after` is the (create time, id) of the previous page's last trade."""
-        query = _current_snapshot().where(trades.c.tenant_id == tenant_id)
+        order: Order = NEWEST_FIRST,
+    ) -> list[tuple[SmartTrade, datetime | Decimal]]:
+        """The trades in `order`, each with its sort value as stored (the cursor of a next
+        page); `after` is the (sort value, id) of the previous page's last trade."""
+        query = _current_snapshot().add_columns(sort_column(order))
+        query = query.where(trades.c.tenant_id == tenant_id)
         if where.states:
             query = query.where(trades.c.state.in_([state.value for state in where.states]))
         if where.symbol:
@@ -207,8 +213,11 @@ class TradeRepository:
             query = query.where(trades.c.created_at >= where.created_from)
         if where.created_before is not None:
             query = query.where(trades.c.created_at < where.created_before)
-        query = newest_first_page(query, trades, after, limit)
-        return [trade_from_document(data) for data in (await self._uow.execute(query)).scalars()]
+        if where.expression is not None:
+            query = query.where(filter_clause(where.expression))
+        query = ordered_page(query, order, after, limit)
+        rows = await self._uow.execute(query)
+        return [(trade_from_document(data), value) for data, value in rows]
 
     async def live_of_tenant(self, tenant_id: str) -> list[SmartTrade]:
         query = _current_snapshot().where(
@@ -384,6 +393,7 @@ def _fixed_columns(trade: SmartTrade) -> dict[str, object]:
 
 def _trade_row(trade: SmartTrade) -> dict[str, object]:
     levels = wake_levels(trade)
+    position = position_of(trade)
     return {
         "id": trade.id,
         "state": trade.state,
@@ -398,7 +408,8 @@ def _trade_row(trade: SmartTrade) -> dict[str, object]:
         "wake_below": levels.below,
         "wake_above": levels.above,
         "wake_at": levels.at,
-        "units_held": position_of(trade).units_held,
+        "units_held": position.units_held,
+        "realized_pnl": position.realized_pnl,
     }
 
 

@@ -158,7 +158,7 @@ class Accounts:
         self, tenant_id: str, size: int, page_token: str
     ) -> tuple[list[ExchangeAccount], str]:
         limit = page_size(size)
-        after = self._tokens.decode(page_token, "accounts")
+        after = self._tokens.decode_time(page_token, "accounts")
         async with self._unit_of_work() as uow:
             accounts = await uow.accounts.page(tenant_id, after, limit + 1)
         token = ""

@@ -20,12 +20,13 @@ from decimal import Decimal
 from smarttrade import tracing
 from smarttrade.domain.decide import create
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
+from smarttrade.domain.labels import SERVICE_TRADE_ID
 from smarttrade.domain.market import Market
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.spec import MarketType, TradeSpec
 from smarttrade.domain.validation import futures_defaults, shared_position_conflict
 from smarttrade.engine.ownership import Engines
-from smarttrade.errors import NotFound, PreconditionFailed
+from smarttrade.errors import AlreadyExists, NotFound, PreconditionFailed
 from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate
 from smarttrade.store.unit_of_work import UnitOfWork
 from smarttrade.usecases.reading import TradeReader
@@ -33,11 +34,36 @@ from smarttrade.usecases.requests import InFlight, Requested, answered, require_
 from smarttrade.usecases.shares import ShareResolver
 
 
-def trade_id_for(tenant_id: str, request_id: str) -> str:
+def trade_id_for(tenant_id: str, request_id: str, chosen_id: str = "") -> str:
     """16 hex characters, derived from the create request's id: two creates with one request
     id name the same trade, so concurrent duplicates collide instead of making two trades.
-    Short enough that `{trade}-{leg}-{n}` fits every venue's client order id (Binance: 36)."""
+    Short enough that `{trade}-{leg}-{n}` fits every venue's client order id (Binance: 36).
+
+    A trade whose caller chose its id (AIP-133 `smart_trade_id`) gets one derived from that
+    id instead (`trade_id_named`), so a second create with the id collides with the first
+    and is refused (ALREADY_EXISTS), unless it is the first's retry (same request id)."""
+    if chosen_id:
+        return trade_id_named(tenant_id, chosen_id)
     digest = hashlib.sha256(f"{tenant_id}\0{request_id}".encode()).hexdigest()
+    return digest[:16]
+
+
+def trade_id_named(tenant_id: str, resource_id: str) -> str:
+    """The trade id behind the name `smartTrades/{resource_id}` of a tenant's trade.
+
+    Decided 2026-12-03 (issue 15): the caller's id is NOT the trade's id. The trade's id is
+    in every client order id (`{trade}-{leg}-{generation}`, split on its first dash by the
+    engine and the fail points; Binance allows 36 characters), and it keys trades across
+    tenants (the tables' primary key, leases, locks): a caller's id, with its hyphens and up
+    to 63 characters, is none of that, and two tenants may choose the same one. So a chosen
+    id maps to 16 hex characters derived from the tenant and that id: a pure function, so
+    every call that names a trade resolves it without a lookup, and no tenant's choice can
+    meet another's. The service's own ids (16 hex digits, which `domain.labels` refuses as
+    a chosen id) name themselves, so a chosen-id trade also answers to its internal id.
+    """
+    if SERVICE_TRADE_ID.fullmatch(resource_id):
+        return resource_id
+    digest = hashlib.sha256(f"{tenant_id}\0id\0{resource_id}".encode()).hexdigest()
     return digest[:16]
 
 
@@ -46,6 +72,7 @@ class CreateTrade:
     requested: Requested
     account_id: str
     spec: TradeSpec
+    chosen_id: str = ""  # the caller's id for the trade's name (AIP-133), "" if none
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +84,7 @@ class CreateFromShare:
     share_token: str
     units: Decimal | None
     total: Decimal | None
+    chosen_id: str = ""
 
 
 class CreateTrades:
@@ -78,7 +106,7 @@ class CreateTrades:
     async def __call__(self, command: CreateTrade | CreateFromShare) -> SmartTrade:
         requested = command.requested
         require_request_id(requested.request_id)
-        trade_id = trade_id_for(requested.tenant_id, requested.request_id)
+        trade_id = trade_id_for(requested.tenant_id, requested.request_id, command.chosen_id)
         return await self._in_flight.once(trade_id, lambda: self._create(command, trade_id))
 
     async def _create(self, command: CreateTrade | CreateFromShare, trade_id: str) -> SmartTrade:
@@ -107,6 +135,7 @@ class CreateTrades:
                 market=market,
                 last_price=last_price,
                 at=self._clock(),
+                chosen_id=command.chosen_id,
             )
         try:
             return await self._engine.launch(decision, requested.record(f"smartTrades/{trade_id}"))
@@ -131,9 +160,13 @@ class CreateTrades:
         self, command: CreateTrade | CreateFromShare, trade_id: str
     ) -> SmartTrade:
         """The trade as the first call with this request id left it. A trade with this id
-        whose request is no longer kept (pruned) is that request's trade as it is now."""
+        whose request is no longer kept (pruned) is that request's trade as it is now; a
+        trade of a chosen id that this request did not make is another's (ALREADY_EXISTS)."""
+        name = f"smartTrades/{command.chosen_id or trade_id}"
         request = command.requested.record(f"smartTrades/{trade_id}")
         stored = await answered(self._unit_of_work, request)
+        if stored is None and command.chosen_id:
+            raise AlreadyExists("smart trade", name)
         version = stored.trade_version if stored is not None else None
         return await self._reader.at_version(request.tenant_id, trade_id, version)
 

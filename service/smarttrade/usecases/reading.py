@@ -14,6 +14,7 @@ from datetime import datetime
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.model import SmartTrade
+from smarttrade.domain.trade_query import NEWEST_FIRST, Filter, Order
 from smarttrade.engine.ownership import Engines
 from smarttrade.errors import NotFound
 from smarttrade.store.trades import TradeFilter
@@ -34,6 +35,8 @@ class ListTrades:
     created_before: datetime | None = None
     page_size: int = 0
     page_token: str = ""
+    expression: Filter | None = None  # `filter` (AIP-160), parsed
+    order: Order = NEWEST_FIRST  # `order_by` (AIP-132), parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +87,19 @@ class TradeReader:
             account_id=query.account_id,
             created_from=query.created_from,
             created_before=query.created_before,
+            expression=query.expression,
         )
-        filters = repr(where)
+        # A page token is bound to the filters and the order it was made with.
+        filters = f"{where!r} {query.order!r}"
         after = self._tokens.decode(query.page_token, filters)
         async with self._unit_of_work() as uow:
-            trades = await uow.trades.page(query.tenant_id, where, after, size + 1)
-        more = len(trades) > size
-        shown = [self.shown(self._engine.running(t.id) or t) for t in trades[:size]]
+            found = await uow.trades.page(query.tenant_id, where, after, size + 1, query.order)
+        more = len(found) > size
+        shown = [self.shown(self._engine.running(t.id) or t) for t, _ in found[:size]]
         token = ""
         if more:
-            last = shown[-1]
-            token = self._tokens.encode((last.created_at, last.id), filters)
+            last, value = found[size - 1]
+            token = self._tokens.encode((value, last.id), filters)
         return Page(shown, token)
 
     def shown(self, trade: SmartTrade) -> SmartTrade:

@@ -1,7 +1,7 @@
 """Sharing a trade's settings: an unguessable token, stored hashed, revocable, optionally
 expiring, resolvable by any authenticated tenant, revealing the settings only: no account,
-no owner, no size, no note, no balances, no secret. A tampered, revoked or expired token is
-refused exactly like one that never existed.
+no owner, no size, no note, no labels, no balances, no secret. A tampered, revoked or
+expired token is refused exactly like one that never existed.
 
 The token is derived, not drawn: an HMAC of the tenant and the request id under a key of
 the service (from the master keys), so a retry of ShareSmartTrade gets the same token back
@@ -147,7 +147,7 @@ class ShareTrades:
         token holds to the trade it was made for."""
         limit = page_size(size)
         bound = f"shares:{trade_id or '-'}"
-        after = self._pages.decode(page_token, bound)
+        after = self._pages.decode_time(page_token, bound)
         async with self._unit_of_work() as uow:
             found = await uow.shares.page(tenant_id, trade_id, after, limit + 1)
         token = ""
@@ -164,7 +164,7 @@ class ShareTrades:
         trade = await self._reader.get(requested.tenant_id, command.trade_id)
         require(trade, Action.SHARE)
         entry = replace(trade.spec.entry, units=None, total=None)
-        spec = replace(trade.spec, entry=entry, note="")
+        spec = replace(trade.spec, entry=entry, note="", labels={})
         now = self._clock()
         key_id = self._tokens.current
         token = self._tokens.token(key_id, requested.tenant_id, requested.request_id)

@@ -1078,6 +1078,26 @@ class SmartTrade(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     ACCOUNT_FIELD_NUMBER: _builtins.int
     SYMBOL_FIELD_NUMBER: _builtins.int
@@ -1100,6 +1120,7 @@ class SmartTrade(_message.Message):
     ETAG_FIELD_NUMBER: _builtins.int
     REDUCIBLE_UNITS_FIELD_NUMBER: _builtins.int
     FUTURES_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. The resource name, `smartTrades/{smart_trade}`."""
     account: _builtins.str
@@ -1184,6 +1205,15 @@ class SmartTrade(_message.Message):
         price. Unset on spot, and while no position is open.
         """
 
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The caller's labels (AIP-122 style), for finding trades again: at most 64;
+        keys of 1 to 63 characters, lowercase letters, digits, `_` and `-`, starting
+        with a letter; values of at most 63 characters of the same set (may be
+        empty). Settable on create; editable (update-mask path "labels", replacing
+        them all) while PENDING or ACTIVE. Not part of a share.
+        """
+
     def __init__(
         self,
         *,
@@ -1209,10 +1239,11 @@ class SmartTrade(_message.Message):
         etag: _builtins.str = ...,
         reducible_units: _builtins.str = ...,
         futures: Global___FuturesPosition | None = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "entry", b"entry", "futures", b"futures", "leverage", b"leverage", "position", b"position", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available_actions", b"available_actions", "close_reason", b"close_reason", "create_time", b"create_time", "editable_fields", b"editable_fields", "end_time", b"end_time", "entry", b"entry", "etag", b"etag", "futures", b"futures", "last_error", b"last_error", "legs", b"legs", "leverage", b"leverage", "name", b"name", "note", b"note", "position", b"position", "reducible_units", b"reducible_units", "side", b"side", "state", b"state", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available_actions", b"available_actions", "close_reason", b"close_reason", "create_time", b"create_time", "editable_fields", b"editable_fields", "end_time", b"end_time", "entry", b"entry", "etag", b"etag", "futures", b"futures", "labels", b"labels", "last_error", b"last_error", "legs", b"legs", "leverage", b"leverage", "name", b"name", "note", b"note", "position", b"position", "reducible_units", b"reducible_units", "side", b"side", "state", b"state", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -165,7 +165,8 @@ class SmartTradeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSmartTrades(self, request, context):
-        """Lists the caller's SmartTrades, newest first.
+        """Lists the caller's SmartTrades, newest first unless `order_by` says
+        otherwise, optionally selected by `filter`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -173,7 +174,7 @@ class SmartTradeServiceServicer:
 
     def UpdateSmartTrade(self, request, context):
         """Edit: changes settings named by `update_mask`. Entry fields only while
-        PENDING; take profit, stop loss and note while PENDING or ACTIVE.
+        PENDING; take profit, stop loss, note and labels while PENDING or ACTIVE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -56,10 +56,12 @@ class SmartTradeServiceStub:
     GetSmartTrade: _grpc.UnaryUnaryMultiCallable[_smart_trade_service_pb2.GetSmartTradeRequest, _smart_trade_service_pb2.GetSmartTradeResponse]
     """Gets one SmartTrade."""
     ListSmartTrades: _grpc.UnaryUnaryMultiCallable[_smart_trade_service_pb2.ListSmartTradesRequest, _smart_trade_service_pb2.ListSmartTradesResponse]
-    """Lists the caller's SmartTrades, newest first."""
+    """Lists the caller's SmartTrades, newest first unless `order_by` says
+    otherwise, optionally selected by `filter`.
+    """
     UpdateSmartTrade: _grpc.UnaryUnaryMultiCallable[_smart_trade_service_pb2.UpdateSmartTradeRequest, _smart_trade_service_pb2.UpdateSmartTradeResponse]
     """Edit: changes settings named by `update_mask`. Entry fields only while
-    PENDING; take profit, stop loss and note while PENDING or ACTIVE.
+    PENDING; take profit, stop loss, note and labels while PENDING or ACTIVE.
     """
     RefreshSmartTrade: _grpc.UnaryUnaryMultiCallable[_smart_trade_service_pb2.RefreshSmartTradeRequest, _smart_trade_service_pb2.RefreshSmartTradeResponse]
     """Refresh: syncs the trade with the exchange now and returns it."""
@@ -130,10 +132,12 @@ class SmartTradeServiceAsyncStub(SmartTradeServiceStub):
     GetSmartTrade: _aio.UnaryUnaryMultiCallable[_smart_trade_service_pb2.GetSmartTradeRequest, _smart_trade_service_pb2.GetSmartTradeResponse]  # type: ignore[assignment]
     """Gets one SmartTrade."""
     ListSmartTrades: _aio.UnaryUnaryMultiCallable[_smart_trade_service_pb2.ListSmartTradesRequest, _smart_trade_service_pb2.ListSmartTradesResponse]  # type: ignore[assignment]
-    """Lists the caller's SmartTrades, newest first."""
+    """Lists the caller's SmartTrades, newest first unless `order_by` says
+    otherwise, optionally selected by `filter`.
+    """
     UpdateSmartTrade: _aio.UnaryUnaryMultiCallable[_smart_trade_service_pb2.UpdateSmartTradeRequest, _smart_trade_service_pb2.UpdateSmartTradeResponse]  # type: ignore[assignment]
     """Edit: changes settings named by `update_mask`. Entry fields only while
-    PENDING; take profit, stop loss and note while PENDING or ACTIVE.
+    PENDING; take profit, stop loss, note and labels while PENDING or ACTIVE.
     """
     RefreshSmartTrade: _aio.UnaryUnaryMultiCallable[_smart_trade_service_pb2.RefreshSmartTradeRequest, _smart_trade_service_pb2.RefreshSmartTradeResponse]  # type: ignore[assignment]
     """Refresh: syncs the trade with the exchange now and returns it."""
@@ -219,7 +223,9 @@ class SmartTradeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _smart_trade_service_pb2.ListSmartTradesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_smart_trade_service_pb2.ListSmartTradesResponse, _abc.Awaitable[_smart_trade_service_pb2.ListSmartTradesResponse]]:
-        """Lists the caller's SmartTrades, newest first."""
+        """Lists the caller's SmartTrades, newest first unless `order_by` says
+        otherwise, optionally selected by `filter`.
+        """
 
     @_abc_1.abstractmethod
     def UpdateSmartTrade(
@@ -228,7 +234,7 @@ class SmartTradeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_smart_trade_service_pb2.UpdateSmartTradeResponse, _abc.Awaitable[_smart_trade_service_pb2.UpdateSmartTradeResponse]]:
         """Edit: changes settings named by `update_mask`. Entry fields only while
-        PENDING; take profit, stop loss and note while PENDING or ACTIVE.
+        PENDING; take profit, stop loss, note and labels while PENDING or ACTIVE.
         """
 
     @_abc_1.abstractmethod

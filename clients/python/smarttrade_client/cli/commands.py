@@ -20,6 +20,8 @@ from smarttrade_client.cli.trade_settings import (
     EDIT_KEYS,
     choice,
     entry,
+    label_flags,
+    labels,
     load_file,
     stop_loss,
     stop_loss_flags,
@@ -172,14 +174,23 @@ async def trades_create(client: Client, args: Args, out: Output) -> None:
         )
     else:
         settings = trade_settings(trade_mapping(args))
-        trade = await client.create_trade(**settings, request_id=args.request_id)
+        trade = await client.create_trade(
+            **settings, smart_trade_id=args.smart_trade_id, request_id=args.request_id
+        )
     out.one(trade, views.trade_detail, trade.name)
 
 
 async def trades_list(client: Client, args: Args, out: Output) -> None:
     states = [choice(TradeState, state, "--state") for state in args.state]
     trades: list[SmartTrade] = []
-    async for trade in client.list_trades(states=states, symbol=args.symbol, account=args.account):
+    listed = client.list_trades(
+        states=states,
+        symbol=args.symbol,
+        account=args.account,
+        filter=args.filter,
+        order_by=args.order_by,
+    )
+    async for trade in listed:
         if args.limit is not None and len(trades) >= args.limit:
             break
         trades.append(trade)
@@ -271,8 +282,12 @@ async def trades_edit(client: Client, args: Args, out: Output) -> None:
     if note is not None:
         changes["note"] = str(note)
         mask.append("note")
+    given_labels = label_flags(args.label) if args.label else data.get("labels")
+    if given_labels is not None:
+        changes["labels"] = labels(given_labels)
+        mask.append("labels")
     if not mask:
-        raise UsageError("nothing to edit: give --tp, --sl, --no-sl, --note, --limit-price, ...")
+        raise UsageError("nothing to edit: give --tp, --sl, --no-sl, --note, --label, ...")
     trade = await client.edit_trade(
         args.name, **changes, update_mask=mask, etag=args.etag, request_id=args.request_id
     )

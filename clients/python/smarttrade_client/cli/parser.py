@@ -153,6 +153,13 @@ def trade_settings_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     parser.add_argument("--sl-timeout", type=decimal, metavar="SECONDS", help="fire after")
     parser.add_argument("--breakeven", action="store_true", help="stop to entry after tp1")
     parser.add_argument("--note", help="a note of yours")
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label (repeat for more); an edit's labels replace them all",
+    )
 
 
 def build(prog: str, serve_help: str | None) -> argparse.ArgumentParser:
@@ -212,11 +219,29 @@ def build(prog: str, serve_help: str | None) -> argparse.ArgumentParser:
     create = make.leaf(trades, "create", commands.trades_create, "create a trade")
     trade_settings_flags(create, create=True)
     create.add_argument("--from-share", metavar="TOKEN", help="a shared trade's settings")
+    create.add_argument(
+        "--id",
+        dest="smart_trade_id",
+        default="",
+        help="your own id for the trade (4-63 lowercase letters, digits, hyphens)",
+    )
     mutation(create, etag=False)
     listing = make.leaf(trades, "list", commands.trades_list, "list your trades, newest first")
     listing.add_argument("--state", action="append", default=[], type=str.upper)
     listing.add_argument("--symbol", default="")
     listing.add_argument("--account", default="")
+    listing.add_argument(
+        "--filter",
+        default="",
+        metavar="EXPR",
+        help="AIP-160, e.g. 'state = ACTIVE AND labels.bot = \"grid\"'",
+    )
+    listing.add_argument(
+        "--order-by",
+        default="",
+        metavar="FIELD",
+        help="create_time, update_time or realized_pnl, with ' desc' for descending",
+    )
     listing.add_argument("--limit", type=int, help="at most this many")
     make.leaf(trades, "get", commands.trades_get, "show a trade").add_argument("name")
     refresh = make.leaf(trades, "refresh", commands.trades_refresh, "sync with the exchange")

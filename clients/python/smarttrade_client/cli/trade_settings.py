@@ -12,6 +12,7 @@ which is then read into the client's models, so a file and flags mean exactly th
       - {percent: "20", volume_percent: "50", trailing_percent: "1"}
     stop_loss: {percent: "3", move_to_breakeven: true, timeout: 30}
     note: swing trade
+    labels: {bot: grid, signal: s-42}
 
 A futures trade (a USDT-margined perpetual) names the perpetual and its leverage, as the
 flags `--futures --leverage 5 --margin isolated` do:
@@ -52,8 +53,18 @@ from smarttrade_client.models import (
 
 E = TypeVar("E", bound=StrEnum)
 
-TRADE_KEYS = {"account", "symbol", "side", "entry", "take_profit", "stop_loss", "leverage", "note"}
-EDIT_KEYS = {"entry", "take_profit", "stop_loss", "note"}
+TRADE_KEYS = {
+    "account",
+    "symbol",
+    "side",
+    "entry",
+    "take_profit",
+    "stop_loss",
+    "leverage",
+    "note",
+    "labels",
+}
+EDIT_KEYS = {"entry", "take_profit", "stop_loss", "note", "labels"}
 ENTRY_KEYS = {
     "type",
     "units",
@@ -198,6 +209,8 @@ def trade_mapping(arguments: argparse.Namespace) -> dict[str, Any]:
         value = getattr(arguments, key, None)
         if value is not None:
             data[key] = value
+    if arguments.label:
+        data["labels"] = label_flags(arguments.label)
     entry = dict(data.get("entry") or {})
     given = entry_flags(arguments)
     if {"units", "total"} & given.keys():
@@ -225,6 +238,23 @@ def trade_mapping(arguments: argparse.Namespace) -> dict[str, Any]:
         data["leverage"] = {**_mapping(data.get("leverage") or {}, "leverage"), **leverage}
         _check_futures_flags(arguments, data["leverage"])
     return data
+
+
+def label_flags(given: Sequence[str]) -> dict[str, str]:
+    """`--label KEY=VALUE`, repeated (the service checks the keys and values)."""
+    labels = {}
+    for item in given:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise UsageError(f"--label takes KEY=VALUE, not {item!r}")
+        labels[key] = value
+    return labels
+
+
+def labels(data: Any) -> dict[str, str]:
+    if not isinstance(data, Mapping):
+        raise UsageError("labels must be a mapping of keys to values")
+    return {str(key): "" if value is None else str(value) for key, value in data.items()}
 
 
 def _check_futures_flags(arguments: argparse.Namespace, leverage: Mapping[str, Any]) -> None:
@@ -262,6 +292,7 @@ def trade_settings(data: Mapping[str, Any]) -> dict[str, Any]:
         "stop_loss": stop_loss(data["stop_loss"]) if data.get("stop_loss") else None,
         "leverage": leverage(data["leverage"]) if data.get("leverage") else None,
         "note": str(data.get("note") or ""),
+        "labels": labels(data.get("labels") or {}),
     }
     return settings
 

@@ -200,6 +200,8 @@ def trade_detail(trade: SmartTrade) -> str:
         pairs.append(("fees", ", ".join(f"{text(a)} {c}" for c, a in position.fees.items())))
     if trade.note:
         pairs.append(("note", trade.note))
+    if trade.labels:
+        pairs.append(("labels", ", ".join(f"{k}={v}" for k, v in sorted(trade.labels.items()))))
     if trade.last_error:
         pairs.append(("error", trade.last_error))
     actions = [COMMANDS.get(action, action.value.lower()) for action in trade.available_actions]

@@ -31,10 +31,21 @@ class CreateSmartTradeRequest(_message.Message):
     SMART_TRADE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     SHARE_TOKEN_FIELD_NUMBER: _builtins.int
+    SMART_TRADE_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (a UUID). Required."""
     share_token: _builtins.str
     """Optional: create from a shared trade's settings."""
+    smart_trade_id: _builtins.str
+    """Optional (AIP-133): the id of the trade's resource name, chosen by the
+    caller, for example after its own signal: the trade is then named
+    `smartTrades/{smart_trade_id}`. 4 to 63 characters: lowercase letters,
+    digits and hyphens, starting with a letter, not ending with a hyphen, and
+    not 16 hexadecimal digits (the form of the ids the service chooses).
+    Unique within the caller's trades: an id in use is ALREADY_EXISTS (a retry
+    with the same `request_id` returns the first result). Empty: the service
+    chooses the id.
+    """
     @_builtins.property
     def smart_trade(self) -> _smart_trade_pb2.SmartTrade:
         """The trade to create: account, symbol, side, entry, take profit, stop loss.
@@ -48,10 +59,11 @@ class CreateSmartTradeRequest(_message.Message):
         smart_trade: _smart_trade_pb2.SmartTrade | None = ...,
         request_id: _builtins.str = ...,
         share_token: _builtins.str = ...,
+        smart_trade_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["smart_trade", b"smart_trade"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "share_token", b"share_token", "smart_trade", b"smart_trade"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "share_token", b"share_token", "smart_trade", b"smart_trade", "smart_trade_id", b"smart_trade_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -140,6 +152,8 @@ class ListSmartTradesRequest(_message.Message):
     ACCOUNT_FIELD_NUMBER: _builtins.int
     CREATE_TIME_START_FIELD_NUMBER: _builtins.int
     CREATE_TIME_END_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """At most this many trades (default 50, at most 500)."""
     page_token: _builtins.str
@@ -150,6 +164,24 @@ class ListSmartTradesRequest(_message.Message):
     """Only trades on this symbol."""
     account: _builtins.str
     """Only trades on this account, `exchangeAccounts/{account}`."""
+    filter: _builtins.str
+    """Optional (AIP-160): only the trades this expression selects, combined with
+    the fields above by AND. Terms compare a field with a value: `state`,
+    `side`, `close_reason` (enum value names, with or without their prefix:
+    `state = ACTIVE`), `symbol`, `account` (`exchangeAccounts/{account}`),
+    `labels.{key}` (`labels.signal = "s-42"`; `labels.signal:*` when the label
+    is set), `create_time` and `end_time` (an RFC 3339 timestamp in quotes, with
+    `=`, `!=`, `<`, `<=`, `>`, `>=`). Strings are quoted with `"`. Terms
+    combine with `AND`, `OR` (binds tighter than AND, as AIP-160 says), `NOT`
+    or `-`, and parentheses; for example
+    `state = ACTIVE AND labels.bot = "grid" AND create_time >= "2026-12-01T00:00:00Z"`.
+    An unknown field or bad syntax is INVALID_ARGUMENT naming `filter`.
+    """
+    order_by: _builtins.str
+    """Optional (AIP-132): the order, one of `create_time`, `update_time`,
+    `realized_pnl`, each ascending unless followed by ` desc`. Empty: newest
+    first (`create_time desc`). Trades with equal values follow by name.
+    """
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_smart_trade_pb2.SmartTradeState.ValueType]:
         """Only trades in one of these states. Empty: any state."""
@@ -172,10 +204,12 @@ class ListSmartTradesRequest(_message.Message):
         account: _builtins.str = ...,
         create_time_start: _timestamp_pb2.Timestamp | None = ...,
         create_time_end: _timestamp_pb2.Timestamp | None = ...,
+        filter: _builtins.str = ...,
+        order_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time_end", b"create_time_end", "create_time_start", b"create_time_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "create_time_end", b"create_time_end", "create_time_start", b"create_time_start", "page_size", b"page_size", "page_token", b"page_token", "states", b"states", "symbol", b"symbol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "create_time_end", b"create_time_end", "create_time_start", b"create_time_start", "filter", b"filter", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "states", b"states", "symbol", b"symbol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -193,7 +227,7 @@ class ListSmartTradesResponse(_message.Message):
     """An opaque token for the next page; empty on the last page."""
     @_builtins.property
     def smart_trades(self) -> _containers.RepeatedCompositeFieldContainer[_smart_trade_pb2.SmartTrade]:
-        """The trades, newest first."""
+        """The trades, in the order of `order_by` (newest first by default)."""
 
     def __init__(
         self,
