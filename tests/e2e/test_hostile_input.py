@@ -129,6 +129,11 @@ async def valid_requests(client: Client) -> dict[str, Message]:
             exchange_account=accounts_pb.ExchangeAccount(exchange="paper"),
             request_id=request_id(),
         ),
+        "UpdateExchangeAccount": accounts_pb.UpdateExchangeAccountRequest(
+            exchange_account=accounts_pb.ExchangeAccount(name=account, display_name="renamed"),
+            update_mask=FieldMask(paths=["display_name"]),
+            request_id=request_id(),
+        ),
     }
 
 

@@ -27,6 +27,7 @@ from smarttrade.domain.position import position_of
 from smarttrade.domain.prices import stop_trigger, take_profit_target
 from smarttrade.domain.spec import EntrySpec, EntryType, LeverageSpec, StopLossSpec, TradeSpec
 from smarttrade.domain.values import Balance
+from smarttrade.usecases.accounts import etag_of
 from smarttrade.usecases.shares import SharedTrade
 from smarttrade.usecases.watch import Heartbeat, SnapshotEnd, SnapshotTrade, StreamItem
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
@@ -267,7 +268,7 @@ def exchange_account(account: ExchangeAccount) -> accounts_pb.ExchangeAccount:
         exchange=account.exchange,
         has_credentials=account.sealed_credentials is not None,
         create_time=timestamp(account.created_at),
-        etag=account.etag,
+        etag=etag_of(account),
     )
     settings = account.paper_settings
     if settings is not None:

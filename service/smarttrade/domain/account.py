@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -43,15 +42,3 @@ class ExchangeAccount:
     @property
     def is_paper(self) -> bool:
         return self.exchange == PAPER
-
-    @property
-    def etag(self) -> str:
-        """A tag of what a caller can change (AIP-154): it differs once any of the name,
-        the credentials (sealed afresh each time, so a rotation to the same keys changes it
-        too) or the paper settings changed."""
-        digest = hashlib.sha256()
-        for part in (self.display_name, repr(self.paper_settings)):
-            digest.update(part.encode())
-            digest.update(b"\0")
-        digest.update(self.sealed_credentials or b"")
-        return digest.hexdigest()[:16]

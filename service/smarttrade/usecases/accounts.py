@@ -11,6 +11,7 @@ uses them (`Venues.credentials_changed`).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -60,6 +61,18 @@ class UpdateAccount:
 class DeleteAccount:
     requested: Requested
     account_id: str
+
+
+def etag_of(account: ExchangeAccount) -> str:
+    """A tag of what a caller can change (AIP-154): it differs once any of the name, the
+    credentials (sealed afresh each time, so a rotation to the same keys changes it too) or
+    the paper settings changed."""
+    digest = hashlib.sha256()
+    for part in (account.display_name, repr(account.paper_settings)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    digest.update(account.sealed_credentials or b"")
+    return digest.hexdigest()[:16]
 
 
 def _name(account_id: str) -> str:
@@ -177,7 +190,7 @@ class Accounts:
                 account = await uow.accounts.get(requested.tenant_id, account_id, for_update=True)
                 if account is None:
                     raise NotFound("exchange account", _name(account_id))
-                if command.etag and command.etag != account.etag:
+                if command.etag and command.etag != etag_of(account):
                     raise EtagMismatch(_name(account_id))
                 changed = self._changed(account, command)
                 now = self._clock()
