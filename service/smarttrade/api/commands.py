@@ -18,7 +18,7 @@ from smarttrade.api import parse, render
 from smarttrade.api.auth import tenant
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.fsm import TradeState
-from smarttrade.domain.messages import AddFunds, Edit, Input, ReduceFunds
+from smarttrade.domain.messages import AddFunds, CloseStep, Edit, Input, ReduceFunds
 from smarttrade.domain.model import SmartTrade
 from smarttrade.usecases.create import CreateFromShare, CreateTrade
 from smarttrade.usecases.reading import ListTrades
@@ -167,6 +167,12 @@ def reduce_funds(request: service_pb.ReduceSmartTradeFundsRequest, at: datetime)
     )
     out.raise_any()
     return reduce
+
+
+def close_step(request: service_pb.CloseSmartTradeStepRequest, at: datetime) -> CloseStep:
+    if request.step <= 0:
+        raise InvalidSpec([FieldViolation("step", "must be a take-profit step number, from 1")])
+    return CloseStep(at, request.step)
 
 
 def share_ttl(request: service_pb.ShareSmartTradeRequest) -> timedelta | None:

@@ -273,6 +273,7 @@ def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
     steps = _take_profit(message.take_profit, out)
     stop = _stop_loss(message.stop_loss, out) if message.HasField("stop_loss") else None
     leverage = _leverage(message.leverage, out)
+    time_limit = _settings_duration(message, "time_limit", out)
     if len(message.note) > MAX_NOTE:
         out.add("note", f"must be at most {MAX_NOTE} characters")
     if side is None or entry is None or out.items:
@@ -285,6 +286,7 @@ def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
         stop_loss=stop,
         leverage=leverage,
         note=message.note,
+        time_limit=time_limit,
     )
 
 
@@ -359,6 +361,8 @@ def _stop_loss(message: pb.StopLoss, out: Violations) -> StopLossSpec:
         limit_price = decimal(message.limit_price, "limit_price", out, positive=True)
         trailing = decimal(message.trailing_percent, "trailing_percent", out, positive=True)
         timeout = _timeout(message, out) if message.HasField("timeout") else None
+        fallback_after = _settings_duration(message, "fallback_after", out)
+        fallback_percent = decimal(message.fallback_percent, "fallback_percent", out, positive=True)
     return StopLossSpec(
         price=price,
         percent=percent,
@@ -367,6 +371,8 @@ def _stop_loss(message: pb.StopLoss, out: Violations) -> StopLossSpec:
         timeout=timeout,
         trailing_percent=trailing,
         move_to_breakeven=message.move_to_breakeven,
+        fallback_after=fallback_after,
+        fallback_percent=fallback_percent,
     )
 
 
@@ -376,6 +382,20 @@ def _timeout(message: pb.StopLoss, out: Violations) -> timedelta | None:
         out.add("timeout", "must be whole seconds, more than 0 and at most a year")
         return None
     return timedelta(seconds=duration.seconds)
+
+
+def _settings_duration(message: Message, field: str, out: Violations) -> timedelta | None:
+    """A Duration of the settings (`time_limit`, `stop_loss.fallback_after`): whole seconds,
+    more than 0 and at most a year; None when unset."""
+    rule = "must be whole seconds, more than 0 and at most a year"
+    value = duration(message, field, rule=rule, minimum=timedelta(seconds=1), maximum=YEAR, out=out)
+    if value is not None and value.microseconds:
+        out.add(field, rule)
+        return None
+    return value
+
+
+YEAR = timedelta(days=365)
 
 
 def _leverage(message: pb.Leverage, out: Violations) -> LeverageSpec:

@@ -65,9 +65,9 @@ def _why_not(trade: SmartTrade, action: Action) -> str | None:
     """Why an action the state allows is not available now (None: it is)."""
     if action is Action.CLOSE_STEP and all(leg.state.is_done for leg in trade.take_profit_legs):
         return "no take-profit step is left open"
-    if action is Action.CLOSE_AT_MARKET and trade.state is TradeState.CLOSING:
-        if not exit_rests_as_limit(trade):
-            return "a market exit is already selling everything"
+    closing = action is Action.CLOSE_AT_MARKET and trade.state is TradeState.CLOSING
+    if closing and not exit_rests_as_limit(trade):
+        return "a market exit is already selling everything"
     return None
 
 

@@ -29,8 +29,8 @@ from decimal import Decimal
 from smarttrade.domain import plan
 from smarttrade.domain.changes import Changes
 from smarttrade.domain.fsm import LegState, LegTrigger, TradeState
-from smarttrade.domain.messages import EventType, PriceTicked, TimeElapsed
 from smarttrade.domain.menu import exit_rests_as_limit
+from smarttrade.domain.messages import EventType, PriceTicked, TimeElapsed
 from smarttrade.domain.model import CloseReason, Leg, LegKind, Order, SmartTrade
 from smarttrade.domain.position import position_of
 from smarttrade.domain.prices import (
@@ -220,9 +220,14 @@ def _watch_stop_limit_fallback(changes: Changes, price: Decimal | None) -> None:
     level = fallback_level(trade, order, stop)
     last = price if price is not None else trade.last_price
     percent = stop.fallback_percent
-    if not why and level is not None and percent is not None and last is not None:
-        if at_or_before(trade.spec.side, last, level):
-            why = f"the price ran {plain(percent)}% past the limit"
+    if (
+        not why
+        and level is not None
+        and percent is not None
+        and last is not None
+        and at_or_before(trade.spec.side, last, level)
+    ):
+        why = f"the price ran {plain(percent)}% past the limit"
     if not why:
         return
     assert trade.exit_leg_id is not None

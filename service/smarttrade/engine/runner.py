@@ -43,7 +43,7 @@ from typing import Protocol
 
 from smarttrade import tracing
 from smarttrade.domain.decide import decide
-from smarttrade.domain.fsm import LegState, TradeState
+from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.levels import wake_levels
 from smarttrade.domain.messages import (
     ACTION_OF,
