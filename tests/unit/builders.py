@@ -141,12 +141,15 @@ def closing_trade(side: Side = Side.BUY) -> Run:
 
 
 def closing_on_a_stop_limit(
-    side: Side = Side.BUY, fallback_after: int | None = None, fallback_percent: str | None = None
+    side: Side = Side.BUY,
+    fallback_after: int | None = None,
+    fallback_percent: str | None = None,
+    gap: str | None = None,
 ) -> Run:
     """A stop-limit that did not fill: bought at 50,000, stop at 47,500 with its limit at
     47,400; the price gaps to 47,000, below the limit, so the sell limit rests (SELL: stop
     52,500, limit 52,600, gap to 53,000)."""
-    trigger, limit, gap = (
+    trigger, limit, gapped = (
         ("47500", "47400", "47000") if side is Side.BUY else ("52500", "52600", "53000")
     )
     sl = stop(
@@ -155,9 +158,9 @@ def closing_on_a_stop_limit(
         fallback_after=fallback_after,
         fallback_percent=fallback_percent,
     )
-    run = Run.start(trade_spec(side, market_entry(), TWO_STEPS, sl), "50000", balances=wallet(side))
-    run.tick(gap)
-    assert run.trade.state is TradeState.CLOSING
+    spec = trade_spec(side, market_entry(), TWO_STEPS, sl)
+    run = Run.start(spec, "50000", balances=wallet(side))
+    run.tick(gap or gapped)
     return run
 
 

@@ -58,7 +58,7 @@ from smarttrade.domain.position import (
     exited_units,
     position_of,
 )
-from smarttrade.domain.prices import stop_trigger
+from smarttrade.domain.prices import at_or_before, offset, stop_trigger
 from smarttrade.domain.spec import EntryType
 from smarttrade.domain.take_profit import StepPlan, plan_steps
 from smarttrade.domain.validation import entry_units
@@ -452,6 +452,17 @@ def _plan_exit(changes: Changes, position: Position) -> None:
         and not exit_leg.at_market
     ):
         limit = _on_tick(trade, stop.limit_price)
+        if limit is not None and _past_fallback(trade, limit) and not exit_leg.orders:
+            # The price is already as far past the limit as the fallback allows: the limit
+            # order would only be cancelled again, so the stop goes at market at once.
+            exit_leg.at_market = True
+            limit = None
+            changes.emit(
+                EventType.PRICE_TRIGGERED,
+                leg_id=exit_leg.id,
+                price=trade.last_price,
+                message="stop-limit falls back to market: the price is already past the limit",
+            )
     busy = False
     for leg in trade.legs:
         if leg is not exit_leg:
@@ -480,6 +491,17 @@ def _plan_exit(changes: Changes, position: Position) -> None:
             changes.place(exit_leg, OrderType.MARKET, amount)
         return
     _finish(changes)
+
+
+def _past_fallback(trade: SmartTrade, limit: Decimal) -> bool:
+    """Whether the last price is at or past a stop-limit's fallback price (BUY: below)."""
+    stop = trade.spec.stop_loss
+    last = trade.last_price
+    if stop is None or stop.fallback_percent is None or last is None:
+        return False
+    return at_or_before(
+        trade.spec.side, last, offset(trade.spec.side, limit, -stop.fallback_percent)
+    )
 
 
 def _finish(changes: Changes) -> None:
