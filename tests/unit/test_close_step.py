@@ -171,8 +171,7 @@ def test_a_trailing_last_step_closed_at_market_stops_watching_and_sells_at_once(
     assert run.trade.leg("tp2").state is LegState.FILLED
     assert run.trade.state is TradeState.ACTIVE  # step 1's limit at 51,051.05 works on
     run.tick("51100")
-    assert run.trade.state is TradeState.CLOSED
-    assert run.trade.close_reason is CloseReason.TAKE_PROFIT
+    assert (run.trade.state, run.trade.close_reason) == (TradeState.CLOSED, CloseReason.TAKE_PROFIT)
 
 
 def test_a_step_closed_at_market_moves_a_breakeven_stop_to_the_average() -> None:

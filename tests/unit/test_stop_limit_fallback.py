@@ -62,8 +62,7 @@ def test_an_unfilled_stop_limit_falls_back_to_market_after_its_time(side: Side) 
     ]
     market = run.placed()[-1]
     assert (market.side, market.amount) == EXIT[side]
-    assert run.trade.state is TradeState.CLOSED
-    assert run.trade.close_reason is CloseReason.STOP_LOSS
+    assert (run.trade.state, run.trade.close_reason) == (TradeState.CLOSED, CloseReason.STOP_LOSS)
     assert position_of(run.trade).units_held <= 0
     fallback = [e for e in run.events if e.type is EventType.PRICE_TRIGGERED][-1]
     assert fallback.message == "stop-limit falls back to market: unfilled after 30 s"
@@ -79,8 +78,7 @@ def test_an_unfilled_stop_limit_falls_back_when_the_price_runs_past_its_limit(si
     assert run.trade.state is TradeState.CLOSING
     run.tick(past)
 
-    assert run.trade.state is TradeState.CLOSED
-    assert run.trade.close_reason is CloseReason.STOP_LOSS
+    assert (run.trade.state, run.trade.close_reason) == (TradeState.CLOSED, CloseReason.STOP_LOSS)
     fills = [f for o in run.trade.leg("sl").orders for f in o.fills]
     assert [(f.price, f.amount) for f in fills] == [(D(past), EXIT[side][1])]
 

@@ -47,8 +47,7 @@ def test_the_position_is_closed_at_market_when_the_time_limit_runs_out(side: Sid
     run.wait(1)
 
     # Assert: the targets were cancelled, the rest sold at market with its own reason.
-    assert run.trade.state is TradeState.CLOSED
-    assert run.trade.close_reason is CloseReason.TIME_LIMIT
+    assert (run.trade.state, run.trade.close_reason) == (TradeState.CLOSED, CloseReason.TIME_LIMIT)
     leg = run.trade.leg("time-limit")
     assert leg.kind is LegKind.CLOSE
     exit_order = run.placed()[-1]
