@@ -389,7 +389,7 @@ def _settings_duration(message: Message, field: str, out: Violations) -> timedel
     more than 0 and at most a year; None when unset."""
     rule = "must be whole seconds, more than 0 and at most a year"
     value = duration(message, field, rule=rule, minimum=timedelta(seconds=1), maximum=YEAR, out=out)
-    if value is not None and value.microseconds:
+    if value is not None and getattr(message, field).nanos:  # 5 ns is no timedelta's
         out.add(field, rule)
         return None
     return value
