@@ -29,6 +29,7 @@ ACTIONS = [
     "EDIT",
     "SHARE",
     "CANCEL",
+    "CLOSE_STEP",
 ]
 ALLOWED = {
     "PENDING": {"REFRESH", "ADD_FUNDS", "OPEN_NOW", "EDIT", "SHARE", "CANCEL"},
@@ -40,8 +41,10 @@ ALLOWED = {
         "EDIT",
         "SHARE",
         "CANCEL",
+        "CLOSE_STEP",
     },
-    "CLOSING": {"REFRESH", "SHARE"},
+    # A market close in flight: Cancel abandons it, a second close is refused (issue 15).
+    "CLOSING": {"REFRESH", "SHARE", "CANCEL"},
     "CLOSED": {"REFRESH", "SHARE"},
     "CANCELLED": {"REFRESH", "SHARE"},
     "FAILED": {"REFRESH", "SHARE"},
@@ -164,6 +167,11 @@ def action_call(action: str) -> Call:
             return await s.ShareSmartTrade(
                 trades_pb.ShareSmartTradeRequest(name=t.name, request_id=rid), metadata=m
             )
+        if action == "CLOSE_STEP":
+            return await s.CloseSmartTradeStep(
+                trades_pb.CloseSmartTradeStepRequest(name=t.name, step=1, request_id=rid),
+                metadata=m,
+            )
         assert action == "CANCEL"
         return await s.CancelSmartTrade(
             trades_pb.CancelSmartTradeRequest(name=t.name, request_id=rid), metadata=m
@@ -210,6 +218,11 @@ async def check_effect(
         assert btc < Decimal("0.00001")
     elif action == "EDIT":
         assert after.stop_loss.price == "85"
+    elif action == "CLOSE_STEP":
+        tp1 = next(leg for leg in after.legs if leg.id == "tp1")
+        assert tp1.state == pb.LEG_STATE_FILLED
+        assert tp1.orders[-1].type == pb.ORDER_TYPE_MARKET
+        assert btc < btc_before
     elif action == "CANCEL":
         assert after.state == pb.SMART_TRADE_STATE_CANCELLED
         live = [o for leg in after.legs for o in leg.orders if o.status == pb.ORDER_STATUS_OPEN]

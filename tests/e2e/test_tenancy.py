@@ -64,6 +64,10 @@ def calls() -> dict[str, Call]:
         "CloseSmartTrade": lambda c, t, a, s: c.trades.CloseSmartTrade(
             trades_pb.CloseSmartTradeRequest(name=t, request_id=request_id()), metadata=meta(c)
         ),
+        "CloseSmartTradeStep": lambda c, t, a, s: c.trades.CloseSmartTradeStep(
+            trades_pb.CloseSmartTradeStepRequest(name=t, step=1, request_id=request_id()),
+            metadata=meta(c),
+        ),
         "CancelSmartTrade": lambda c, t, a, s: c.trades.CancelSmartTrade(
             trades_pb.CancelSmartTradeRequest(name=t, request_id=request_id()), metadata=meta(c)
         ),

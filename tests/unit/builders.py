@@ -79,6 +79,8 @@ def stop(
     trailing: str | None = None,
     breakeven: bool = False,
     limit: str | None = None,
+    fallback_after: int | None = None,
+    fallback_percent: str | None = None,
 ) -> StopLossSpec:
     return StopLossSpec(
         price=dec(price),
@@ -88,6 +90,8 @@ def stop(
         timeout=timedelta(seconds=timeout) if timeout is not None else None,
         trailing_percent=dec(trailing),
         move_to_breakeven=breakeven,
+        fallback_after=timedelta(seconds=fallback_after) if fallback_after is not None else None,
+        fallback_percent=dec(fallback_percent),
     )
 
 
@@ -133,6 +137,30 @@ def closing_trade(side: Side = Side.BUY) -> Run:
     run = active_trade(side)
     run.feed(CloseAtMarket(run.now), auto=False)
     assert run.trade.state is TradeState.CLOSING
+    return run
+
+
+def closing_on_a_stop_limit(
+    side: Side = Side.BUY,
+    fallback_after: int | None = None,
+    fallback_percent: str | None = None,
+    gap: str | None = None,
+) -> Run:
+    """A stop-limit that did not fill: bought at 50,000, stop at 47,500 with its limit at
+    47,400; the price gaps to 47,000, below the limit, so the sell limit rests (SELL: stop
+    52,500, limit 52,600, gap to 53,000)."""
+    trigger, limit, gapped = (
+        ("47500", "47400", "47000") if side is Side.BUY else ("52500", "52600", "53000")
+    )
+    sl = stop(
+        price=trigger,
+        limit=limit,
+        fallback_after=fallback_after,
+        fallback_percent=fallback_percent,
+    )
+    spec = trade_spec(side, market_entry(), TWO_STEPS, sl)
+    run = Run.start(spec, "50000", balances=wallet(side))
+    run.tick(gap or gapped)
     return run
 
 

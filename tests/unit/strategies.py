@@ -108,6 +108,13 @@ def stop_losses(
         timeout=draw(st.sampled_from([None, None, timedelta(seconds=5), timedelta(seconds=30)])),
         trailing_percent=draw(st.sampled_from([None, None, Decimal(1), Decimal(2)])),
         move_to_breakeven=step_count >= 2 and draw(st.booleans()),
+        # A stop-limit's fallback (issue 15): after a time resting, or a distance past it.
+        fallback_after=draw(st.sampled_from([None, timedelta(seconds=5), timedelta(seconds=30)]))
+        if as_limit
+        else None,
+        fallback_percent=draw(st.sampled_from([None, Decimal("0.5"), Decimal(2)]))
+        if as_limit
+        else None,
     )
 
 
@@ -123,6 +130,7 @@ def trade_specs(draw: st.DrawFn, side: Side | None = None) -> TradeSpec:
         entry=entry,
         take_profit=steps,
         stop_loss=draw(stop_losses(side, entry_price, len(steps))),
+        time_limit=draw(st.sampled_from([None, None, timedelta(seconds=3), timedelta(seconds=20)])),
     )
     assert not spec_violations(spec, BTC, START), spec_violations(spec, BTC, START)
     return spec

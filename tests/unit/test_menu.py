@@ -3,7 +3,9 @@
 Each trade is BTC/USDT, bought at 50,000 (0.1 BTC; the 0.1% fee is paid in BTC, so 0.0999 is
 held and the average entry is 5,000 / 0.0999 = 50,050.05005...), with targets +2% and +4%
 (50/50) and a stop 5% below the average. PENDING is a limit entry resting at 49,000; CLOSING
-is Close at Market asked while the venue has not answered the cancels of the targets yet.
+is Close at Market asked while the venue has not answered the cancels of the targets yet (a
+market exit in flight: closing again is refused, Cancel is not); the stop-limit resting
+unfilled, the other CLOSING, is at the end.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from smarttrade.domain.messages import (
     AddFunds,
     Cancel,
     CloseAtMarket,
+    CloseStep,
     Edit,
     EventType,
     Input,
@@ -55,8 +58,9 @@ ALLOWED = {
         Action.EDIT,
         Action.SHARE,
         Action.CANCEL,
+        Action.CLOSE_STEP,
     },
-    TradeState.CLOSING: {Action.REFRESH, Action.SHARE},
+    TradeState.CLOSING: {Action.REFRESH, Action.SHARE, Action.CANCEL},
     TradeState.CLOSED: {Action.REFRESH, Action.SHARE},
     TradeState.CANCELLED: {Action.REFRESH, Action.SHARE},
     TradeState.FAILED: {Action.REFRESH, Action.SHARE},
@@ -80,6 +84,7 @@ def the_input(action: Action, run: Run) -> Input:
         Action.OPEN_NOW: OpenNow(now),
         Action.ADD_FUNDS: AddFunds(now, units=Decimal("0.05")),
         Action.REDUCE_FUNDS: ReduceFunds(now, percent=Decimal(40)),
+        Action.CLOSE_STEP: CloseStep(now, 1),
     }
     return inputs[action]
 
@@ -122,6 +127,31 @@ def close_at_market_sells_everything(run: Run, action: Action) -> None:
     assert run.placed()[-1].amount == Decimal("0.0999")
     assert position_of(run.trade).units_held == 0
     assert run.balance("BTC") == 0
+
+
+def close_step_sells_step_one_at_market_and_step_two_keeps_working(
+    run: Run, action: Action
+) -> None:
+    run.feed(CloseStep(run.now, 1))
+    tp1, tp2 = run.trade.take_profit_legs
+    # Half of 0.0999 on the 0.00001 lot: 0.04995 per step.
+    assert [(o.type, o.amount, o.status) for o in tp1.orders] == [
+        (OrderType.LIMIT, Decimal("0.04995"), OrderStatus.CANCELLED),
+        (OrderType.MARKET, Decimal("0.04995"), OrderStatus.FILLED),
+    ]
+    assert tp1.state is LegState.FILLED
+    assert [(o.amount, o.status) for o in tp2.orders] == [(Decimal("0.04995"), OrderStatus.OPEN)]
+    assert run.trade.state is TradeState.ACTIVE
+    assert position_of(run.trade).units_held == Decimal("0.04995")
+
+
+def closing_cancel_abandons_the_exit_and_the_coins_stay(run: Run, action: Action) -> None:
+    run.feed(Cancel(run.now))
+    assert run.trade.state is TradeState.CANCELLED
+    assert run.trade.close_reason is None
+    assert all(leg.state.is_done for leg in run.trade.legs)
+    assert position_of(run.trade).units_sold == 0
+    assert run.balance("BTC") == Decimal("0.0999")  # nothing sold
 
 
 def open_now_buys_at_market_dropping_the_limit(run: Run, action: Action) -> None:
@@ -208,6 +238,10 @@ EFFECT: dict[tuple[TradeState, Action], Callable[[Run, Action], None]] = {
     (TradeState.ACTIVE, Action.EDIT): active_edit_moves_the_stop,
     (TradeState.ACTIVE, Action.SHARE): share_changes_nothing_and_reveals_no_size,
     (TradeState.ACTIVE, Action.CANCEL): active_cancel_cancels_the_targets_and_the_coins_stay,
+    (TradeState.ACTIVE, Action.CLOSE_STEP): (
+        close_step_sells_step_one_at_market_and_step_two_keeps_working
+    ),
+    (TradeState.CLOSING, Action.CANCEL): closing_cancel_abandons_the_exit_and_the_coins_stay,
 }
 for _state in (TradeState.CLOSING, TradeState.CLOSED, TradeState.CANCELLED, TradeState.FAILED):
     EFFECT[(_state, Action.REFRESH)] = changes_nothing
@@ -223,8 +257,8 @@ def pair_id(pair: tuple[TradeState, Action]) -> str:
     return f"{state.value} refuses {action.value}"
 
 
-def test_the_menu_covers_all_48_pairs_and_allowed_ones_have_an_effect_checked() -> None:
-    assert len(PAIRS) == 48
+def test_the_menu_covers_all_54_pairs_and_allowed_ones_have_an_effect_checked() -> None:
+    assert len(PAIRS) == 54
     assert {pair for pair in PAIRS if pair[1] in ALLOWED[pair[0]]} == set(EFFECT)
 
 
@@ -259,8 +293,8 @@ def test_available_actions_list_exactly_the_allowed_ones_in_menu_order(state: Tr
 
 
 EDITABLE = {
-    TradeState.PENDING: ["entry", "take_profit", "stop_loss", "note", "labels"],
-    TradeState.ACTIVE: ["take_profit", "stop_loss", "note", "labels"],
+    TradeState.PENDING: ["entry", "take_profit", "stop_loss", "note", "labels", "time_limit"],
+    TradeState.ACTIVE: ["take_profit", "stop_loss", "note", "labels", "time_limit"],
 }
 
 

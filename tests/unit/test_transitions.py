@@ -42,6 +42,7 @@ from tests.unit.builders import (
     active_trade,
     cancelled_trade,
     closed_trade,
+    closing_on_a_stop_limit,
     closing_trade,
     conditional_entry,
     failed_trade,
@@ -173,6 +174,16 @@ def active_add_funds() -> None:
     run.feed(AddFunds(run.now, units=D("0.1")))
 
 
+def close_at_market_while_the_stop_limit_rests() -> None:
+    run = closing_on_a_stop_limit()
+    run.feed(CloseAtMarket(run.now))
+
+
+def cancel_while_the_stop_limit_rests() -> None:
+    run = closing_on_a_stop_limit()
+    run.feed(Cancel(run.now))
+
+
 def active_cancel() -> None:
     run = active_trade()
     run.feed(Cancel(run.now))
@@ -192,6 +203,8 @@ SCENARIOS: dict[Edge, Callable[[], object]] = {
     (S.CLOSING, T.POSITION_EXITED): closed_trade,
     (S.CLOSING, T.EXITED_EXTERNALLY): lambda: coins_sold_outside(closing_trade()),
     (S.CLOSING, T.REJECTED): exit_refused_because_the_coins_are_gone,
+    (S.CLOSING, T.EXIT_STARTED): close_at_market_while_the_stop_limit_rests,
+    (S.CLOSING, T.CANCEL): cancel_while_the_stop_limit_rests,
     (L.IDLE, G.ARM): active_trade,  # the stop starts watching
     (L.IDLE, G.PLACE): active_trade,  # the targets are placed
     (L.IDLE, G.CANCEL): cancelled_trade,  # targets never placed

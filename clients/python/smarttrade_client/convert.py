@@ -187,6 +187,9 @@ def stop_loss_message(stop: StopLoss) -> pb.StopLoss:
         message.percent = text(stop.percent)
     if stop.timeout is not None:
         message.timeout.CopyFrom(duration(stop.timeout))
+    if stop.fallback_after is not None:
+        message.fallback_after.CopyFrom(duration(stop.fallback_after))
+    message.fallback_percent = text(stop.fallback_percent)
     return message
 
 
@@ -219,9 +222,12 @@ def trade_message(
     note: str = "",
     etag: str = "",
     labels: Mapping[str, str] | None = None,
+    time_limit: timedelta | None = None,
 ) -> pb.SmartTrade:
     message = pb.SmartTrade(name=name, account=account, symbol=symbol, note=note, etag=etag)
     message.labels.update(labels or {})
+    if time_limit is not None:
+        message.time_limit.CopyFrom(duration(time_limit))
     if side is not None:
         message.side = pb.Side.Value(f"SIDE_{side.value}")
     if entry is not None:
@@ -308,6 +314,10 @@ def stop_loss(message: pb.StopLoss) -> StopLoss:
         trailing_percent=optional(message.trailing_percent),
         move_to_breakeven=message.move_to_breakeven,
         trigger_price=optional(message.trigger_price),
+        fallback_after=message.fallback_after.ToTimedelta()
+        if message.HasField("fallback_after")
+        else None,
+        fallback_percent=optional(message.fallback_percent),
     )
 
 
@@ -419,6 +429,10 @@ def smart_trade(message: pb.SmartTrade) -> SmartTrade:
         reducible_units=optional(message.reducible_units),
         futures=futures_position(message.futures) if message.HasField("futures") else None,
         labels=dict(message.labels),
+        time_limit=message.time_limit.ToTimedelta() if message.HasField("time_limit") else None,
+        time_limit_expire_time=time(
+            message.time_limit_expire_time, message.HasField("time_limit_expire_time")
+        ),
     )
 
 

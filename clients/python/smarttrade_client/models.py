@@ -77,6 +77,7 @@ class CloseReason(StrEnum):
     CLOSED_AT_MARKET = "CLOSED_AT_MARKET"
     CLOSED_EXTERNALLY = "CLOSED_EXTERNALLY"
     LIQUIDATED = "LIQUIDATED"  # futures: the exchange closed the position at its liquidation
+    TIME_LIMIT = "TIME_LIMIT"  # the trade's time_limit ran out: sold at market
     UNRECOGNIZED = "UNRECOGNIZED"
 
 
@@ -91,6 +92,7 @@ class Action(StrEnum):
     EDIT = "EDIT"
     SHARE = "SHARE"
     CANCEL = "CANCEL"
+    CLOSE_STEP = "CLOSE_STEP"  # one take-profit step at market now (`close_step`)
     UNRECOGNIZED = "UNRECOGNIZED"
 
 
@@ -239,6 +241,11 @@ class StopLoss:
     trailing_percent: Decimal | None = None
     move_to_breakeven: bool = False  # after the first take-profit fill (needs 2+ steps)
     trigger_price: Decimal | None = None
+    # A LIMIT stop's way out when its limit does not fill: after resting this long, or once
+    # the price runs this many percent past the limit, it is cancelled and the rest sold at
+    # market (whole seconds; a percent between 0 and 100).
+    fallback_after: timedelta | None = None
+    fallback_percent: Decimal | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -362,6 +369,10 @@ class SmartTrade:
     futures: FuturesPosition | None = None
     # The caller's labels: lowercase keys and values (see `SmartTradeClient.create_trade`).
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Close at market once the position has been open this long (close reason TIME_LIMIT),
+    # and when that is, while ACTIVE.
+    time_limit: timedelta | None = None
+    time_limit_expire_time: datetime | None = None
 
     def leg(self, leg_id: str) -> Leg:
         """The leg with this id ("entry", "tp1", "sl", ...); KeyError if there is none."""

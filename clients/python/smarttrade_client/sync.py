@@ -171,6 +171,7 @@ class SmartTradeClient:
     reduce_funds = _blocking(AsyncSmartTradeClient.reduce_funds)
     open_now = _blocking(AsyncSmartTradeClient.open_now)
     close_at_market = _blocking(AsyncSmartTradeClient.close_at_market)
+    close_step = _blocking(AsyncSmartTradeClient.close_step)
     cancel = _blocking(AsyncSmartTradeClient.cancel)
     share = _blocking(AsyncSmartTradeClient.share)
     resolve_share = _blocking(AsyncSmartTradeClient.resolve_share)

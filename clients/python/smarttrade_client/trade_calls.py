@@ -48,6 +48,7 @@ class TradeCalls(ClientBase):
         note: str = "",
         labels: Mapping[str, str] | None = None,
         smart_trade_id: str = "",
+        time_limit: timedelta | None = None,
         request_id: str | None = None,
         timeout: float | None = None,
     ) -> SmartTrade:
@@ -55,7 +56,8 @@ class TradeCalls(ClientBase):
 
         `account` is the exchange account to trade on; `take_profit` up to 8 steps whose
         volumes sum to 100; `stop_loss` None for none. Raises `InvalidArgument` naming every
-        bad field (`error.field_violations`).
+        bad field (`error.field_violations`). `time_limit` closes the position at market
+        once it has been open that long (whole seconds).
 
         `labels`: up to 64, keys and values of lowercase letters, digits, `_` and `-` (keys
         start with a letter, both at most 63 characters). `smart_trade_id`: your own id for
@@ -73,6 +75,7 @@ class TradeCalls(ClientBase):
             leverage=leverage,
             note=note,
             labels=labels,
+            time_limit=time_limit,
         )
         key = request_id or new_request_id()
         request = trades_pb.CreateSmartTradeRequest(
@@ -170,6 +173,8 @@ class TradeCalls(ClientBase):
         remove_stop_loss: bool = False,
         note: str | None = None,
         labels: Mapping[str, str] | None = None,
+        time_limit: timedelta | None = None,
+        remove_time_limit: bool = False,
         update_mask: Sequence[str] | None = None,
         etag: str | None = None,
         request_id: str | None = None,
@@ -195,6 +200,8 @@ class TradeCalls(ClientBase):
             paths.append("note")
         if labels is not None:
             paths.append("labels")
+        if time_limit is not None or remove_time_limit:
+            paths.append("time_limit")
         trade = convert.trade_message(
             name=trade_name(name),
             entry=entry,
@@ -203,6 +210,7 @@ class TradeCalls(ClientBase):
             note=note or "",
             etag=etag or "",
             labels=labels,
+            time_limit=None if remove_time_limit else time_limit,
         )
         mask = FieldMask(paths=list(update_mask) if update_mask is not None else paths)
         key = request_id or new_request_id()
@@ -314,6 +322,28 @@ class TradeCalls(ClientBase):
         )
         answer = await self._caller.call(
             self._trades.CloseSmartTrade, request, timeout=timeout, request_id=key
+        )
+        return convert.smart_trade(answer.smart_trade)
+
+    async def close_step(
+        self,
+        name: str,
+        step: int,
+        *,
+        etag: str | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> SmartTrade:
+        """Close one take-profit step at market: its limit order is cancelled and what is
+        left of the step sold at market; the other steps and the stop loss go on. `step` is
+        1-based. ACTIVE with the step not done (`FailedPrecondition` otherwise); a step not
+        in the plan is `InvalidArgument`."""
+        key = request_id or new_request_id()
+        request = trades_pb.CloseSmartTradeStepRequest(
+            name=trade_name(name), request_id=key, etag=etag or "", step=step
+        )
+        answer = await self._caller.call(
+            self._trades.CloseSmartTradeStep, request, timeout=timeout, request_id=key
         )
         return convert.smart_trade(answer.smart_trade)
 

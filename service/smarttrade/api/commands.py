@@ -19,7 +19,7 @@ from smarttrade.api.auth import tenant
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.labels import SERVICE_TRADE_ID, trade_id_violation
-from smarttrade.domain.messages import AddFunds, Edit, Input, ReduceFunds
+from smarttrade.domain.messages import AddFunds, CloseStep, Edit, Input, ReduceFunds
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.trade_query import order_by, parse_filter
 from smarttrade.usecases.create import CreateFromShare, CreateTrade, trade_id_named
@@ -185,6 +185,12 @@ def reduce_funds(request: service_pb.ReduceSmartTradeFundsRequest, at: datetime)
     )
     out.raise_any()
     return reduce
+
+
+def close_step(request: service_pb.CloseSmartTradeStepRequest, at: datetime) -> CloseStep:
+    if request.step <= 0:
+        raise InvalidSpec([FieldViolation("step", "must be a take-profit step number, from 1")])
+    return CloseStep(at, request.step)
 
 
 def share_ttl(request: service_pb.ShareSmartTradeRequest) -> timedelta | None:

@@ -274,6 +274,7 @@ def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
     steps = _take_profit(message.take_profit, out)
     stop = _stop_loss(message.stop_loss, out) if message.HasField("stop_loss") else None
     leverage = _leverage(message.leverage, out)
+    time_limit = _settings_duration(message, "time_limit", out)
     if len(message.note) > MAX_NOTE:
         out.add("note", f"must be at most {MAX_NOTE} characters")
     labels = dict(message.labels)
@@ -290,6 +291,7 @@ def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
         leverage=leverage,
         note=message.note,
         labels=labels,
+        time_limit=time_limit,
     )
 
 
@@ -364,6 +366,8 @@ def _stop_loss(message: pb.StopLoss, out: Violations) -> StopLossSpec:
         limit_price = decimal(message.limit_price, "limit_price", out, positive=True)
         trailing = decimal(message.trailing_percent, "trailing_percent", out, positive=True)
         timeout = _timeout(message, out) if message.HasField("timeout") else None
+        fallback_after = _settings_duration(message, "fallback_after", out)
+        fallback_percent = decimal(message.fallback_percent, "fallback_percent", out, positive=True)
     return StopLossSpec(
         price=price,
         percent=percent,
@@ -372,6 +376,8 @@ def _stop_loss(message: pb.StopLoss, out: Violations) -> StopLossSpec:
         timeout=timeout,
         trailing_percent=trailing,
         move_to_breakeven=message.move_to_breakeven,
+        fallback_after=fallback_after,
+        fallback_percent=fallback_percent,
     )
 
 
@@ -381,6 +387,20 @@ def _timeout(message: pb.StopLoss, out: Violations) -> timedelta | None:
         out.add("timeout", "must be whole seconds, more than 0 and at most a year")
         return None
     return timedelta(seconds=duration.seconds)
+
+
+def _settings_duration(message: Message, field: str, out: Violations) -> timedelta | None:
+    """A Duration of the settings (`time_limit`, `stop_loss.fallback_after`): whole seconds,
+    more than 0 and at most a year; None when unset."""
+    rule = "must be whole seconds, more than 0 and at most a year"
+    value = duration(message, field, rule=rule, minimum=timedelta(seconds=1), maximum=YEAR, out=out)
+    if value is not None and getattr(message, field).nanos:  # 5 ns is no timedelta's
+        out.add(field, rule)
+        return None
+    return value
+
+
+YEAR = timedelta(days=365)
 
 
 def _leverage(message: pb.Leverage, out: Violations) -> LeverageSpec:

@@ -8,7 +8,7 @@ facts (prices, sizes the venue reported) are shown exactly.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import Enum
 from functools import cache
@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.actions import reducible_units
+from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.futures import figures_of
 from smarttrade.domain.menu import available_actions, editable_fields
 from smarttrade.domain.messages import StoredEvent
@@ -104,7 +105,14 @@ def stop_loss(spec: StopLossSpec, trigger: Decimal | None) -> pb.StopLoss:
         message.percent = text(spec.percent)
     if spec.timeout is not None:
         message.timeout.CopyFrom(Duration(seconds=int(spec.timeout.total_seconds())))
+    if spec.fallback_after is not None:
+        message.fallback_after.CopyFrom(seconds(spec.fallback_after))
+    message.fallback_percent = text(spec.fallback_percent)
     return message
+
+
+def seconds(value: timedelta) -> Duration:
+    return Duration(seconds=int(value.total_seconds()))
 
 
 def leverage(spec: LeverageSpec) -> pb.Leverage:
@@ -139,6 +147,8 @@ def settings_into(message: pb.SmartTrade, spec: TradeSpec, trade: SmartTrade | N
     message.note = spec.note
     message.labels.clear()
     message.labels.update(spec.labels)
+    if spec.time_limit is not None:
+        message.time_limit.CopyFrom(seconds(spec.time_limit))
 
 
 def order(value: Order) -> pb.Order:
@@ -201,6 +211,9 @@ def smart_trade(trade: SmartTrade) -> pb.SmartTrade:
         end_time=timestamp(trade.ended_at),
         etag=trade.etag,
         reducible_units=text(reducible_units(trade)),
+        time_limit_expire_time=timestamp(
+            trade.time_limit_at if trade.state is TradeState.ACTIVE else None
+        ),
         position=pb.Position(
             units_bought=text(position.units_bought),
             cost=text(position.cost),
@@ -310,6 +323,8 @@ def share(shared: SharedTrade, for_owner: bool) -> pb.SmartTradeShare:
     )
     if full.HasField("stop_loss"):
         settings.stop_loss.CopyFrom(full.stop_loss)
+    if full.HasField("time_limit"):
+        settings.time_limit.CopyFrom(full.time_limit)
     return pb.SmartTradeShare(
         name=f"smartTrades/{shared.trade_id}/shares/{shared.share_id}" if for_owner else "",
         token=shared.token,

@@ -169,6 +169,15 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         return service_pb.CloseSmartTradeResponse(smart_trade=trade)
 
     @unary
+    async def CloseSmartTradeStep(
+        self, request: service_pb.CloseSmartTradeStepRequest, context: Context
+    ) -> service_pb.CloseSmartTradeStepResponse:
+        trade_id = commands.trade_id(request.name)
+        close = commands.close_step(request, self._clock())
+        trade = await self._act("CloseSmartTradeStep", request, trade_id, close, request.etag)
+        return service_pb.CloseSmartTradeStepResponse(smart_trade=trade)
+
+    @unary
     async def CancelSmartTrade(
         self, request: service_pb.CancelSmartTradeRequest, context: Context
     ) -> service_pb.CancelSmartTradeResponse:

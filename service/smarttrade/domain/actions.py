@@ -11,7 +11,19 @@ Rules decided here where the spec is silent:
   market order, and must be tradable there.
 - Open Now is refused (with the reason) when the entry is already done or was skipped.
 - An edit replaces whole roots of the settings (`entry`, `take_profit`, `stop_loss`,
-  `note`); a take-profit step that has filled, even in part, cannot change or go.
+  `note`, `time_limit`); a take-profit step that has filled, even in part, cannot change or
+  go.
+- Close Step names a step of the current plan (1-based; another number is an invalid
+  argument); a step done (filled, cancelled, failed) or already closing is refused with the
+  reason, and so is one with nothing tradable left at the last price. The step's limit
+  order is cancelled (a trailing step stops watching), and once the venue confirms, what
+  is left of the step is sold at market; the other steps keep their allocation and orders.
+  The step then counts as filled: a breakeven stop moves, and the last open step closed
+  this way closes the trade as TAKE_PROFIT.
+- Close at Market while CLOSING (a stop-limit resting unfilled): the close takes over the
+  exit, the stop's limit order is cancelled and waited for, then the rest is sold at
+  market; the close reason is CLOSED_AT_MARKET. Cancel while CLOSING cancels that limit
+  order too and leaves what is held on the exchange, with no close reason.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from smarttrade.domain.messages import (
     AddFunds,
     Cancel,
     CloseAtMarket,
+    CloseStep,
     Edit,
     EventType,
     OpenNow,
@@ -36,8 +49,9 @@ from smarttrade.domain.messages import (
     Share,
 )
 from smarttrade.domain.model import Action, CloseReason, Leg, LegKind, SmartTrade
-from smarttrade.domain.position import position_of
+from smarttrade.domain.position import exit_size, position_of
 from smarttrade.domain.spec import EntryType, StopLossSpec, TakeProfitStepSpec, TradeSpec
+from smarttrade.domain.take_profit import plan_steps
 from smarttrade.domain.validation import OpenPosition, check_spec, entry_price_estimate
 from smarttrade.domain.values import OrderType
 from smarttrade.domain.watch import start_entry
@@ -54,14 +68,49 @@ def on_share(changes: Changes, share: Share) -> None:
 
 
 def on_cancel(changes: Changes, cancel: Cancel) -> None:
+    changes.trade.close_reason = None  # an exit in flight is abandoned, not completed
     plan.cancel_trade(changes)
 
 
 def on_close(changes: Changes, close: CloseAtMarket) -> None:
     trade = changes.trade
-    leg = Leg(id="close", kind=LegKind.CLOSE, state=LegState.IDLE)
+    leg_id = "close" if trade.find_leg("close") is None else _next_leg_id(trade, "close")
+    leg = Leg(id=leg_id, kind=LegKind.CLOSE, state=LegState.IDLE)
     trade.legs.append(leg)
     plan.start_exit(changes, leg, CloseReason.CLOSED_AT_MARKET)
+
+
+def on_close_step(changes: Changes, close: CloseStep) -> None:
+    trade = changes.trade
+    steps = {leg.step: leg for leg in trade.take_profit_legs}
+    leg = steps.get(close.step)
+    if leg is None:
+        raise InvalidSpec(
+            [FieldViolation("step", f"must be a take-profit step, 1 to {len(steps)}")]
+        )
+    action = ACTION_OF[CloseStep]
+    if leg.state.is_done:
+        state = leg.state.value.lower()
+        raise ActionNotAllowed(trade.state, action, f"step {close.step} is already {state}")
+    if leg.at_market:
+        raise ActionNotAllowed(
+            trade.state, action, f"step {close.step} is already closing at market"
+        )
+    position = position_of(trade)
+    step = next(p for p in plan_steps(trade, position) if p.leg is leg)
+    price = _reduce_price(trade)
+    size = trade.market.round_amount(exit_size(trade, step.remaining, OrderType.MARKET))
+    if not trade.market.is_tradable(size, price):
+        raise ActionNotAllowed(
+            trade.state, action, f"step {close.step} has nothing tradable left at market"
+        )
+    leg.at_market = True
+    changes.emit(
+        EventType.SETTINGS_UPDATED,
+        leg_id=leg.id,
+        amount=step.remaining,
+        message=f"close take-profit step {close.step} at market",
+    )
 
 
 def on_open_now(changes: Changes, open_now: OpenNow) -> None:

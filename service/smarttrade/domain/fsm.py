@@ -57,6 +57,11 @@ TRADE_TRANSITIONS: dict[tuple[TradeState, TradeTrigger], TradeState] = {
     (TradeState.ACTIVE, TradeTrigger.POSITION_EXITED): TradeState.CLOSED,
     (TradeState.ACTIVE, TradeTrigger.EXITED_EXTERNALLY): TradeState.CLOSED,
     (TradeState.ACTIVE, TradeTrigger.CANCEL): TradeState.CANCELLED,
+    # Close at Market while a stop-limit rests unfilled: the exit moves to a market order.
+    (TradeState.CLOSING, TradeTrigger.EXIT_STARTED): TradeState.CLOSING,
+    # The trader gives up on an exit in flight (a stop-limit resting unfilled): the
+    # service's orders are cancelled, what is still held stays on the exchange.
+    (TradeState.CLOSING, TradeTrigger.CANCEL): TradeState.CANCELLED,
     (TradeState.CLOSING, TradeTrigger.POSITION_EXITED): TradeState.CLOSED,
     (TradeState.CLOSING, TradeTrigger.EXITED_EXTERNALLY): TradeState.CLOSED,
     # The exit order was finally refused: the service cannot flatten the position.

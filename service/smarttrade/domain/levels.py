@@ -16,6 +16,9 @@ Per state (written for BUY; SELL mirrors, which `_Band` does):
   `last >= limit`), so the trade sees the tick at which the venue may fill it, and knows
   the current price when the fill comes (DESIGN §2.4);
 - once every take-profit step is done: the price below which what is left is dust;
+- the time limit: the moment the position has been open that long;
+- while CLOSING with a stop-limit resting (and a fallback set): the price that far past
+  its limit, and the moment it has rested that long;
 - the next tick, whatever its price, when the trade awaits the current price (a resting
   order filled at a tick not yet seen) or its trailing stop has no extreme yet.
 """
@@ -33,6 +36,7 @@ from smarttrade.domain.position import position_of
 from smarttrade.domain.prices import offset, stop_trigger, take_profit_target
 from smarttrade.domain.spec import EntryType
 from smarttrade.domain.values import OrderType, Side
+from smarttrade.domain.watch import fallback_level, stop_limit_fallback
 
 EVERY_PRICE = Decimal(0)
 
@@ -70,6 +74,8 @@ class _Band:
 
 
 def wake_levels(trade: SmartTrade) -> WakeLevels:
+    if trade.state is TradeState.CLOSING:
+        return _stop_limit_fallback(trade)
     if trade.state not in (TradeState.PENDING, TradeState.ACTIVE):
         return WakeLevels()
     side = trade.spec.side
@@ -78,11 +84,30 @@ def wake_levels(trade: SmartTrade) -> WakeLevels:
     _resting_orders(trade, band)
     at = None
     if trade.state is TradeState.ACTIVE:
-        at = _stop_loss(trade, band)
+        at = _earliest(_stop_loss(trade, band), trade.time_limit_at)
         _trailing_take_profit(trade, band)
         _dust(trade, band)
     if trade.awaiting_price:
         band.every_tick()
+    return WakeLevels(band.below, band.above, at)
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    known = [time for time in times if time is not None]
+    return min(known) if known else None
+
+
+def _stop_limit_fallback(trade: SmartTrade) -> WakeLevels:
+    """CLOSING: only a stop-limit's fallback is watched (see `watch.stop_limit_fallback`)."""
+    found = stop_limit_fallback(trade)
+    if found is None:
+        return WakeLevels()
+    order, stop = found
+    band = _Band(trade.spec.side)
+    level = fallback_level(trade, order, stop)
+    if level is not None:
+        band.low(level)
+    at = order.created_at + stop.fallback_after if stop.fallback_after is not None else None
     return WakeLevels(band.below, band.above, at)
 
 

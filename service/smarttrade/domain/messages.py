@@ -116,6 +116,14 @@ class CloseAtMarket:
 
 
 @dataclass(frozen=True, slots=True)
+class CloseStep:
+    """Sell what is left of take-profit step `step` (1-based) at market now."""
+
+    at: datetime
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
 class OpenNow:
     at: datetime
 
@@ -169,6 +177,7 @@ Input = (
     | Share
     | Cancel
     | CloseAtMarket
+    | CloseStep
     | OpenNow
     | AddFunds
     | ReduceFunds
@@ -184,6 +193,7 @@ ACTION_OF: dict[type, Action] = {
     Share: Action.SHARE,
     Cancel: Action.CANCEL,
     CloseAtMarket: Action.CLOSE_AT_MARKET,
+    CloseStep: Action.CLOSE_STEP,
     OpenNow: Action.OPEN_NOW,
     AddFunds: Action.ADD_FUNDS,
     ReduceFunds: Action.REDUCE_FUNDS,

@@ -39,6 +39,7 @@ class CloseReason(Enum):
     CLOSED_AT_MARKET = "CLOSED_AT_MARKET"
     CLOSED_EXTERNALLY = "CLOSED_EXTERNALLY"
     LIQUIDATED = "LIQUIDATED"  # futures: the venue closed the position at its liquidation
+    TIME_LIMIT = "TIME_LIMIT"  # the position was open for the trade's time limit
 
 
 class Action(Enum):
@@ -52,6 +53,7 @@ class Action(Enum):
     EDIT = "EDIT"
     SHARE = "SHARE"
     CANCEL = "CANCEL"
+    CLOSE_STEP = "CLOSE_STEP"  # one take-profit step at market now
 
 
 @dataclass(slots=True)
@@ -119,6 +121,9 @@ class Leg:
     trail_from: Decimal | None = None
     breakeven_spent: bool = False
     open_now: bool = False  # entry: execute the rest at market now (Open Now)
+    # A take-profit step the trader closed at market, or a stop-limit that fell back to a
+    # market order: its limit order goes, and what is left of it is sold at market.
+    at_market: bool = False
     # Add Funds / Reduce Funds parameters:
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
@@ -225,7 +230,7 @@ class SmartTrade:
             return None
         leg = steps[-1]
         spec = self.spec.take_profit[leg.step - 1]
-        if spec.trailing_percent is None or leg.state is not LegState.WAITING:
+        if spec.trailing_percent is None or leg.state is not LegState.WAITING or leg.at_market:
             return None
         return leg, spec, spec.trailing_percent
 
@@ -242,6 +247,31 @@ class SmartTrade:
 
     def orders(self) -> list[Order]:
         return [order for leg in self.legs for order in leg.orders]
+
+    @property
+    def opened_at(self) -> datetime | None:
+        """When the position opened: the first entry-side fill (a SKIP entry: creation);
+        None while nothing is bought."""
+        times = [
+            fill.at
+            for leg in self.legs
+            if leg.kind.is_entry_side
+            for order in leg.orders
+            for fill in order.fills
+        ]
+        if times:
+            return min(times)
+        if self.entry_leg.state is LegState.FILLED and not self.entry_leg.orders:
+            return self.created_at  # SKIP: the coins were held at creation
+        return None
+
+    @property
+    def time_limit_at(self) -> datetime | None:
+        """When the time limit closes the position (None: no limit, or no position)."""
+        opened = self.opened_at
+        if self.spec.time_limit is None or opened is None:
+            return None
+        return opened + self.spec.time_limit
 
     @property
     def is_futures(self) -> bool:

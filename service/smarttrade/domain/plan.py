@@ -32,6 +32,13 @@ Rules that the spec leaves open, decided here:
 - Reduce Funds likewise frees every take-profit order first (also one an edit removed),
   waits for any other exit order, sells, and lets the take-profit plan re-place the smaller
   remainder.
+- A take-profit step closed at market (Close Step) first has its limit order cancelled and
+  waits for the venue (it may still fill), then sells what is left of its allocation at
+  market, within the same budget as the other steps; its allocation is the one the plan
+  gave it, so the other steps keep theirs and their orders stay.
+- A stop-limit that falls back to market (DESIGN §2.3 as extended by issue 15) likewise
+  has its limit order cancelled and waited for before the rest is sold at market, and so
+  does a Close at Market that takes over such an exit: the coins are never sold twice.
 - Order prices from the settings go out on the market's tick (a limit entry, a stop's limit
   price, an absolute target), so that comparing a live order with the plan is exact.
 """
@@ -51,7 +58,7 @@ from smarttrade.domain.position import (
     exited_units,
     position_of,
 )
-from smarttrade.domain.prices import stop_trigger
+from smarttrade.domain.prices import at_or_before, offset, stop_trigger
 from smarttrade.domain.spec import EntryType
 from smarttrade.domain.take_profit import StepPlan, plan_steps
 from smarttrade.domain.validation import entry_units
@@ -294,8 +301,12 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
     # volume grown by Add Funds), then the orders: a step placed while a cancel is in flight
     # waits for the answer within the budget (the cancelled order may still fill).
     working: list[tuple[StepPlan, Decimal]] = []
+    closing: list[StepPlan] = []
     for plan in plans:
         leg = plan.leg
+        if leg.at_market:
+            closing.append(plan)
+            continue
         if plan.trailing or plan.target is None:
             continue
         live = leg.live_orders
@@ -316,6 +327,8 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
                 continue
         working.append((plan, plan.target))
     cancelling = _cancel_in_flight(trade)
+    for plan in closing:
+        budget = _close_step_at_market(changes, plan, budget, cancelling)
     for plan, target in working:
         leg = plan.leg
         live = leg.live_orders
@@ -352,6 +365,43 @@ def _plan_take_profit(changes: Changes, position: Position) -> None:
         if not market.is_tradable(held, trade.last_price or position.average_entry_price or ZERO):
             trade.close_reason = CloseReason.TAKE_PROFIT
             _finish(changes)
+
+
+def _close_step_at_market(
+    changes: Changes, plan: StepPlan, budget: Decimal, cancelling: bool
+) -> Decimal:
+    """A step the trader closed at market: its limit order goes first (its cancel answered,
+    since it may still fill), then one market order sells what is left of its allocation.
+    The budget left for the other steps is returned."""
+    trade = changes.trade
+    leg = plan.leg
+    if leg.filled and leg.state is LegState.ORDER_PLACED:
+        changes.move_leg(leg, LegTrigger.PARTIAL_FILL)
+    live = leg.live_orders
+    if any(order.type is OrderType.LIMIT for order in live):
+        changes.cancel_live_orders(leg)
+        return budget
+    if live:  # the market order is working
+        return budget
+    last = _last_order(leg)
+    if last is not None and last.status is OrderStatus.REJECTED:
+        _step_refused(changes, leg, last)
+        return budget
+    need = plan.remaining
+    if need > budget and not cancelling:
+        need = max(budget, ZERO)  # as for a limit step: never more than is owed, uncovered
+    size = exit_size(trade, need, OrderType.MARKET)
+    price = trade.last_price or plan.target or ZERO
+    if size > 0 and trade.market.is_tradable(size, price):
+        if need <= budget:
+            changes.place(leg, OrderType.MARKET, size)
+            budget -= need
+        return budget
+    if plan.exited > 0:
+        changes.move_leg(leg, LegTrigger.FILL, note="closed at market")
+    else:
+        changes.move_leg(leg, LegTrigger.CANCEL, note="nothing was left to sell")
+    return budget
 
 
 def _cancel_in_flight(trade: SmartTrade) -> bool:
@@ -393,10 +443,33 @@ def _plan_exit(changes: Changes, position: Position) -> None:
     trade = changes.trade
     assert trade.exit_leg_id is not None
     exit_leg = trade.leg(trade.exit_leg_id)
+    stop = trade.spec.stop_loss
+    limit = None
+    if (
+        exit_leg.kind is LegKind.STOP_LOSS
+        and stop
+        and stop.order_type is OrderType.LIMIT
+        and not exit_leg.at_market
+    ):
+        limit = _on_tick(trade, stop.limit_price)
+        if limit is not None and _past_fallback(trade, limit) and not exit_leg.orders:
+            # The price is already as far past the limit as the fallback allows: the limit
+            # order would only be cancelled again, so the stop goes at market at once.
+            exit_leg.at_market = True
+            limit = None
+            changes.emit(
+                EventType.PRICE_TRIGGERED,
+                leg_id=exit_leg.id,
+                price=trade.last_price,
+                message="stop-limit falls back to market: the price is already past the limit",
+            )
     busy = False
     for leg in trade.legs:
         if leg is not exit_leg:
             busy = changes.cancel_live_orders(leg) or busy
+    if limit is None and any(order.type is OrderType.LIMIT for order in exit_leg.live_orders):
+        # A stop-limit fell back to market: its order goes first (it may still fill).
+        changes.cancel_live_orders(exit_leg)
     if busy or exit_leg.live_orders:
         return
     last = _last_order(exit_leg)
@@ -406,10 +479,6 @@ def _plan_exit(changes: Changes, position: Position) -> None:
         changes.move_trade(TradeTrigger.REJECTED)
         _cancel_remaining_legs(changes)
         return
-    stop = trade.spec.stop_loss
-    limit = None
-    if exit_leg.kind is LegKind.STOP_LOSS and stop and stop.order_type is OrderType.LIMIT:
-        limit = _on_tick(trade, stop.limit_price)
     # One order for all that is left; a spot SELL's buy-back grossed up for its fee (§2.9).
     order_type = OrderType.MARKET if limit is None else OrderType.LIMIT
     amount = exit_size(trade, position.units_held, order_type)
@@ -422,6 +491,17 @@ def _plan_exit(changes: Changes, position: Position) -> None:
             changes.place(exit_leg, OrderType.MARKET, amount)
         return
     _finish(changes)
+
+
+def _past_fallback(trade: SmartTrade, limit: Decimal) -> bool:
+    """Whether the last price is at or past a stop-limit's fallback price (BUY: below)."""
+    stop = trade.spec.stop_loss
+    last = trade.last_price
+    if stop is None or stop.fallback_percent is None or last is None:
+        return False
+    return at_or_before(
+        trade.spec.side, last, offset(trade.spec.side, limit, -stop.fallback_percent)
+    )
 
 
 def _finish(changes: Changes) -> None:

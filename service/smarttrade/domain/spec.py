@@ -77,6 +77,15 @@ class StopLossSpec:
     timeout: timedelta | None = None
     trailing_percent: Decimal | None = None
     move_to_breakeven: bool = False
+    # A LIMIT stop's way out when its limit order does not fill (it must never strand the
+    # trade in CLOSING): after resting this long, or once the price runs this many percent
+    # past the limit, the limit order is cancelled and the rest sold at market.
+    fallback_after: timedelta | None = None
+    fallback_percent: Decimal | None = None
+
+    @property
+    def has_fallback(self) -> bool:
+        return self.fallback_after is not None or self.fallback_percent is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +109,5 @@ class TradeSpec:
     # The caller's labels (domain.labels): settings like the note, so an edit changes them,
     # and kept in the trade's `spec` column, where a list's label filter reads them.
     labels: dict[str, str] = field(default_factory=dict)
+    # Close at market once the position has been open this long (Hummingbot's time_limit).
+    time_limit: timedelta | None = None

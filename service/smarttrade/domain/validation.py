@@ -19,6 +19,7 @@ Prices and sizes in messages are plain decimals ("990", never "9.9E+2").
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from decimal import Decimal
 
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
@@ -101,6 +102,7 @@ def spec_violations(
         if position is not None and not out:
             _check_stop_not_crossed(stop, spec.side, market, position, out)
     _check_leverage(spec.leverage, out)
+    _whole_seconds(spec.time_limit, "time_limit", out)
     return out
 
 
@@ -278,11 +280,27 @@ def _check_stop_loss(
         out.append(
             FieldViolation("stop_loss.timeout", "must be a positive whole number of seconds")
         )
+    if stop.order_type is OrderType.LIMIT:
+        _whole_seconds(stop.fallback_after, "stop_loss.fallback_after", out)
+        if _positive(stop.fallback_percent, "stop_loss.fallback_percent", out):
+            _percent(stop.fallback_percent, "stop_loss.fallback_percent", out)
+    else:
+        _absent(stop.fallback_after, "stop_loss.fallback_after", "for a MARKET stop", out)
+        _absent(stop.fallback_percent, "stop_loss.fallback_percent", "for a MARKET stop", out)
     _percent(stop.trailing_percent, "stop_loss.trailing_percent", out)
     if stop.move_to_breakeven and step_count < 2:
         out.append(
             FieldViolation("stop_loss.move_to_breakeven", "needs at least 2 take-profit steps")
         )
+
+
+MAX_DURATION = timedelta(days=365)
+
+
+def _whole_seconds(value: timedelta | None, field: str, out: list[FieldViolation]) -> None:
+    """A duration of the settings: whole seconds, more than 0 and at most a year."""
+    if value is not None and (value <= timedelta(0) or value.microseconds or value > MAX_DURATION):
+        out.append(FieldViolation(field, "must be whole seconds, more than 0 and at most a year"))
 
 
 def _check_stop_not_crossed(

@@ -14,6 +14,12 @@ Rules decided here where the spec is silent:
   last price at the edit.
 - A stop timeout counts from the first tick (or clock reading) seen beyond the trigger and
   fires at exactly `timeout` later; any tick back inside the trigger restarts it.
+- The time limit fires at exactly `time_limit` after the position opened (the first
+  entry-side fill, see `SmartTrade.opened_at`), on the clock or on any tick from then on.
+  The stop loss is checked first: on the same tick, the reason reads STOP_LOSS.
+- A stop-limit's fallback (issue 15) watches while CLOSING with the stop's limit order
+  recorded: the time counts from when that order was recorded, the price distance from its
+  limit price; either one makes the exit sell the rest at market.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ from decimal import Decimal
 from smarttrade.domain import plan
 from smarttrade.domain.changes import Changes
 from smarttrade.domain.fsm import LegState, LegTrigger, TradeState
+from smarttrade.domain.menu import exit_rests_as_limit
 from smarttrade.domain.messages import EventType, PriceTicked, TimeElapsed
-from smarttrade.domain.model import CloseReason, Leg
+from smarttrade.domain.model import CloseReason, Leg, LegKind, Order, SmartTrade
 from smarttrade.domain.position import position_of
 from smarttrade.domain.prices import (
     at_or_before,
@@ -35,7 +42,8 @@ from smarttrade.domain.prices import (
     take_profit_target,
     worst,
 )
-from smarttrade.domain.spec import EntryType
+from smarttrade.domain.spec import EntryType, StopLossSpec
+from smarttrade.domain.values import OrderType, plain
 
 
 def on_price(changes: Changes, tick: PriceTicked) -> None:
@@ -51,13 +59,18 @@ def on_price(changes: Changes, tick: PriceTicked) -> None:
     elif trade.state is TradeState.ACTIVE:
         if trade.entry_leg.state is LegState.WAITING:
             _watch_entry(changes, tick.price)
-        if not _watch_stop_loss(changes, tick.price):
+        if not _watch_stop_loss(changes, tick.price) and not _watch_time_limit(changes):
             _watch_trailing_take_profit(changes, tick.price)
+    elif trade.state is TradeState.CLOSING:
+        _watch_stop_limit_fallback(changes, tick.price)
 
 
 def on_time(changes: Changes, tick: TimeElapsed) -> None:
     if changes.trade.state is TradeState.ACTIVE:
-        _watch_stop_loss(changes, None)
+        if not _watch_stop_loss(changes, None):
+            _watch_time_limit(changes)
+    elif changes.trade.state is TradeState.CLOSING:
+        _watch_stop_limit_fallback(changes, None)
 
 
 # ---- the entry ---------------------------------------------------------------------------
@@ -156,6 +169,76 @@ def _watch_stop_loss(changes: Changes, price: Decimal | None) -> bool:
     changes.emit(EventType.PRICE_TRIGGERED, leg_id=leg.id, price=last, message="stop loss")
     plan.start_exit(changes, leg, CloseReason.STOP_LOSS)
     return True
+
+
+def _watch_time_limit(changes: Changes) -> bool:
+    """Close at market once the position has been open for the time limit; whether it did."""
+    trade = changes.trade
+    due = trade.time_limit_at
+    if due is None or changes.at < due:
+        return False
+    taken = sum(1 for leg in trade.legs if leg.id.startswith(TIME_LIMIT_LEG))
+    leg_id = TIME_LIMIT_LEG if not taken else f"{TIME_LIMIT_LEG}{taken + 1}"
+    leg = Leg(id=leg_id, kind=LegKind.CLOSE, state=LegState.IDLE, note="time limit reached")
+    trade.legs.append(leg)
+    plan.start_exit(changes, leg, CloseReason.TIME_LIMIT)
+    return True
+
+
+TIME_LIMIT_LEG = "time-limit"
+
+
+def stop_limit_fallback(trade: SmartTrade) -> tuple[Order, StopLossSpec] | None:
+    """While a stop-limit rests as the exit with a fallback set: its first limit order (the
+    fallback counts from it) and the stop's settings."""
+    stop = trade.spec.stop_loss
+    if stop is None or not stop.has_fallback or not exit_rests_as_limit(trade):
+        return None
+    assert trade.exit_leg_id is not None
+    orders = [o for o in trade.leg(trade.exit_leg_id).orders if o.type is OrderType.LIMIT]
+    if not orders or orders[0].price is None:
+        return None  # not placed yet: the take-profit orders' cancels are in flight
+    return orders[0], stop
+
+
+def fallback_level(trade: SmartTrade, order: Order, stop: StopLossSpec) -> Decimal | None:
+    """The price past the stop's limit at which it falls back to market (BUY: below)."""
+    if stop.fallback_percent is None or order.price is None:
+        return None
+    return offset(trade.spec.side, order.price, -stop.fallback_percent)
+
+
+def _watch_stop_limit_fallback(changes: Changes, price: Decimal | None) -> None:
+    trade = changes.trade
+    found = stop_limit_fallback(trade)
+    if found is None:
+        return
+    order, stop = found
+    why = ""
+    if stop.fallback_after is not None and changes.at >= order.created_at + stop.fallback_after:
+        why = f"unfilled after {int(stop.fallback_after.total_seconds())} s"
+    level = fallback_level(trade, order, stop)
+    last = price if price is not None else trade.last_price
+    percent = stop.fallback_percent
+    if (
+        not why
+        and level is not None
+        and percent is not None
+        and last is not None
+        and at_or_before(trade.spec.side, last, level)
+    ):
+        why = f"the price ran {plain(percent)}% past the limit"
+    if not why:
+        return
+    assert trade.exit_leg_id is not None
+    leg = trade.leg(trade.exit_leg_id)
+    leg.at_market = True
+    changes.emit(
+        EventType.PRICE_TRIGGERED,
+        leg_id=leg.id,
+        price=last,
+        message=f"stop-limit falls back to market: {why}",
+    )
 
 
 def _watch_trailing_take_profit(changes: Changes, price: Decimal) -> None:

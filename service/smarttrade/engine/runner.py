@@ -43,7 +43,8 @@ from typing import Protocol
 
 from smarttrade import tracing
 from smarttrade.domain.decide import decide
-from smarttrade.domain.fsm import LegState, TradeState
+from smarttrade.domain.fsm import TradeState
+from smarttrade.domain.levels import wake_levels
 from smarttrade.domain.messages import (
     ACTION_OF,
     CancelOrder,
@@ -550,21 +551,15 @@ class TradeRunner:
     # ---- timers --------------------------------------------------------------------------
 
     def next_deadline(self) -> datetime | None:
-        """When the trade next needs the clock: a stop-loss timeout, an intent to retry, or,
-        when it is behind the store, the next try (None: a probe will say when)."""
+        """When the trade next needs the clock: the wake time of its levels (a stop-loss
+        timeout, the time limit, a stop-limit's fallback), an intent to retry, or, when it
+        is behind the store, the next try (None: a probe will say when)."""
         if self.behind:  # nothing can be decided before catching up with the store
             return self._store_due
         times = [pending.due for pending in self._pending.values()]
-        stop = self.trade.stop_loss_leg
-        spec = self.trade.spec.stop_loss
-        if (
-            stop is not None
-            and spec is not None
-            and spec.timeout is not None
-            and stop.state is LegState.WAITING
-            and stop.breach_since is not None
-        ):
-            times.append(stop.breach_since + spec.timeout)
+        at = wake_levels(self.trade).at
+        if at is not None:
+            times.append(at)
         return min(times) if times else None
 
     def _schedule_wake(self) -> None:

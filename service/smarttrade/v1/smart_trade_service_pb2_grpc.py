@@ -97,6 +97,11 @@ class SmartTradeServiceStub:
                 request_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.CloseSmartTradeRequest.SerializeToString,
                 response_deserializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.CloseSmartTradeResponse.FromString,
                 _registered_method=True)
+        self.CloseSmartTradeStep = channel.unary_unary(
+                '/smarttrade.v1.SmartTradeService/CloseSmartTradeStep',
+                request_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.CloseSmartTradeStepRequest.SerializeToString,
+                response_deserializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.CloseSmartTradeStepResponse.FromString,
+                _registered_method=True)
         self.CancelSmartTrade = channel.unary_unary(
                 '/smarttrade.v1.SmartTradeService/CancelSmartTrade',
                 request_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.CancelSmartTradeRequest.SerializeToString,
@@ -212,7 +217,20 @@ class SmartTradeServiceServicer:
 
     def CloseSmartTrade(self, request, context):
         """Close at Market: cancels the take-profit orders and sells everything at
-        market. ACTIVE only.
+        market. ACTIVE; and CLOSING while a stop loss's limit order rests unfilled
+        (its limit order is cancelled first, and the rest sold at market).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseSmartTradeStep(self, request, context):
+        """Close one take-profit step at market: cancels that step's limit order (or
+        stops its trailing), waits for the exchange to confirm, and sells the
+        step's remaining volume at market. The other steps keep their volumes and
+        orders, and the stop loss keeps watching. ACTIVE only, and only a step not
+        yet done (FAILED_PRECONDITION otherwise); a step number not in the plan is
+        INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -220,8 +238,9 @@ class SmartTradeServiceServicer:
 
     def CancelSmartTrade(self, request, context):
         """Cancel. PENDING: cancels the working orders; nothing is bought or sold.
-        ACTIVE: cancels the service's orders; the coins stay on the exchange and
-        the trade stops managing them.
+        ACTIVE or CLOSING: cancels the service's orders (a resting stop-limit
+        included); the coins stay on the exchange and the trade stops managing
+        them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -315,6 +334,11 @@ def add_SmartTradeServiceServicer_to_server(servicer, server):
                     servicer.CloseSmartTrade,
                     request_deserializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.CloseSmartTradeRequest.FromString,
                     response_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.CloseSmartTradeResponse.SerializeToString,
+            ),
+            'CloseSmartTradeStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseSmartTradeStep,
+                    request_deserializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.CloseSmartTradeStepRequest.FromString,
+                    response_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.CloseSmartTradeStepResponse.SerializeToString,
             ),
             'CancelSmartTrade': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelSmartTrade,
@@ -608,6 +632,33 @@ class SmartTradeService:
             '/smarttrade.v1.SmartTradeService/CloseSmartTrade',
             smarttrade_dot_v1_dot_smart__trade__service__pb2.CloseSmartTradeRequest.SerializeToString,
             smarttrade_dot_v1_dot_smart__trade__service__pb2.CloseSmartTradeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseSmartTradeStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/smarttrade.v1.SmartTradeService/CloseSmartTradeStep',
+            smarttrade_dot_v1_dot_smart__trade__service__pb2.CloseSmartTradeStepRequest.SerializeToString,
+            smarttrade_dot_v1_dot_smart__trade__service__pb2.CloseSmartTradeStepResponse.FromString,
             options,
             channel_credentials,
             insecure,

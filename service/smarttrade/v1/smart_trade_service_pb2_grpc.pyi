@@ -77,12 +77,22 @@ class SmartTradeServiceStub:
     """
     CloseSmartTrade: _grpc.UnaryUnaryMultiCallable[_smart_trade_service_pb2.CloseSmartTradeRequest, _smart_trade_service_pb2.CloseSmartTradeResponse]
     """Close at Market: cancels the take-profit orders and sells everything at
-    market. ACTIVE only.
+    market. ACTIVE; and CLOSING while a stop loss's limit order rests unfilled
+    (its limit order is cancelled first, and the rest sold at market).
+    """
+    CloseSmartTradeStep: _grpc.UnaryUnaryMultiCallable[_smart_trade_service_pb2.CloseSmartTradeStepRequest, _smart_trade_service_pb2.CloseSmartTradeStepResponse]
+    """Close one take-profit step at market: cancels that step's limit order (or
+    stops its trailing), waits for the exchange to confirm, and sells the
+    step's remaining volume at market. The other steps keep their volumes and
+    orders, and the stop loss keeps watching. ACTIVE only, and only a step not
+    yet done (FAILED_PRECONDITION otherwise); a step number not in the plan is
+    INVALID_ARGUMENT.
     """
     CancelSmartTrade: _grpc.UnaryUnaryMultiCallable[_smart_trade_service_pb2.CancelSmartTradeRequest, _smart_trade_service_pb2.CancelSmartTradeResponse]
     """Cancel. PENDING: cancels the working orders; nothing is bought or sold.
-    ACTIVE: cancels the service's orders; the coins stay on the exchange and
-    the trade stops managing them.
+    ACTIVE or CLOSING: cancels the service's orders (a resting stop-limit
+    included); the coins stay on the exchange and the trade stops managing
+    them.
     """
     ShareSmartTrade: _grpc.UnaryUnaryMultiCallable[_smart_trade_service_pb2.ShareSmartTradeRequest, _smart_trade_service_pb2.ShareSmartTradeResponse]
     """Share: creates a link with the trade's settings (no account, no owner, no
@@ -153,12 +163,22 @@ class SmartTradeServiceAsyncStub(SmartTradeServiceStub):
     """
     CloseSmartTrade: _aio.UnaryUnaryMultiCallable[_smart_trade_service_pb2.CloseSmartTradeRequest, _smart_trade_service_pb2.CloseSmartTradeResponse]  # type: ignore[assignment]
     """Close at Market: cancels the take-profit orders and sells everything at
-    market. ACTIVE only.
+    market. ACTIVE; and CLOSING while a stop loss's limit order rests unfilled
+    (its limit order is cancelled first, and the rest sold at market).
+    """
+    CloseSmartTradeStep: _aio.UnaryUnaryMultiCallable[_smart_trade_service_pb2.CloseSmartTradeStepRequest, _smart_trade_service_pb2.CloseSmartTradeStepResponse]  # type: ignore[assignment]
+    """Close one take-profit step at market: cancels that step's limit order (or
+    stops its trailing), waits for the exchange to confirm, and sells the
+    step's remaining volume at market. The other steps keep their volumes and
+    orders, and the stop loss keeps watching. ACTIVE only, and only a step not
+    yet done (FAILED_PRECONDITION otherwise); a step number not in the plan is
+    INVALID_ARGUMENT.
     """
     CancelSmartTrade: _aio.UnaryUnaryMultiCallable[_smart_trade_service_pb2.CancelSmartTradeRequest, _smart_trade_service_pb2.CancelSmartTradeResponse]  # type: ignore[assignment]
     """Cancel. PENDING: cancels the working orders; nothing is bought or sold.
-    ACTIVE: cancels the service's orders; the coins stay on the exchange and
-    the trade stops managing them.
+    ACTIVE or CLOSING: cancels the service's orders (a resting stop-limit
+    included); the coins stay on the exchange and the trade stops managing
+    them.
     """
     ShareSmartTrade: _aio.UnaryUnaryMultiCallable[_smart_trade_service_pb2.ShareSmartTradeRequest, _smart_trade_service_pb2.ShareSmartTradeResponse]  # type: ignore[assignment]
     """Share: creates a link with the trade's settings (no account, no owner, no
@@ -280,7 +300,22 @@ class SmartTradeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_smart_trade_service_pb2.CloseSmartTradeResponse, _abc.Awaitable[_smart_trade_service_pb2.CloseSmartTradeResponse]]:
         """Close at Market: cancels the take-profit orders and sells everything at
-        market. ACTIVE only.
+        market. ACTIVE; and CLOSING while a stop loss's limit order rests unfilled
+        (its limit order is cancelled first, and the rest sold at market).
+        """
+
+    @_abc_1.abstractmethod
+    def CloseSmartTradeStep(
+        self,
+        request: _smart_trade_service_pb2.CloseSmartTradeStepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_smart_trade_service_pb2.CloseSmartTradeStepResponse, _abc.Awaitable[_smart_trade_service_pb2.CloseSmartTradeStepResponse]]:
+        """Close one take-profit step at market: cancels that step's limit order (or
+        stops its trailing), waits for the exchange to confirm, and sells the
+        step's remaining volume at market. The other steps keep their volumes and
+        orders, and the stop loss keeps watching. ACTIVE only, and only a step not
+        yet done (FAILED_PRECONDITION otherwise); a step number not in the plan is
+        INVALID_ARGUMENT.
         """
 
     @_abc_1.abstractmethod
@@ -290,8 +325,9 @@ class SmartTradeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_smart_trade_service_pb2.CancelSmartTradeResponse, _abc.Awaitable[_smart_trade_service_pb2.CancelSmartTradeResponse]]:
         """Cancel. PENDING: cancels the working orders; nothing is bought or sold.
-        ACTIVE: cancels the service's orders; the coins stay on the exchange and
-        the trade stops managing them.
+        ACTIVE or CLOSING: cancels the service's orders (a resting stop-limit
+        included); the coins stay on the exchange and the trade stops managing
+        them.
         """
 
     @_abc_1.abstractmethod

@@ -23,6 +23,7 @@ from smarttrade_client.cli.trade_settings import (
     label_flags,
     labels,
     load_file,
+    seconds,
     stop_loss,
     stop_loss_flags,
     take_profit,
@@ -240,6 +241,13 @@ async def trades_close(client: Client, args: Args, out: Output) -> None:
     out.one(trade, views.trade_detail, trade.name)
 
 
+async def trades_close_step(client: Client, args: Args, out: Output) -> None:
+    trade = await client.close_step(
+        args.name, args.step, etag=args.etag, request_id=args.request_id
+    )
+    out.one(trade, views.trade_detail, trade.name)
+
+
 async def trades_cancel(client: Client, args: Args, out: Output) -> None:
     trade = await client.cancel(args.name, etag=args.etag, request_id=args.request_id)
     out.one(trade, views.trade_detail, trade.name)
@@ -286,6 +294,13 @@ async def trades_edit(client: Client, args: Args, out: Output) -> None:
     if given_labels is not None:
         changes["labels"] = labels(given_labels)
         mask.append("labels")
+    limit = args.time_limit if args.time_limit is not None else data.get("time_limit")
+    if args.no_time_limit:
+        changes["remove_time_limit"] = True
+        mask.append("time_limit")
+    elif limit is not None:
+        changes["time_limit"] = seconds(limit, "time_limit")
+        mask.append("time_limit")
     if not mask:
         raise UsageError("nothing to edit: give --tp, --sl, --no-sl, --note, --label, ...")
     trade = await client.edit_trade(

@@ -151,6 +151,24 @@ def trade_settings_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     parser.add_argument("--sl-limit", type=decimal, metavar="PRICE", help="stop with a limit")
     parser.add_argument("--sl-trailing", type=decimal, metavar="PCT", help="trailing stop")
     parser.add_argument("--sl-timeout", type=decimal, metavar="SECONDS", help="fire after")
+    parser.add_argument(
+        "--sl-fallback-after",
+        type=decimal,
+        metavar="SECONDS",
+        help="with --sl-limit: sell at market if the limit rests this long unfilled",
+    )
+    parser.add_argument(
+        "--sl-fallback-percent",
+        type=decimal,
+        metavar="PCT",
+        help="with --sl-limit: sell at market once the price runs this far past the limit",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=decimal,
+        metavar="SECONDS",
+        help="close at market once the position has been open this long",
+    )
     parser.add_argument("--breakeven", action="store_true", help="stop to entry after tp1")
     parser.add_argument("--note", help="a note of yours")
     parser.add_argument(
@@ -261,16 +279,23 @@ def build(prog: str, serve_help: str | None) -> argparse.ArgumentParser:
     mutation(reduce)
     for name, handler, help_text in (
         ("open-now", commands.trades_open_now, "enter at market now (PENDING)"),
-        ("close", commands.trades_close, "close at market (ACTIVE)"),
+        ("close", commands.trades_close, "close at market (ACTIVE, or a stop-limit resting)"),
         ("cancel", commands.trades_cancel, "stop managing the trade"),
     ):
         action = make.leaf(trades, name, handler, help_text)
         action.add_argument("name")
         mutation(action)
+    close_step = make.leaf(
+        trades, "close-step", commands.trades_close_step, "sell one take-profit step at market"
+    )
+    close_step.add_argument("name")
+    close_step.add_argument("--step", type=int, required=True, help="the step, from 1")
+    mutation(close_step)
     edit = make.leaf(trades, "edit", commands.trades_edit, "change take profit, stop, entry")
     edit.add_argument("name")
     trade_settings_flags(edit, create=False)
     edit.add_argument("--no-sl", action="store_true", help="remove the stop loss")
+    edit.add_argument("--no-time-limit", action="store_true", help="remove the time limit")
     mutation(edit)
     share = make.leaf(trades, "share", commands.trades_share, "share the trade's settings")
     share.add_argument("name")

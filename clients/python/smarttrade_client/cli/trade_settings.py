@@ -63,8 +63,9 @@ TRADE_KEYS = {
     "leverage",
     "note",
     "labels",
+    "time_limit",
 }
-EDIT_KEYS = {"entry", "take_profit", "stop_loss", "note", "labels"}
+EDIT_KEYS = {"entry", "take_profit", "stop_loss", "note", "labels", "time_limit"}
 ENTRY_KEYS = {
     "type",
     "units",
@@ -84,6 +85,8 @@ STOP_KEYS = {
     "timeout",
     "trailing_percent",
     "move_to_breakeven",
+    "fallback_after",
+    "fallback_percent",
 }
 LEVERAGE_KEYS = {"market_type", "value", "margin_mode"}
 
@@ -178,6 +181,10 @@ def stop_loss_flags(arguments: argparse.Namespace) -> dict[str, Any] | None:
         stop["trailing_percent"] = arguments.sl_trailing
     if arguments.sl_timeout is not None:
         stop["timeout"] = arguments.sl_timeout
+    if arguments.sl_fallback_after is not None:
+        stop["fallback_after"] = arguments.sl_fallback_after
+    if arguments.sl_fallback_percent is not None:
+        stop["fallback_percent"] = arguments.sl_fallback_percent
     if arguments.breakeven:
         stop["move_to_breakeven"] = True
     return stop or None
@@ -205,7 +212,7 @@ def trade_mapping(arguments: argparse.Namespace) -> dict[str, Any]:
     """The settings of `trades create`: the file's, overridden by the flags."""
     data = load_file(arguments.file) if arguments.file else {}
     _check_keys(data, TRADE_KEYS, "the trade file")
-    for key in ("account", "symbol", "side", "note"):
+    for key in ("account", "symbol", "side", "note", "time_limit"):
         value = getattr(arguments, key, None)
         if value is not None:
             data[key] = value
@@ -294,7 +301,17 @@ def trade_settings(data: Mapping[str, Any]) -> dict[str, Any]:
         "note": str(data.get("note") or ""),
         "labels": labels(data.get("labels") or {}),
     }
+    if data.get("time_limit") is not None:
+        settings["time_limit"] = seconds(data["time_limit"], "time_limit")
     return settings
+
+
+def seconds(value: Any, where: str) -> timedelta:
+    """A duration of the settings, given in seconds (a number, or a decimal string)."""
+    amount = _decimal(value, where)
+    if amount is None:
+        raise UsageError(f"{where}: seconds are required")
+    return timedelta(seconds=float(amount))
 
 
 def entry(data: Mapping[str, Any]) -> Entry:
@@ -358,6 +375,10 @@ def stop_loss(data: Mapping[str, Any]) -> StopLoss:
         timeout=timedelta(seconds=float(timeout)) if timeout is not None else None,
         trailing_percent=_decimal(data.get("trailing_percent"), "stop_loss.trailing_percent"),
         move_to_breakeven=bool(data.get("move_to_breakeven", False)),
+        fallback_after=seconds(data["fallback_after"], "stop_loss.fallback_after")
+        if data.get("fallback_after") is not None
+        else None,
+        fallback_percent=_decimal(data.get("fallback_percent"), "stop_loss.fallback_percent"),
     )
 
 

@@ -35,6 +35,7 @@ COMMANDS = {
     Action.EDIT: "edit",
     Action.SHARE: "share",
     Action.CANCEL: "cancel",
+    Action.CLOSE_STEP: "close-step",
 }
 
 

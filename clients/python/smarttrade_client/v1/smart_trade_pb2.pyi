@@ -251,6 +251,8 @@ class _CloseReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CloseReas
     """The position was sold outside the service (found by reconciliation)."""
     CLOSE_REASON_LIQUIDATED: _CloseReason.ValueType  # 5
     """Futures: the exchange closed the position at its liquidation price."""
+    CLOSE_REASON_TIME_LIMIT: _CloseReason.ValueType  # 6
+    """The trade's `time_limit` ran out and the position was sold at market."""
 
 class CloseReason(_CloseReason, metaclass=_CloseReasonEnumTypeWrapper):
     """Why a trade is CLOSED."""
@@ -267,6 +269,8 @@ CLOSE_REASON_CLOSED_EXTERNALLY: CloseReason.ValueType  # 4
 """The position was sold outside the service (found by reconciliation)."""
 CLOSE_REASON_LIQUIDATED: CloseReason.ValueType  # 5
 """Futures: the exchange closed the position at its liquidation price."""
+CLOSE_REASON_TIME_LIMIT: CloseReason.ValueType  # 6
+"""The trade's `time_limit` ran out and the position was sold at market."""
 Global___CloseReason: _TypeAlias = CloseReason  # noqa: Y015
 
 class _SmartTradeAction:
@@ -293,6 +297,10 @@ class _SmartTradeActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Smar
     """Create a link with the trade's settings."""
     SMART_TRADE_ACTION_CANCEL: _SmartTradeAction.ValueType  # 8
     """Stop managing the trade (cancelling its working orders)."""
+    SMART_TRADE_ACTION_CLOSE_STEP: _SmartTradeAction.ValueType  # 9
+    """Sell one take-profit step's remaining volume at market now; the other
+    steps and the stop loss go on (CloseSmartTradeStep).
+    """
 
 class SmartTradeAction(_SmartTradeAction, metaclass=_SmartTradeActionEnumTypeWrapper):
     """The actions of the trade-management menu."""
@@ -315,6 +323,10 @@ SMART_TRADE_ACTION_SHARE: SmartTradeAction.ValueType  # 7
 """Create a link with the trade's settings."""
 SMART_TRADE_ACTION_CANCEL: SmartTradeAction.ValueType  # 8
 """Stop managing the trade (cancelling its working orders)."""
+SMART_TRADE_ACTION_CLOSE_STEP: SmartTradeAction.ValueType  # 9
+"""Sell one take-profit step's remaining volume at market now; the other
+steps and the stop loss go on (CloseSmartTradeStep).
+"""
 Global___SmartTradeAction: _TypeAlias = SmartTradeAction  # noqa: Y015
 
 class _LegKind:
@@ -671,6 +683,8 @@ class StopLoss(_message.Message):
     TRAILING_PERCENT_FIELD_NUMBER: _builtins.int
     MOVE_TO_BREAKEVEN_FIELD_NUMBER: _builtins.int
     TRIGGER_PRICE_FIELD_NUMBER: _builtins.int
+    FALLBACK_AFTER_FIELD_NUMBER: _builtins.int
+    FALLBACK_PERCENT_FIELD_NUMBER: _builtins.int
     price: _builtins.str
     """An absolute trigger price."""
     percent: _builtins.str
@@ -693,10 +707,23 @@ class StopLoss(_message.Message):
     """Output only. The absolute trigger price in force now (after trailing,
     breakeven and Add Funds).
     """
+    fallback_percent: _builtins.str
+    """A LIMIT stop only, in percent: once the last price runs this far past the
+    limit price (below it for BUY: last <= limit_price * (1 - fallback_percent / 100);
+    above it for SELL) while the limit order is resting, cancel it and sell
+    the rest at market. Between 0 and 100, exclusive. Empty: no price fallback.
+    """
     @_builtins.property
     def timeout(self) -> _duration_pb2.Duration:
         """Fire only after the last price stayed at or beyond the trigger for this
         long without interruption. Whole seconds. Unset: fire at once.
+        """
+
+    @_builtins.property
+    def fallback_after(self) -> _duration_pb2.Duration:
+        """A LIMIT stop only: once its limit order has rested this long without
+        filling completely, cancel it and sell the rest at market. Whole seconds,
+        more than 0 and at most a year. Unset: no time fallback.
         """
 
     def __init__(
@@ -710,10 +737,12 @@ class StopLoss(_message.Message):
         trailing_percent: _builtins.str = ...,
         move_to_breakeven: _builtins.bool = ...,
         trigger_price: _builtins.str = ...,
+        fallback_after: _duration_pb2.Duration | None = ...,
+        fallback_percent: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["percent", b"percent", "price", b"price", "timeout", b"timeout", "trigger", b"trigger"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fallback_after", b"fallback_after", "percent", b"percent", "price", b"price", "timeout", b"timeout", "trigger", b"trigger"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit_price", b"limit_price", "move_to_breakeven", b"move_to_breakeven", "order_type", b"order_type", "percent", b"percent", "price", b"price", "timeout", b"timeout", "trailing_percent", b"trailing_percent", "trigger", b"trigger", "trigger_price", b"trigger_price"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fallback_after", b"fallback_after", "fallback_percent", b"fallback_percent", "limit_price", b"limit_price", "move_to_breakeven", b"move_to_breakeven", "order_type", b"order_type", "percent", b"percent", "price", b"price", "timeout", b"timeout", "trailing_percent", b"trailing_percent", "trigger", b"trigger", "trigger_price", b"trigger_price"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_trigger: _TypeAlias = _typing.Literal["price", "percent"]  # noqa: Y015
     _WhichOneofArgType_trigger: _TypeAlias = _typing.Literal["trigger", b"trigger"]  # noqa: Y015
@@ -1121,6 +1150,8 @@ class SmartTrade(_message.Message):
     REDUCIBLE_UNITS_FIELD_NUMBER: _builtins.int
     FUTURES_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    TIME_LIMIT_FIELD_NUMBER: _builtins.int
+    TIME_LIMIT_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. The resource name, `smartTrades/{smart_trade}`."""
     account: _builtins.str
@@ -1214,6 +1245,21 @@ class SmartTrade(_message.Message):
         them all) while PENDING or ACTIVE. Not part of a share.
         """
 
+    @_builtins.property
+    def time_limit(self) -> _duration_pb2.Duration:
+        """Close the position at market once it has been open this long (since the
+        first entry fill; a SKIP entry's since creation), with close reason
+        TIME_LIMIT. Whole seconds, more than 0 and at most a year. Unset: no time
+        limit. Editable while PENDING or ACTIVE; an edit that leaves the position
+        open longer than the new limit closes it at once.
+        """
+
+    @_builtins.property
+    def time_limit_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When `time_limit` closes the position: set while the trade
+        is ACTIVE with a time limit.
+        """
+
     def __init__(
         self,
         *,
@@ -1240,10 +1286,12 @@ class SmartTrade(_message.Message):
         reducible_units: _builtins.str = ...,
         futures: Global___FuturesPosition | None = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        time_limit: _duration_pb2.Duration | None = ...,
+        time_limit_expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "entry", b"entry", "futures", b"futures", "leverage", b"leverage", "position", b"position", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "entry", b"entry", "futures", b"futures", "leverage", b"leverage", "position", b"position", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "time_limit", b"time_limit", "time_limit_expire_time", b"time_limit_expire_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available_actions", b"available_actions", "close_reason", b"close_reason", "create_time", b"create_time", "editable_fields", b"editable_fields", "end_time", b"end_time", "entry", b"entry", "etag", b"etag", "futures", b"futures", "labels", b"labels", "last_error", b"last_error", "legs", b"legs", "leverage", b"leverage", "name", b"name", "note", b"note", "position", b"position", "reducible_units", b"reducible_units", "side", b"side", "state", b"state", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available_actions", b"available_actions", "close_reason", b"close_reason", "create_time", b"create_time", "editable_fields", b"editable_fields", "end_time", b"end_time", "entry", b"entry", "etag", b"etag", "futures", b"futures", "labels", b"labels", "last_error", b"last_error", "legs", b"legs", "leverage", b"leverage", "name", b"name", "note", b"note", "position", b"position", "reducible_units", b"reducible_units", "side", b"side", "state", b"state", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "time_limit", b"time_limit", "time_limit_expire_time", b"time_limit_expire_time", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1264,6 +1312,7 @@ class SharedSettings(_message.Message):
     TAKE_PROFIT_FIELD_NUMBER: _builtins.int
     STOP_LOSS_FIELD_NUMBER: _builtins.int
     LEVERAGE_FIELD_NUMBER: _builtins.int
+    TIME_LIMIT_FIELD_NUMBER: _builtins.int
     exchange: _builtins.str
     """The exchange id the trade ran on, for example "binance" or "paper"."""
     symbol: _builtins.str
@@ -1286,6 +1335,10 @@ class SharedSettings(_message.Message):
     def leverage(self) -> Global___Leverage:
         """Leverage and margin."""
 
+    @_builtins.property
+    def time_limit(self) -> _duration_pb2.Duration:
+        """The time limit on the position, if any."""
+
     def __init__(
         self,
         *,
@@ -1296,10 +1349,11 @@ class SharedSettings(_message.Message):
         take_profit: Global___TakeProfit | None = ...,
         stop_loss: Global___StopLoss | None = ...,
         leverage: Global___Leverage | None = ...,
+        time_limit: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "leverage", b"leverage", "stop_loss", b"stop_loss", "take_profit", b"take_profit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "leverage", b"leverage", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "time_limit", b"time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "exchange", b"exchange", "leverage", b"leverage", "side", b"side", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "exchange", b"exchange", "leverage", b"leverage", "side", b"side", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "time_limit", b"time_limit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

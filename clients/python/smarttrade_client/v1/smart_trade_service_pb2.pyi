@@ -596,6 +596,68 @@ class CloseSmartTradeResponse(_message.Message):
 Global___CloseSmartTradeResponse: _TypeAlias = CloseSmartTradeResponse  # noqa: Y015
 
 @_typing.final
+class CloseSmartTradeStepRequest(_message.Message):
+    """Request of CloseSmartTradeStep (close one take-profit step at market)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`smartTrades/{smart_trade}`."""
+    request_id: _builtins.str
+    """Idempotency key. Required."""
+    etag: _builtins.str
+    """Optional: refuse (ABORTED) unless the trade is still at this version."""
+    step: _builtins.int
+    """The take-profit step to close, 1-based, in the order of
+    `smart_trade.take_profit.steps`. Required.
+    """
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        step: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "request_id", b"request_id", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseSmartTradeStepRequest: _TypeAlias = CloseSmartTradeStepRequest  # noqa: Y015
+
+@_typing.final
+class CloseSmartTradeStepResponse(_message.Message):
+    """Response of CloseSmartTradeStep."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SMART_TRADE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def smart_trade(self) -> _smart_trade_pb2.SmartTrade:
+        """The trade after the step's close began (its market order is sent once the
+        exchange confirms the step's limit order cancelled).
+        """
+
+    def __init__(
+        self,
+        *,
+        smart_trade: _smart_trade_pb2.SmartTrade | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["smart_trade", b"smart_trade"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["smart_trade", b"smart_trade"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseSmartTradeStepResponse: _TypeAlias = CloseSmartTradeStepResponse  # noqa: Y015
+
+@_typing.final
 class CancelSmartTradeRequest(_message.Message):
     """Request of CancelSmartTrade."""
 
