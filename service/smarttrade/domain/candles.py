@@ -78,6 +78,13 @@ def check_candles(candles: Sequence[Candle], field: str = "candles") -> None:
 def _problem(candle: Candle, previous: datetime | None) -> tuple[str, str] | None:
     if previous is not None and candle.time <= previous:
         return "time", "times must increase from one candle to the next"
+    low, high = candle.low, candle.high
+    if (  # the usual case, in as few comparisons as it takes
+        0 < low <= candle.open <= high
+        and low <= candle.close <= high
+        and (candle.volume is None or candle.volume >= 0)
+    ):
+        return None
     for name in ("open", "high", "low", "close"):
         if getattr(candle, name) <= 0:
             return name, "must be greater than 0"
