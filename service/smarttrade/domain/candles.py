@@ -19,6 +19,8 @@ from smarttrade.domain.errors import FieldViolation, InvalidSpec
 # A year of one-minute candles and a little more; inline rows are limited further by the
 # API (a request's size), a fetched history by this.
 MAX_CANDLES = 600_000
+# The candle lengths a history may be fetched in (ccxt's notation), in seconds.
+TIMEFRAMES = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14_400, "1d": 86_400}
 
 
 @dataclass(frozen=True, slots=True)
