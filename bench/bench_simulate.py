@@ -25,14 +25,18 @@ import argparse
 import math
 import random
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from smarttrade.domain.candles import Candle, ticks_of
 from smarttrade.domain.spec import EntrySpec, EntryType, StopLossSpec, TakeProfitStepSpec, TradeSpec
 from smarttrade.domain.values import OrderType, Side
 from smarttrade.engine.simulator import simulate
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
+
+T = TypeVar("T")
 
 BTC = next(m for m in DEFAULT_MARKETS if m.symbol == "BTC/USDT")
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -93,9 +97,9 @@ def iterate(candles: list[Candle]) -> int:
     return seen
 
 
-def timed(work, *args):  # type: ignore[no-untyped-def]
+def timed(work: Callable[[], T]) -> tuple[T, float]:
     started = time.perf_counter()
-    result = work(*args)
+    result = work()
     return result, time.perf_counter() - started
 
 
@@ -110,9 +114,9 @@ def main() -> None:
     print("| run | parse | iterate | simulate | / parse | / iterate | outcome | ended | decided |")
     print("|---|---|---|---|---|---|---|---|---|")
     for run in range(1, args.runs + 1):
-        candles, parsing = timed(parse, rows)
-        _, iterating = timed(iterate, candles)
-        simulation, simulating = timed(simulate, SPEC, BTC, candles)
+        candles, parsing = timed(lambda: parse(rows))
+        _, iterating = timed(lambda: iterate(candles))  # noqa: B023
+        simulation, simulating = timed(lambda: simulate(SPEC, BTC, candles))  # noqa: B023
         trade = simulation.trade
         reason = trade.close_reason.value if trade.close_reason else "-"
         ended = f"day {(trade.ended_at - T0).days}" if trade.ended_at else "open"

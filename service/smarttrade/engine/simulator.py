@@ -69,6 +69,7 @@ class Simulation:
     trade: SmartTrade
     events: tuple[Event, ...]
     balances: Mapping[str, Balance]
+    candle_count: int
     ticks: int  # ticks walked (the first, at which the trade was created, included)
     decided: int  # inputs the trade decided on (ticks seen, fills, answers, the clock)
 
@@ -106,7 +107,7 @@ def simulate(
         )
     )
     walk.run(candles)
-    return walk.result()
+    return walk.result(len(candles))
 
 
 @dataclass
@@ -232,7 +233,7 @@ class _Walk:
         self.levels, self.below, self.above, self.due = levels, below, above, levels.at
         self.finished = trade.state.is_terminal and not live
 
-    def result(self) -> Simulation:
+    def result(self, candle_count: int) -> Simulation:
         trade = self.trade
         if not trade.state.is_terminal and trade.last_price != self.latest:
             # Shown at the history's last price, as a live trade is read at the venue's.
@@ -241,6 +242,7 @@ class _Walk:
             trade=trade,
             events=tuple(self.events),
             balances=self.book.balances(ACCOUNT),
+            candle_count=candle_count,
             ticks=self.ticks,
             decided=self.decided,
         )
