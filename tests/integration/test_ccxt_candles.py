@@ -11,7 +11,8 @@ import pytest
 
 from smarttrade.exchange.ccxt_exchange import CcxtExchange
 from smarttrade.exchange.port import OrderRejected, RejectReason, TransientError
-from tests.integration.test_ccxt_exchange import API_KEY, SECRET, SYMBOL, binance_at
+from tests.integration.exchange_contract import SYMBOL
+from tests.integration.test_ccxt_exchange import API_KEY, SECRET, binance_at
 from tests.support.binance_stub import BinanceStub
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
