@@ -142,6 +142,7 @@ class _Walk:
     def start(self, decision: Decision) -> None:
         self.trade = decision.trade
         self.latest = decision.trade.last_price or Decimal(0)
+        self.ticks = 1  # the first open, at which the trade was created
         self._carry(decision, decision.trade.created_at)
 
     def run(self, candles: Sequence[Candle]) -> None:
