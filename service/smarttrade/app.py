@@ -56,7 +56,7 @@ from smarttrade.errors import PreconditionFailed
 from smarttrade.exchange.paper import PaperVenue
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
 from smarttrade.exchange.paper_storage import PostgresPaperStorage
-from smarttrade.exchange.port import Exchange
+from smarttrade.exchange.port import Exchange, PriceHistory
 from smarttrade.store.credentials import MasterKeys, unseal
 from smarttrade.store.database import Database, open_database
 from smarttrade.store.errors import StoreUnavailable
@@ -71,6 +71,7 @@ from smarttrade.usecases.reading import TradeReader
 from smarttrade.usecases.refresh import RefreshTrades
 from smarttrade.usecases.sandbox import Sandbox
 from smarttrade.usecases.shares import ShareResolver, ShareTokens, ShareTrades
+from smarttrade.usecases.simulate import SimulateTrades
 from smarttrade.usecases.watch import Watching
 from smarttrade.v1 import (
     exchange_account_service_pb2,
@@ -126,6 +127,15 @@ def ccxt_exchange(
         streaming=bool(settings.get("streaming", True)),
         stream_retry=float(settings.get("stream_retry", 30.0)),
     )
+
+
+def price_history(exchange_id: str, overrides: Mapping[str, Mapping[str, Any]]) -> PriceHistory:
+    """A ccxt venue's public candles, for a simulation (closed after it)."""
+    from smarttrade.exchange.ccxt_exchange import CcxtExchange
+
+    exchange = ccxt_exchange(exchange_id, overrides)
+    assert isinstance(exchange, CcxtExchange)
+    return exchange
 
 
 def ccxt_venues(
@@ -257,6 +267,15 @@ async def start(settings: Settings) -> Running:
         ),
         resolver=resolver,
         watching=Watching(unit_of_work, bus, utc_now, buffer=settings.watch_buffer),
+        simulate=SimulateTrades(
+            engines,
+            {market.symbol: market for market in DEFAULT_MARKETS},
+            lambda exchange_id: (
+                price_history(exchange_id, settings.exchange_overrides)
+                if supported(exchange_id)
+                else None
+            ),
+        ),
     )
     accounts = Accounts(engines, unit_of_work, keys, page_tokens, supported, utc_now)
     authenticator = Authenticator.of_hashes((t.tenant_id, t.token_sha256, t.scopes) for t in tokens)

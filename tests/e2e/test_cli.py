@@ -395,3 +395,70 @@ async def test_serve_stays_the_services_command_and_help_lists_both(cli: Cli) ->
     assert top_help.code == 0
     for command in ("serve", "accounts", "trades", "paper", "watch", "exit codes"):
         assert command in top_help.stdout
+
+
+SIMULATED_YAML = """\
+symbol: BTC/USDT
+side: buy
+entry: {units: "10"}
+take_profit:
+  - {price: "104", volume_percent: 50}
+  - {price: "106", volume_percent: 50}
+stop_loss: {price: "95", move_to_breakeven: true}
+"""
+PRICES_CSV = """\
+time,open,high,low,close
+2026-03-01T00:00:00Z,100,100.5,99.8,100.2
+2026-03-01T00:01:00Z,100.2,104.3,100,104
+2026-03-01T00:02:00Z,104,104.2,103.1,103.5
+2026-03-01T00:03:00Z,103.5,106.5,103.4,106.1
+"""
+
+
+async def test_simulate_prints_the_outcome_the_fills_and_a_chart_of_the_levels(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # Arrange
+    (tmp_path / "spec.yaml").write_text(SIMULATED_YAML)
+    (tmp_path / "prices.csv").write_text(PRICES_CSV)
+    files = ("--file", str(tmp_path / "spec.yaml"), "--candles", str(tmp_path / "prices.csv"))
+
+    # Act
+    shown = await cli("trades", "simulate", *files)
+    answer = await cli.json("trades", "simulate", *files)
+
+    # Assert: 10 BTC bought at 100 (9.99 held after the fee, an average of 100.1001...),
+    # half sold at 104 and the rest at 106; the stop moved to breakeven after the first.
+    assert shown.code == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["outcome:", "CLOSED", "(TAKE_PROFIT)"]
+    fills = lines[lines.index("") + 2 : lines.index("", lines.index("") + 1)]
+    assert [row.split()[:6] for row in fills] == [
+        ["entry", "BUY", "100", "10", "0.01", "BTC"],
+        ["tp1", "SELL", "104", "4.995", "0.51948", "USDT"],
+        ["tp2", "SELL", "106", "4.995", "0.52947", "USDT"],
+    ]
+    chart = "\n".join(lines[lines.index("", lines.index("") + 1) + 1 :])
+    for level in ("entry 100.1001", "tp1 104", "tp2 106", "stop 100.1"):
+        assert level in chart
+    assert "B" in chart  # the buy, and the two sells, where they filled
+    assert chart.count("S") == 2
+    assert answer["trade"]["state"] == "CLOSED"
+    assert answer["trade"]["position"]["realized_pnl"] == "47.90105"  # 1,048.95 - 1,000 - fees
+    assert answer["candle_count"] == 4
+
+
+async def test_simulate_refuses_a_bad_candle_naming_its_row_and_field(
+    cli: Cli, tmp_path: Path
+) -> None:
+    (tmp_path / "spec.yaml").write_text(SIMULATED_YAML)
+    (tmp_path / "prices.csv").write_text(PRICES_CSV.replace("104.2,103.1", "103.1,104.2"))
+
+    result = await cli(
+        "trades", "simulate", "--file", str(tmp_path / "spec.yaml"),
+        "--candles", str(tmp_path / "prices.csv"),
+    )  # fmt: skip
+
+    assert result.code != 0
+    assert "candles[2].high" in result.stderr
+    assert "Traceback" not in result.stderr

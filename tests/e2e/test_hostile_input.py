@@ -134,6 +134,18 @@ async def valid_requests(client: Client) -> dict[str, Message]:
             update_mask=FieldMask(paths=["display_name"]),
             request_id=request_id(),
         ),
+        "SimulateSmartTrade": trades_pb.SimulateSmartTradeRequest(
+            smart_trade=limit_buy(account),
+            candles=[
+                trades_pb.Candle(
+                    time=Timestamp(seconds=1_772_323_200),
+                    open="100",
+                    high="100",
+                    low="100",
+                    close="100",
+                )
+            ],
+        ),
     }
 
 
@@ -164,6 +176,8 @@ async def test_no_timestamp_or_duration_in_any_request_gets_internal_or_unknown(
         "ShareSmartTrade.ttl",
         "WatchSmartTrades.heartbeat_interval",
         "CreateSmartTrade.smart_trade.stop_loss.timeout",
+        "SimulateSmartTrade.candles.time",
+        "SimulateSmartTrade.candle_source.start_time",
     } <= set(tried)
 
 

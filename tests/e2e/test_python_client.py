@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from smarttrade_client import (
     AlreadyExists,
     AsyncSmartTradeClient,
+    Candle,
     Entry,
     Event,
     FailedPrecondition,
@@ -368,3 +369,41 @@ async def test_the_watch_resumes_after_the_server_ends_the_stream_and_repeats_no
     assert resumed_after < event_sequences(seen)[-1]
     assert event_sequences(seen) == event_sequences(reference)
     assert len(set(event_sequences(seen))) == len(event_sequences(seen))
+
+
+def minute_candles(*rows: tuple[str, str, str, str]) -> list[Candle]:
+    start = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    return [
+        Candle(start + dt.timedelta(minutes=m), *(Decimal(price) for price in row))
+        for m, row in enumerate(rows)
+    ]
+
+
+async def test_the_client_simulates_a_trade_over_candles_and_names_a_bad_one(
+    service: Service,
+) -> None:
+    # Arrange: bought at 100, the target at 110 reached in the second minute.
+    up = minute_candles(("100", "101", "99", "100"), ("100", "111", "99.5", "110"))
+    bad = minute_candles(("100", "101", "99", "100"), ("100", "99", "101", "100"))
+
+    async with client_of(service) as client:
+        # Act
+        simulation = await client.simulate(
+            symbol=BTC,
+            side=Side.BUY,
+            entry=Entry.market(units=Decimal(1)),
+            take_profit=[TakeProfitStep(price=Decimal(110))],
+            stop_loss=StopLoss(price=Decimal(90)),
+            candles=up,
+        )
+        with pytest.raises(InvalidArgument) as refused:
+            await client.simulate(
+                symbol=BTC, side=Side.BUY, entry=Entry.market(units=Decimal(1)), candles=bad
+            )
+
+    # Assert
+    assert simulation.trade.state is TradeState.CLOSED
+    assert simulation.trade.position.realized_pnl == Decimal("9.78011")
+    assert (simulation.candle_count, simulation.tick_count) == (2, 8)
+    assert simulation.events[0].sequence == 1
+    assert list(refused.value.field_violations) == ["candles[1].high"]

@@ -58,7 +58,7 @@ import itertools
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import Enum
@@ -167,6 +167,8 @@ class BinanceStub:
 
     def __post_init__(self) -> None:
         self._prices: dict[str, Decimal] = {s: Decimal(100) for s in self.symbols}
+        # symbol id -> one-minute candles as /api/v3/klines rows (open time first), in order
+        self._candles: dict[str, list[list[Any]]] = {}
         self._free: dict[str, Decimal] = {}
         self._locked: dict[str, Decimal] = {}
         self._orders: dict[int, _Order] = {}
@@ -208,6 +210,7 @@ class BinanceStub:
             ("GET", "exchangeInfo"): (self._exchange_info, False),
             ("GET", "ticker/24hr"): (self._ticker_24hr, False),
             ("GET", "ticker/price"): (self._ticker_price, False),
+            ("GET", "klines"): (self._klines, False),
             ("POST", "order"): (self._create_order, True),
             ("GET", "order"): (self._get_order, True),
             ("DELETE", "order"): (self._cancel_order, True),
@@ -302,6 +305,15 @@ class BinanceStub:
                 self._fill(order, order.price, resting=True)
         for socket in list(self._tickers.get(symbol_id, ())):
             await self._send_ticker(socket, symbol_id)
+
+    def set_candles(
+        self, symbol: str, candles: Iterable[tuple[int, str, str, str, str, str]]
+    ) -> None:
+        """`symbol`'s one-minute history: (open time ms, open, high, low, close, volume)."""
+        self._candles[symbol.replace("/", "")] = [
+            [at, open_, high, low, close, volume, at + 59_999, "0", 1, "0", "0", "0"]
+            for at, open_, high, low, close, volume in candles
+        ]
 
     async def set_balance(self, asset: str, amount: Decimal) -> None:
         """Set the free balance of `asset`."""
@@ -709,6 +721,18 @@ class BinanceStub:
             symbol_id = self._known_symbol(params["symbol"])
             return {"symbol": symbol_id, "price": _fmt(self._prices[symbol_id])}
         return [{"symbol": s, "price": _fmt(p)} for s, p in self._prices.items()]
+
+    async def _klines(self, params: Params) -> Any:
+        """As Binance answers: the candles opening in [startTime, endTime], oldest first, at
+        most `limit` (default 500, at most 1,000); only one-minute candles are kept here."""
+        symbol_id = self._known_symbol(params["symbol"])
+        if params.get("interval") != "1m":
+            raise BinanceError(400, -1120, "Invalid interval.")
+        start = int(params.get("startTime", 0))
+        end = int(params.get("endTime", 2**62))
+        limit = min(int(params.get("limit", 500)), 1000)
+        rows = [row for row in self._candles.get(symbol_id, []) if start <= row[0] <= end]
+        return rows[:limit]
 
     def _ticker(self, symbol_id: str) -> dict[str, Any]:
         last, now = _fmt(self._prices[symbol_id]), _now_ms()

@@ -20,6 +20,8 @@ from smarttrade_client.models import (
     Account,
     Action,
     Balance,
+    Candle,
+    CandleSource,
     CloseReason,
     Credentials,
     Entry,
@@ -43,6 +45,8 @@ from smarttrade_client.models import (
     Share,
     SharedSettings,
     Side,
+    SimulatedEvent,
+    Simulation,
     SmartTrade,
     SnapshotEnd,
     StopLoss,
@@ -504,6 +508,53 @@ def event(message: pb.SmartTradeEvent) -> Event:
         amount=optional(message.amount),
         message=message.message,
         trade=smart_trade(message.smart_trade),
+    )
+
+
+def candle_message(candle: Candle) -> trades_pb.Candle:
+    return trades_pb.Candle(
+        time=timestamp(candle.time),
+        open=text(candle.open),
+        high=text(candle.high),
+        low=text(candle.low),
+        close=text(candle.close),
+        volume=text(candle.volume),
+    )
+
+
+def candle_source_message(source: CandleSource) -> trades_pb.CandleSource:
+    return trades_pb.CandleSource(
+        exchange=source.exchange,
+        timeframe=source.timeframe,
+        start_time=timestamp(source.start),
+        end_time=timestamp(source.end),
+    )
+
+
+def simulation(message: trades_pb.SimulateSmartTradeResponse) -> Simulation:
+    return Simulation(
+        trade=smart_trade(message.smart_trade),
+        events=tuple(simulated_event(event) for event in message.events),
+        balances={currency: figure(amount) for currency, amount in message.balances.items()},
+        candle_count=message.candle_count,
+        tick_count=message.tick_count,
+    )
+
+
+def simulated_event(message: pb.SmartTradeEvent) -> SimulatedEvent:
+    return SimulatedEvent(
+        sequence=message.sequence,
+        type=required(
+            EventType, "SMART_TRADE_EVENT_TYPE_", pb.SmartTradeEventType.DESCRIPTOR, message.type
+        ),
+        time=time(message.time, message.HasField("time")),
+        leg_id=message.leg_id,
+        client_order_id=message.client_order_id,
+        state=named(TradeState, "SMART_TRADE_STATE_", pb.SmartTradeState.DESCRIPTOR, message.state),
+        leg_state=named(LegState, "LEG_STATE_", pb.LegState.DESCRIPTOR, message.leg_state),
+        price=optional(message.price),
+        amount=optional(message.amount),
+        message=message.message,
     )
 
 

@@ -493,3 +493,54 @@ class Heartbeat:
 
 
 WatchItem = TradeSnapshot | SnapshotEnd | Event | Heartbeat
+
+
+@dataclass(frozen=True)
+class Candle:
+    """One period of a price history: its start and its prices (quote currency)."""
+
+    time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class CandleSource:
+    """A history the service fetches from a venue's public market data: candles of
+    `timeframe` (1m, 5m, 15m, 1h, 4h, 1d) starting in [start, end)."""
+
+    exchange: str  # a ccxt id, e.g. "binance"
+    timeframe: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class SimulatedEvent:
+    """One event of a simulated trade, numbered from 1 within the simulation."""
+
+    sequence: int
+    type: EventType
+    time: datetime | None
+    leg_id: str
+    client_order_id: str
+    state: TradeState | None  # for STATE_CHANGED
+    leg_state: LegState | None  # for LEG_STATE_CHANGED
+    price: Decimal | None
+    amount: Decimal | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """What a trade would have done over a history: the trade as it ended (nothing stored,
+    nothing to act on), its events, the simulated account's balances (totals) at the end."""
+
+    trade: SmartTrade
+    events: tuple[SimulatedEvent, ...]
+    balances: Mapping[str, Decimal]
+    candle_count: int
+    tick_count: int

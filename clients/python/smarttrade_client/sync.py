@@ -164,6 +164,7 @@ class SmartTradeClient:
     create_trade = _blocking(AsyncSmartTradeClient.create_trade)
     create_trade_from_share = _blocking(AsyncSmartTradeClient.create_trade_from_share)
     get_trade = _blocking(AsyncSmartTradeClient.get_trade)
+    simulate = _blocking(AsyncSmartTradeClient.simulate)
     list_trades = _iterating(AsyncSmartTradeClient.list_trades)
     edit_trade = _blocking(AsyncSmartTradeClient.edit_trade)
     refresh = _blocking(AsyncSmartTradeClient.refresh)

@@ -13,11 +13,14 @@ from smarttrade_client import convert
 from smarttrade_client.calls import RetryPolicy, new_request_id
 from smarttrade_client.client_base import DEFAULT_PAGE_SIZE, ClientBase, account_name, trade_name
 from smarttrade_client.models import (
+    Candle,
+    CandleSource,
     Entry,
     Leverage,
     OrderType,
     Share,
     Side,
+    Simulation,
     SmartTrade,
     StopLoss,
     TakeProfitStep,
@@ -113,6 +116,53 @@ class TradeCalls(ClientBase):
             self._trades.CreateSmartTrade, request, timeout=timeout, request_id=key
         )
         return convert.smart_trade(answer.smart_trade)
+
+    async def simulate(
+        self,
+        *,
+        symbol: str,
+        side: Side,
+        entry: Entry,
+        take_profit: Sequence[TakeProfitStep] = (),
+        stop_loss: StopLoss | None = None,
+        leverage: Leverage | None = None,
+        candles: Sequence[Candle] = (),
+        source: CandleSource | None = None,
+        account: str = "",
+        balances: Mapping[str, Decimal] | None = None,
+        note: str = "",
+        timeout: float | None = None,
+    ) -> Simulation:
+        """What a trade with these settings would have done over a price history: `candles`
+        (at most 50,000) or a `source` the service fetches (at most 600,000 candles).
+
+        The settings run through the service's own core on a private paper book, with the
+        paper venue's matching and fees; nothing is stored and no order is sent. Each candle
+        is four ticks: open, the extreme nearer to the open, the other, close; the trade is
+        created at the first open. `account` (optional) gives the markets of its venue and,
+        for a paper account, its fees and slippage; `balances` the simulated account's
+        starting balances (default: enough for any trade). Spot trades only. Raises
+        `InvalidArgument` naming every bad field (a candle's as `candles[3].high`).
+        """
+        trade = convert.trade_message(
+            account=account_name(account) if account else "",
+            symbol=symbol,
+            side=side,
+            entry=entry,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+            leverage=leverage,
+            note=note,
+        )
+        request = trades_pb.SimulateSmartTradeRequest(
+            smart_trade=trade,
+            candles=[convert.candle_message(candle) for candle in candles],
+            balances={c: convert.text(amount) for c, amount in (balances or {}).items()},
+        )
+        if source is not None:
+            request.candle_source.CopyFrom(convert.candle_source_message(source))
+        answer = await self._caller.call(self._trades.SimulateSmartTrade, request, timeout=timeout)
+        return convert.simulation(answer)
 
     async def get_trade(self, name: str, *, timeout: float | None = None) -> SmartTrade:
         """One trade, as it is now. Raises `NotFound`."""

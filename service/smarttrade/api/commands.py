@@ -6,9 +6,11 @@ bytes) when it is a mutation."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
@@ -16,6 +18,7 @@ from google.protobuf.message import Message
 from smarttrade import logs
 from smarttrade.api import parse, render
 from smarttrade.api.auth import tenant
+from smarttrade.domain.candles import TIMEFRAMES, Candle
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.labels import SERVICE_TRADE_ID, trade_id_violation
@@ -25,6 +28,7 @@ from smarttrade.domain.trade_query import order_by, parse_filter
 from smarttrade.usecases.create import CreateFromShare, CreateTrade, trade_id_named
 from smarttrade.usecases.reading import ListTrades
 from smarttrade.usecases.requests import Requested, RequestIdRefused
+from smarttrade.usecases.simulate import CandleRequest, SimulateTrade
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as service_pb
 
@@ -76,6 +80,26 @@ def trade_id(name: str, field: str = "name") -> str:
         if SERVICE_TRADE_ID.fullmatch(resource_id) or trade_id_violation(resource_id) is None:
             return trade_id_named(tenant(), resource_id)
     return parse.name_id(name, TRADES, field)
+
+
+# A simulation's own fields, at the request's root; the core names the trade's settings as
+# the trade's (`entry.units`: the request's `smart_trade.entry.units`).
+SIMULATION_FIELDS = ("candles", "candle_source", "balances", "smart_trade.")
+
+
+@contextmanager
+def simulation_fields() -> Iterator[None]:
+    try:
+        yield
+    except InvalidSpec as error:
+        raise InvalidSpec(
+            [
+                v
+                if v.field.startswith(SIMULATION_FIELDS)
+                else FieldViolation(f"smart_trade.{v.field}", v.description)
+                for v in error.violations
+            ]
+        ) from error
 
 
 def create(request: service_pb.CreateSmartTradeRequest) -> CreateTrade | CreateFromShare:
@@ -201,3 +225,98 @@ def share_ttl(request: service_pb.ShareSmartTradeRequest) -> timedelta | None:
         minimum=timedelta.resolution,
         maximum=timedelta(days=3650),
     )
+
+
+# Candles a request may carry: a request stays well under gRPC's 4 MB message limit; a
+# longer history (up to MAX_CANDLES) comes through a candle source.
+MAX_REQUEST_CANDLES = 50_000
+CURRENCY = re.compile(r"[A-Z0-9]{1,20}")
+
+
+def simulate(request: service_pb.SimulateSmartTradeRequest) -> SimulateTrade:
+    """A simulation's settings, history and balances, every bad field named (a candle's by
+    its row: `candles[3].high`)."""
+    given = request.smart_trade
+    out = parse.Violations()
+    with out.under("smart_trade"):
+        account_id = (
+            parse.resource_id(given.account, ACCOUNTS, "account", out) if given.account else ""
+        )
+        spec = parse.trade_spec(given, out)
+    source = request.candle_source if request.HasField("candle_source") else None
+    if source is None and not request.candles:
+        out.add("candles", "a price history is required: candles or candle_source")
+    elif source is not None and request.candles:
+        out.add("candle_source", "give candles or candle_source, not both")
+    elif len(request.candles) > MAX_REQUEST_CANDLES:
+        out.add(
+            "candles",
+            f"{len(request.candles)} candles: at most {MAX_REQUEST_CANDLES} in a request "
+            "(a longer history through candle_source)",
+        )
+    out.raise_any()
+    candles = _candles(request, out)
+    fetch = _candle_source(source, out) if source is not None else None
+    balances = _balances(request, out)
+    out.raise_any()
+    assert spec is not None
+    return SimulateTrade(tenant(), account_id, spec, candles, fetch, balances)
+
+
+def _candles(request: service_pb.SimulateSmartTradeRequest, out: parse.Violations) -> list[Candle]:
+    candles = []
+    for index, row in enumerate(request.candles):
+        with out.under(f"candles[{index}]"):
+            time = parse.timestamp(row, "time", out)
+            if time is None and not row.HasField("time"):
+                out.add("time", "is required")
+            prices = [
+                parse.decimal(getattr(row, name), name, out, required=True, positive=True)
+                for name in ("open", "high", "low", "close")
+            ]
+            volume = parse.decimal(row.volume, "volume", out)
+        if time is None or None in prices:
+            if len(out.items) >= 10:  # enough to say what is wrong
+                break
+            continue
+        open_, high, low, close = (price for price in prices if price is not None)
+        candles.append(Candle(time, open_, high, low, close, volume))
+    return candles
+
+
+def _candle_source(source: service_pb.CandleSource, out: parse.Violations) -> CandleRequest | None:
+    with out.under("candle_source"):
+        if not source.exchange:
+            out.add("exchange", "is required")
+        if source.timeframe not in TIMEFRAMES:
+            out.add("timeframe", f"must be one of {', '.join(TIMEFRAMES)}")
+        start = parse.timestamp(source, "start_time", out)
+        end = parse.timestamp(source, "end_time", out)
+        if not source.HasField("start_time"):
+            out.add("start_time", "is required")
+        if not source.HasField("end_time"):
+            out.add("end_time", "is required")
+        if start is not None and end is not None and end <= start:
+            out.add("end_time", "must be after start_time")
+    if out.items or start is None or end is None:
+        return None
+    return CandleRequest(source.exchange, source.timeframe, start, end)
+
+
+def _balances(
+    request: service_pb.SimulateSmartTradeRequest, out: parse.Violations
+) -> dict[str, Decimal] | None:
+    if not request.balances:
+        return None
+    balances = {}
+    for currency, text in sorted(request.balances.items()):
+        field = f"balances[{currency[:20]!r}]"
+        if not CURRENCY.fullmatch(currency):
+            out.add(field, "the currency must be an upper-case code such as USDT")
+            continue
+        amount = parse.decimal(text, field, out, required=True)
+        if amount is not None and amount < 0:
+            out.add(field, "must not be negative")
+        elif amount is not None:
+            balances[currency] = amount
+    return balances

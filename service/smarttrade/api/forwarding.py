@@ -41,6 +41,8 @@ SERVED_BY_ANY = frozenset(
     {
         "/smarttrade.v1.SmartTradeService/GetSmartTrade",
         "/smarttrade.v1.SmartTradeService/ListSmartTrades",
+        # Nothing of a tenant's trades: any replica can walk a history.
+        "/smarttrade.v1.SmartTradeService/SimulateSmartTrade",
     }
 )
 # Metadata that belongs to the connection or to gRPC itself, not to the call.

@@ -22,7 +22,7 @@ from smarttrade.domain.actions import reducible_units
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.futures import figures_of
 from smarttrade.domain.menu import available_actions, editable_fields
-from smarttrade.domain.messages import StoredEvent
+from smarttrade.domain.messages import Event, StoredEvent
 from smarttrade.domain.model import Leg, Order, SmartTrade
 from smarttrade.domain.position import position_of
 from smarttrade.domain.prices import stop_trigger, take_profit_target
@@ -30,6 +30,7 @@ from smarttrade.domain.spec import EntrySpec, EntryType, LeverageSpec, StopLossS
 from smarttrade.domain.values import Balance
 from smarttrade.usecases.accounts import etag_of
 from smarttrade.usecases.shares import SharedTrade
+from smarttrade.usecases.simulate import Simulation
 from smarttrade.usecases.watch import Heartbeat, SnapshotEnd, SnapshotTrade, StreamItem
 from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import paper_market_service_pb2 as paper_pb
@@ -243,12 +244,37 @@ def smart_trade(trade: SmartTrade) -> pb.SmartTrade:
 
 
 def event(stored: StoredEvent) -> pb.SmartTradeEvent:
-    fact = stored.event
+    message = _event(stored.sequence, f"smartTrades/{stored.trade.resource_id}", stored.event)
+    message.smart_trade.CopyFrom(smart_trade(stored.trade))
+    return message
+
+
+def simulation(result: Simulation, account: str) -> service_pb.SimulateSmartTradeResponse:
+    """A simulation's answer: the trade as a live one is shown, with nothing to act on (no
+    actions, no editable fields, no etag), and its events numbered from 1."""
+    trade = smart_trade(result.trade)
+    trade.account = account
+    del trade.available_actions[:]
+    del trade.editable_fields[:]
+    trade.etag = ""
+    return service_pb.SimulateSmartTradeResponse(
+        smart_trade=trade,
+        events=[
+            _event(sequence, trade.name, fact)
+            for sequence, fact in enumerate(result.events, start=1)
+        ],
+        balances={c: text(b.free + b.locked) for c, b in result.balances.items()},
+        candle_count=result.candle_count,
+        tick_count=result.ticks,
+    )
+
+
+def _event(sequence: int, trade_name: str, fact: Event) -> pb.SmartTradeEvent:
     return pb.SmartTradeEvent(
-        sequence=stored.sequence,
+        sequence=sequence,
         type=number(pb.SmartTradeEventType, "SMART_TRADE_EVENT_TYPE", fact.type),
         time=timestamp(fact.at),
-        smart_trade_name=f"smartTrades/{stored.trade.resource_id}",
+        smart_trade_name=trade_name,
         leg_id=fact.leg_id,
         client_order_id=fact.client_order_id,
         state=number(pb.SmartTradeState, "SMART_TRADE_STATE", fact.state),
@@ -256,7 +282,6 @@ def event(stored: StoredEvent) -> pb.SmartTradeEvent:
         price=derived(fact.price),
         amount=text(fact.amount),
         message=fact.message,
-        smart_trade=smart_trade(stored.trade),
     )
 
 

@@ -27,6 +27,7 @@ from smarttrade.usecases.create import CreateTrades
 from smarttrade.usecases.reading import TradeReader
 from smarttrade.usecases.refresh import RefreshTrades
 from smarttrade.usecases.shares import RevokeShare, ShareResolver, ShareTrade, ShareTrades
+from smarttrade.usecases.simulate import SimulateTrades
 from smarttrade.usecases.watch import Watching
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as service_pb
@@ -48,6 +49,7 @@ class TradeUseCases:
     shares: ShareTrades
     resolver: ShareResolver
     watching: Watching
+    simulate: SimulateTrades
 
 
 class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
@@ -232,6 +234,15 @@ class SmartTradeServicer(service_grpc.SmartTradeServiceServicer):
         who = requested(request, "DeleteSmartTradeShare", request.request_id)
         await self._use.shares.revoke(RevokeShare(who, trade_id, share_id))
         return service_pb.DeleteSmartTradeShareResponse()
+
+    @unary
+    async def SimulateSmartTrade(
+        self, request: service_pb.SimulateSmartTradeRequest, context: Context
+    ) -> service_pb.SimulateSmartTradeResponse:
+        command = commands.simulate(request)
+        with commands.simulation_fields():
+            simulation = await self._use.simulate(command)
+        return render.simulation(simulation, request.smart_trade.account)
 
     async def WatchSmartTrades(  # type: ignore[override]  # answers with ready bytes
         self, request: service_pb.WatchSmartTradesRequest, context: Context

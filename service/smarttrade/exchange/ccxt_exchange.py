@@ -75,6 +75,7 @@ import aiohttp
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 
+from smarttrade.domain.candles import TIMEFRAMES, Candle
 from smarttrade.domain.market import Market
 from smarttrade.domain.spec import MarginMode
 from smarttrade.domain.values import Balance, Fill, OrderStatus, OrderType, Side
@@ -97,6 +98,7 @@ from smarttrade.exchange.port import (
 # A client order id the venue already has: Binance spot -2010 (which ccxt raises as
 # InvalidOrder) and USDⓈ-M futures -4116 (InvalidOrder for ccxt's fapi hosts, a plain
 # ExchangeError where ccxt does not recognise the host).
+CANDLE_PAGE = 1000  # candles asked per call (Binance spot's most)
 _DUPLICATE_ORDER = ("Duplicate order sent.", "ClientOrderId is duplicated.")
 _SIGNATURE = re.compile(r"(signature=)[^&\s\"']+", re.IGNORECASE)
 _MAX_MESSAGE = 400
@@ -335,6 +337,30 @@ class CcxtExchange:
         if last is None:
             raise ExchangeError(f"fetch ticker {symbol}: the venue reports no last price")
         return Ticker(symbol=symbol, last=last, at=_at(raw.get("timestamp")) or _now())
+
+    # ----- price history ---------------------------------------------------------------
+
+    async def fetch_candles(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> Sequence[Candle]:
+        """Pages of `fetch_ohlcv` from `start` until `end`: each page starts one candle after
+        the last one received (venues cap a page: Binance spot at 1,000), and a page that
+        brings nothing new ends the history (the venue has no more)."""
+        await self.load_markets()
+        step_ms = TIMEFRAMES[timeframe] * 1000
+        since, until = _ms(start), _ms(end)
+        candles: list[Candle] = []
+        while since < until:
+            with self._translated(f"fetch candles {symbol} {timeframe}"):
+                rows = await self._ccxt.fetch_ohlcv(
+                    symbol, timeframe, since, CANDLE_PAGE, {"until": until - 1}
+                )
+            page = [_candle(row) for row in rows if since <= int(row[0]) < until]
+            if not page:
+                break
+            candles += page
+            since = _ms(page[-1].time) + step_ms
+        return candles
 
     # ----- orders ----------------------------------------------------------------------
 
@@ -715,6 +741,22 @@ class CcxtExchange:
 
 
 # ----- conversions ---------------------------------------------------------------------
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _candle(row: Sequence[Any]) -> Candle:
+    """ccxt's [timestamp ms, open, high, low, close, volume], numbers as floats (read back
+    through their shortest text, so 40000.01 stays 40000.01)."""
+    try:
+        open_, high, low, close = (Decimal(str(value)) for value in row[1:5])
+        volume = Decimal(str(row[5])) if len(row) > 5 and row[5] is not None else None
+        at = datetime.fromtimestamp(int(row[0]) / 1000, UTC)
+    except (TypeError, ValueError, ArithmeticError, IndexError) as error:
+        raise ExchangeError(f"the venue sent a candle that is not one: {row!r:.100}") from error
+    return Candle(at, open_, high, low, close, volume)
 
 
 def _decimal(value: object) -> Decimal | None:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Protocol
 
+from smarttrade.domain.candles import Candle
 from smarttrade.domain.market import Market
 from smarttrade.domain.messages import PlaceOrder
 from smarttrade.domain.spec import MarginMode
@@ -200,6 +201,21 @@ class Exchange(Protocol):
     def watch_orders(self, symbol: str) -> AsyncIterator[OrderReport]:
         """Order changes (status, fills) as they happen: streamed where the venue can, polled
         from the open orders otherwise."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class PriceHistory(Protocol):
+    """A venue's public price history (no credentials needed)."""
+
+    async def load_markets(self) -> Mapping[str, Market]: ...
+
+    async def fetch_candles(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> Sequence[Candle]:
+        """Every candle of `symbol` starting in [start, end), oldest first, fetched in as
+        many pages as the venue needs; `timeframe` is one of `candles.TIMEFRAMES`."""
         ...
 
     async def close(self) -> None: ...

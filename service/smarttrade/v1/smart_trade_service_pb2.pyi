@@ -1056,3 +1056,240 @@ class Heartbeat(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
+
+@_typing.final
+class SimulateSmartTradeRequest(_message.Message):
+    """Request of SimulateSmartTrade."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class BalancesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    SMART_TRADE_FIELD_NUMBER: _builtins.int
+    CANDLES_FIELD_NUMBER: _builtins.int
+    CANDLE_SOURCE_FIELD_NUMBER: _builtins.int
+    BALANCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def smart_trade(self) -> _smart_trade_pb2.SmartTrade:
+        """The trade, as for CreateSmartTrade (spot markets only; no share token).
+        `account` is optional: with one, its venue's markets are used (tick,
+        lot, minimums) and, for a paper account, its fees, slippage and partial
+        fills. Without one, the markets are those of the candle source's venue,
+        or the paper venue's, with the paper defaults (0.1 % maker and taker fee,
+        no slippage).
+        """
+
+    @_builtins.property
+    def candles(self) -> _containers.RepeatedCompositeFieldContainer[Global___Candle]:
+        """The price history given with the request: at most 50,000 candles (more
+        come through `candle_source`), times strictly increasing, each with
+        low <= open, close <= high. Exactly one of `candles` and `candle_source`.
+        """
+
+    @_builtins.property
+    def candle_source(self) -> Global___CandleSource:
+        """The price history fetched by the service from a venue (at most 600,000
+        candles). Exactly one of `candles` and `candle_source`.
+        """
+
+    @_builtins.property
+    def balances(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The simulated account's balances at the start: currency code -> decimal
+        string. Empty: enough of the market's base and quote for any trade
+        (10^15 each), so only the market's own rules can refuse an order.
+        """
+
+    def __init__(
+        self,
+        *,
+        smart_trade: _smart_trade_pb2.SmartTrade | None = ...,
+        candles: _abc.Iterable[Global___Candle] | None = ...,
+        candle_source: Global___CandleSource | None = ...,
+        balances: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["candle_source", b"candle_source", "smart_trade", b"smart_trade"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balances", b"balances", "candle_source", b"candle_source", "candles", b"candles", "smart_trade", b"smart_trade"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimulateSmartTradeRequest: _TypeAlias = SimulateSmartTradeRequest  # noqa: Y015
+
+@_typing.final
+class Candle(_message.Message):
+    """One period of a price history; prices are decimal strings in the quote
+    currency.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    OPEN_FIELD_NUMBER: _builtins.int
+    HIGH_FIELD_NUMBER: _builtins.int
+    LOW_FIELD_NUMBER: _builtins.int
+    CLOSE_FIELD_NUMBER: _builtins.int
+    VOLUME_FIELD_NUMBER: _builtins.int
+    open: _builtins.str
+    """The first price of the period. Required."""
+    high: _builtins.str
+    """The highest price of the period. Required."""
+    low: _builtins.str
+    """The lowest price of the period. Required."""
+    close: _builtins.str
+    """The last price of the period. Required."""
+    volume: _builtins.str
+    """Optional. The volume traded, in the base currency (not used to fill)."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the period starts. Required."""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        open: _builtins.str = ...,
+        high: _builtins.str = ...,
+        low: _builtins.str = ...,
+        close: _builtins.str = ...,
+        volume: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close", b"close", "high", b"high", "low", b"low", "open", b"open", "time", b"time", "volume", b"volume"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Candle: _TypeAlias = Candle  # noqa: Y015
+
+@_typing.final
+class CandleSource(_message.Message):
+    """A price history of `smart_trade.symbol` at a venue, read from its public
+    market data (ccxt `fetch_ohlcv`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXCHANGE_FIELD_NUMBER: _builtins.int
+    TIMEFRAME_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    exchange: _builtins.str
+    """The venue's exchange id, for example "binance". Required."""
+    timeframe: _builtins.str
+    """The candle length in the venue's notation: 1m, 5m, 15m, 1h, 4h or 1d.
+    Required.
+    """
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """The first candle's start, inclusive. Required."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """The end of the history, exclusive. Required; after `start_time`."""
+
+    def __init__(
+        self,
+        *,
+        exchange: _builtins.str = ...,
+        timeframe: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "exchange", b"exchange", "start_time", b"start_time", "timeframe", b"timeframe"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CandleSource: _TypeAlias = CandleSource  # noqa: Y015
+
+@_typing.final
+class SimulateSmartTradeResponse(_message.Message):
+    """Response of SimulateSmartTrade."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class BalancesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    SMART_TRADE_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    BALANCES_FIELD_NUMBER: _builtins.int
+    CANDLE_COUNT_FIELD_NUMBER: _builtins.int
+    TICK_COUNT_FIELD_NUMBER: _builtins.int
+    candle_count: _builtins.int
+    """How many candles the history had."""
+    tick_count: _builtins.int
+    """How many ticks were walked (four a candle) before the trade ended, or to
+    the end of the history.
+    """
+    @_builtins.property
+    def smart_trade(self) -> _smart_trade_pb2.SmartTrade:
+        """The trade as the history left it: legs, orders and fills, the position
+        (realized PnL; unrealized at the last close when still open), state and
+        close reason. It is not stored: `name` is `smartTrades/simulation`.
+        """
+
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_smart_trade_pb2.SmartTradeEvent]:
+        """Every event the trade recorded, in order; `sequence` counts from 1 within
+        this simulation and `smart_trade` is left unset.
+        """
+
+    @_builtins.property
+    def balances(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The simulated account's balances at the end (free and locked together):
+        currency code -> decimal string.
+        """
+
+    def __init__(
+        self,
+        *,
+        smart_trade: _smart_trade_pb2.SmartTrade | None = ...,
+        events: _abc.Iterable[_smart_trade_pb2.SmartTradeEvent] | None = ...,
+        balances: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        candle_count: _builtins.int = ...,
+        tick_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["smart_trade", b"smart_trade"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balances", b"balances", "candle_count", b"candle_count", "events", b"events", "smart_trade", b"smart_trade", "tick_count", b"tick_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimulateSmartTradeResponse: _TypeAlias = SimulateSmartTradeResponse  # noqa: Y015

@@ -132,6 +132,11 @@ class SmartTradeServiceStub:
                 request_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.WatchSmartTradesRequest.SerializeToString,
                 response_deserializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.WatchSmartTradesResponse.FromString,
                 _registered_method=True)
+        self.SimulateSmartTrade = channel.unary_unary(
+                '/smarttrade.v1.SmartTradeService/SimulateSmartTrade',
+                request_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.SimulateSmartTradeRequest.SerializeToString,
+                response_deserializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.SimulateSmartTradeResponse.FromString,
+                _registered_method=True)
 
 
 class SmartTradeServiceServicer:
@@ -287,6 +292,20 @@ class SmartTradeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SimulateSmartTrade(self, request, context):
+        """Simulate: what a trade would have done over a price history. Its settings
+        run through the same core as a live trade, on a private paper book with
+        the paper venue's matching rules and fees; nothing is stored and no order
+        is sent, so it needs no `request_id`. Each candle is walked as four ticks:
+        open, the extreme nearer to the open (equally near: the low), the other
+        extreme, close. The trade is created at the first candle's open and sees
+        every tick after it; a live paper trade shown the same ticks makes the
+        same fills.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SmartTradeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -369,6 +388,11 @@ def add_SmartTradeServiceServicer_to_server(servicer, server):
                     servicer.WatchSmartTrades,
                     request_deserializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.WatchSmartTradesRequest.FromString,
                     response_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.WatchSmartTradesResponse.SerializeToString,
+            ),
+            'SimulateSmartTrade': grpc.unary_unary_rpc_method_handler(
+                    servicer.SimulateSmartTrade,
+                    request_deserializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.SimulateSmartTradeRequest.FromString,
+                    response_serializer=smarttrade_dot_v1_dot_smart__trade__service__pb2.SimulateSmartTradeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -821,6 +845,33 @@ class SmartTradeService:
             '/smarttrade.v1.SmartTradeService/WatchSmartTrades',
             smarttrade_dot_v1_dot_smart__trade__service__pb2.WatchSmartTradesRequest.SerializeToString,
             smarttrade_dot_v1_dot_smart__trade__service__pb2.WatchSmartTradesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SimulateSmartTrade(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/smarttrade.v1.SmartTradeService/SimulateSmartTrade',
+            smarttrade_dot_v1_dot_smart__trade__service__pb2.SimulateSmartTradeRequest.SerializeToString,
+            smarttrade_dot_v1_dot_smart__trade__service__pb2.SimulateSmartTradeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,6 +16,7 @@ from smarttrade_client.aio import AsyncSmartTradeClient
 from smarttrade_client.cli import views
 from smarttrade_client.cli.connection import UsageError
 from smarttrade_client.cli.live import JsonLines, LiveTable, PlainLines, WatchView
+from smarttrade_client.cli.simulation import read_candles, simulation_detail
 from smarttrade_client.cli.trade_settings import (
     EDIT_KEYS,
     choice,
@@ -179,6 +180,19 @@ async def trades_create(client: Client, args: Args, out: Output) -> None:
             **settings, smart_trade_id=args.smart_trade_id, request_id=args.request_id
         )
     out.one(trade, views.trade_detail, trade.name)
+
+
+async def trades_simulate(client: Client, args: Args, out: Output) -> None:
+    settings = trade_settings(trade_mapping(args), account_required=False)
+    candles = read_candles(args.candles)
+    simulation = await client.simulate(
+        **settings, candles=candles, balances=dict(args.balance) or None
+    )
+    out.one(
+        simulation,
+        lambda value: simulation_detail(value, candles),
+        simulation.trade.state.value,
+    )
 
 
 async def trades_list(client: Client, args: Args, out: Output) -> None:

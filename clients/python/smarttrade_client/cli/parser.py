@@ -244,6 +244,27 @@ def build(prog: str, serve_help: str | None) -> argparse.ArgumentParser:
         help="your own id for the trade (4-63 lowercase letters, digits, hyphens)",
     )
     mutation(create, etag=False)
+    simulate = make.leaf(
+        trades,
+        "simulate",
+        commands.trades_simulate,
+        "what a trade would have done over a price history (nothing is sent or stored)",
+    )
+    trade_settings_flags(simulate, create=True)  # --account optional: a paper account's fees
+    simulate.add_argument(
+        "--candles",
+        required=True,
+        metavar="CSV",
+        help="the history: rows time,open,high,low,close[,volume] (at most 50,000)",
+    )
+    simulate.add_argument(
+        "--balance",
+        type=amount,
+        action="append",
+        default=[],
+        metavar="CUR=AMOUNT",
+        help="a starting balance of the simulated account (default: enough for the trade)",
+    )
     listing = make.leaf(trades, "list", commands.trades_list, "list your trades, newest first")
     listing.add_argument("--state", action="append", default=[], type=str.upper)
     listing.add_argument("--symbol", default="")

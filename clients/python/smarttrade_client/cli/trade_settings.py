@@ -284,14 +284,15 @@ def _check_futures_flags(arguments: argparse.Namespace, leverage: Mapping[str, A
 # --- the mapping -> models -------------------------------------------------------------------
 
 
-def trade_settings(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of `create_trade` from a settings mapping."""
+def trade_settings(data: Mapping[str, Any], account_required: bool = True) -> dict[str, Any]:
+    """Keyword arguments of `create_trade` (or, without a required account, `simulate`) from
+    a settings mapping."""
     _check_keys(data, TRADE_KEYS, "the trade")
-    for key in ("account", "symbol", "side"):
+    for key in ("account", "symbol", "side") if account_required else ("symbol", "side"):
         if not data.get(key):
             raise UsageError(f"the trade needs --{key} (or `{key}:` in the file)")
     settings: dict[str, Any] = {
-        "account": str(data["account"]),
+        "account": str(data.get("account") or ""),
         "symbol": str(data["symbol"]),
         "side": choice(Side, data["side"], "side"),
         "entry": entry(data.get("entry") or {}),

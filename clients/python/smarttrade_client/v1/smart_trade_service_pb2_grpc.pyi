@@ -113,6 +113,16 @@ class SmartTradeServiceStub:
     heartbeats when idle. Resuming with `after_sequence` misses nothing and
     repeats nothing.
     """
+    SimulateSmartTrade: _grpc.UnaryUnaryMultiCallable[_smart_trade_service_pb2.SimulateSmartTradeRequest, _smart_trade_service_pb2.SimulateSmartTradeResponse]
+    """Simulate: what a trade would have done over a price history. Its settings
+    run through the same core as a live trade, on a private paper book with
+    the paper venue's matching rules and fees; nothing is stored and no order
+    is sent, so it needs no `request_id`. Each candle is walked as four ticks:
+    open, the extreme nearer to the open (equally near: the low), the other
+    extreme, close. The trade is created at the first candle's open and sees
+    every tick after it; a live paper trade shown the same ticks makes the
+    same fills.
+    """
 
 @_typing.type_check_only
 class SmartTradeServiceAsyncStub(SmartTradeServiceStub):
@@ -198,6 +208,16 @@ class SmartTradeServiceAsyncStub(SmartTradeServiceStub):
     snapshot (unless resuming), then every event in `sequence` order, with
     heartbeats when idle. Resuming with `after_sequence` misses nothing and
     repeats nothing.
+    """
+    SimulateSmartTrade: _aio.UnaryUnaryMultiCallable[_smart_trade_service_pb2.SimulateSmartTradeRequest, _smart_trade_service_pb2.SimulateSmartTradeResponse]  # type: ignore[assignment]
+    """Simulate: what a trade would have done over a price history. Its settings
+    run through the same core as a live trade, on a private paper book with
+    the paper venue's matching rules and fees; nothing is stored and no order
+    is sent, so it needs no `request_id`. Each candle is walked as four ticks:
+    open, the extreme nearer to the open (equally near: the low), the other
+    extreme, close. The trade is created at the first candle's open and sees
+    every tick after it; a live paper trade shown the same ticks makes the
+    same fills.
     """
 
 class SmartTradeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -377,6 +397,22 @@ class SmartTradeServiceServicer(metaclass=_abc_1.ABCMeta):
         snapshot (unless resuming), then every event in `sequence` order, with
         heartbeats when idle. Resuming with `after_sequence` misses nothing and
         repeats nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def SimulateSmartTrade(
+        self,
+        request: _smart_trade_service_pb2.SimulateSmartTradeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_smart_trade_service_pb2.SimulateSmartTradeResponse, _abc.Awaitable[_smart_trade_service_pb2.SimulateSmartTradeResponse]]:
+        """Simulate: what a trade would have done over a price history. Its settings
+        run through the same core as a live trade, on a private paper book with
+        the paper venue's matching rules and fees; nothing is stored and no order
+        is sent, so it needs no `request_id`. Each candle is walked as four ticks:
+        open, the extreme nearer to the open (equally near: the low), the other
+        extreme, close. The trade is created at the first candle's open and sees
+        every tick after it; a live paper trade shown the same ticks makes the
+        same fills.
         """
 
 def add_SmartTradeServiceServicer_to_server(servicer: SmartTradeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,259 @@
+"""One trade walked through a price history on a private paper book, synchronously: what the
+trade would have done. Nothing is stored and nothing is sent anywhere.
+
+It is the engine's loop without its I/O, so a simulation and a live paper trade agree fill
+for fill on the same ticks (tests/e2e/test_simulation_equals_paper.py holds them together):
+- each tick, the book first fills the resting orders it crosses and the trade hears of the
+  fills; then the trade sees the tick if it leaves the trade's wake band (`wake_levels`),
+  as the trigger index delivers ticks; a tick that opened the position is seen once more,
+  as the runner does, so a price that gapped through the stop stops out at once;
+- every intent is carried out on the book at once and its answer fed back;
+- a stop-loss timeout completes at its moment, before the first tick after it.
+
+The trade is created at the first tick (the first candle's open, at its time) and walks every
+tick after it (`domain/candles.py` says how a candle becomes ticks). It is cheap because most
+ticks change nothing: a candle whose whole range lies inside the band, with no timeout
+running, is passed over with two comparisons, and a tick inside the band costs one more. The
+band here also holds every live order of the trade (a CLOSING trade's stop-limit, a market
+order filling in parts), since the book may fill those whatever the trade watches.
+
+Spot markets only: a contract position's liquidation is judged by the book at every tick and
+reaches a trade through reconciliation, which this loop does not run.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+
+from smarttrade.domain.account import PaperSettings
+from smarttrade.domain.candles import Candle, check_candles, length_of, ticks_of
+from smarttrade.domain.decide import create, decide
+from smarttrade.domain.errors import FieldViolation, InvalidSpec
+from smarttrade.domain.fsm import TradeState
+from smarttrade.domain.levels import WakeLevels, wake_levels
+from smarttrade.domain.market import Market
+from smarttrade.domain.messages import (
+    CancelOrder,
+    Decision,
+    Event,
+    Input,
+    Intent,
+    OrderMissing,
+    OrderReported,
+    PlaceOrder,
+    PriceTicked,
+    TimeElapsed,
+)
+from smarttrade.domain.model import SmartTrade
+from smarttrade.domain.spec import MarketType, TradeSpec
+from smarttrade.domain.values import Balance, OrderStatus, OrderType, Side
+from smarttrade.exchange.paper_book import PaperBook
+from smarttrade.exchange.port import OrderNotFound, OrderRejected, OrderReport, OrderRequest
+
+ACCOUNT = "simulation"
+# "Enough for the trade" when no balances are given: more of the base and the quote than
+# any trade can spend, so only the market's own rules can refuse an order.
+ENOUGH = Decimal(10) ** 15
+NEVER_BELOW = Decimal(-1)  # no price is at or below it
+NEVER_ABOVE = Decimal("Infinity")
+
+
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    """The trade as the history left it, every event it recorded, and how the walk went."""
+
+    trade: SmartTrade
+    events: tuple[Event, ...]
+    balances: Mapping[str, Balance]
+    candle_count: int
+    ticks: int  # ticks walked (the first, at which the trade was created, included)
+    decided: int  # inputs the trade decided on (ticks seen, fills, answers, the clock)
+
+
+def simulate(
+    spec: TradeSpec,
+    market: Market,
+    candles: Sequence[Candle],
+    settings: PaperSettings | None = None,
+    balances: Mapping[str, Decimal] | None = None,
+    *,
+    trade_id: str = "simulation",
+    tenant_id: str = "",
+    exchange_id: str = "paper",
+) -> Simulation:
+    """Walk `spec` through `candles` on `market` with a paper account of `settings` and
+    `balances` (unset: enough of the base and the quote). Raises `InvalidSpec` for a bad
+    history or bad settings, naming the field."""
+    check_candles(candles)
+    if spec.leverage.market_type is not MarketType.SPOT or market.is_contract:
+        raise InvalidSpec([FieldViolation("leverage", "only spot trades can be simulated")])
+    walk = _Walk(market, settings or PaperSettings(), balances)
+    first = candles[0]
+    walk.book.prices[market.symbol] = first.open
+    walk.start(
+        create(
+            trade_id=trade_id,
+            tenant_id=tenant_id,
+            account_id=ACCOUNT,
+            exchange_id=exchange_id,
+            spec=spec,
+            market=market,
+            last_price=first.open,
+            at=first.time,
+        )
+    )
+    walk.run(candles)
+    return walk.result(len(candles))
+
+
+@dataclass
+class _Walk:
+    market: Market
+    settings: PaperSettings
+    given_balances: Mapping[str, Decimal] | None
+    book: PaperBook = field(init=False)
+    trade: SmartTrade = field(init=False)
+    events: list[Event] = field(default_factory=list)
+    ticks: int = 0
+    decided: int = 0
+    latest: Decimal = Decimal(0)  # the last tick's price, seen by the trade or not
+    # The band outside which a tick may change something, and when the clock next does.
+    below: Decimal = NEVER_BELOW
+    above: Decimal = NEVER_ABOVE
+    due: datetime | None = None
+    levels: WakeLevels = field(default_factory=WakeLevels)
+    finished: bool = False
+
+    def __post_init__(self) -> None:
+        self.book = PaperBook([self.market])
+        self.book.open_account(ACCOUNT, self.settings)
+        given = self.given_balances
+        if given is None:
+            given = {self.market.base: ENOUGH, self.market.quote: ENOUGH}
+        for currency, amount in given.items():
+            self.book.set_balance(ACCOUNT, currency, amount)
+
+    # ---- the walk ------------------------------------------------------------------------
+
+    def start(self, decision: Decision) -> None:
+        self.trade = decision.trade
+        self.latest = decision.trade.last_price or Decimal(0)
+        self.ticks = 1  # the first open, at which the trade was created
+        self._carry(decision, decision.trade.created_at)
+
+    def run(self, candles: Sequence[Candle]) -> None:
+        symbol = self.market.symbol
+        for index, candle in enumerate(candles):
+            if self.finished:
+                break
+            self.ticks = 4 * (index + 1)
+            if self.due is None and self.below < candle.low and candle.high < self.above:
+                self.latest = candle.close  # the whole candle inside the band: nothing moves
+                continue
+            prices = ticks_of(candle)
+            quarter = length_of(candles, index) / 4
+            for part in range(0 if index else 1, 4):  # the first open created the trade
+                self._tick(symbol, prices[part], candle.time + quarter * part)
+
+    def _tick(self, symbol: str, price: Decimal, at: datetime) -> None:
+        while self.due is not None and self.due <= at:
+            due = self.due
+            self.book.prices[symbol] = self.latest
+            self._feed(TimeElapsed(due))
+            if self.due == due:  # nothing came of it: the clock has no more to say
+                break
+        self.latest = price
+        if self.below < price < self.above:
+            return
+        for order in self.book.tick(symbol, price, at):
+            self._feed(_reported(order.report(), at))
+        levels = self.levels
+        if (levels.below is None or price > levels.below) and (
+            levels.above is None or price < levels.above
+        ):
+            return
+        opening = self.trade.state is TradeState.PENDING
+        self._feed(PriceTicked(price, at))
+        if opening and self.trade.state is TradeState.ACTIVE:
+            self._feed(PriceTicked(price, at))
+
+    # ---- deciding and carrying out -------------------------------------------------------
+
+    def _feed(self, input: Input) -> None:
+        self._carry(decide(self.trade, input), input.at)
+
+    def _carry(self, decision: Decision, at: datetime) -> None:
+        self._record(decision)
+        queue = deque(decision.intents)
+        while queue:
+            follow = decide(self.trade, self._answer(queue.popleft(), at))
+            self._record(follow)
+            queue.extend(follow.intents)
+        self._rearm()
+
+    def _record(self, decision: Decision) -> None:
+        self.decided += 1
+        self.trade = decision.trade
+        self.events.extend(decision.events)
+
+    def _answer(self, intent: Intent, at: datetime) -> Input:
+        if isinstance(intent, PlaceOrder):
+            try:
+                return _reported(self.book.place(ACCOUNT, OrderRequest.of(intent), at), at)
+            except OrderRejected as error:
+                return OrderReported(
+                    intent.client_order_id, OrderStatus.REJECTED, at, error=str(error)
+                )
+        assert isinstance(intent, CancelOrder)
+        try:
+            return _reported(self.book.cancel(ACCOUNT, intent.client_order_id, at), at)
+        except OrderNotFound:
+            return OrderMissing(intent.client_order_id, at)
+
+    def _rearm(self) -> None:
+        """The band after a decision: the trade's wake levels, and the price of every live
+        order of the trade (the book may fill it whatever the trade's state)."""
+        trade = self.trade
+        levels = wake_levels(trade)
+        below = levels.below if levels.below is not None else NEVER_BELOW
+        above = levels.above if levels.above is not None else NEVER_ABOVE
+        live = False
+        for leg in trade.legs:
+            for order in leg.live_orders:
+                live = True
+                if order.type is not OrderType.LIMIT or order.price is None:
+                    below, above = NEVER_BELOW, Decimal(0)  # it fills at the next tick
+                elif order.side is Side.BUY:
+                    below = max(below, order.price)
+                else:
+                    above = min(above, order.price)
+        self.levels, self.below, self.above, self.due = levels, below, above, levels.at
+        self.finished = trade.state.is_terminal and not live
+
+    def result(self, candle_count: int) -> Simulation:
+        trade = self.trade
+        if not trade.state.is_terminal and trade.last_price != self.latest:
+            # Shown at the history's last price, as a live trade is read at the venue's.
+            trade = replace(trade, last_price=self.latest)
+        return Simulation(
+            trade=trade,
+            events=tuple(self.events),
+            balances=self.book.balances(ACCOUNT),
+            candle_count=candle_count,
+            ticks=self.ticks,
+            decided=self.decided,
+        )
+
+
+def _reported(report: OrderReport, at: datetime) -> OrderReported:
+    return OrderReported(
+        client_order_id=report.client_order_id,
+        status=report.status,
+        at=at,
+        fills=report.fills,
+        exchange_order_id=report.exchange_order_id,
+    )
