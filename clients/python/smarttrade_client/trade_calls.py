@@ -131,6 +131,8 @@ class TradeCalls(ClientBase):
         account: str = "",
         balances: Mapping[str, Decimal] | None = None,
         note: str = "",
+        labels: Mapping[str, str] | None = None,
+        time_limit: timedelta | None = None,
         timeout: float | None = None,
     ) -> Simulation:
         """What a trade with these settings would have done over a price history: `candles`
@@ -153,6 +155,8 @@ class TradeCalls(ClientBase):
             stop_loss=stop_loss,
             leverage=leverage,
             note=note,
+            labels=labels,
+            time_limit=time_limit,
         )
         request = trades_pb.SimulateSmartTradeRequest(
             smart_trade=trade,
