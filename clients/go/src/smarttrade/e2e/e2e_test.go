@@ -1,5 +1,6 @@
 // Package e2e runs the generated Go client against the real service: a paper trade from
-// creation to CLOSED, read and watched, and a rich error decoded.
+// creation to CLOSED, read and watched, one take-profit step closed at market, a simulation over
+// candles, and rich errors decoded.
 package e2e
 
 import (
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"smarttrade/client"
 	pb "smarttrade/gen/go/smarttrade/v1"
@@ -62,6 +64,73 @@ func setPrice(ctx context.Context, t *testing.T, price string) {
 	if _, err := clients.Paper.SetPaperPrice(ctx, request); err != nil {
 		t.Fatalf("SetPaperPrice %s: %v", price, err)
 	}
+}
+
+func createPaperAccount(ctx context.Context, t *testing.T, displayName string) string {
+	t.Helper()
+	account, err := clients.Accounts.CreateExchangeAccount(ctx, &pb.CreateExchangeAccountRequest{
+		ExchangeAccount: &pb.ExchangeAccount{Exchange: "paper", DisplayName: displayName},
+		RequestId:       requestID(),
+	})
+	if err != nil {
+		t.Fatalf("CreateExchangeAccount: %v", err)
+	}
+	return account.GetExchangeAccount().GetName()
+}
+
+// eventually reads the trade every 50 ms until holds is true of it or ctx ends; it answers the
+// last trade read.
+func eventually(ctx context.Context, t *testing.T, name string, holds func(*pb.SmartTrade) bool) *pb.SmartTrade {
+	t.Helper()
+	for {
+		read, err := clients.Trades.GetSmartTrade(ctx, &pb.GetSmartTradeRequest{Name: name})
+		if err != nil {
+			t.Fatalf("GetSmartTrade: %v", err)
+		}
+		if holds(read.GetSmartTrade()) {
+			return read.GetSmartTrade()
+		}
+		select {
+		case <-ctx.Done():
+			return read.GetSmartTrade()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func leg(trade *pb.SmartTrade, id string) *pb.Leg {
+	for _, candidate := range trade.GetLegs() {
+		if candidate.GetId() == id {
+			return candidate
+		}
+	}
+	return nil
+}
+
+// minuteCandles are one-minute candles from 2026-03-01 00:00 UTC, each row open/high/low/close.
+func minuteCandles(rows ...[4]string) []*pb.Candle {
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	candles := make([]*pb.Candle, len(rows))
+	for minute, row := range rows {
+		candles[minute] = &pb.Candle{
+			Time: timestamppb.New(start.Add(time.Duration(minute) * time.Minute)),
+			Open: row[0], High: row[1], Low: row[2], Close: row[3],
+		}
+	}
+	return candles
+}
+
+func tradeNames(ctx context.Context, t *testing.T) []string {
+	t.Helper()
+	listed, err := clients.Trades.ListSmartTrades(ctx, &pb.ListSmartTradesRequest{PageSize: 500})
+	if err != nil {
+		t.Fatalf("ListSmartTrades: %v", err)
+	}
+	var names []string
+	for _, trade := range listed.GetSmartTrades() {
+		names = append(names, trade.GetName())
+	}
+	return names
 }
 
 func TestAMarketBuyGoesActiveIsReadAndIsWatchedToClosedAtItsTakeProfit(t *testing.T) {
@@ -166,6 +235,145 @@ func TestAMarketBuyGoesActiveIsReadAndIsWatchedToClosedAtItsTakeProfit(t *testin
 	// Sold 0.999 at 110 less the 0.1% fee, against a cost of 100: decimal strings, exactly.
 	if pnl := closed.GetSmartTrade().GetPosition().GetRealizedPnl(); pnl != "9.78011" {
 		t.Errorf("realized PnL %q, want 9.78011", pnl)
+	}
+}
+
+func TestClosingTakeProfitStep1SellsItAtMarketWhileStep2KeepsWorking(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	account := createPaperAccount(ctx, t, "go e2e close step")
+	setPrice(ctx, t, "100")
+	created, err := clients.Trades.CreateSmartTrade(ctx, &pb.CreateSmartTradeRequest{
+		SmartTrade: &pb.SmartTrade{
+			Account: account,
+			Symbol:  btc,
+			Side:    pb.Side_SIDE_BUY,
+			Entry:   &pb.Entry{Type: pb.EntryType_ENTRY_TYPE_MARKET, Size: &pb.Entry_Units{Units: "1"}},
+			TakeProfit: &pb.TakeProfit{Steps: []*pb.TakeProfitStep{
+				{Target: &pb.TakeProfitStep_Price{Price: "110"}, VolumePercent: "50"},
+				{Target: &pb.TakeProfitStep_Price{Price: "120"}, VolumePercent: "50"},
+			}},
+		},
+		RequestId: requestID(),
+	})
+	if err != nil {
+		t.Fatalf("CreateSmartTrade: %v", err)
+	}
+	name := created.GetSmartTrade().GetName()
+	if state := created.GetSmartTrade().GetState(); state != pb.SmartTradeState_SMART_TRADE_STATE_ACTIVE {
+		t.Fatalf("created in %v, want ACTIVE", state)
+	}
+	offered := false
+	for _, action := range created.GetSmartTrade().GetAvailableActions() {
+		offered = offered || action == pb.SmartTradeAction_SMART_TRADE_ACTION_CLOSE_STEP
+	}
+	if !offered {
+		t.Fatalf("available actions %v, want CLOSE_STEP among them", created.GetSmartTrade().GetAvailableActions())
+	}
+
+	_, err = clients.Trades.CloseSmartTradeStep(ctx, &pb.CloseSmartTradeStepRequest{
+		Name: name, RequestId: requestID(), Step: 1,
+	})
+	if err != nil {
+		t.Fatalf("CloseSmartTradeStep: %v", err)
+	}
+
+	closed := eventually(ctx, t, name, func(trade *pb.SmartTrade) bool {
+		return leg(trade, "tp1").GetState() == pb.LegState_LEG_STATE_FILLED
+	})
+	tp1, tp2 := leg(closed, "tp1"), leg(closed, "tp2")
+	if state := tp1.GetState(); state != pb.LegState_LEG_STATE_FILLED || len(tp1.GetOrders()) == 0 {
+		t.Fatalf("tp1 in %v with %d orders, want FILLED by an order", state, len(tp1.GetOrders()))
+	}
+	sold := tp1.GetOrders()[len(tp1.GetOrders())-1]
+	if sold.GetType() != pb.OrderType_ORDER_TYPE_MARKET || sold.GetStatus() != pb.OrderStatus_ORDER_STATUS_FILLED {
+		t.Errorf("tp1's last order %v %v, want a FILLED MARKET order", sold.GetType(), sold.GetStatus())
+	}
+	// Half of the 0.999 held (the 0.1% entry fee is paid in BTC), rounded to the lot.
+	if sold.GetAmount() != "0.4995" || sold.GetFilled() != "0.4995" {
+		t.Errorf("tp1 sold %q of %q, want 0.4995 of 0.4995", sold.GetFilled(), sold.GetAmount())
+	}
+	if orders := tp2.GetOrders(); len(orders) != 1 ||
+		orders[0].GetStatus() != pb.OrderStatus_ORDER_STATUS_OPEN || orders[0].GetPrice() != "120" {
+		t.Errorf("tp2's orders %v, want one OPEN at 120", orders)
+	}
+	if state := closed.GetState(); state != pb.SmartTradeState_SMART_TRADE_STATE_ACTIVE {
+		t.Errorf("trade in %v after closing step 1, want ACTIVE", state)
+	}
+}
+
+func TestASimulationOverCandlesClosesAtItsTakeProfitAndStoresNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	before := tradeNames(ctx, t)
+
+	simulation, err := clients.Trades.SimulateSmartTrade(ctx, &pb.SimulateSmartTradeRequest{
+		SmartTrade: &pb.SmartTrade{
+			Symbol: btc,
+			Side:   pb.Side_SIDE_BUY,
+			Entry:  &pb.Entry{Type: pb.EntryType_ENTRY_TYPE_MARKET, Size: &pb.Entry_Units{Units: "1"}},
+			TakeProfit: &pb.TakeProfit{Steps: []*pb.TakeProfitStep{
+				{Target: &pb.TakeProfitStep_Price{Price: "110"}, VolumePercent: "100"},
+			}},
+		},
+		Candles: minuteCandles(
+			[4]string{"100", "100", "100", "100"},
+			[4]string{"100", "111", "99", "110"},
+			[4]string{"110", "112", "109", "111"},
+		),
+	})
+	if err != nil {
+		t.Fatalf("SimulateSmartTrade: %v", err)
+	}
+
+	trade := simulation.GetSmartTrade()
+	if trade.GetState() != pb.SmartTradeState_SMART_TRADE_STATE_CLOSED ||
+		trade.GetCloseReason() != pb.CloseReason_CLOSE_REASON_TAKE_PROFIT {
+		t.Errorf("simulated trade %v (%v), want CLOSED at TAKE_PROFIT", trade.GetState(), trade.GetCloseReason())
+	}
+	// Bought 0.999 net at 100, sold at 110 less the 0.1% fee: decimal strings, exactly.
+	if pnl := trade.GetPosition().GetRealizedPnl(); pnl != "9.78011" {
+		t.Errorf("realized PnL %q, want 9.78011", pnl)
+	}
+	if count := simulation.GetCandleCount(); count != 3 {
+		t.Errorf("candle count %d, want 3", count)
+	}
+	events := simulation.GetEvents()
+	if len(events) == 0 {
+		t.Errorf("no events")
+	}
+	for index, event := range events {
+		if event.GetSequence() != int64(index+1) {
+			t.Errorf("event %d has sequence %d, want %d", index, event.GetSequence(), index+1)
+		}
+	}
+	if after := tradeNames(ctx, t); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("trades listed %v after the simulation, want %v as before", after, before)
+	}
+}
+
+func TestASimulationRefusesACandleWhoseHighIsBelowItsLowNamingTheField(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	_, err := clients.Trades.SimulateSmartTrade(ctx, &pb.SimulateSmartTradeRequest{
+		SmartTrade: &pb.SmartTrade{
+			Symbol: btc,
+			Side:   pb.Side_SIDE_BUY,
+			Entry:  &pb.Entry{Type: pb.EntryType_ENTRY_TYPE_MARKET, Size: &pb.Entry_Units{Units: "1"}},
+		},
+		Candles: minuteCandles([4]string{"100", "101", "99", "100"}, [4]string{"100", "99", "101", "100"}),
+	})
+
+	rich, ok := client.Rich(err)
+	if !ok {
+		t.Fatalf("got %v, want a gRPC status", err)
+	}
+	if rich.Code != codes.InvalidArgument || rich.Reason != "INVALID_FIELD" {
+		t.Errorf("got %v %q, want InvalidArgument INVALID_FIELD", rich.Code, rich.Reason)
+	}
+	if _, named := rich.FieldViolations["candles[1].high"]; !named || len(rich.FieldViolations) != 1 {
+		t.Errorf("BadRequest fields %v, want only candles[1].high", rich.FieldViolations)
 	}
 }
 
