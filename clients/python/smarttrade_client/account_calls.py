@@ -111,13 +111,7 @@ class AccountCalls(ClientBase):
             name=account_name(name), display_name=display_name or "", etag=etag
         )
         if credentials is not None:
-            message.credentials.CopyFrom(
-                accounts_pb.ExchangeCredentials(
-                    api_key=credentials.api_key,
-                    secret=credentials.secret,
-                    password=credentials.password,
-                )
-            )
+            message.credentials.CopyFrom(convert.credentials_message(credentials))
         key = request_id or new_request_id()
         request = accounts_pb.UpdateExchangeAccountRequest(
             exchange_account=message, update_mask=FieldMask(paths=paths), request_id=key

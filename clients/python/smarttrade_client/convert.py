@@ -245,6 +245,12 @@ def trade_message(
     return message
 
 
+def credentials_message(credentials: Credentials) -> accounts_pb.ExchangeCredentials:
+    return accounts_pb.ExchangeCredentials(
+        api_key=credentials.api_key, secret=credentials.secret, password=credentials.password
+    )
+
+
 def account_message(
     exchange: str,
     display_name: str,
@@ -253,13 +259,7 @@ def account_message(
 ) -> accounts_pb.ExchangeAccount:
     message = accounts_pb.ExchangeAccount(exchange=exchange, display_name=display_name)
     if credentials is not None:
-        message.credentials.CopyFrom(
-            accounts_pb.ExchangeCredentials(
-                api_key=credentials.api_key,
-                secret=credentials.secret,
-                password=credentials.password,
-            )
-        )
+        message.credentials.CopyFrom(credentials_message(credentials))
     if paper is not None:
         message.paper_settings.CopyFrom(
             accounts_pb.PaperAccountSettings(

@@ -93,15 +93,20 @@ Args = argparse.Namespace
 # --- accounts ------------------------------------------------------------------------------
 
 
-async def accounts_create(client: Client, args: Args, out: Output) -> None:
+def given_credentials(args: Args) -> Credentials | None:
+    """The credentials of the flags, or of SMARTTRADE_API_KEY / _API_SECRET / _API_PASSWORD."""
     api_key = args.api_key or os.environ.get("SMARTTRADE_API_KEY")
-    credentials = None
-    if api_key:
-        credentials = Credentials(
-            api_key,
-            args.secret or os.environ.get("SMARTTRADE_API_SECRET", ""),
-            args.password or os.environ.get("SMARTTRADE_API_PASSWORD", ""),
-        )
+    if not api_key:
+        return None
+    return Credentials(
+        api_key,
+        args.secret or os.environ.get("SMARTTRADE_API_SECRET", ""),
+        args.password or os.environ.get("SMARTTRADE_API_PASSWORD", ""),
+    )
+
+
+async def accounts_create(client: Client, args: Args, out: Output) -> None:
+    credentials = given_credentials(args)
     paper = None
     if args.exchange == "paper":
         paper = PaperSettings(
@@ -134,14 +139,7 @@ async def accounts_get(client: Client, args: Args, out: Output) -> None:
 
 
 async def accounts_update(client: Client, args: Args, out: Output) -> None:
-    api_key = args.api_key or os.environ.get("SMARTTRADE_API_KEY")
-    credentials = None
-    if api_key:
-        credentials = Credentials(
-            api_key,
-            args.secret or os.environ.get("SMARTTRADE_API_SECRET", ""),
-            args.password or os.environ.get("SMARTTRADE_API_PASSWORD", ""),
-        )
+    credentials = given_credentials(args)
     if credentials is None and args.display_name is None:
         raise UsageError("say what to change: --name, or --api-key with --secret")
     account = await client.update_account(
