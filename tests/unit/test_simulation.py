@@ -24,6 +24,7 @@ from smarttrade.domain.position import position_of
 from smarttrade.domain.spec import LeverageSpec, MarketType
 from smarttrade.domain.values import Side
 from smarttrade.engine.simulator import Simulation, simulate
+from smarttrade.errors import PreconditionFailed
 from tests.unit.builders import market_entry, step, stop, trade_spec
 from tests.unit.driver import BTC
 
@@ -253,3 +254,27 @@ def test_a_stop_with_a_timeout_fires_when_the_clock_completes_it_between_ticks()
     triggered = [e.at for e in simulation.events if e.type is EventType.PRICE_TRIGGERED]
     assert triggered == [T0 + timedelta(minutes=2, seconds=30)]
     assert fills(simulation)[-1][1] == D("48900")
+
+
+def test_a_history_on_which_the_trade_decides_too_often_is_refused_asking_for_a_shorter_one() -> (
+    None
+):
+    # A trailing stop lifted by a new high on every candle decides on every candle.
+    spec = trade_spec(
+        Side.BUY,
+        market_entry("0.1"),
+        (step("100", price="90000"),),
+        stop(percent="2", trailing="2"),
+    )
+    rising = [FLAT] + [
+        candle(
+            m, str(50000 + 10 * m), str(50005 + 10 * m), str(49995 + 10 * m), str(50000 + 10 * m)
+        )
+        for m in range(1, 40)
+    ]
+
+    with pytest.raises(PreconditionFailed) as refused:
+        simulate(spec, BTC, rising, max_decisions=20)
+
+    assert refused.value.reason == "SIMULATION_TOO_LONG"
+    assert simulate(spec, BTC, rising).decided > 20  # within the real bound

@@ -121,7 +121,9 @@ class SmartTradeServiceStub:
     open, the extreme nearer to the open (equally near: the low), the other
     extreme, close. The trade is created at the first candle's open and sees
     every tick after it; a live paper trade shown the same ticks makes the
-    same fills.
+    same fills. A history on which the trade decides more than 50,000 times
+    (a trailing level moved on nearly every candle for a long time) is refused
+    with FAILED_PRECONDITION, reason SIMULATION_TOO_LONG: ask for a shorter one.
     """
 
 @_typing.type_check_only
@@ -217,7 +219,9 @@ class SmartTradeServiceAsyncStub(SmartTradeServiceStub):
     open, the extreme nearer to the open (equally near: the low), the other
     extreme, close. The trade is created at the first candle's open and sees
     every tick after it; a live paper trade shown the same ticks makes the
-    same fills.
+    same fills. A history on which the trade decides more than 50,000 times
+    (a trailing level moved on nearly every candle for a long time) is refused
+    with FAILED_PRECONDITION, reason SIMULATION_TOO_LONG: ask for a shorter one.
     """
 
 class SmartTradeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -412,7 +416,9 @@ class SmartTradeServiceServicer(metaclass=_abc_1.ABCMeta):
         open, the extreme nearer to the open (equally near: the low), the other
         extreme, close. The trade is created at the first candle's open and sees
         every tick after it; a live paper trade shown the same ticks makes the
-        same fills.
+        same fills. A history on which the trade decides more than 50,000 times
+        (a trailing level moved on nearly every candle for a long time) is refused
+        with FAILED_PRECONDITION, reason SIMULATION_TOO_LONG: ask for a shorter one.
         """
 
 def add_SmartTradeServiceServicer_to_server(servicer: SmartTradeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

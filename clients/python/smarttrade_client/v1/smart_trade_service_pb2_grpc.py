@@ -300,7 +300,9 @@ class SmartTradeServiceServicer:
         open, the extreme nearer to the open (equally near: the low), the other
         extreme, close. The trade is created at the first candle's open and sees
         every tick after it; a live paper trade shown the same ticks makes the
-        same fills.
+        same fills. A history on which the trade decides more than 50,000 times
+        (a trailing level moved on nearly every candle for a long time) is refused
+        with FAILED_PRECONDITION, reason SIMULATION_TOO_LONG: ask for a shorter one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
