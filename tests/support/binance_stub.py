@@ -164,6 +164,8 @@ class BinanceStub:
     newest_first: bool = False  # myTrades lists the newest execution first
     # The same account's USDⓈ-M futures (/fapi): see tests/support/binance_usdm.py.
     futures: UsdmFutures = field(default_factory=UsdmFutures)
+    # Spot: the bid-ask spread of a symbol ("BTCUSDT"), around the last price (default none).
+    spreads: dict[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._prices: dict[str, Decimal] = {s: Decimal(100) for s in self.symbols}
@@ -735,9 +737,11 @@ class BinanceStub:
         return rows[:limit]
 
     def _ticker(self, symbol_id: str) -> dict[str, Any]:
-        last, now = _fmt(self._prices[symbol_id]), _now_ms()
-        prices = ("lastPrice", "bidPrice", "askPrice", "openPrice", "highPrice", "lowPrice")
-        return {"symbol": symbol_id, **dict.fromkeys(prices, last)} | {
+        price, now = self._prices[symbol_id], _now_ms()
+        last, half = _fmt(price), self.spreads.get(symbol_id, Decimal(0)) / 2
+        prices = ("lastPrice", "openPrice", "highPrice", "lowPrice")
+        book = {"bidPrice": _fmt(price - half), "askPrice": _fmt(price + half)}
+        return {"symbol": symbol_id, **dict.fromkeys(prices, last), **book} | {
             "volume": "0",
             "quoteVolume": "0",
             "openTime": now - 86_400_000,

@@ -264,6 +264,8 @@ class UsdmFutures:
 
     rules: Mapping[str, PerpetualRules] = field(default_factory=lambda: dict(DEFAULT_PERPETUALS))
     wallet: Decimal = ZERO  # USDT
+    # The mark price of a symbol ("BTCUSDT") less its last price (default 0: the same).
+    mark_offsets: dict[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._marks: dict[str, Decimal] = {s: Decimal(100) for s in self.rules}
@@ -455,7 +457,8 @@ class UsdmFutures:
         return [self._premium(s) for s in self.rules]
 
     def _premium(self, symbol_id: str) -> dict[str, Any]:
-        mark = fmt(self._marks[symbol_id])
+        # The mark price is the last one, moved by `mark_offsets` (a premium, say).
+        mark = fmt(self._marks[symbol_id] + self.mark_offsets.get(symbol_id, ZERO))
         return {
             "symbol": symbol_id,
             "markPrice": mark,

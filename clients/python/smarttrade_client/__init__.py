@@ -74,6 +74,7 @@ from smarttrade_client.models import (
     TakeProfitStep,
     TradeSnapshot,
     TradeState,
+    TriggerPrice,
     WatchItem,
 )
 from smarttrade_client.sync import SmartTradeClient
@@ -133,6 +134,7 @@ __all__ = [
     "TakeProfitStep",
     "TradeSnapshot",
     "TradeState",
+    "TriggerPrice",
     "Unauthenticated",
     "Unavailable",
     "WatchItem",

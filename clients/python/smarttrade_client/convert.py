@@ -53,6 +53,7 @@ from smarttrade_client.models import (
     TakeProfitStep,
     TradeSnapshot,
     TradeState,
+    TriggerPrice,
     WatchItem,
 )
 from smarttrade_client.v1 import exchange_account_service_pb2 as accounts_pb
@@ -227,11 +228,14 @@ def trade_message(
     etag: str = "",
     labels: Mapping[str, str] | None = None,
     time_limit: timedelta | None = None,
+    trigger_price: TriggerPrice | None = None,
 ) -> pb.SmartTrade:
     message = pb.SmartTrade(name=name, account=account, symbol=symbol, note=note, etag=etag)
     message.labels.update(labels or {})
     if time_limit is not None:
         message.time_limit.CopyFrom(duration(time_limit))
+    if trigger_price is not None:
+        message.trigger_price = pb.TriggerPrice.Value(f"TRIGGER_PRICE_{trigger_price.value}")
     if side is not None:
         message.side = pb.Side.Value(f"SIDE_{side.value}")
     if entry is not None:
@@ -437,6 +441,10 @@ def smart_trade(message: pb.SmartTrade) -> SmartTrade:
         time_limit_expire_time=time(
             message.time_limit_expire_time, message.HasField("time_limit_expire_time")
         ),
+        trigger_price=named(
+            TriggerPrice, "TRIGGER_PRICE_", pb.TriggerPrice.DESCRIPTOR, message.trigger_price
+        )
+        or TriggerPrice.LAST,
     )
 
 

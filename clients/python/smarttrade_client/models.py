@@ -54,6 +54,16 @@ class MarginMode(StrEnum):
     CROSS = "CROSS"
 
 
+class TriggerPrice(StrEnum):
+    """Which of the exchange's prices the trade's triggers (conditions, trailing, stop) watch."""
+
+    LAST = "LAST"
+    BID = "BID"  # the best bid (polled)
+    ASK = "ASK"  # the best ask (polled)
+    MARK = "MARK"  # a perpetual's mark price (polled); futures only
+    UNRECOGNIZED = "UNRECOGNIZED"  # a newer service's
+
+
 class TradeState(StrEnum):
     """The lifecycle state of a SmartTrade."""
 
@@ -373,6 +383,7 @@ class SmartTrade:
     # and when that is, while ACTIVE.
     time_limit: timedelta | None = None
     time_limit_expire_time: datetime | None = None
+    trigger_price: TriggerPrice = TriggerPrice.LAST
 
     def leg(self, leg_id: str) -> Leg:
         """The leg with this id ("entry", "tp1", "sl", ...); KeyError if there is none."""

@@ -25,6 +25,7 @@ from smarttrade_client.models import (
     StopLoss,
     TakeProfitStep,
     TradeState,
+    TriggerPrice,
     WatchItem,
 )
 from smarttrade_client.v1 import smart_trade_pb2 as pb
@@ -52,6 +53,7 @@ class TradeCalls(ClientBase):
         labels: Mapping[str, str] | None = None,
         smart_trade_id: str = "",
         time_limit: timedelta | None = None,
+        trigger_price: TriggerPrice | None = None,
         request_id: str | None = None,
         timeout: float | None = None,
     ) -> SmartTrade:
@@ -60,7 +62,8 @@ class TradeCalls(ClientBase):
         `account` is the exchange account to trade on; `take_profit` up to 8 steps whose
         volumes sum to 100; `stop_loss` None for none. Raises `InvalidArgument` naming every
         bad field (`error.field_violations`). `time_limit` closes the position at market
-        once it has been open that long (whole seconds).
+        once it has been open that long (whole seconds). `trigger_price`: which price the
+        triggers watch (default LAST; BID, ASK, MARK for futures).
 
         `labels`: up to 64, keys and values of lowercase letters, digits, `_` and `-` (keys
         start with a letter, both at most 63 characters). `smart_trade_id`: your own id for
@@ -79,6 +82,7 @@ class TradeCalls(ClientBase):
             note=note,
             labels=labels,
             time_limit=time_limit,
+            trigger_price=trigger_price,
         )
         key = request_id or new_request_id()
         request = trades_pb.CreateSmartTradeRequest(
@@ -133,6 +137,7 @@ class TradeCalls(ClientBase):
         note: str = "",
         labels: Mapping[str, str] | None = None,
         time_limit: timedelta | None = None,
+        trigger_price: TriggerPrice | None = None,
         timeout: float | None = None,
     ) -> Simulation:
         """What a trade with these settings would have done over a price history: `candles`
@@ -157,6 +162,7 @@ class TradeCalls(ClientBase):
             note=note,
             labels=labels,
             time_limit=time_limit,
+            trigger_price=trigger_price,
         )
         request = trades_pb.SimulateSmartTradeRequest(
             smart_trade=trade,

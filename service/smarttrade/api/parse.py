@@ -32,6 +32,7 @@ from smarttrade.domain.spec import (
     StopLossSpec,
     TakeProfitStepSpec,
     TradeSpec,
+    TriggerPrice,
 )
 from smarttrade.domain.values import OrderType, Side
 from smarttrade.v1 import smart_trade_pb2 as pb
@@ -255,6 +256,13 @@ MARGIN_MODES = {
     pb.MARGIN_MODE_ISOLATED: MarginMode.ISOLATED,
     pb.MARGIN_MODE_CROSS: MarginMode.CROSS,
 }
+TRIGGER_PRICES = {
+    pb.TRIGGER_PRICE_UNSPECIFIED: TriggerPrice.LAST,
+    pb.TRIGGER_PRICE_LAST: TriggerPrice.LAST,
+    pb.TRIGGER_PRICE_BID: TriggerPrice.BID,
+    pb.TRIGGER_PRICE_ASK: TriggerPrice.ASK,
+    pb.TRIGGER_PRICE_MARK: TriggerPrice.MARK,
+}
 
 
 def order_type(value: int, field: str, out: Violations) -> OrderType:
@@ -275,6 +283,7 @@ def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
     stop = _stop_loss(message.stop_loss, out) if message.HasField("stop_loss") else None
     leverage = _leverage(message.leverage, out)
     time_limit = _settings_duration(message, "time_limit", out)
+    trigger = enum(message.trigger_price, TRIGGER_PRICES, "trigger_price", out)
     if len(message.note) > MAX_NOTE:
         out.add("note", f"must be at most {MAX_NOTE} characters")
     labels = dict(message.labels)
@@ -292,6 +301,7 @@ def trade_spec(message: pb.SmartTrade, out: Violations) -> TradeSpec | None:
         note=message.note,
         labels=labels,
         time_limit=time_limit,
+        trigger_price=trigger or TriggerPrice.LAST,
     )
 
 

@@ -150,6 +150,7 @@ def settings_into(message: pb.SmartTrade, spec: TradeSpec, trade: SmartTrade | N
     message.labels.update(spec.labels)
     if spec.time_limit is not None:
         message.time_limit.CopyFrom(seconds(spec.time_limit))
+    message.trigger_price = number(pb.TriggerPrice, "TRIGGER_PRICE", spec.trigger_price)
 
 
 def order(value: Order) -> pb.Order:
@@ -345,6 +346,7 @@ def share(shared: SharedTrade, for_owner: bool) -> pb.SmartTradeShare:
         entry=full.entry,
         take_profit=full.take_profit,
         leverage=full.leverage,
+        trigger_price=full.trigger_price,
     )
     if full.HasField("stop_loss"):
         settings.stop_loss.CopyFrom(full.stop_loss)

@@ -29,6 +29,16 @@ class MarginMode(Enum):
     CROSS = "CROSS"
 
 
+class TriggerPrice(Enum):
+    """Which of the venue's prices a trade's triggers watch (conditions, trailing, the stop):
+    the last trade's price, the best bid, the best ask, or a perpetual's mark price."""
+
+    LAST = "LAST"
+    BID = "BID"
+    ASK = "ASK"
+    MARK = "MARK"
+
+
 @dataclass(frozen=True, slots=True)
 class EntrySpec:
     """The entry. Size is exactly one of `units` (base) or `total` (quote)."""
@@ -111,3 +121,4 @@ class TradeSpec:
     labels: dict[str, str] = field(default_factory=dict)
     # Close at market once the position has been open this long (Hummingbot's time_limit).
     time_limit: timedelta | None = None
+    trigger_price: TriggerPrice = TriggerPrice.LAST

@@ -35,6 +35,7 @@ from smarttrade.domain.spec import (
     StopLossSpec,
     TakeProfitStepSpec,
     TradeSpec,
+    TriggerPrice,
 )
 from smarttrade.domain.values import OrderType, Side, plain
 
@@ -337,6 +338,9 @@ def unsupported(spec: TradeSpec, market: Market) -> list[FieldViolation]:
     needs a spot market. Checked at creation only: an edit cannot change a trade's market
     type, leverage or symbol."""
     leverage = spec.leverage
+    if spec.trigger_price is TriggerPrice.MARK and not market.is_contract:
+        message = "MARK is a perpetual's price: LINEAR trades only"
+        return [FieldViolation("trigger_price", message)]
     if leverage.market_type is MarketType.SPOT:
         if market.is_contract:
             message = f"{spec.symbol} is a perpetual contract: set leverage.market_type LINEAR"

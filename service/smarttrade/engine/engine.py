@@ -31,7 +31,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -50,16 +50,17 @@ from smarttrade.domain.messages import (
     TimeElapsed,
 )
 from smarttrade.domain.model import SmartTrade
+from smarttrade.domain.spec import TriggerPrice
 from smarttrade.engine.executor import Executor, reported
 from smarttrade.engine.market_data import MarketData
 from smarttrade.engine.reconcile import EVERY_TRADE, Reconciler
 from smarttrade.engine.runner import NoProbe, StoreHealth, TradeRunner, intent_key
 from smarttrade.engine.triggers import TriggerIndex
-from smarttrade.engine.venues import Venues, paper_feed, price_feed_of
+from smarttrade.engine.venues import Venues, paper_feed, price_feed_of, source_of
 from smarttrade.errors import NotFound
 from smarttrade.exchange.paper import PaperStorageError
 from smarttrade.exchange.paper_book import is_liquidation
-from smarttrade.exchange.port import Exchange, OrderReport
+from smarttrade.exchange.port import Exchange, OrderReport, Ticker
 from smarttrade.store.errors import StoreUnavailable
 from smarttrade.store.requests import RequestRecord
 from smarttrade.store.trades import TradeHead
@@ -204,8 +205,8 @@ class Engine:
         # positions, an order the trader cancelled by hand before selling the coins would be
         # seen first and re-created, and a tick could fire a stop on coins no longer held.
         self._live_inputs = True
-        for account_id, symbol in self.groups():
-            self._subscribe(self._accounts[account_id], symbol)
+        for live in list(self._live.values()):
+            self._subscribe(self._accounts[live.account_id], live.symbol, live.feed[0])
         self.ready.set()
         log.info("engine ready: %d live trades", len(self._live))
         self._sweeping = asyncio.create_task(self._sweep_every(self._reconcile_interval))
@@ -293,7 +294,7 @@ class Engine:
 
     async def _admit(self, head: TradeHead) -> LiveTrade:
         account = await self.account(head.account_id)
-        feed = (price_feed_of(account), head.symbol)
+        feed = (price_feed_of(account, head.trigger_price), head.symbol)
         live = LiveTrade(head.id, head.tenant_id, head.account_id, head.symbol, feed)
         self._live[head.id] = live
         self._groups[(head.account_id, head.symbol)].add(head.id)
@@ -302,10 +303,12 @@ class Engine:
         self._warm_index.register(feed, head.id, *warm_band(head.wake_below, head.wake_above))
         self._set_timer(live, head.wake_at)
         if self._live_inputs:
-            self._subscribe(account, head.symbol)
+            self._subscribe(account, head.symbol, feed[0])
         return live
 
-    def _subscribe(self, account: ExchangeAccount, symbol: str) -> None:
+    def _subscribe(self, account: ExchangeAccount, symbol: str, feed: str) -> None:
+        """The prices of `feed` and the account's order updates on `symbol` (each shared by
+        every trade that needs them: subscribing again is a no-op)."""
         if account.is_paper:
             source = self._paper_prices
             if source is not None:  # else the sandbox pushes prices straight in
@@ -318,8 +321,13 @@ class Engine:
                 )
             return
         exchange = self.venues.exchange(account)
-        feed = price_feed_of(account)
-        self.market_data.watch_prices(feed, symbol, lambda: exchange.watch_ticker(symbol))
+        which = source_of(feed)
+        if which is TriggerPrice.LAST:
+            self.market_data.watch_prices(feed, symbol, lambda: exchange.watch_ticker(symbol))
+        else:  # a bid, an ask or a mark price: polled (a venue's ticker stream has the last)
+            self.market_data.watch_prices(
+                feed, symbol, lambda: self._polled_price(exchange, symbol, which)
+            )
         # The venue's own order stream, where it has one, reports changes soonest; the poll
         # (comparing the open orders with the orders believed open) runs anyway: a stream
         # can drop a message, the poll cannot miss an order that ended.
@@ -333,6 +341,19 @@ class Engine:
             lambda: self._changed_orders(account, symbol),
             self._order_poll_interval,
         )
+
+    async def _polled_price(
+        self, exchange: Exchange, symbol: str, source: TriggerPrice
+    ) -> AsyncIterator[Ticker]:
+        """A venue's bid, ask or mark price of `symbol`, as it changes, polled as often as
+        the orders are."""
+        last: Decimal | None = None
+        while True:
+            price = await exchange.fetch_price(symbol, source)
+            if price != last:
+                last = price
+                yield Ticker(symbol, price, self._clock())
+            await asyncio.sleep(self._order_poll_interval)
 
     async def _changed_orders(self, account: ExchangeAccount, symbol: str) -> list[OrderReport]:
         """The order poll. It compares the venue's open orders with those the store believes
@@ -419,7 +440,14 @@ class Engine:
         trade with this id exists already (nothing is written either way)."""
         trade = decision.trade
         head = TradeHead(
-            trade.id, trade.tenant_id, trade.account_id, trade.spec.symbol, None, None, None
+            trade.id,
+            trade.tenant_id,
+            trade.account_id,
+            trade.spec.symbol,
+            None,
+            None,
+            None,
+            trade.spec.trigger_price,
         )
         live = await self._admit(head)
         runner = live.runner = self._runner_for(trade)

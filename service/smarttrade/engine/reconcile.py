@@ -58,7 +58,7 @@ from smarttrade.domain.messages import (
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.values import Fill, OrderStatus, Side
 from smarttrade.engine.executor import reported
-from smarttrade.engine.venues import Venues, price_feed_of
+from smarttrade.engine.venues import Venues, price_feed_of, source_of
 from smarttrade.exchange.port import Exchange, ExchangeError, OrderNotFound, OrderReport
 from smarttrade.store.trades import SentOrder
 from smarttrade.store.unit_of_work import UnitOfWork
@@ -194,12 +194,13 @@ class Reconciler:
         if not self._runtime.is_live(trade.id):  # it ended on what the venue said
             return
         account = self._runtime.known_account(trade.account_id)
+        exchange = self._venues.exchange(account)
         try:
-            ticker = await self._venues.exchange(account).fetch_ticker(trade.spec.symbol)
+            price = await exchange.fetch_price(trade.spec.symbol, trade.spec.trigger_price)
         except ExchangeError as error:
             log.warning("reconciling the price of %s: %s", trade.spec.symbol, error)
             return
-        await self._runtime.submit(trade.id, PriceTicked(ticker.last, ticker.at))
+        await self._runtime.submit(trade.id, PriceTicked(price, self._clock()))
 
     async def group(
         self,
@@ -394,10 +395,10 @@ class Reconciler:
             if group_symbol != symbol:
                 continue
             account = runtime.known_account(account_id)
-            if price_feed_of(account) != feed:
+            if price_feed_of(account, source_of(feed)) != feed:
                 continue
             try:
-                return (await self._venues.exchange(account).fetch_ticker(symbol)).last
+                return await self._venues.exchange(account).fetch_price(symbol, source_of(feed))
             except ExchangeError as error:
                 log.warning("reconciling the price of %s on %s: %s", symbol, feed, error)
                 return None

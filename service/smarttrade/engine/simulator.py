@@ -49,7 +49,7 @@ from smarttrade.domain.messages import (
     TimeElapsed,
 )
 from smarttrade.domain.model import SmartTrade
-from smarttrade.domain.spec import MarketType, TradeSpec
+from smarttrade.domain.spec import MarketType, TradeSpec, TriggerPrice
 from smarttrade.domain.values import Balance, OrderStatus, OrderType, Side
 from smarttrade.errors import PreconditionFailed
 from smarttrade.exchange.paper_book import PaperBook
@@ -99,6 +99,10 @@ def simulate(
     check_candles(candles)
     if spec.leverage.market_type is not MarketType.SPOT or market.is_contract:
         raise InvalidSpec([FieldViolation("leverage", "only spot trades can be simulated")])
+    if spec.trigger_price is not TriggerPrice.LAST:
+        # Candles are one price: a bid or an ask the history does not have is not invented.
+        message = "candles hold last prices: only LAST triggers can be simulated"
+        raise InvalidSpec([FieldViolation("trigger_price", message)])
     walk = _Walk(market, settings or PaperSettings(), balances, max_decisions)
     first = candles[0]
     walk.book.prices[market.symbol] = first.open

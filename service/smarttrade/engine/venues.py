@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from smarttrade.domain.account import PAPER, ExchangeAccount
 from smarttrade.domain.market import Market
-from smarttrade.domain.spec import MarginMode
+from smarttrade.domain.spec import MarginMode, TriggerPrice
 from smarttrade.domain.values import Balance
 from smarttrade.errors import PreconditionFailed, Unavailable
 from smarttrade.exchange.paper import PaperVenue
@@ -37,10 +37,21 @@ def paper_feed(tenant_id: str) -> str:
     return f"{PAPER}/{tenant_id}"
 
 
-def price_feed_of(account: ExchangeAccount) -> str:
-    """Trades on the same venue share its public prices: the feed is the venue, not the
-    account."""
-    return paper_feed(account.tenant_id) if account.is_paper else account.exchange
+def price_feed_of(account: ExchangeAccount, source: TriggerPrice = TriggerPrice.LAST) -> str:
+    """Trades on the same venue share its public prices: the feed is the venue (and which of
+    its prices: `binance@bid`), not the account. The paper venue has no order book: its
+    bid, ask and mark are its one price, so every paper trade of a tenant shares one feed."""
+    if account.is_paper:
+        return paper_feed(account.tenant_id)
+    if source is TriggerPrice.LAST:
+        return account.exchange
+    return f"{account.exchange}@{source.value.lower()}"
+
+
+def source_of(feed: str) -> TriggerPrice:
+    """Which price a feed carries (see `price_feed_of`)."""
+    _, _, source = feed.partition("@")
+    return TriggerPrice(source.upper()) if source else TriggerPrice.LAST
 
 
 class AccountExchange:
@@ -70,6 +81,9 @@ class AccountExchange:
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         return await self._adapter.fetch_ticker(symbol)
+
+    async def fetch_price(self, symbol: str, source: TriggerPrice) -> Decimal:
+        return await self._adapter.fetch_price(symbol, source)
 
     async def create_order(self, request: OrderRequest) -> OrderReport:
         return await self._adapter.create_order(request)

@@ -77,7 +77,7 @@ import ccxt.pro as ccxt_pro
 
 from smarttrade.domain.candles import TIMEFRAMES, Candle
 from smarttrade.domain.market import Market
-from smarttrade.domain.spec import MarginMode
+from smarttrade.domain.spec import MarginMode, TriggerPrice
 from smarttrade.domain.values import Balance, Fill, OrderStatus, OrderType, Side
 from smarttrade.exchange.port import (
     AlreadyPlaced,
@@ -336,7 +336,34 @@ class CcxtExchange:
         last = _decimal(raw.get("last"))
         if last is None:
             raise ExchangeError(f"fetch ticker {symbol}: the venue reports no last price")
-        return Ticker(symbol=symbol, last=last, at=_at(raw.get("timestamp")) or _now())
+        return Ticker(
+            symbol=symbol,
+            last=last,
+            at=_at(raw.get("timestamp")) or _now(),
+            bid=_decimal(raw.get("bid")),
+            ask=_decimal(raw.get("ask")),
+        )
+
+    async def fetch_price(self, symbol: str, source: TriggerPrice) -> Decimal:
+        """The last price, best bid or best ask from the ticker; a perpetual's mark price
+        from the venue's mark price (Binance: /fapi/v1/premiumIndex)."""
+        if source is TriggerPrice.MARK:
+            await self.load_markets()
+            with self._translated(f"fetch mark price {symbol}"):
+                raw = await self._ccxt.fetch_mark_price(symbol)
+            mark = _decimal(raw.get("markPrice"))
+            if mark is None:
+                raise ExchangeError(f"fetch mark price {symbol}: the venue reports none")
+            return mark
+        ticker = await self.fetch_ticker(symbol)
+        price = {
+            TriggerPrice.LAST: ticker.last,
+            TriggerPrice.BID: ticker.bid,
+            TriggerPrice.ASK: ticker.ask,
+        }[source]
+        if price is None:
+            raise ExchangeError(f"fetch ticker {symbol}: the venue reports no {source.value}")
+        return price
 
     # ----- price history ---------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from typing import Protocol
 from smarttrade import failpoints
 from smarttrade.domain.account import PaperSettings
 from smarttrade.domain.market import Market
-from smarttrade.domain.spec import MarginMode
+from smarttrade.domain.spec import MarginMode, TriggerPrice
 from smarttrade.domain.values import Balance
 from smarttrade.exchange.paper_book import PaperBook, PaperOrder
 from smarttrade.exchange.paper_futures import Holding, Setting
@@ -514,6 +514,10 @@ class PaperExchange:
                 f"the paper venue has no price for {symbol} yet: push one with SetPaperPrice",
             )
         return Ticker(symbol, price, self._venue.now())
+
+    async def fetch_price(self, symbol: str, source: TriggerPrice) -> Decimal:
+        """The paper venue has no order book: its bid, ask and mark are its last price."""
+        return (await self.fetch_ticker(symbol)).last
 
     async def create_order(self, request: OrderRequest) -> OrderReport:
         self._faults.on_call("create_order")

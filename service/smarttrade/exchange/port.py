@@ -16,7 +16,7 @@ from typing import Protocol
 from smarttrade.domain.candles import Candle
 from smarttrade.domain.market import Market
 from smarttrade.domain.messages import PlaceOrder
-from smarttrade.domain.spec import MarginMode
+from smarttrade.domain.spec import MarginMode, TriggerPrice
 from smarttrade.domain.values import Balance, Fill, OrderStatus, OrderType, Side
 from smarttrade.errors import Unavailable
 
@@ -86,6 +86,8 @@ class Ticker:
     symbol: str
     last: Decimal
     at: datetime
+    bid: Decimal | None = None  # None: the venue's answer had none
+    ask: Decimal | None = None
 
 
 class ExchangeError(Exception):
@@ -162,6 +164,11 @@ class Exchange(Protocol):
         ...
 
     async def fetch_ticker(self, symbol: str) -> Ticker: ...
+
+    async def fetch_price(self, symbol: str, source: TriggerPrice) -> Decimal:
+        """The venue's price of `symbol` by `source`: the last price, the best bid, the best
+        ask or a perpetual's mark price. Raises ExchangeError when the venue gives none."""
+        ...
 
     async def create_order(self, request: OrderRequest) -> OrderReport:
         """Send an order. Raises OrderRejected, TransientError (nothing was sent, or it was

@@ -32,7 +32,7 @@ from smarttrade.domain.messages import (
 )
 from smarttrade.domain.model import SmartTrade
 from smarttrade.domain.position import position_of
-from smarttrade.domain.spec import TradeSpec
+from smarttrade.domain.spec import TradeSpec, TriggerPrice
 from smarttrade.domain.trade_query import NEWEST_FIRST, Filter, Order
 from smarttrade.domain.values import OrderStatus, Side
 from smarttrade.store import tables
@@ -72,6 +72,7 @@ class TradeHead:
     wake_below: Decimal | None
     wake_above: Decimal | None
     wake_at: datetime | None
+    trigger_price: TriggerPrice = TriggerPrice.LAST  # which of the venue's prices it watches
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,12 +243,16 @@ class TradeRepository:
             trades.c.wake_below,
             trades.c.wake_above,
             trades.c.wake_at,
+            trades.c.spec["trigger_price"].astext,
         ).where(trades.c.state.in_(LIVE_STATES))
         if tenant_ids is not None:
             query = query.where(trades.c.tenant_id.in_(tenant_ids))
         connection = await self._uow.connection()
         result = await connection.stream(query.execution_options(yield_per=5000))
-        return [TradeHead(*row) async for row in result]
+        return [
+            TradeHead(*row[:7], TriggerPrice(row[7] or TriggerPrice.LAST.value))
+            async for row in result
+        ]
 
     async def live_specs(self, account_id: str, symbol: str) -> list[tuple[str, TradeSpec]]:
         """The settings of the live trades of an account and symbol: (trade id, spec)."""

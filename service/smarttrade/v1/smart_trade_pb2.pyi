@@ -123,6 +123,47 @@ charges none, and a real venue's are not counted in the trade's PnL.
 """
 Global___MarketType: _TypeAlias = MarketType  # noqa: Y015
 
+class _TriggerPrice:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TriggerPriceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TriggerPrice.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRIGGER_PRICE_UNSPECIFIED: _TriggerPrice.ValueType  # 0
+    """Not set; means LAST."""
+    TRIGGER_PRICE_LAST: _TriggerPrice.ValueType  # 1
+    """The last trade's price (streamed where the exchange can)."""
+    TRIGGER_PRICE_BID: _TriggerPrice.ValueType  # 2
+    """The best bid: what a market sell gets (polled from the exchange's ticker)."""
+    TRIGGER_PRICE_ASK: _TriggerPrice.ValueType  # 3
+    """The best ask: what a market buy pays (polled from the exchange's ticker)."""
+    TRIGGER_PRICE_MARK: _TriggerPrice.ValueType  # 4
+    """A perpetual's mark price, the price liquidation follows (polled); LINEAR
+    trades only (else INVALID_ARGUMENT naming `trigger_price`). The paper
+    venue has no order book: its bid, ask and mark are its last price.
+    """
+
+class TriggerPrice(_TriggerPrice, metaclass=_TriggerPriceEnumTypeWrapper):
+    """Which of the exchange's prices a trade's triggers watch: the entry's
+    condition and trailing, the trailing take profit, and the stop loss. Limit
+    orders rest on the exchange and fill by its own matching, whatever this says.
+    """
+
+TRIGGER_PRICE_UNSPECIFIED: TriggerPrice.ValueType  # 0
+"""Not set; means LAST."""
+TRIGGER_PRICE_LAST: TriggerPrice.ValueType  # 1
+"""The last trade's price (streamed where the exchange can)."""
+TRIGGER_PRICE_BID: TriggerPrice.ValueType  # 2
+"""The best bid: what a market sell gets (polled from the exchange's ticker)."""
+TRIGGER_PRICE_ASK: TriggerPrice.ValueType  # 3
+"""The best ask: what a market buy pays (polled from the exchange's ticker)."""
+TRIGGER_PRICE_MARK: TriggerPrice.ValueType  # 4
+"""A perpetual's mark price, the price liquidation follows (polled); LINEAR
+trades only (else INVALID_ARGUMENT naming `trigger_price`). The paper
+venue has no order book: its bid, ask and mark are its last price.
+"""
+Global___TriggerPrice: _TypeAlias = TriggerPrice  # noqa: Y015
+
 class _MarginMode:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -1152,6 +1193,7 @@ class SmartTrade(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     TIME_LIMIT_FIELD_NUMBER: _builtins.int
     TIME_LIMIT_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    TRIGGER_PRICE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. The resource name, `smartTrades/{smart_trade}`."""
     account: _builtins.str
@@ -1183,6 +1225,10 @@ class SmartTrade(_message.Message):
     the base asset, at the last price: what is held less the smallest amount the
     market lets stay. Empty when Reduce Funds is not available, or when no size
     would leave the market minimum (use Close at Market).
+    """
+    trigger_price: Global___TriggerPrice.ValueType
+    """Which price the triggers watch (default LAST). The trade's shown last
+    price (`position.last_price`) is that price. Set on create; immutable.
     """
     @_builtins.property
     def entry(self) -> Global___Entry:
@@ -1288,10 +1334,11 @@ class SmartTrade(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         time_limit: _duration_pb2.Duration | None = ...,
         time_limit_expire_time: _timestamp_pb2.Timestamp | None = ...,
+        trigger_price: Global___TriggerPrice.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "entry", b"entry", "futures", b"futures", "leverage", b"leverage", "position", b"position", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "time_limit", b"time_limit", "time_limit_expire_time", b"time_limit_expire_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available_actions", b"available_actions", "close_reason", b"close_reason", "create_time", b"create_time", "editable_fields", b"editable_fields", "end_time", b"end_time", "entry", b"entry", "etag", b"etag", "futures", b"futures", "labels", b"labels", "last_error", b"last_error", "legs", b"legs", "leverage", b"leverage", "name", b"name", "note", b"note", "position", b"position", "reducible_units", b"reducible_units", "side", b"side", "state", b"state", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "time_limit", b"time_limit", "time_limit_expire_time", b"time_limit_expire_time", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available_actions", b"available_actions", "close_reason", b"close_reason", "create_time", b"create_time", "editable_fields", b"editable_fields", "end_time", b"end_time", "entry", b"entry", "etag", b"etag", "futures", b"futures", "labels", b"labels", "last_error", b"last_error", "legs", b"legs", "leverage", b"leverage", "name", b"name", "note", b"note", "position", b"position", "reducible_units", b"reducible_units", "side", b"side", "state", b"state", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "time_limit", b"time_limit", "time_limit_expire_time", b"time_limit_expire_time", "trigger_price", b"trigger_price", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1313,12 +1360,15 @@ class SharedSettings(_message.Message):
     STOP_LOSS_FIELD_NUMBER: _builtins.int
     LEVERAGE_FIELD_NUMBER: _builtins.int
     TIME_LIMIT_FIELD_NUMBER: _builtins.int
+    TRIGGER_PRICE_FIELD_NUMBER: _builtins.int
     exchange: _builtins.str
     """The exchange id the trade ran on, for example "binance" or "paper"."""
     symbol: _builtins.str
     """The market symbol."""
     side: Global___Side.ValueType
     """BUY or SELL."""
+    trigger_price: Global___TriggerPrice.ValueType
+    """Which price the triggers watch."""
     @_builtins.property
     def entry(self) -> Global___Entry:
         """The entry, without its size."""
@@ -1350,10 +1400,11 @@ class SharedSettings(_message.Message):
         stop_loss: Global___StopLoss | None = ...,
         leverage: Global___Leverage | None = ...,
         time_limit: _duration_pb2.Duration | None = ...,
+        trigger_price: Global___TriggerPrice.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "leverage", b"leverage", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "time_limit", b"time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "exchange", b"exchange", "leverage", b"leverage", "side", b"side", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "time_limit", b"time_limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "exchange", b"exchange", "leverage", b"leverage", "side", b"side", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "time_limit", b"time_limit", "trigger_price", b"trigger_price"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

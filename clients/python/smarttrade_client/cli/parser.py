@@ -98,6 +98,13 @@ def trade_settings_flags(parser: argparse.ArgumentParser, create: bool) -> None:
         parser.add_argument("--account", help="the exchange account, exchangeAccounts/{id}")
         parser.add_argument("--symbol", help="the market, e.g. BTC/USDT (futures: BTC/USDT:USDT)")
         parser.add_argument("--side", type=str.lower, choices=["buy", "sell"])
+        parser.add_argument(
+            "--trigger-on",
+            dest="trigger_source",
+            type=str.lower,
+            choices=["last", "bid", "ask", "mark"],
+            help="the price the triggers watch (default last; mark: futures)",
+        )
         size = parser.add_mutually_exclusive_group()
         size.add_argument("--units", type=decimal, help="size in base units, e.g. 0.5 (BTC)")
         size.add_argument("--total", type=decimal, help="size in quote, e.g. 1000 (USDT)")

@@ -49,6 +49,7 @@ from smarttrade_client.models import (
     Side,
     StopLoss,
     TakeProfitStep,
+    TriggerPrice,
 )
 
 E = TypeVar("E", bound=StrEnum)
@@ -64,6 +65,7 @@ TRADE_KEYS = {
     "note",
     "labels",
     "time_limit",
+    "trigger_price",
 }
 EDIT_KEYS = {"entry", "take_profit", "stop_loss", "note", "labels", "time_limit"}
 ENTRY_KEYS = {
@@ -216,6 +218,8 @@ def trade_mapping(arguments: argparse.Namespace) -> dict[str, Any]:
         value = getattr(arguments, key, None)
         if value is not None:
             data[key] = value
+    if getattr(arguments, "trigger_source", None) is not None:
+        data["trigger_price"] = arguments.trigger_source
     if arguments.label:
         data["labels"] = label_flags(arguments.label)
     entry = dict(data.get("entry") or {})
@@ -304,6 +308,8 @@ def trade_settings(data: Mapping[str, Any], account_required: bool = True) -> di
     }
     if data.get("time_limit") is not None:
         settings["time_limit"] = seconds(data["time_limit"], "time_limit")
+    if data.get("trigger_price") is not None:
+        settings["trigger_price"] = choice(TriggerPrice, data["trigger_price"], "trigger_price")
     return settings
 
 

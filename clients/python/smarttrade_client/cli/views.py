@@ -23,6 +23,7 @@ from smarttrade_client.models import (
     SmartTrade,
     StopLoss,
     TakeProfitStep,
+    TriggerPrice,
 )
 
 # The CLI command of each menu action, so `actions:` reads as what you can type next.
@@ -178,6 +179,8 @@ def trade_detail(trade: SmartTrade) -> str:
     leverage = leverage_text(trade.leverage, trade.symbol)
     if leverage is not None:
         pairs.append(("leverage", leverage))
+    if trade.trigger_price not in (TriggerPrice.LAST, TriggerPrice.UNRECOGNIZED):
+        pairs.append(("triggers on", f"the {trade.trigger_price.value.lower()} price"))
     pairs += [
         ("account", trade.account),
         ("entry", entry_text(trade)),
