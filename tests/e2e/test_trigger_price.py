@@ -55,7 +55,11 @@ def active(trade: pb.SmartTrade) -> bool:
 
 
 def stopped(trade: pb.SmartTrade) -> bool:
-    return trade.close_reason == pb.CLOSE_REASON_STOP_LOSS
+    """Closed by its stop (CLOSING has the reason already, before the stop's order)."""
+    return (
+        trade.state == pb.SMART_TRADE_STATE_CLOSED
+        and trade.close_reason == pb.CLOSE_REASON_STOP_LOSS
+    )
 
 
 def stopped_sell(account: str, trigger: int) -> pb.SmartTrade:
