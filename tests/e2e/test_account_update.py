@@ -4,8 +4,7 @@ real ccxt, accepts only those from then on), and the etag that refuses a stale c
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +16,14 @@ from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
 from tests.support.binance_service import API_KEY, SECRET, open_binance_account, stub_overrides
 from tests.support.binance_stub import BinanceStub
-from tests.support.service import Client, Service, request_id, rich_error, running_service
+from tests.support.service import (
+    Client,
+    Service,
+    eventually,
+    request_id,
+    rich_error,
+    running_service,
+)
 
 BTC = "BTC/USDT"
 NEW_KEY = "rotated-key-5a6b7c"
@@ -43,18 +49,6 @@ async def get(client: Client, name: str) -> accounts_pb.ExchangeAccount:
         accounts_pb.GetExchangeAccountRequest(name=name), metadata=client.metadata
     )
     return response.exchange_account
-
-
-async def eventually(
-    client: Client, name: str, check: Callable[[pb.SmartTrade], bool]
-) -> pb.SmartTrade:
-    deadline = asyncio.get_running_loop().time() + 15
-    while True:
-        trade = await client.get(name)
-        if check(trade):
-            return trade
-        assert asyncio.get_running_loop().time() < deadline, str(trade)[:3000]
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -26,12 +26,19 @@ import pytest
 from smarttrade.domain.values import OrderType, Side
 from smarttrade.exchange.ccxt_exchange import CcxtExchange
 from smarttrade.exchange.port import OrderRequest
-from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
+from tests.support.binance_service import open_usdm_account, usdm_overrides
 from tests.support.binance_stub import BinanceStub
 from tests.support.binance_usdm import MAKER_FEE, TAKER_FEE
-from tests.support.service import Client, Service, request_id, rich_error, running_service
+from tests.support.service import (
+    Client,
+    Service,
+    eventually,
+    request_id,
+    rich_error,
+    running_service,
+)
 
 ZERO = Decimal(0)
 EIGHT_PLACES = Decimal("1e-8")
@@ -84,31 +91,14 @@ def binance(streaming: bool) -> Callable[[str, Path], AbstractAsyncContextManage
         async with BinanceStub(api_key=API_KEY, secret=SECRET) as stub:
             await stub.set_futures_balance(START)
             await stub.set_price(PERP, Decimal(100))
-            settings: dict[str, object] = {
-                "urls": {"api": stub.futures_urls | {"ws": stub.ws_urls}},
-                "poll_interval": 0.05,
-                "rate_limit_ms": 1,
-                "streaming": streaming,
-            }
             async with running_service(
                 database_url,
                 data_dir,
-                exchange_overrides={"binanceusdm": settings | {"stream_retry": 0.5}},
+                exchange_overrides=usdm_overrides(stub, streaming=streaming, stream_retry=0.5),
                 order_poll_interval=0.05,
             ) as service:
                 client = service.a
-                created = await client.accounts.CreateExchangeAccount(
-                    accounts_pb.CreateExchangeAccountRequest(
-                        exchange_account=accounts_pb.ExchangeAccount(
-                            exchange="binanceusdm",
-                            credentials=accounts_pb.ExchangeCredentials(
-                                api_key=API_KEY, secret=SECRET
-                            ),
-                        ),
-                        request_id=request_id(),
-                    ),
-                    metadata=client.metadata,
-                )
+                name = await open_usdm_account(client, API_KEY, SECRET)
 
                 async def set_price(price: str) -> None:
                     await stub.set_price(PERP, Decimal(price))
@@ -117,7 +107,6 @@ def binance(streaming: bool) -> Callable[[str, Path], AbstractAsyncContextManage
                 async def wallet() -> Decimal:
                     return stub.futures_wallet()
 
-                name = created.exchange_account.name
                 yield Venue(client, name, set_price, wallet, TAKER_FEE, MAKER_FEE, stub)
 
     return running
@@ -174,18 +163,6 @@ def futures(
         ),
         **settings,  # type: ignore[arg-type]
     )
-
-
-async def eventually(
-    client: Client, name: str, check: Callable[[pb.SmartTrade], bool]
-) -> pb.SmartTrade:
-    deadline = asyncio.get_running_loop().time() + 15
-    while True:
-        trade = await client.get(name)
-        if check(trade):
-            return trade
-        assert asyncio.get_running_loop().time() < deadline, str(trade)[:3000]
-        await asyncio.sleep(0.05)
 
 
 async def opened(client: Client, trade: pb.SmartTrade) -> pb.SmartTrade:

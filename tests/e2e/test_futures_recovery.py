@@ -20,11 +20,17 @@ import grpc
 import pytest
 
 from smarttrade.usecases.create import trade_id_for
-from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import paper_market_service_pb2 as paper_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
-from tests.support.binance_service import API_KEY, SECRET, stub_overrides, trading_on
+from tests.support.binance_service import (
+    API_KEY,
+    SECRET,
+    open_usdm_account,
+    stub_overrides,
+    trading_on,
+    usdm_overrides,
+)
 from tests.support.binance_stub import BinanceStub
 from tests.support.service import Client, serving_process
 
@@ -147,12 +153,7 @@ async def test_a_futures_short_killed_with_its_position_at_the_venue_ends_as_if_
 def usdm_settings(venue: BinanceStub) -> dict[str, str]:
     """The test settings of a service on the stub, with `binanceusdm` pointed at it too."""
     overrides = stub_overrides(venue, poll_interval=0.1, timeout=1.0)
-    overrides["binanceusdm"] = {
-        "urls": {"api": venue.futures_urls | {"ws": venue.ws_urls}},
-        "poll_interval": 0.1,
-        "rate_limit_ms": 1,
-        "timeout": 1.0,
-    }
+    overrides |= usdm_overrides(venue, poll_interval=0.1, timeout=1.0, streaming=True)
     return {"SMARTTRADE_EXCHANGE_OVERRIDES": json.dumps(overrides)}
 
 
@@ -182,17 +183,7 @@ async def test_a_futures_long_killed_while_the_venue_fills_its_target_closes_the
         await venue.set_price(PERP, Decimal(100))
         settings = usdm_settings(venue)
         async with trading_on(venue, database_url, tmp_path, env=settings) as first:
-            created = await first.client.accounts.CreateExchangeAccount(
-                accounts_pb.CreateExchangeAccountRequest(
-                    exchange_account=accounts_pb.ExchangeAccount(
-                        exchange="binanceusdm",
-                        credentials=accounts_pb.ExchangeCredentials(api_key=API_KEY, secret=SECRET),
-                    ),
-                    request_id=str(uuid.uuid4()),
-                ),
-                metadata=first.client.metadata,
-            )
-            account = created.exchange_account.name
+            account = await open_usdm_account(first.client)
             trade = await first.create(long_with_target(account), str(uuid.uuid4()))
             await first.eventually(trade.name, target_resting)
             first.server.kill()  # SIGKILL, a position open and its target resting

@@ -6,20 +6,31 @@ last price does not; the paper venue has no order book, so there they are all it
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import grpc
 import pytest
 
-from smarttrade.v1 import exchange_account_service_pb2 as accounts_pb
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
-from tests.support.binance_service import API_KEY, SECRET, open_binance_account, stub_overrides
+from tests.support.binance_service import (
+    API_KEY,
+    SECRET,
+    open_binance_account,
+    open_usdm_account,
+    stub_overrides,
+    usdm_overrides,
+)
 from tests.support.binance_stub import BinanceStub
-from tests.support.service import Client, Service, request_id, rich_error, running_service
+from tests.support.service import (
+    Client,
+    Service,
+    eventually,
+    request_id,
+    rich_error,
+    running_service,
+)
 
 BTC, PERP = "BTC/USDT", "BTC/USDT:USDT"
 
@@ -36,18 +47,6 @@ def stopped_buy(account: str, symbol: str, trigger: int, **settings: object) -> 
         trigger_price=trigger,  # type: ignore[arg-type]
         **settings,  # type: ignore[arg-type]
     )
-
-
-async def eventually(
-    client: Client, name: str, check: Callable[[pb.SmartTrade], bool]
-) -> pb.SmartTrade:
-    deadline = asyncio.get_running_loop().time() + 15
-    while True:
-        trade = await client.get(name)
-        if check(trade):
-            return trade
-        assert asyncio.get_running_loop().time() < deadline, str(trade)[:3000]
-        await asyncio.sleep(0.05)
 
 
 def active(trade: pb.SmartTrade) -> bool:
@@ -124,29 +123,14 @@ async def test_a_futures_stop_watching_the_mark_price_fires_where_the_last_price
     async with BinanceStub(api_key=API_KEY, secret=SECRET) as stub:
         await stub.set_futures_balance(Decimal(10000))
         await stub.set_price(PERP, Decimal(100))
-        overrides = {
-            "binanceusdm": {
-                "urls": {"api": stub.futures_urls},
-                "poll_interval": 0.05,
-                "rate_limit_ms": 1,
-                "streaming": False,
-            }
-        }
         async with running_service(
-            database_url, tmp_path, exchange_overrides=overrides, order_poll_interval=0.05
+            database_url,
+            tmp_path,
+            exchange_overrides=usdm_overrides(stub),
+            order_poll_interval=0.05,
         ) as service:
             client = service.a
-            created = await client.accounts.CreateExchangeAccount(
-                accounts_pb.CreateExchangeAccountRequest(
-                    exchange_account=accounts_pb.ExchangeAccount(
-                        exchange="binanceusdm",
-                        credentials=accounts_pb.ExchangeCredentials(api_key=API_KEY, secret=SECRET),
-                    ),
-                    request_id=request_id(),
-                ),
-                metadata=client.metadata,
-            )
-            account = created.exchange_account.name
+            account = await open_usdm_account(client)
             linear = pb.Leverage(market_type=pb.MARKET_TYPE_LINEAR, value="5")
             trade = await client.create(
                 stopped_buy(account, PERP, pb.TRIGGER_PRICE_MARK, leverage=linear)

@@ -113,6 +113,29 @@ def stub_overrides(venue: BinanceStub, **settings: Any) -> dict[str, dict[str, A
     return {"binance": {"urls": urls, "options": STUB_OPTIONS} | defaults | settings}
 
 
+def usdm_overrides(venue: BinanceStub, **settings: Any) -> dict[str, dict[str, Any]]:
+    """The service's ccxt overrides pointing `binanceusdm` at `venue`'s USDⓈ-M futures (REST
+    and websockets): polled every 0.05 s, unless `settings` say otherwise."""
+    urls = {"api": venue.futures_urls | {"ws": venue.ws_urls}}
+    defaults = {"poll_interval": 0.05, "rate_limit_ms": 1, "streaming": False}
+    return {"binanceusdm": {"urls": urls} | defaults | settings}
+
+
+async def open_usdm_account(client: Client, api_key: str = API_KEY, secret: str = SECRET) -> str:
+    """The stub's USDⓈ-M futures account, as the service knows it (its resource name)."""
+    created = await client.accounts.CreateExchangeAccount(
+        accounts_pb.CreateExchangeAccountRequest(
+            exchange_account=accounts_pb.ExchangeAccount(
+                exchange="binanceusdm",
+                credentials=accounts_pb.ExchangeCredentials(api_key=api_key, secret=secret),
+            ),
+            request_id=request_id(),
+        ),
+        metadata=client.metadata,
+    )
+    return created.exchange_account.name
+
+
 def stub_settings(venue: BinanceStub) -> dict[str, str]:
     """The service's settings for trading on `venue` as tenant-a (token-a)."""
     overrides = stub_overrides(venue, poll_interval=0.1, timeout=1.0)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,6 +41,19 @@ WatchCall = grpc.aio.UnaryStreamCall[
 
 def request_id() -> str:
     return str(uuid.uuid4())
+
+
+async def eventually(
+    client: Client, name: str, check: Callable[[pb.SmartTrade], bool], seconds: float = 15
+) -> pb.SmartTrade:
+    """The trade `name` once `check` holds, read until then (fails after `seconds`)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        trade = await client.get(name)
+        if check(trade):
+            return trade
+        assert asyncio.get_running_loop().time() < deadline, str(trade)[:3000]
+        await asyncio.sleep(0.05)
 
 
 @dataclass
