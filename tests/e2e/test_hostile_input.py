@@ -427,6 +427,10 @@ async def test_resuming_at_the_last_event_follows_on_even_when_the_history_is_pr
         await uow.events.prune(datetime.now(UTC) + timedelta(seconds=1))
         await uow.commit()
     stream = resume(client, head)
+    # Nothing to catch up on: the stream says at once that it is live, at the cursor. Read
+    # that first, so that the cancel's event below is surely sent live (calling Cancel
+    # before would race the server's catch-up).
+    live = await stream.read()
 
     await client.trades.CancelSmartTrade(
         trades_pb.CancelSmartTradeRequest(name=trade.name, request_id=request_id()),
@@ -435,5 +439,7 @@ async def test_resuming_at_the_last_event_follows_on_even_when_the_history_is_pr
     first = await stream.read()
     stream.cancel()
 
+    assert live.WhichOneof("payload") == "heartbeat"
+    assert live.heartbeat.sequence == head
     assert first.WhichOneof("payload") == "event"
     assert first.event.sequence > head
