@@ -14,6 +14,7 @@ BTC (a notional of 1,000 USDT) at 10x isolated unless it says otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -23,9 +24,11 @@ from pathlib import Path
 import grpc
 import pytest
 
+from smarttrade.domain.spec import TradeSpec
 from smarttrade.domain.values import OrderType, Side
 from smarttrade.exchange.ccxt_exchange import CcxtExchange
 from smarttrade.exchange.port import OrderRequest
+from smarttrade.store.trades import TradeRepository
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
 from tests.support.binance_service import open_usdm_account, usdm_overrides
@@ -393,6 +396,49 @@ async def test_a_trade_of_the_other_side_on_a_live_futures_position_is_refused(
         assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert rich_error(refused).reason == "POSITION_SHARED"
     assert more.position.units_held == "10"
+
+
+async def test_a_long_and_a_short_created_at_once_on_one_position_are_not_both_opened(
+    paper_venue: Venue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: each create's read of the live trades waits (up to 2 s) for the other's, so
+    # that, unless the service serializes them, both read before either is written.
+    client, account = paper_venue.client, paper_venue.account
+    arrived = 0
+    both = asyncio.Event()
+    read_live_specs = TradeRepository.live_specs
+
+    async def live_specs(
+        self: TradeRepository, account_id: str, symbol: str
+    ) -> list[tuple[str, TradeSpec]]:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 2:
+            both.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(both.wait(), timeout=2)
+        return await read_live_specs(self, account_id, symbol)
+
+    monkeypatch.setattr(TradeRepository, "live_specs", live_specs)
+
+    # Act
+    answers = await asyncio.gather(
+        client.create(futures(account, pb.SIDE_BUY)),
+        client.create(futures(account, pb.SIDE_SELL)),
+        return_exceptions=True,
+    )
+
+    # Assert: one opened, the other refused; the position is the one trade's.
+    refused = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
+    created = [a for a in answers if isinstance(a, pb.SmartTrade)]
+    assert (len(refused), len(created)) == (1, 1), answers
+    assert refused[0].code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert rich_error(refused[0]).reason == "POSITION_SHARED"
+    trade = await eventually(
+        client, created[0].name, lambda t: t.state == pb.SMART_TRADE_STATE_ACTIVE
+    )
+    assert trade.position.units_held == "10"
+    assert trade.side == created[0].side
 
 
 async def test_the_sandbox_prices_each_paper_perpetual_apart_from_its_spot_market(

@@ -12,12 +12,13 @@ duplicate arriving while the first is still running waits for it (`InFlight`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
 from smarttrade import tracing
+from smarttrade.domain.account import ExchangeAccount
 from smarttrade.domain.decide import create
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.labels import SERVICE_TRADE_ID
@@ -67,6 +68,11 @@ def trade_id_named(tenant_id: str, resource_id: str) -> str:
     return digest[:16]
 
 
+def holds_a_position(spec: TradeSpec, market: Market) -> bool:
+    """A futures trade: it opens (or shares) the account's position on a contract market."""
+    return spec.leverage.market_type is not MarketType.SPOT and market.is_contract
+
+
 @dataclass(frozen=True, slots=True)
 class CreateTrade:
     requested: Requested
@@ -102,6 +108,7 @@ class CreateTrades:
         self._shares = shares
         self._clock = clock
         self._in_flight = InFlight()
+        self._one_position = InFlight()  # futures creates, one at a time per position
 
     async def __call__(self, command: CreateTrade | CreateFromShare) -> SmartTrade:
         requested = command.requested
@@ -117,18 +124,40 @@ class CreateTrades:
         account = await self._engine.account(command.account_id)
         if account.tenant_id != requested.tenant_id:
             raise NotFound("exchange account", f"exchangeAccounts/{command.account_id}")
-        venues = self._engine.venues
-        market = (await venues.markets(account)).get(spec.symbol)
+        market = (await self._engine.venues.markets(account)).get(spec.symbol)
         if market is None:
             raise InvalidSpec(
                 [FieldViolation("symbol", f"{spec.symbol!r} is not a market of {account.exchange}")]
             )
-        last_price = await venues.last_price(account, spec.symbol)
-        await self._check_shared_position(account.id, spec, market)
+
+        def launch() -> Awaitable[SmartTrade]:
+            return self._launch(command, trade_id, account, spec, market)
+
+        if not holds_a_position(spec, market):
+            return await launch()
+        # A futures trade must fit the position the account's live trades on the symbol
+        # hold, and two creates must not both pass that check before either is written: in
+        # this process they take turns per account and symbol (decided 2026-12-03: the
+        # tenant's trades, hence its accounts', are created only by the replica holding its
+        # shard, so a lock in the process is enough; a second create waits at most for the
+        # first's entry to be sent).
+        return await self._one_position.once((account.id, spec.symbol), launch)
+
+    async def _launch(
+        self,
+        command: CreateTrade | CreateFromShare,
+        trade_id: str,
+        account: ExchangeAccount,
+        spec: TradeSpec,
+        market: Market,
+    ) -> SmartTrade:
+        if holds_a_position(spec, market):
+            await self._check_shared_position(account.id, spec)
+        last_price = await self._engine.venues.last_price(account, spec.symbol)
         with tracing.span("smarttrade.decide", trade=trade_id, input="create"):
             decision = create(
                 trade_id=trade_id,
-                tenant_id=requested.tenant_id,
+                tenant_id=command.requested.tenant_id,
                 account_id=account.id,
                 exchange_id=account.exchange,
                 spec=spec,
@@ -137,19 +166,15 @@ class CreateTrades:
                 at=self._clock(),
                 chosen_id=command.chosen_id,
             )
+        request = command.requested.record(f"smartTrades/{trade_id}")
         try:
-            return await self._engine.launch(decision, requested.record(f"smartTrades/{trade_id}"))
+            return await self._engine.launch(decision, request)
         except (AlreadyClaimed, ConcurrentUpdate):
             return await self._first_answer(command, trade_id)
 
-    async def _check_shared_position(
-        self, account_id: str, spec: TradeSpec, market: Market
-    ) -> None:
-        """A futures trade must fit the position the account's live trades on the symbol
-        hold (see `shared_position_conflict`). Two creates racing on one account and symbol
-        could both pass; the second's entry then meets the first's position at the venue."""
-        if spec.leverage.market_type is MarketType.SPOT or not market.is_contract:
-            return
+    async def _check_shared_position(self, account_id: str, spec: TradeSpec) -> None:
+        """Refuse a futures trade that does not fit the position the account's live trades
+        on the symbol hold (see `shared_position_conflict`)."""
         async with self._unit_of_work() as uow:
             live = await uow.trades.live_specs(account_id, spec.symbol)
         conflict = shared_position_conflict(futures_defaults(spec), live)
