@@ -448,6 +448,36 @@ async def test_simulate_prints_the_outcome_the_fills_and_a_chart_of_the_levels(
     assert answer["candle_count"] == 4
 
 
+async def test_simulate_says_where_the_trade_filled_more_than_the_candle_traded(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # Arrange: the same history with a volume column; 3 BTC traded where 10 were bought.
+    (tmp_path / "spec.yaml").write_text(SIMULATED_YAML)
+    rows = PRICES_CSV.splitlines()
+    volumes = ["volume", "3", "40", "40", "40"]
+    (tmp_path / "prices.csv").write_text(
+        "\n".join(f"{row},{volume}" for row, volume in zip(rows, volumes, strict=True)) + "\n"
+    )
+    files = ("--file", str(tmp_path / "spec.yaml"), "--candles", str(tmp_path / "prices.csv"))
+
+    # Act
+    shown = await cli("trades", "simulate", *files)
+    answer = await cli.json("trades", "simulate", *files)
+
+    # Assert
+    assert shown.code == 0, shown.stderr
+    said = [line.split(None, 1) for line in shown.stdout.splitlines() if line.startswith("volume:")]
+    assert said == [
+        [
+            "volume:",
+            "filled more than was traded in 1 candle(s), first at 2026-03-01 00:00:00: 10 BTC of 3",
+        ]
+    ]
+    assert answer["volume_shortfalls"] == [
+        {"candle_time": "2026-03-01T00:00:00Z", "volume": "3", "filled": "10"}
+    ]
+
+
 async def test_simulate_refuses_a_bad_candle_naming_its_row_and_field(
     cli: Cli, tmp_path: Path
 ) -> None:

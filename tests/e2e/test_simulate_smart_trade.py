@@ -123,6 +123,25 @@ async def test_a_simulation_answers_the_final_trade_and_its_events_and_stores_no
     assert list(listed.smart_trades) == []
 
 
+async def test_a_simulation_names_the_candles_in_which_it_filled_more_than_was_traded(
+    service: Service,
+) -> None:
+    # Arrange: the entry's 10 BTC at the first candle, where 4 BTC traded; the target's
+    # 9.99 in the second, where 50 traded; the third has no volume.
+    history = candles([*TO_THE_TARGET, ("104", "104", "104", "104")])
+    history[0].volume, history[1].volume = "4", "50"
+
+    # Act
+    answer = await simulate(
+        service.a, trades_pb.SimulateSmartTradeRequest(smart_trade=a_buy(), candles=history)
+    )
+
+    # Assert
+    assert [
+        (s.candle_time.ToDatetime(tzinfo=UTC), s.volume, s.filled) for s in answer.volume_shortfalls
+    ] == [(T0, "4", "10")]
+
+
 async def test_a_simulation_on_a_paper_account_fills_with_its_fees_and_slippage(
     service: Service,
 ) -> None:

@@ -15,14 +15,22 @@ from decimal import Decimal
 import pytest
 
 from smarttrade.domain.account import PaperSettings
-from smarttrade.domain.candles import MAX_CANDLES, Candle, check_candles, ticks, ticks_of
+from smarttrade.domain.candles import (
+    MAX_CANDLES,
+    Candle,
+    VolumeShortfall,
+    check_candles,
+    ticks,
+    ticks_of,
+    volume_shortfalls,
+)
 from smarttrade.domain.errors import InvalidSpec
 from smarttrade.domain.fsm import TradeState
 from smarttrade.domain.messages import EventType
 from smarttrade.domain.model import CloseReason
 from smarttrade.domain.position import position_of
 from smarttrade.domain.spec import LeverageSpec, MarketType
-from smarttrade.domain.values import Side
+from smarttrade.domain.values import Fill, Side
 from smarttrade.engine.simulator import Simulation, simulate
 from smarttrade.errors import PreconditionFailed
 from tests.unit.builders import market_entry, step, stop, trade_spec
@@ -68,6 +76,51 @@ def test_the_ticks_of_a_candle_are_spread_over_its_time_to_the_next_candle() -> 
 
     minutes = [int((at - T0).total_seconds() // 60) for at in times]
     assert minutes == [0, 1, 2, 3, 4, 5, 6, 7]
+
+
+# ---- what the history's volume says of the fills -----------------------------------------
+
+
+def a_fill(minute: float, amount: str) -> Fill:
+    return Fill(f"f{minute}", D(100), D(amount), D(0), "USDT", T0 + timedelta(minutes=minute))
+
+
+def test_the_fills_of_a_candle_are_added_up_against_its_volume() -> None:
+    history = [
+        replace(candle(0, "100", "100", "100", "100"), volume=D("5")),
+        replace(candle(1, "100", "100", "100", "100"), volume=D("5")),
+        candle(2, "100", "100", "100", "100"),  # no volume: not judged
+        replace(candle(3, "100", "100", "100", "100"), volume=D("0")),
+    ]
+    fills = [
+        a_fill(0, "3"),
+        a_fill(0.75, "3"),  # 6 in the first candle: more than its 5
+        a_fill(1.5, "5"),  # exactly the second's 5: possible
+        a_fill(2.25, "100"),
+        a_fill(9, "0.1"),  # after the last candle's start: the last candle's
+    ]
+
+    shortfalls = volume_shortfalls(history, fills)
+
+    assert shortfalls == [
+        VolumeShortfall(T0, D("5"), D("6")),
+        VolumeShortfall(T0 + timedelta(minutes=3), D("0"), D("0.1")),
+    ]
+
+
+def test_a_simulation_reports_the_candles_in_which_it_filled_more_than_was_traded() -> None:
+    # 0.1 BTC bought at the open of a candle where 0.05 BTC traded; the target's 0.0999
+    # sells in a candle where 2 BTC traded.
+    spec = trade_spec(Side.BUY, market_entry("0.1"), (step("100", price="51000"),))
+    history = [
+        replace(candle(0, "50000", "50200", "49900", "50100"), volume=D("0.05")),
+        replace(candle(1, "50100", "51200", "50000", "51100"), volume=D("2")),
+    ]
+
+    simulation = simulate(spec, BTC, history)
+
+    assert simulation.trade.close_reason is CloseReason.TAKE_PROFIT
+    assert simulation.volume_shortfalls == (VolumeShortfall(T0, D("0.05"), D("0.1")),)
 
 
 # ---- a bad history is refused, naming the row ---------------------------------------------

@@ -75,6 +75,7 @@ from smarttrade_client.models import (
     TradeSnapshot,
     TradeState,
     TriggerPrice,
+    VolumeShortfall,
     WatchItem,
 )
 from smarttrade_client.sync import SmartTradeClient
@@ -137,6 +138,7 @@ __all__ = [
     "TriggerPrice",
     "Unauthenticated",
     "Unavailable",
+    "VolumeShortfall",
     "WatchItem",
     "jsonable",
     "new_request_id",

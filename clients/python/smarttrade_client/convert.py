@@ -54,6 +54,7 @@ from smarttrade_client.models import (
     TradeSnapshot,
     TradeState,
     TriggerPrice,
+    VolumeShortfall,
     WatchItem,
 )
 from smarttrade_client.v1 import exchange_account_service_pb2 as accounts_pb
@@ -546,6 +547,14 @@ def simulation(message: trades_pb.SimulateSmartTradeResponse) -> Simulation:
         balances={currency: figure(amount) for currency, amount in message.balances.items()},
         candle_count=message.candle_count,
         tick_count=message.tick_count,
+        volume_shortfalls=tuple(
+            VolumeShortfall(
+                candle_time=shortfall.candle_time.ToDatetime(tzinfo=UTC),
+                volume=figure(shortfall.volume),
+                filled=figure(shortfall.filled),
+            )
+            for shortfall in message.volume_shortfalls
+        ),
     )
 
 

@@ -546,6 +546,16 @@ class SimulatedEvent:
 
 
 @dataclass(frozen=True)
+class VolumeShortfall:
+    """A candle in which the simulated trade filled more of the base than was traded: the
+    history could not have filled that much, so the outcome is kinder there than a venue's."""
+
+    candle_time: datetime
+    volume: Decimal
+    filled: Decimal
+
+
+@dataclass(frozen=True)
 class Simulation:
     """What a trade would have done over a history: the trade as it ended (nothing stored,
     nothing to act on), its events, the simulated account's balances (totals) at the end."""
@@ -555,3 +565,5 @@ class Simulation:
     balances: Mapping[str, Decimal]
     candle_count: int
     tick_count: int
+    # The candles (with a volume) in which the trade filled more than their volume.
+    volume_shortfalls: tuple[VolumeShortfall, ...] = ()

@@ -267,6 +267,14 @@ def simulation(result: Simulation, account: str) -> service_pb.SimulateSmartTrad
         balances={c: text(b.free + b.locked) for c, b in result.balances.items()},
         candle_count=result.candle_count,
         tick_count=result.ticks,
+        volume_shortfalls=[
+            service_pb.VolumeShortfall(
+                candle_time=timestamp(shortfall.candle_time),
+                volume=text(shortfall.volume),
+                filled=text(shortfall.filled),
+            )
+            for shortfall in result.volume_shortfalls
+        ],
     )
 
 

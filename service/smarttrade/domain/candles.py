@@ -9,12 +9,14 @@ at its start, a quarter, half and three quarters of the way to the next candle's
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import bisect
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
+from smarttrade.domain.values import Fill
 
 # A year of one-minute candles and a little more; inline rows are limited further by the
 # API (a request's size), a fetched history by this.
@@ -33,6 +35,35 @@ class Candle:
     low: Decimal
     close: Decimal
     volume: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeShortfall:
+    """A candle in which a simulated trade filled more of the base than the candle says
+    was traded: the history could not have filled that much, so the simulated outcome is
+    kinder there than a venue would have been."""
+
+    candle_time: datetime
+    volume: Decimal  # traded in the candle, as the history says
+    filled: Decimal  # filled by the trade's orders in the candle
+
+
+def volume_shortfalls(candles: Sequence[Candle], fills: Iterable[Fill]) -> list[VolumeShortfall]:
+    """The candles (with a volume) in which `fills` add up to more than the volume, in time
+    order. A fill belongs to the last candle that starts at or before it."""
+    times = [candle.time for candle in candles]
+    filled: dict[int, Decimal] = {}
+    for fill in fills:
+        index = bisect.bisect_right(times, fill.at) - 1
+        if index >= 0 and candles[index].volume is not None:
+            filled[index] = filled.get(index, Decimal(0)) + fill.amount
+    shortfalls = []
+    for index in sorted(filled):
+        volume = candles[index].volume
+        assert volume is not None
+        if filled[index] > volume:
+            shortfalls.append(VolumeShortfall(candles[index].time, volume, filled[index]))
+    return shortfalls
 
 
 def ticks_of(candle: Candle) -> tuple[Decimal, Decimal, Decimal, Decimal]:

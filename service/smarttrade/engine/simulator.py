@@ -30,7 +30,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from smarttrade.domain.account import PaperSettings
-from smarttrade.domain.candles import Candle, check_candles, length_of, ticks_of
+from smarttrade.domain.candles import (
+    Candle,
+    VolumeShortfall,
+    check_candles,
+    length_of,
+    ticks_of,
+    volume_shortfalls,
+)
 from smarttrade.domain.decide import create, decide
 from smarttrade.domain.errors import FieldViolation, InvalidSpec
 from smarttrade.domain.fsm import TradeState
@@ -78,6 +85,8 @@ class Simulation:
     candle_count: int
     ticks: int  # ticks walked (the first, at which the trade was created, included)
     decided: int  # inputs the trade decided on (ticks seen, fills, answers, the clock)
+    # The candles in which the trade filled more than their volume (candles with one).
+    volume_shortfalls: tuple[VolumeShortfall, ...] = ()
 
 
 def simulate(
@@ -119,7 +128,7 @@ def simulate(
         )
     )
     walk.run(candles)
-    return walk.result(len(candles))
+    return walk.result(candles)
 
 
 @dataclass
@@ -253,7 +262,7 @@ class _Walk:
         self.levels, self.below, self.above, self.due = levels, below, above, levels.at
         self.finished = trade.state.is_terminal and not live
 
-    def result(self, candle_count: int) -> Simulation:
+    def result(self, candles: Sequence[Candle]) -> Simulation:
         trade = self.trade
         if not trade.state.is_terminal and trade.last_price != self.latest:
             # Shown at the history's last price, as a live trade is read at the venue's.
@@ -262,9 +271,15 @@ class _Walk:
             trade=trade,
             events=tuple(self.events),
             balances=self.book.balances(ACCOUNT),
-            candle_count=candle_count,
+            candle_count=len(candles),
             ticks=self.ticks,
             decided=self.decided,
+            volume_shortfalls=tuple(
+                volume_shortfalls(
+                    candles,
+                    (fill for leg in trade.legs for order in leg.orders for fill in order.fills),
+                )
+            ),
         )
 
 

@@ -86,6 +86,16 @@ def simulation_detail(simulation: Simulation, candles: Sequence[Candle]) -> str:
         pairs.append(("fees", ", ".join(f"{text(a)} {c}" for c, a in position.fees.items())))
     if trade.last_error:
         pairs.append(("error", trade.last_error))
+    if simulation.volume_shortfalls:
+        first = simulation.volume_shortfalls[0]
+        pairs.append(
+            (
+                "volume",
+                f"filled more than was traded in {len(simulation.volume_shortfalls)} candle(s),"
+                f" first at {_when(first.candle_time)}: {text(first.filled)} {base}"
+                f" of {text(first.volume)}",
+            )
+        )
     fills = table(
         ["LEG", "SIDE", "PRICE", "AMOUNT", "FEE", "TIME"],
         [

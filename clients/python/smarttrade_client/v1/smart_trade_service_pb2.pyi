@@ -1156,7 +1156,11 @@ class Candle(_message.Message):
     close: _builtins.str
     """The last price of the period. Required."""
     volume: _builtins.str
-    """Optional. The volume traded, in the base currency (not used to fill)."""
+    """Optional. The volume traded, in the base currency. It does not limit the
+    simulated fills (the paper venue's matching rules decide those, as on a
+    live paper trade); a candle in which the trade filled more than its volume
+    is reported in `SimulateSmartTradeResponse.volume_shortfalls`.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the period starts. Required."""
@@ -1252,6 +1256,7 @@ class SimulateSmartTradeResponse(_message.Message):
     BALANCES_FIELD_NUMBER: _builtins.int
     CANDLE_COUNT_FIELD_NUMBER: _builtins.int
     TICK_COUNT_FIELD_NUMBER: _builtins.int
+    VOLUME_SHORTFALLS_FIELD_NUMBER: _builtins.int
     candle_count: _builtins.int
     """How many candles the history had."""
     tick_count: _builtins.int
@@ -1277,6 +1282,14 @@ class SimulateSmartTradeResponse(_message.Message):
         currency code -> decimal string.
         """
 
+    @_builtins.property
+    def volume_shortfalls(self) -> _containers.RepeatedCompositeFieldContainer[Global___VolumeShortfall]:
+        """The candles in which the trade's orders filled more of the base than the
+        candle's `volume` (candles without a volume are not judged), in time
+        order. The history could not have filled that much there: the simulated
+        outcome is kinder than a venue would have been. Empty when none.
+        """
+
     def __init__(
         self,
         *,
@@ -1285,11 +1298,46 @@ class SimulateSmartTradeResponse(_message.Message):
         balances: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         candle_count: _builtins.int = ...,
         tick_count: _builtins.int = ...,
+        volume_shortfalls: _abc.Iterable[Global___VolumeShortfall] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["smart_trade", b"smart_trade"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balances", b"balances", "candle_count", b"candle_count", "events", b"events", "smart_trade", b"smart_trade", "tick_count", b"tick_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balances", b"balances", "candle_count", b"candle_count", "events", b"events", "smart_trade", b"smart_trade", "tick_count", b"tick_count", "volume_shortfalls", b"volume_shortfalls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SimulateSmartTradeResponse: _TypeAlias = SimulateSmartTradeResponse  # noqa: Y015
+
+@_typing.final
+class VolumeShortfall(_message.Message):
+    """A candle in which a simulated trade filled more than was traded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANDLE_TIME_FIELD_NUMBER: _builtins.int
+    VOLUME_FIELD_NUMBER: _builtins.int
+    FILLED_FIELD_NUMBER: _builtins.int
+    volume: _builtins.str
+    """The candle's volume (base currency), a decimal string."""
+    filled: _builtins.str
+    """What the trade's orders filled in the candle (base currency), a decimal
+    string greater than `volume`.
+    """
+    @_builtins.property
+    def candle_time(self) -> _timestamp_pb2.Timestamp:
+        """The candle's start."""
+
+    def __init__(
+        self,
+        *,
+        candle_time: _timestamp_pb2.Timestamp | None = ...,
+        volume: _builtins.str = ...,
+        filled: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["candle_time", b"candle_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candle_time", b"candle_time", "filled", b"filled", "volume", b"volume"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VolumeShortfall: _TypeAlias = VolumeShortfall  # noqa: Y015
