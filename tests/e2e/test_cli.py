@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.binance_service import stub_overrides
+from tests.support.binance_stub import BinanceStub
 from tests.support.process import ServerProcess, free_port, serve_process
 
 SMARTTRADE = str(Path(sys.executable).parent / "smarttrade")
@@ -66,6 +68,10 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
 
 @pytest.fixture
 def cli(server: ServerProcess) -> Cli:
+    return cli_of(server)
+
+
+def cli_of(server: ServerProcess) -> Cli:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTTRADE_")}
     env.update(SMARTTRADE_SERVER=server.address, SMARTTRADE_DATA_DIR=str(server.data_dir))
     return Cli(env)
@@ -476,6 +482,40 @@ async def test_simulate_says_where_the_trade_filled_more_than_the_candle_traded(
     assert answer["volume_shortfalls"] == [
         {"candle_time": "2026-03-01T00:00:00Z", "volume": "3", "filled": "10"}
     ]
+
+
+async def test_simulate_fetches_the_history_from_a_venue_when_asked_to(
+    tmp_path: Path,
+) -> None:
+    # Arrange: the Binance stub's minutes of the CSV's four candles, and a server whose
+    # `binance` is the stub.
+    (tmp_path / "spec.yaml").write_text(SIMULATED_YAML)
+    rows = [line.split(",") for line in PRICES_CSV.splitlines()[1:]]
+    start_ms = 1_772_323_200_000  # 2026-03-01T00:00:00Z
+    async with BinanceStub(api_key="k", secret="s") as stub:
+        stub.set_candles(
+            "BTC/USDT", [(start_ms + m * 60_000, *row[1:], "40") for m, row in enumerate(rows)]
+        )
+        overrides = {"SMARTTRADE_EXCHANGE_OVERRIDES": json.dumps(stub_overrides(stub))}
+        async with serve_process(tmp_path / "data", env=overrides) as server:
+            fetched = cli_of(server)
+            flags = ("--file", str(tmp_path / "spec.yaml"), "--from-exchange", "binance")
+            window = ("--start", "2026-03-01T00:00:00Z", "--end", "2026-03-01T00:04:00Z")
+
+            # Act
+            shown = await fetched("trades", "simulate", *flags, *window)
+            answer = await fetched.json("trades", "simulate", *flags, *window)
+            unbounded = await fetched("trades", "simulate", *flags)
+
+    # Assert: the outcome of the same candles given as a CSV; no chart (no candles here).
+    assert shown.code == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["outcome:", "CLOSED", "(TAKE_PROFIT)"]
+    assert lines[2].split(None, 1) == ["history:", "4 candles, 16 ticks walked"]
+    assert answer["trade"]["position"]["realized_pnl"] == "47.90105"
+    assert len(stub.requests_to("GET", "klines")) == 2
+    assert unbounded.code == 2
+    assert "--from-exchange needs --start and --end" in unbounded.stderr
 
 
 async def test_simulate_refuses_a_bad_candle_naming_its_row_and_field(

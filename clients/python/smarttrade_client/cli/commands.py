@@ -16,7 +16,7 @@ from smarttrade_client.aio import AsyncSmartTradeClient
 from smarttrade_client.cli import views
 from smarttrade_client.cli.connection import UsageError
 from smarttrade_client.cli.live import JsonLines, LiveTable, PlainLines, WatchView
-from smarttrade_client.cli.simulation import read_candles, simulation_detail
+from smarttrade_client.cli.simulation import history_of, simulation_detail
 from smarttrade_client.cli.trade_settings import (
     EDIT_KEYS,
     choice,
@@ -182,9 +182,9 @@ async def trades_create(client: Client, args: Args, out: Output) -> None:
 
 async def trades_simulate(client: Client, args: Args, out: Output) -> None:
     settings = trade_settings(trade_mapping(args), account_required=False)
-    candles = read_candles(args.candles)
+    candles, source = history_of(args)
     simulation = await client.simulate(
-        **settings, candles=candles, balances=dict(args.balance) or None
+        **settings, candles=candles, source=source, balances=dict(args.balance) or None
     )
     out.one(
         simulation,

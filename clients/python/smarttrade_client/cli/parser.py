@@ -260,10 +260,25 @@ def build(prog: str, serve_help: str | None) -> argparse.ArgumentParser:
     trade_settings_flags(simulate, create=True)  # --account optional: a paper account's fees
     simulate.add_argument(
         "--candles",
-        required=True,
         metavar="CSV",
         help="the history: rows time,open,high,low,close[,volume] (at most 50,000)",
     )
+    simulate.add_argument(
+        "--from-exchange",
+        metavar="EXCHANGE",
+        help="instead of --candles: the history the service fetches from this venue's public"
+        " market data (a ccxt id, e.g. binance), with --start and --end",
+    )
+    simulate.add_argument(
+        "--timeframe",
+        default="1m",
+        choices=["1m", "5m", "15m", "1h", "4h", "1d"],
+        help="the fetched candles' length (default 1m)",
+    )
+    simulate.add_argument(
+        "--start", metavar="TIME", help="the first fetched candle's start (ISO 8601 or Unix)"
+    )
+    simulate.add_argument("--end", metavar="TIME", help="the fetched history's end, exclusive")
     simulate.add_argument(
         "--balance",
         type=amount,

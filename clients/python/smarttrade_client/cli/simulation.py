@@ -3,6 +3,7 @@ people: the outcome, the fills and a plain-text chart of the price with the trad
 
 from __future__ import annotations
 
+import argparse
 import bisect
 import csv
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from smarttrade_client.cli.connection import UsageError
 from smarttrade_client.cli.trade_settings import ascii_decimal
 from smarttrade_client.cli.views import currencies, fields, number, state_text, table
 from smarttrade_client.convert import text
-from smarttrade_client.models import Candle, Side, Simulation, SmartTrade
+from smarttrade_client.models import Candle, CandleSource, Side, Simulation, SmartTrade
 
 COLUMNS = ("time", "open", "high", "low", "close")
 CHART_WIDTH = 60
@@ -48,6 +49,23 @@ def read_candles(path: str) -> list[Candle]:
     if not candles:
         raise UsageError(f"{path} holds no candles")
     return candles
+
+
+def history_of(args: argparse.Namespace) -> tuple[list[Candle], CandleSource | None]:
+    """`--candles CSV`, or `--from-exchange` with `--timeframe`, `--start` and `--end`."""
+    if bool(args.candles) == bool(args.from_exchange):
+        raise UsageError("give the history: --candles CSV, or --from-exchange with --start/--end")
+    if args.candles:
+        if args.start or args.end:
+            raise UsageError("--start and --end are for --from-exchange")
+        return read_candles(args.candles), None
+    if not (args.start and args.end):
+        raise UsageError("--from-exchange needs --start and --end")
+    try:
+        start, end = _time(args.start.strip()), _time(args.end.strip())
+    except ValueError as error:
+        raise UsageError(f"--start/--end: {error}") from None
+    return [], CandleSource(args.from_exchange, args.timeframe, start, end)
 
 
 def _time(cell: str) -> datetime:
@@ -112,6 +130,8 @@ def simulation_detail(simulation: Simulation, candles: Sequence[Candle]) -> str:
             for fill in order.fills
         ],
     )
+    if not candles:  # fetched by the service: it does not send the history back
+        return "\n".join([fields(pairs), "", fills])
     return "\n".join([fields(pairs), "", fills, "", chart(trade, candles)])
 
 
