@@ -494,7 +494,11 @@ async def test_simulate_fetches_the_history_from_a_venue_when_asked_to(
     start_ms = 1_772_323_200_000  # 2026-03-01T00:00:00Z
     async with BinanceStub(api_key="k", secret="s") as stub:
         stub.set_candles(
-            "BTC/USDT", [(start_ms + m * 60_000, *row[1:], "40") for m, row in enumerate(rows)]
+            "BTC/USDT",
+            [
+                (start_ms + m * 60_000, o, h, low, c, "40")
+                for m, (_, o, h, low, c) in enumerate(rows)
+            ],
         )
         overrides = {"SMARTTRADE_EXCHANGE_OVERRIDES": json.dumps(stub_overrides(stub))}
         async with serve_process(tmp_path / "data", env=overrides) as server:

@@ -257,9 +257,9 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
         {"candles": candles(TO_THE_TARGET), "target": "90"},
         "smart_trade.take_profit.steps[0].price",
     ),
-    "a futures trade": (
+    "a futures trade on a spot market": (
         {"candles": candles(TO_THE_TARGET), "futures": True},
-        "smart_trade.leverage",
+        "smart_trade.symbol",
     ),
 }
 
@@ -278,7 +278,6 @@ async def test_a_simulation_that_cannot_run_is_invalid_argument_naming_the_field
         trade.take_profit.steps[0].price = str(given.pop("target"))
     if given.pop("futures", False):
         trade.leverage.market_type = pb.MARKET_TYPE_LINEAR
-        trade.symbol = "BTC/USDT:USDT"
     request = trades_pb.SimulateSmartTradeRequest(smart_trade=trade, **given)
 
     # Act

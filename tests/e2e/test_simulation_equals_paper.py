@@ -6,7 +6,9 @@ before the trade is created), and as SimulateSmartTrade over those candles with 
 account (its fees) and balances. Every order is compared, with its fills (price, amount,
 fee), and the state, close reason and PnL.
 
-BTC/USDT at about 100 USDT: lot 0.00001 BTC, tick 0.01, fees 0.1 %.
+BTC/USDT at about 100 USDT: lot 0.00001 BTC, tick 0.01, fees 0.1 %; the perpetual
+BTC/USDT:USDT likewise at 100 (lot 0.001, tick 0.1, fees 0.1 % of the notional, maintenance
+margin 0.4 %), on the same account's USDT.
 """
 
 from __future__ import annotations
@@ -97,6 +99,50 @@ CONDITIONAL_TRAILING_STOP = (
         ("105.8", "105.9", "103.5", "103.7"),
     ],
 )
+PERP = "BTC/USDT:USDT"
+ON_MARGIN = pb.Leverage(
+    market_type=pb.MARKET_TYPE_LINEAR, value="10", margin_mode=pb.MARGIN_MODE_ISOLATED
+)
+# A futures short at 10x (no coins: margin), two targets and a stop trailing 2 %: the first
+# target fills at 97, the stop trails the low of 95.5 (to 97.41) and buys back the rest at
+# the tick that crosses it, 97.6.
+SHORT_ON_MARGIN = (
+    pb.SmartTrade(
+        symbol=PERP,
+        side=pb.SIDE_SELL,
+        leverage=ON_MARGIN,
+        entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="10"),
+        take_profit=pb.TakeProfit(
+            steps=[
+                pb.TakeProfitStep(price="97", volume_percent="50"),
+                pb.TakeProfitStep(price="90", volume_percent="50"),
+            ]
+        ),
+        stop_loss=pb.StopLoss(percent="3", trailing_percent="2"),
+    ),
+    [
+        ("100", "100.3", "99.8", "100.1"),
+        ("100.1", "100.2", "96.8", "97.2"),
+        ("97.2", "97.4", "95.5", "95.8"),
+        ("95.8", "97.6", "95.7", "97.5"),
+    ],
+)
+# A futures long at 10x isolated whose price falls through its liquidation price (about
+# 90.36): the venue closes it, and its target is not placed again after the climb.
+LONG_LIQUIDATED = (
+    pb.SmartTrade(
+        symbol=PERP,
+        side=pb.SIDE_BUY,
+        leverage=ON_MARGIN,
+        entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="10"),
+        take_profit=pb.TakeProfit(steps=[pb.TakeProfitStep(price="110", volume_percent="100")]),
+    ),
+    [
+        ("100", "100.2", "99.8", "100"),
+        ("100", "100.1", "89", "89.5"),
+        ("89.5", "111", "89.5", "110.5"),
+    ],
+)
 CASES = {  # the settings, the candles, how the trade ends
     "a buy through three targets, the last trailing": (
         *THREE_TARGETS,
@@ -107,6 +153,11 @@ CASES = {  # the settings, the candles, how the trade ends
         *CONDITIONAL_TRAILING_STOP,
         pb.CLOSE_REASON_STOP_LOSS,
     ),
+    "a futures short on margin stopped by its trailing stop": (
+        *SHORT_ON_MARGIN,
+        pb.CLOSE_REASON_STOP_LOSS,
+    ),
+    "a futures long liquidated": (*LONG_LIQUIDATED, pb.CLOSE_REASON_LIQUIDATED),
 }
 
 
@@ -157,7 +208,7 @@ async def live(
     client: Client, account: str, trade: pb.SmartTrade, rows: list[Prices]
 ) -> pb.SmartTrade:
     prices = [price for _, price in ticks(domain_candles(rows))]
-    await client.set_price(BTC, str(prices[0]))
+    await client.set_price(trade.symbol, str(prices[0]))
     created = await client.create(trade)
     deadline = asyncio.get_running_loop().time() + 10
     while any(
@@ -166,7 +217,7 @@ async def live(
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.02)
     for price in prices[1:]:
-        await client.set_price(BTC, str(price))  # returns once every trade has reacted
+        await client.set_price(trade.symbol, str(price))  # returns once every trade reacted
     return await client.get(created.name)
 
 

@@ -26,11 +26,19 @@ from smarttrade.domain.candles import (
 )
 from smarttrade.domain.errors import InvalidSpec
 from smarttrade.domain.fsm import TradeState
+from smarttrade.domain.market import Market
 from smarttrade.domain.messages import EventType
 from smarttrade.domain.model import CloseReason
 from smarttrade.domain.position import position_of
-from smarttrade.domain.spec import LeverageSpec, MarketType
-from smarttrade.domain.values import Fill, Side
+from smarttrade.domain.spec import (
+    LeverageSpec,
+    MarginMode,
+    MarketType,
+    StopLossSpec,
+    TakeProfitStepSpec,
+    TradeSpec,
+)
+from smarttrade.domain.values import Fill, OrderStatus, Side
 from smarttrade.engine.simulator import Simulation, simulate
 from smarttrade.errors import PreconditionFailed
 from tests.unit.builders import market_entry, step, stop, trade_spec
@@ -155,14 +163,14 @@ def test_a_history_longer_than_the_limit_is_refused() -> None:
     assert [v.field for v in refused.value.violations] == ["candles"]
 
 
-def test_a_futures_trade_is_refused_naming_the_leverage() -> None:
+def test_a_futures_trade_on_a_spot_market_is_refused_naming_the_symbol() -> None:
     spec = trade_spec(Side.BUY, market_entry())
     futures = replace(spec, leverage=LeverageSpec(MarketType.LINEAR))
 
     with pytest.raises(InvalidSpec) as refused:
         simulate(futures, BTC, [FLAT])
 
-    assert [v.field for v in refused.value.violations] == ["leverage"]
+    assert [v.field for v in refused.value.violations] == ["symbol"]
 
 
 # ---- worked outcomes -----------------------------------------------------------------------
@@ -261,6 +269,81 @@ def test_the_account_fees_and_slippage_are_those_the_simulation_is_given() -> No
     simulation = simulate(spec, BTC, [FLAT], settings)
 
     assert fills(simulation) == [("entry", D("50500"), D("0.1"), D("0.0002"), "BTC")]
+
+
+# ---- futures: a perpetual at 100, 10 BTC at 10x isolated (margin 100 USDT) ----------------
+
+PERP = Market(
+    symbol="BTC/USDT:USDT",
+    base="BTC",
+    quote="USDT",
+    amount_step=D("0.001"),
+    price_tick=D("0.1"),
+    min_amount=D("0.001"),
+    min_cost=D(5),
+    settle="USDT",
+    max_leverage=D(125),
+    maintenance_rate=D("0.004"),
+)
+
+
+def perp_trade(
+    side: Side, *steps: TakeProfitStepSpec, stop_loss: StopLossSpec | None = None
+) -> TradeSpec:
+    spec = trade_spec(side, market_entry("10"), steps, stop_loss)
+    leverage = LeverageSpec(MarketType.LINEAR, D(10), MarginMode.ISOLATED)
+    return replace(spec, symbol=PERP.symbol, leverage=leverage)
+
+
+def perp_candle(minute: int, open: str, high: str, low: str, close: str) -> Candle:
+    return candle(minute, open, high, low, close)
+
+
+def test_a_futures_short_is_opened_on_margin_and_bought_back_reduce_only() -> None:
+    # Sold at 100 (fee 0.1 % of 1,000 = 1 USDT), bought back at the target of 95 as a
+    # maker (0.1 % of 950 = 0.95): (100 - 95) x 10 - 1.95 = 48.05; the wallet likewise.
+    spec = perp_trade(Side.SELL, step("100", price="95"))
+    history = [
+        perp_candle(0, "100", "100.2", "99.8", "100"),
+        perp_candle(1, "100", "100.1", "94.9", "95.5"),
+    ]
+
+    simulation = simulate(spec, PERP, history, balances={"USDT": D(10000)})
+
+    assert simulation.trade.close_reason is CloseReason.TAKE_PROFIT
+    assert fills(simulation) == [
+        ("entry", D("100"), D("10"), D("1"), "USDT"),
+        ("tp1", D("95"), D("10"), D("0.95"), "USDT"),
+    ]
+    assert [o.reduce_only for o in simulation.trade.orders()] == [False, True]
+    assert position_of(simulation.trade).realized_pnl == D("48.05")
+    assert simulation.balances["USDT"].free + simulation.balances["USDT"].locked == D("10048.05")
+
+
+def test_a_futures_long_the_price_falls_through_is_liquidated_by_the_venue() -> None:
+    # Bought at 100 with 100 USDT of margin and 1 of fee; the low of 89 is past the
+    # liquidation price (about 90.36), where the venue closes it and keeps the margin:
+    # the trade loses its margin and its fee, -101, as the wallet does. Its target is
+    # cancelled by the venue and not placed again.
+    spec = perp_trade(Side.BUY, step("100", price="110"))
+    history = [
+        perp_candle(0, "100", "100.2", "99.8", "100"),
+        perp_candle(1, "100", "100.1", "89", "89.5"),
+        perp_candle(2, "89.5", "111", "89.5", "110.5"),
+    ]
+
+    simulation = simulate(spec, PERP, history, balances={"USDT": D(10000)})
+
+    trade = simulation.trade
+    assert (trade.state, trade.close_reason) == (TradeState.CLOSED, CloseReason.LIQUIDATED)
+    assert round(position_of(trade).realized_pnl, 8) == D("-101")  # the price has 27 digits
+    wallet = simulation.balances["USDT"]
+    assert wallet.free + wallet.locked == D("9899")
+    assert [(order.client_order_id.split("-")[1], order.status) for order in trade.orders()] == [
+        ("entry", OrderStatus.FILLED),
+        ("tp1", OrderStatus.CANCELLED),
+        ("liquidation", OrderStatus.FILLED),  # the venue's order, this trade's exit
+    ]
 
 
 def test_a_trade_left_open_is_shown_at_the_last_close_of_the_history() -> None:

@@ -148,7 +148,7 @@ class TradeCalls(ClientBase):
         is four ticks: open, the extreme nearer to the open, the other, close; the trade is
         created at the first open. `account` (optional) gives the markets of its venue and,
         for a paper account, its fees and slippage; `balances` the simulated account's
-        starting balances (default: enough for any trade). Spot trades only. Raises
+        starting balances (default: enough for any trade). Spot or futures. Raises
         `InvalidArgument` naming every bad field (a candle's as `candles[3].high`).
         """
         trade = convert.trade_message(

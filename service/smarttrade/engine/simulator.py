@@ -17,8 +17,12 @@ running, is passed over with two comparisons, and a tick inside the band costs o
 band here also holds every live order of the trade (a CLOSING trade's stop-limit, a market
 order filling in parts), since the book may fill those whatever the trade watches.
 
-Spot markets only: a contract position's liquidation is judged by the book at every tick and
-reaches a trade through reconciliation, which this loop does not run.
+Futures too (a perpetual of the paper venue or of the account's venue): the book sets the
+symbol's leverage and margin mode before each order that opens or grows the position, as
+the executor has the venue do, and judges liquidation at every tick. A liquidation reaches
+the trade as it does live, through what reconciliation would tell it (`_liquidated`): the
+fills of its orders first, then its position gone with its share of the venue's order,
+then the ends of the exits the venue cancelled.
 """
 
 from __future__ import annotations
@@ -52,14 +56,18 @@ from smarttrade.domain.messages import (
     OrderMissing,
     OrderReported,
     PlaceOrder,
+    PositionGone,
     PriceTicked,
     TimeElapsed,
 )
 from smarttrade.domain.model import SmartTrade
-from smarttrade.domain.spec import MarketType, TradeSpec, TriggerPrice
+from smarttrade.domain.position import position_of
+from smarttrade.domain.spec import TradeSpec, TriggerPrice
 from smarttrade.domain.values import Balance, OrderStatus, OrderType, Side
+from smarttrade.engine.executor import reported
+from smarttrade.engine.reconcile import ENDED, liquidation_share
 from smarttrade.errors import PreconditionFailed
-from smarttrade.exchange.paper_book import PaperBook
+from smarttrade.exchange.paper_book import PaperBook, PaperOrder, is_liquidation
 from smarttrade.exchange.port import OrderNotFound, OrderRejected, OrderReport, OrderRequest
 
 ACCOUNT = "simulation"
@@ -106,8 +114,6 @@ def simulate(
     history or bad settings, naming the field, and `PreconditionFailed` once the trade has
     decided `max_decisions` times (a shorter history is asked for)."""
     check_candles(candles)
-    if spec.leverage.market_type is not MarketType.SPOT or market.is_contract:
-        raise InvalidSpec([FieldViolation("leverage", "only spot trades can be simulated")])
     if spec.trigger_price is not TriggerPrice.LAST:
         # Candles are one price: a bid or an ask the history does not have is not invented.
         message = "candles hold last prices: only LAST triggers can be simulated"
@@ -154,8 +160,10 @@ class _Walk:
         self.book = PaperBook([self.market])
         self.book.open_account(ACCOUNT, self.settings)
         given = self.given_balances
-        if given is None:
-            given = {self.market.base: ENOUGH, self.market.quote: ENOUGH}
+        if given is None:  # a perpetual's margin wallet is its settlement currency
+            market = self.market
+            given = {market.settle: ENOUGH} if market.settle else {}
+            given = given or {market.base: ENOUGH, market.quote: ENOUGH}
         for currency, amount in given.items():
             self.book.set_balance(ACCOUNT, currency, amount)
 
@@ -191,8 +199,13 @@ class _Walk:
         self.latest = price
         if self.below < price < self.above:
             return
-        for order in self.book.tick(symbol, price, at):
-            self._feed(_reported(order.report(), at))
+        changed = self.book.tick(symbol, price, at)
+        liquidation = next((o for o in changed if is_liquidation(o.client_order_id)), None)
+        if liquidation is not None:
+            self._liquidated(liquidation.report(), changed, price, at)
+        else:
+            for order in changed:
+                self._feed(reported(order.report(), at))
         levels = self.levels
         if (levels.below is None or price > levels.below) and (
             levels.above is None or price < levels.above
@@ -202,6 +215,30 @@ class _Walk:
         self._feed(PriceTicked(price, at))
         if opening and self.trade.state is TradeState.ACTIVE:
             self._feed(PriceTicked(price, at))
+
+    def _liquidated(
+        self, liquidation: OrderReport, changed: list[PaperOrder], price: Decimal, at: datetime
+    ) -> None:
+        """The venue closed the position at its liquidation price: what the engine's paper
+        path has reconciliation tell the trade (engine.py `apply_paper_price`,
+        reconcile.py `group`), in its order."""
+        ends = []
+        for order in changed:
+            report = order.report()
+            if is_liquidation(report.client_order_id):
+                continue
+            if report.status in ENDED:
+                ends.append(report)
+                if not report.fills:
+                    continue
+                report = replace(report, status=OrderStatus.OPEN)  # its end comes later
+            self._feed(reported(report, at))
+        held = position_of(self.trade).units_held
+        if held:
+            share = liquidation_share(liquidation, held, held)
+            self._feed(PositionGone(Decimal(0), at, price, True, share))
+        for report in ends:
+            self._feed(reported(report, at))
 
     # ---- deciding and carrying out -------------------------------------------------------
 
@@ -231,20 +268,23 @@ class _Walk:
     def _answer(self, intent: Intent, at: datetime) -> Input:
         if isinstance(intent, PlaceOrder):
             try:
-                return _reported(self.book.place(ACCOUNT, OrderRequest.of(intent), at), at)
+                if intent.leverage is not None or intent.margin_mode is not None:
+                    self.book.prepare(ACCOUNT, intent.symbol, intent.leverage, intent.margin_mode)
+                return reported(self.book.place(ACCOUNT, OrderRequest.of(intent), at), at)
             except OrderRejected as error:
                 return OrderReported(
                     intent.client_order_id, OrderStatus.REJECTED, at, error=str(error)
                 )
         assert isinstance(intent, CancelOrder)
         try:
-            return _reported(self.book.cancel(ACCOUNT, intent.client_order_id, at), at)
+            return reported(self.book.cancel(ACCOUNT, intent.client_order_id, at), at)
         except OrderNotFound:
             return OrderMissing(intent.client_order_id, at)
 
     def _rearm(self) -> None:
-        """The band after a decision: the trade's wake levels, and the price of every live
-        order of the trade (the book may fill it whatever the trade's state)."""
+        """The band after a decision: the trade's wake levels, the price of every live order
+        of the trade (the book may fill it whatever the trade's state) and a perpetual's
+        liquidation price."""
         trade = self.trade
         levels = wake_levels(trade)
         below = levels.below if levels.below is not None else NEVER_BELOW
@@ -259,6 +299,13 @@ class _Walk:
                     below = max(below, order.price)
                 else:
                     above = min(above, order.price)
+        if self.market.is_contract:  # the book liquidates a position whatever the trade does
+            for position in self.book.positions(ACCOUNT, self.market.symbol):
+                if position.units and position.liquidation_price is not None:
+                    if position.side is Side.BUY:
+                        below = max(below, position.liquidation_price)
+                    else:
+                        above = min(above, position.liquidation_price)
         self.levels, self.below, self.above, self.due = levels, below, above, levels.at
         self.finished = trade.state.is_terminal and not live
 
@@ -281,13 +328,3 @@ class _Walk:
                 )
             ),
         )
-
-
-def _reported(report: OrderReport, at: datetime) -> OrderReported:
-    return OrderReported(
-        client_order_id=report.client_order_id,
-        status=report.status,
-        at=at,
-        fills=report.fills,
-        exchange_order_id=report.exchange_order_id,
-    )

@@ -1089,7 +1089,9 @@ class SimulateSmartTradeRequest(_message.Message):
     BALANCES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def smart_trade(self) -> _smart_trade_pb2.SmartTrade:
-        """The trade, as for CreateSmartTrade (spot markets only; no share token).
+        """The trade, as for CreateSmartTrade (no share token): spot, or futures on a
+        perpetual (its position on margin, liquidated by the venue's rules when
+        the price crosses the liquidation price; funding left out, as live).
         `account` is optional: with one, its venue's markets are used (tick,
         lot, minimums) and, for a paper account, its fees, slippage and partial
         fills. Without one, the markets are those of the candle source's venue,
@@ -1113,8 +1115,9 @@ class SimulateSmartTradeRequest(_message.Message):
     @_builtins.property
     def balances(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """The simulated account's balances at the start: currency code -> decimal
-        string. Empty: enough of the market's base and quote for any trade
-        (10^15 each), so only the market's own rules can refuse an order.
+        string. Empty: enough for any trade (10^15 of the market's base and
+        quote; of the settlement currency, the margin wallet, on a perpetual),
+        so only the market's own rules can refuse an order.
         """
 
     def __init__(
