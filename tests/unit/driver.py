@@ -41,6 +41,19 @@ BTC = Market(
     min_amount=Decimal("0.00001"),
     min_cost=Decimal("5"),
 )
+# The paper venue's perpetual (Binance's filters, up to 125x, maintenance margin 0.4 %).
+PERP = Market(
+    symbol="BTC/USDT:USDT",
+    base="BTC",
+    quote="USDT",
+    amount_step=Decimal("0.001"),
+    price_tick=Decimal("0.1"),
+    min_amount=Decimal("0.001"),
+    min_cost=Decimal("5"),
+    settle="USDT",
+    max_leverage=Decimal(125),
+    maintenance_rate=Decimal("0.004"),
+)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ACCOUNT = "acct-1"
 RUNS: list[Run] = []  # every run started, for checks that hold in every test (conftest)

@@ -16,7 +16,6 @@ import pytest
 from smarttrade.domain.decide import decide
 from smarttrade.domain.fsm import LegState, TradeState
 from smarttrade.domain.futures import figures_of
-from smarttrade.domain.market import Market
 from smarttrade.domain.messages import PositionGone, PositionSeen
 from smarttrade.domain.model import CloseReason
 from smarttrade.domain.position import position_of
@@ -30,21 +29,11 @@ from smarttrade.domain.spec import (
 )
 from smarttrade.domain.validation import futures_defaults, shared_position_conflict
 from smarttrade.domain.values import Fill, OrderType, Side
+from tests.unit import driver
 from tests.unit.builders import market_entry, step, stop
 from tests.unit.driver import BTC, T0, Run, d
 
-PERP = Market(
-    symbol="BTC/USDT:USDT",
-    base="BTC",
-    quote="USDT",
-    amount_step=Decimal("0.001"),
-    price_tick=Decimal("0.1"),
-    min_amount=Decimal("0.001"),
-    min_cost=Decimal("100"),
-    settle="USDT",
-    max_leverage=Decimal(125),
-    maintenance_rate=Decimal("0.004"),
-)
+PERP = dataclasses.replace(driver.PERP, min_cost=Decimal("100"))  # Binance's minimum notional
 START = Decimal(100000)
 
 

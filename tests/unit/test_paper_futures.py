@@ -12,27 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smarttrade.domain.account import PaperSettings
-from smarttrade.domain.market import Market
 from smarttrade.domain.spec import MarginMode
 from smarttrade.domain.values import OrderStatus, OrderType, Side
 from smarttrade.exchange.paper_book import PaperBook
 from smarttrade.exchange.paper_markets import DEFAULT_MARKETS
 from smarttrade.exchange.port import OrderRejected, OrderRequest
+from tests.unit.driver import PERP
 
 D = Decimal
 AT = datetime(2026, 12, 3, tzinfo=UTC)
-PERP = Market(
-    symbol="BTC/USDT:USDT",
-    base="BTC",
-    quote="USDT",
-    amount_step=D("0.001"),
-    price_tick=D("0.1"),
-    min_amount=D("0.001"),
-    min_cost=D(5),
-    settle="USDT",
-    max_leverage=D(125),
-    maintenance_rate=D("0.004"),
-)
 FEES = PaperSettings(maker_fee_rate=D("0.0002"), taker_fee_rate=D("0.0004"))
 ACCOUNT = "acc"
 

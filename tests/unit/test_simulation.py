@@ -26,7 +26,6 @@ from smarttrade.domain.candles import (
 )
 from smarttrade.domain.errors import InvalidSpec
 from smarttrade.domain.fsm import TradeState
-from smarttrade.domain.market import Market
 from smarttrade.domain.messages import EventType
 from smarttrade.domain.model import CloseReason
 from smarttrade.domain.position import position_of
@@ -42,7 +41,7 @@ from smarttrade.domain.values import Fill, OrderStatus, Side
 from smarttrade.engine.simulator import Simulation, simulate
 from smarttrade.errors import PreconditionFailed
 from tests.unit.builders import market_entry, step, stop, trade_spec
-from tests.unit.driver import BTC
+from tests.unit.driver import BTC, PERP
 
 D = Decimal
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -273,19 +272,6 @@ def test_the_account_fees_and_slippage_are_those_the_simulation_is_given() -> No
 
 # ---- futures: a perpetual at 100, 10 BTC at 10x isolated (margin 100 USDT) ----------------
 
-PERP = Market(
-    symbol="BTC/USDT:USDT",
-    base="BTC",
-    quote="USDT",
-    amount_step=D("0.001"),
-    price_tick=D("0.1"),
-    min_amount=D("0.001"),
-    min_cost=D(5),
-    settle="USDT",
-    max_leverage=D(125),
-    maintenance_rate=D("0.004"),
-)
-
 
 def perp_trade(
     side: Side, *steps: TakeProfitStepSpec, stop_loss: StopLossSpec | None = None
@@ -295,17 +281,13 @@ def perp_trade(
     return replace(spec, symbol=PERP.symbol, leverage=leverage)
 
 
-def perp_candle(minute: int, open: str, high: str, low: str, close: str) -> Candle:
-    return candle(minute, open, high, low, close)
-
-
 def test_a_futures_short_is_opened_on_margin_and_bought_back_reduce_only() -> None:
     # Sold at 100 (fee 0.1 % of 1,000 = 1 USDT), bought back at the target of 95 as a
     # maker (0.1 % of 950 = 0.95): (100 - 95) x 10 - 1.95 = 48.05; the wallet likewise.
     spec = perp_trade(Side.SELL, step("100", price="95"))
     history = [
-        perp_candle(0, "100", "100.2", "99.8", "100"),
-        perp_candle(1, "100", "100.1", "94.9", "95.5"),
+        candle(0, "100", "100.2", "99.8", "100"),
+        candle(1, "100", "100.1", "94.9", "95.5"),
     ]
 
     simulation = simulate(spec, PERP, history, balances={"USDT": D(10000)})
@@ -327,9 +309,9 @@ def test_a_futures_long_the_price_falls_through_is_liquidated_by_the_venue() -> 
     # cancelled by the venue and not placed again.
     spec = perp_trade(Side.BUY, step("100", price="110"))
     history = [
-        perp_candle(0, "100", "100.2", "99.8", "100"),
-        perp_candle(1, "100", "100.1", "89", "89.5"),
-        perp_candle(2, "89.5", "111", "89.5", "110.5"),
+        candle(0, "100", "100.2", "99.8", "100"),
+        candle(1, "100", "100.1", "89", "89.5"),
+        candle(2, "89.5", "111", "89.5", "110.5"),
     ]
 
     simulation = simulate(spec, PERP, history, balances={"USDT": D(10000)})
