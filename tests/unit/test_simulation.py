@@ -40,7 +40,7 @@ from smarttrade.domain.spec import (
 from smarttrade.domain.values import Fill, OrderStatus, Side
 from smarttrade.engine.simulator import Simulation, simulate
 from smarttrade.errors import PreconditionFailed
-from tests.unit.builders import market_entry, step, stop, trade_spec
+from tests.unit.builders import limit_entry, market_entry, step, stop, trade_spec
 from tests.unit.driver import BTC, PERP
 
 D = Decimal
@@ -326,6 +326,41 @@ def test_a_futures_long_the_price_falls_through_is_liquidated_by_the_venue() -> 
         ("tp1", OrderStatus.CANCELLED),
         ("liquidation", OrderStatus.FILLED),  # the venue's order, this trade's exit
     ]
+
+
+def test_a_liquidation_that_leaves_a_position_is_judged_as_reconciliation_judges_it() -> None:
+    # Partial fills: the limit entry fills 5 at 100; the gap to 89 liquidates those 5 and,
+    # in the same tick, fills the entry's other 5, a new position. As live, the trade is
+    # told the venue holds less than it does (an error), not that its position is gone;
+    # the new position's liquidation, a tick later, ends it.
+    spec = replace(perp_trade(Side.BUY, step("100", price="110")), entry=limit_entry("100", "10"))
+    history = [
+        candle(0, "100.5", "100.6", "100", "100.2"),
+        candle(1, "100.2", "100.2", "89", "89"),
+        candle(2, "89", "89", "88", "88"),
+    ]
+
+    simulation = simulate(spec, PERP, history, PaperSettings(partial_fills=True))
+
+    trade = simulation.trade
+    errors = [e.message for e in simulation.events if e.type is EventType.ERROR_CHANGED]
+    assert errors == ["the account holds 5 BTC, its trades on BTC/USDT:USDT expect 10"]
+    assert (trade.state, trade.close_reason) == (TradeState.CLOSED, CloseReason.LIQUIDATED)
+    assert trade.updated_at == T0 + timedelta(minutes=1, seconds=45)  # the second one
+
+
+def test_a_futures_position_left_open_shows_the_venues_liquidation_price() -> None:
+    # 10 BTC at 100 on 100 USDT of margin (isolated): the book liquidates at the price
+    # where margin + (price - 100) x 10 = 0.4 % x price x 10: 100 + 10p - 1,000 = 0.04p,
+    # p = 900 / 9.96 = 90.3614...
+    spec = perp_trade(Side.BUY, step("100", price="110"))
+
+    simulation = simulate(spec, PERP, [candle(0, "100", "101", "99.5", "100.5")])
+
+    assert simulation.trade.state is TradeState.ACTIVE
+    price = simulation.trade.venue_liquidation_price
+    assert price is not None
+    assert round(price, 8) == round(D(900) / D("9.96"), 8)
 
 
 def test_a_trade_left_open_is_shown_at_the_last_close_of_the_history() -> None:

@@ -143,6 +143,40 @@ def held_by(
     return [held for held in holding if market.is_contract or held[1] is Side.BUY]
 
 
+def verdicts(
+    seen: BalanceSeen,
+    holding: list[tuple[str, Decimal]],
+    unapplied: Container[str],
+    liquidation: OrderReport | None,
+    now: datetime,
+) -> list[tuple[str, Input]]:
+    """What each trade holding the position (trade id, units held, their venue's reports
+    applied) is told of the balance or position `seen`: gone (sold outside, or on futures
+    closed or liquidated, with its share of the venue's `liquidation` order), short of what
+    they hold (an error), and on futures the venue's liquidation price. A trade in
+    `unapplied` could not apply its reports and is not judged (the next sweep does). Pure:
+    the simulator (engine/simulator.py) judges a liquidation by it too."""
+    expected = sum((held for _, held in holding), ZERO)
+    judged = [(trade_id, held) for trade_id, held in holding if trade_id not in unapplied]
+    told: list[tuple[str, Input]] = []
+    if seen.gone:
+        for trade_id, held in judged:
+            share = liquidation_share(liquidation, held, expected)
+            gone = PositionGone(seen.have, now, seen.price, liquidation is not None, share)
+            told.append((trade_id, gone))
+        return told
+    if seen.have < expected:
+        message = (
+            f"the account holds {seen.have} {seen.market.base}, "
+            f"its trades on {seen.market.symbol} expect {expected}"
+        )
+        told += [(trade_id, ErrorRecorded(message, now)) for trade_id, _ in judged]
+    if seen.market.is_contract:
+        seen_now = PositionSeen(seen.liquidation_price, now)
+        told += [(trade_id, seen_now) for trade_id, _ in judged]
+    return told
+
+
 def liquidation_share(
     liquidation: OrderReport | None, held: Decimal, total: Decimal
 ) -> tuple[str, Fill] | None:
@@ -322,25 +356,9 @@ class Reconciler:
         next sweep does)."""
         async with self._unit_of_work() as uow:
             holding = held_by(await uow.trades.holdings(account_id, symbol), seen.market)
-        expected = sum((held for _, _, held in holding), ZERO)
-        judged = [(trade_id, held) for trade_id, _, held in holding if trade_id not in unapplied]
-        now = self._clock()
-        if seen.gone:
-            for trade_id, held in judged:
-                share = liquidation_share(liquidation, held, expected)
-                gone = PositionGone(seen.have, now, seen.price, liquidation is not None, share)
-                await self._runtime.submit(trade_id, gone)
-            return
-        if seen.have < expected:
-            message = (
-                f"the account holds {seen.have} {seen.market.base}, "
-                f"its trades on {symbol} expect {expected}"
-            )
-            for trade_id, _ in judged:
-                await self._runtime.submit(trade_id, ErrorRecorded(message, now))
-        if seen.market.is_contract:
-            for trade_id, _ in judged:
-                await self._runtime.submit(trade_id, PositionSeen(seen.liquidation_price, now))
+        held = [(trade_id, units) for trade_id, _, units in holding]
+        for trade_id, verdict in verdicts(seen, held, unapplied, liquidation, self._clock()):
+            await self._runtime.submit(trade_id, verdict)
 
     async def _look_up(
         self,

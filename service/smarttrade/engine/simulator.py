@@ -56,7 +56,7 @@ from smarttrade.domain.messages import (
     OrderMissing,
     OrderReported,
     PlaceOrder,
-    PositionGone,
+    PositionSeen,
     PriceTicked,
     TimeElapsed,
 )
@@ -65,7 +65,7 @@ from smarttrade.domain.position import position_of
 from smarttrade.domain.spec import TradeSpec, TriggerPrice
 from smarttrade.domain.values import Balance, OrderStatus, OrderType, Side
 from smarttrade.engine.executor import reported
-from smarttrade.engine.reconcile import ENDED, liquidation_share
+from smarttrade.engine.reconcile import ENDED, BalanceSeen, verdicts
 from smarttrade.errors import PreconditionFailed
 from smarttrade.exchange.paper_book import PaperBook, PaperOrder, is_liquidation
 from smarttrade.exchange.port import OrderNotFound, OrderRejected, OrderReport, OrderRequest
@@ -110,7 +110,8 @@ def simulate(
     max_decisions: int = MAX_DECISIONS,
 ) -> Simulation:
     """Walk `spec` through `candles` on `market` with a paper account of `settings` and
-    `balances` (unset: enough of the base and the quote). Raises `InvalidSpec` for a bad
+    `balances` (unset: enough of the base and the quote, or on a perpetual of the margin
+    wallet's currency). Raises `InvalidSpec` for a bad
     history or bad settings, naming the field, and `PreconditionFailed` once the trade has
     decided `max_decisions` times (a shorter history is asked for)."""
     check_candles(candles)
@@ -134,6 +135,8 @@ def simulate(
         )
     )
     walk.run(candles)
+    last = len(candles) - 1
+    walk.read_position(candles[last].time + length_of(candles, last) * 3 / 4)  # the last tick
     return walk.result(candles)
 
 
@@ -219,9 +222,12 @@ class _Walk:
     def _liquidated(
         self, liquidation: OrderReport, changed: list[PaperOrder], price: Decimal, at: datetime
     ) -> None:
-        """The venue closed the position at its liquidation price: what the engine's paper
-        path has reconciliation tell the trade (engine.py `apply_paper_price`,
-        reconcile.py `group`), in its order."""
+        """The venue liquidated the account's position: the trade is told what the engine's
+        paper path has reconciliation tell it (engine.py `apply_paper_price`, reconcile.py
+        `group`), in its order: the position as the venue shows it now (when the trade held
+        one), the fills of its orders, the verdict on the position, then the ends of the
+        orders the venue cancelled."""
+        seen = self._position_seen(price) if position_of(self.trade).units_held else None
         ends = []
         for order in changed:
             report = order.report()
@@ -234,11 +240,20 @@ class _Walk:
                 report = replace(report, status=OrderStatus.OPEN)  # its end comes later
             self._feed(reported(report, at))
         held = position_of(self.trade).units_held
-        if held:
-            share = liquidation_share(liquidation, held, held)
-            self._feed(PositionGone(Decimal(0), at, price, True, share))
+        if seen is not None and held:
+            for _, verdict in verdicts(seen, [(self.trade.id, held)], (), liquidation, at):
+                self._feed(verdict)
         for report in ends:
             self._feed(reported(report, at))
+
+    def _position_seen(self, price: Decimal) -> BalanceSeen:
+        """The book's position on the trade's side, as reconciliation reads a venue's."""
+        have, liquidation_price = Decimal(0), None
+        for position in self.book.positions(ACCOUNT, self.market.symbol):
+            if position.side is self.trade.spec.side and position.units:
+                have, liquidation_price = position.units, position.liquidation_price
+        held = position_of(self.trade).units_held
+        return BalanceSeen(have, held, self.market, price, liquidation_price)
 
     # ---- deciding and carrying out -------------------------------------------------------
 
@@ -308,6 +323,18 @@ class _Walk:
                         above = min(above, position.liquidation_price)
         self.levels, self.below, self.above, self.due = levels, below, above, levels.at
         self.finished = trade.state.is_terminal and not live
+
+    def read_position(self, at: datetime) -> None:
+        """A futures position still open at the end shows the book's liquidation price, as
+        a live one shows its venue's once reconciliation has read it (display only)."""
+        trade = self.trade
+        if (
+            self.market.is_contract
+            and not trade.state.is_terminal
+            and position_of(trade).units_held
+        ):
+            seen = self._position_seen(self.latest)
+            self._feed(PositionSeen(seen.liquidation_price, at))
 
     def result(self, candles: Sequence[Candle]) -> Simulation:
         trade = self.trade

@@ -1117,7 +1117,9 @@ class SimulateSmartTradeRequest(_message.Message):
         """The simulated account's balances at the start: currency code -> decimal
         string. Empty: enough for any trade (10^15 of the market's base and
         quote; of the settlement currency, the margin wallet, on a perpetual),
-        so only the market's own rules can refuse an order.
+        so only the market's own rules can refuse an order. A CROSS margin
+        position is backed by the whole wallet, so with that default it is never
+        liquidated: give the wallet you mean to trade with to see when it would be.
         """
 
     def __init__(

@@ -285,7 +285,8 @@ def build(prog: str, serve_help: str | None) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="CUR=AMOUNT",
-        help="a starting balance of the simulated account (default: enough for the trade)",
+        help="a starting balance of the simulated account (default: enough for the trade;"
+        " a cross-margin position is then never liquidated)",
     )
     listing = make.leaf(trades, "list", commands.trades_list, "list your trades, newest first")
     listing.add_argument("--state", action="append", default=[], type=str.upper)
