@@ -434,8 +434,14 @@ class Engine:
             store=self._store,
         )
 
-    async def launch(self, decision: Decision, request: RequestRecord | None = None) -> SmartTrade:
-        """Record a new trade's first decision (claiming the request with it) and run it.
+    async def launch(
+        self,
+        decision: Decision,
+        request: RequestRecord | None = None,
+        recorded: Callable[[], None] | None = None,
+    ) -> SmartTrade:
+        """Record a new trade's first decision (claiming the request with it) and run it;
+        `recorded` is called once the decision is written, before its orders are sent.
         Raises `AlreadyClaimed` when the request id was taken, `ConcurrentUpdate` when a
         trade with this id exists already (nothing is written either way)."""
         trade = decision.trade
@@ -453,7 +459,7 @@ class Engine:
         runner = live.runner = self._runner_for(trade)
         try:
             with logs.about_trade(trade.id):
-                await runner.start(new=decision, request=request)
+                await runner.start(new=decision, request=request, recorded=recorded)
         except Exception:
             if not runner.recorded:  # nothing was written: there is no such trade
                 self._forget(live)

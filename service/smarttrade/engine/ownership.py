@@ -117,8 +117,13 @@ class Engines:
         engine = self._running(trade_id)
         return engine.last_price(trade_id) if engine is not None else None
 
-    async def launch(self, decision: Decision, request: RequestRecord | None = None) -> SmartTrade:
-        return await self.of_tenant(decision.trade.tenant_id).launch(decision, request)
+    async def launch(
+        self,
+        decision: Decision,
+        request: RequestRecord | None = None,
+        recorded: Callable[[], None] | None = None,
+    ) -> SmartTrade:
+        return await self.of_tenant(decision.trade.tenant_id).launch(decision, request, recorded)
 
     async def submit(
         self,

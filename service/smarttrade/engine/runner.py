@@ -249,11 +249,12 @@ class TradeRunner:
         new: Decision | None = None,
         recovered: Sequence[Intent] = (),
         request: RequestRecord | None = None,
+        recorded: Callable[[], None] | None = None,
     ) -> None:
-        """Begin running: record a new trade's first decision (claiming `request` with it),
-        or take over a stored trade whose intents were left pending (each is first looked
-        up at the venue, as an unknown outcome: it may or may not have been sent before the
-        service stopped)."""
+        """Begin running: record a new trade's first decision (claiming `request` with it;
+        then `recorded` is called), or take over a stored trade whose intents were left
+        pending (each is first looked up at the venue, as an unknown outcome: it may or may
+        not have been sent before the service stopped)."""
         async with self.lock:
             now = self._clock()
             self._request, self._request_written = request, False
@@ -262,6 +263,8 @@ class TradeRunner:
                     self.recorded = False
                     await self._record(new, (), before=None)
                     self.recorded = True
+                    if recorded is not None:
+                        recorded()
                     self._enqueue(new.intents, now)
                 for intent in recovered:
                     attempt = (

@@ -12,7 +12,7 @@ duplicate arriving while the first is still running waits for it (`InFlight`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -31,7 +31,13 @@ from smarttrade.errors import AlreadyExists, NotFound, PreconditionFailed
 from smarttrade.store.errors import AlreadyClaimed, ConcurrentUpdate
 from smarttrade.store.unit_of_work import UnitOfWork
 from smarttrade.usecases.reading import TradeReader
-from smarttrade.usecases.requests import InFlight, Requested, answered, require_request_id
+from smarttrade.usecases.requests import (
+    InFlight,
+    Requested,
+    Turns,
+    answered,
+    require_request_id,
+)
 from smarttrade.usecases.shares import ShareResolver
 
 
@@ -108,7 +114,7 @@ class CreateTrades:
         self._shares = shares
         self._clock = clock
         self._in_flight = InFlight()
-        self._one_position = InFlight()  # futures creates, one at a time per position
+        self._positions = Turns()  # futures creates, one at a time per account and symbol
 
     async def __call__(self, command: CreateTrade | CreateFromShare) -> SmartTrade:
         requested = command.requested
@@ -130,18 +136,16 @@ class CreateTrades:
                 [FieldViolation("symbol", f"{spec.symbol!r} is not a market of {account.exchange}")]
             )
 
-        def launch() -> Awaitable[SmartTrade]:
-            return self._launch(command, trade_id, account, spec, market)
-
         if not holds_a_position(spec, market):
-            return await launch()
+            return await self._launch(command, trade_id, account, spec, market)
         # A futures trade must fit the position the account's live trades on the symbol
         # hold, and two creates must not both pass that check before either is written: in
-        # this process they take turns per account and symbol (decided 2026-12-03: the
-        # tenant's trades, hence its accounts', are created only by the replica holding its
-        # shard, so a lock in the process is enough; a second create waits at most for the
-        # first's entry to be sent).
-        return await self._one_position.once((account.id, spec.symbol), launch)
+        # this process they take turns per account and symbol, from the check until the
+        # trade is written (not until its entry is answered). Decided 2026-12-03: a tenant's
+        # trades, hence its accounts', are created only by the replica holding its shard
+        # (`Engines.launch` refuses elsewhere), so a turn in the process is enough.
+        async with self._positions.turn((account.id, spec.symbol)) as hand_on:
+            return await self._launch(command, trade_id, account, spec, market, hand_on)
 
     async def _launch(
         self,
@@ -150,6 +154,7 @@ class CreateTrades:
         account: ExchangeAccount,
         spec: TradeSpec,
         market: Market,
+        recorded: Callable[[], None] | None = None,
     ) -> SmartTrade:
         if holds_a_position(spec, market):
             await self._check_shared_position(account.id, spec)
@@ -168,7 +173,7 @@ class CreateTrades:
             )
         request = command.requested.record(f"smartTrades/{trade_id}")
         try:
-            return await self._engine.launch(decision, request)
+            return await self._engine.launch(decision, request, recorded)
         except (AlreadyClaimed, ConcurrentUpdate):
             return await self._first_answer(command, trade_id)
 

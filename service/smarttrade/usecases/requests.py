@@ -14,7 +14,8 @@ refuses a duplicate (nothing is written), and only then is the first answer look
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -93,3 +94,40 @@ class InFlight:
         finally:
             del self._running[key]
             done.set_result(None)
+
+
+class Turns:
+    """One holder at a time per key, in this process; a holder may hand the turn on before
+    its work is done (`async with turns.turn(key) as hand_on: ... hand_on() ...`)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[Hashable, tuple[asyncio.Lock, int]] = {}  # lock, its users
+
+    @asynccontextmanager
+    async def turn(self, key: Hashable) -> AsyncIterator[Callable[[], None]]:
+        lock, users = self._keys.get(key, (asyncio.Lock(), 0))
+        self._keys[key] = (lock, users + 1)
+        try:
+            await lock.acquire()
+            holding = True
+
+            def hand_on() -> None:
+                nonlocal holding
+                if holding:
+                    holding = False
+                    lock.release()
+
+            try:
+                yield hand_on
+            finally:
+                hand_on()
+        finally:
+            lock, users = self._keys[key]
+            if users == 1:
+                del self._keys[key]
+            else:
+                self._keys[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        """Keys in use (held or waited for)."""
+        return len(self._keys)
