@@ -522,6 +522,38 @@ async def test_simulate_fetches_the_history_from_a_venue_when_asked_to(
     assert "--from-exchange needs --start and --end" in unbounded.stderr
 
 
+@pytest.mark.parametrize(
+    ("window", "said"),
+    [
+        (("--start", "99999999999999999999", "--end", "2026-03-02"), "--start: "),
+        (("--start", "2026-03-01", "--end", "9999-12-31T23:59:59-01:00"), "--end: "),
+        (("--start", "\u0661\u0662\u0663", "--end", "2026-03-02"), "--start: "),
+        (("--start", "1969-07-20", "--end", "2026-03-02"), "--start: "),
+        (("--start", "2026-03-02", "--end", "2026-03-01"), "--end must be after --start"),
+        (("--start", "2026-03-01"), "--from-exchange needs --start and --end"),
+    ],
+    ids=[
+        "too large",
+        "beyond 9999 in UTC",
+        "non-ASCII digits",
+        "before 1970",
+        "reversed",
+        "no end",
+    ],
+)
+async def test_simulate_refuses_a_bad_window_to_fetch_as_usage(
+    cli: Cli, tmp_path: Path, window: tuple[str, ...], said: str
+) -> None:
+    (tmp_path / "spec.yaml").write_text(SIMULATED_YAML)
+    spec = ("--file", str(tmp_path / "spec.yaml"))
+
+    result = await cli("trades", "simulate", *spec, "--from-exchange", "binance", *window)
+
+    assert result.code == 2, result.stderr
+    assert said in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 async def test_simulate_refuses_a_bad_candle_naming_its_row_and_field(
     cli: Cli, tmp_path: Path
 ) -> None:

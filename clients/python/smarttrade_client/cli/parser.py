@@ -271,12 +271,14 @@ def build(prog: str, serve_help: str | None) -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--timeframe",
-        default="1m",
         choices=["1m", "5m", "15m", "1h", "4h", "1d"],
         help="the fetched candles' length (default 1m)",
     )
     simulate.add_argument(
-        "--start", metavar="TIME", help="the first fetched candle's start (ISO 8601 or Unix)"
+        "--start",
+        metavar="TIME",
+        help="the first fetched candle's start: ISO 8601 (UTC unless it says otherwise) or a"
+        " Unix time in seconds or milliseconds",
     )
     simulate.add_argument("--end", metavar="TIME", help="the fetched history's end, exclusive")
     simulate.add_argument(

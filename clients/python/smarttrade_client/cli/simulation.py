@@ -56,24 +56,38 @@ def history_of(args: argparse.Namespace) -> tuple[list[Candle], CandleSource | N
     if bool(args.candles) == bool(args.from_exchange):
         raise UsageError("give the history: --candles CSV, or --from-exchange with --start/--end")
     if args.candles:
-        if args.start or args.end:
-            raise UsageError("--start and --end are for --from-exchange")
+        if args.start or args.end or args.timeframe:
+            raise UsageError("--timeframe, --start and --end are for --from-exchange")
         return read_candles(args.candles), None
     if not (args.start and args.end):
         raise UsageError("--from-exchange needs --start and --end")
-    try:
-        start, end = _time(args.start.strip()), _time(args.end.strip())
-    except ValueError as error:
-        raise UsageError(f"--start/--end: {error}") from None
-    return [], CandleSource(args.from_exchange, args.timeframe, start, end)
+    times = []
+    for flag, given in (("--start", args.start), ("--end", args.end)):
+        try:
+            times.append(_time(given.strip()))
+        except ValueError as error:
+            raise UsageError(f"{flag}: {error}") from None
+    start, end = times
+    if start >= end:
+        raise UsageError("--end must be after --start")
+    return [], CandleSource(args.from_exchange, args.timeframe or "1m", start, end)
 
 
 def _time(cell: str) -> datetime:
-    if cell.isascii() and cell.isdigit():
-        seconds = int(cell) / 1000 if len(cell) > 11 else int(cell)
-        return datetime.fromtimestamp(seconds, UTC)
-    at = datetime.fromisoformat(cell.replace("Z", "+00:00"))
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    """ISO 8601 (UTC unless it says otherwise) or Unix seconds or milliseconds, in UTC;
+    ValueError for anything else, or a time before 1970 or after 9999."""
+    try:
+        if cell.isascii() and cell.isdigit():
+            seconds = int(cell) / 1000 if len(cell) > 11 else int(cell)
+            return datetime.fromtimestamp(seconds, UTC)
+        at = datetime.fromisoformat(cell.replace("Z", "+00:00"))
+        at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        utc = at.astimezone(UTC)
+    except (OverflowError, OSError):
+        raise ValueError(f"{cell[:40]!r} is out of range") from None
+    if utc.year < 1970:
+        raise ValueError(f"{cell[:40]!r} is before 1970")
+    return utc
 
 
 # --- for people ------------------------------------------------------------------------------
