@@ -111,9 +111,9 @@ def simulate(
 ) -> Simulation:
     """Walk `spec` through `candles` on `market` with a paper account of `settings` and
     `balances` (unset: enough of the base and the quote, or on a perpetual of the margin
-    wallet's currency). Raises `InvalidSpec` for a bad
-    history or bad settings, naming the field, and `PreconditionFailed` once the trade has
-    decided `max_decisions` times (a shorter history is asked for)."""
+    wallet's currency). Raises `InvalidSpec` for a bad history or bad settings, naming the
+    field, and `PreconditionFailed` once the trade has decided `max_decisions` times (a
+    shorter history is asked for)."""
     check_candles(candles)
     if spec.trigger_price is not TriggerPrice.LAST:
         # Candles are one price: a bid or an ask the history does not have is not invented.
