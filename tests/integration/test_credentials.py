@@ -359,6 +359,37 @@ async def test_a_venue_is_built_from_a_record_sealed_under_a_retired_current_key
         await exchange.close()
 
 
+async def test_an_adapter_built_with_credentials_since_rotated_elsewhere_is_built_again(
+    database: Database, keys: MasterKeys
+) -> None:
+    # Arrange: this replica's adapter of the account, built with the first keys (as when it
+    # last held the account's shard); another replica then rotated them, and the venue
+    # accepts only the new ones.
+    async with BinanceStub(api_key=API_KEY, secret=SECRET) as stub:
+        await stub.set_balance("USDT", Decimal(100))
+        service = await account_service(database, keys)
+        account = await binance_account(service)
+        build, _ = ccxt_venues(keys, binance_overrides(stub)["exchange_overrides"])
+        paper = PaperVenue(
+            DEFAULT_MARKETS, PostgresPaperStorage(UnitOfWorkFactory(database, EventBus()))
+        )
+        venues = Venues(paper, build)
+        exchange = venues.exchange(account)
+        assert (await exchange.fetch_balances())["USDT"].total == 100
+        stub.api_key, stub.secret = "rotated-key-77", "rotated-secret-77"
+        sealed = seal(Credentials("rotated-key-77", "rotated-secret-77"), account.id, keys)
+        rotated = dataclasses.replace(account, sealed_credentials=sealed)
+
+        # Act: the shard back here, its account read from the store again.
+        again = venues.exchange(rotated)
+        balances = await again.fetch_balances()
+        await venues.close()  # this adapter, and the one it replaced
+
+    # Assert: the same object for every holder, now signing with the new keys.
+    assert again is exchange
+    assert balances["USDT"].total == 100
+
+
 # ---- end to end over gRPC --------------------------------------------------------------------
 
 

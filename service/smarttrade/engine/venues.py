@@ -60,12 +60,14 @@ class AccountExchange:
     watch) makes its next call with the new ones. A stream already open goes on with the
     adapter it was opened on until it ends; the next one opens on the new adapter."""
 
-    def __init__(self, adapter: Exchange) -> None:
+    def __init__(self, adapter: Exchange, sealed: bytes | None) -> None:
         self._adapter = adapter
+        self.sealed = sealed  # the credentials it was built with, as stored
 
-    def replace(self, adapter: Exchange) -> Exchange:
-        """Use `adapter` from now on; the one it replaces, for the caller to close."""
-        old, self._adapter = self._adapter, adapter
+    def replace(self, adapter: Exchange, sealed: bytes | None) -> Exchange:
+        """Use `adapter` (built with `sealed`) from now on; the one it replaces, for the
+        caller to close."""
+        old, self._adapter, self.sealed = self._adapter, adapter, sealed
         return old
 
     @property
@@ -133,7 +135,12 @@ class Venues:
         self._retiring: set[asyncio.Task[None]] = set()
 
     def exchange(self, account: ExchangeAccount) -> Exchange:
+        """The account's adapter. One built with other credentials than `account` has (they
+        were rotated on another replica while it held the account's shard) is built again
+        first, so a shard coming back never trades on revoked keys."""
         exchange = self._exchanges.get(account.id)
+        if isinstance(exchange, AccountExchange) and exchange.sealed != account.sealed_credentials:
+            self.credentials_changed(account)
         if exchange is None:
             if account.is_paper:
                 exchange = self.paper.exchange(
@@ -144,7 +151,7 @@ class Venues:
                     "EXCHANGE_NOT_SUPPORTED", f"exchange {account.exchange!r} is not available"
                 )
             else:
-                exchange = AccountExchange(self._real(account))
+                exchange = AccountExchange(self._real(account), account.sealed_credentials)
             self._exchanges[account.id] = exchange
         return exchange
 
@@ -154,7 +161,7 @@ class Venues:
         exchange = self._exchanges.get(account.id)
         if not isinstance(exchange, AccountExchange) or self._real is None:
             return
-        old = exchange.replace(self._real(account))
+        old = exchange.replace(self._real(account), account.sealed_credentials)
         task = asyncio.get_running_loop().create_task(self._retire(old))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
