@@ -154,3 +154,45 @@ async def test_a_rate_limit_storm_is_waited_out_with_a_bounded_number_of_request
         take_profit_ids = [p for p in setup.posts() if "-tp1-" in p]
         assert len(take_profit_ids) == 1
         assert ready.legs[0].orders[0].status == pb.ORDER_STATUS_FILLED
+
+
+async def test_a_stop_exit_refused_by_a_rate_limit_is_not_sent_once_the_trade_is_cancelled(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with binance_server(database_url, tmp_path) as setup:
+        # Arrange: a long with a stop at 95; the stop's sell is refused with a 429 and a
+        # Retry-After of 3 s (not placed), so the trade waits in CLOSING to send it again.
+        key = request_id()
+        trade = await setup.create(
+            pb.SmartTrade(
+                account=setup.account,
+                symbol="BTC/USDT",
+                side=pb.SIDE_BUY,
+                entry=pb.Entry(type=pb.ENTRY_TYPE_MARKET, units="0.1"),
+                stop_loss=pb.StopLoss(price="95"),
+            ),
+            key,
+        )
+        await setup.eventually(trade.name, lambda t: t.state == pb.SMART_TRADE_STATE_ACTIVE)
+        setup.venue.fail_next_create(CreateFault.RATE_LIMITED, seconds=3)
+        await setup.venue.set_price("BTC/USDT", Decimal(94))
+        await setup.eventually(trade.name, lambda t: "sl-0" in " ".join(setup.posts()))
+        closing = await setup.client.get(trade.name)
+
+        # Act: the trader cancels while the sell waits out the rate limit.
+        await setup.client.trades.CancelSmartTrade(
+            trades_pb.CancelSmartTradeRequest(name=trade.name, request_id=request_id()),
+            metadata=setup.client.metadata,
+        )
+        ended = await setup.eventually(
+            trade.name,
+            lambda t: all(o.status == pb.ORDER_STATUS_CANCELLED for o in t.legs[-1].orders),
+        )
+        await asyncio.sleep(4)  # past the Retry-After: the sell is never sent again
+
+    # Assert: the only sell ever sent is the refused one; the coins stay.
+    assert closing.state == pb.SMART_TRADE_STATE_CLOSING
+    assert [p for p in setup.posts() if "-sl-" in p] == [f"{trade_id_for('tenant-a', key)}-sl-0"]
+    assert ended.state == pb.SMART_TRADE_STATE_CANCELLED
+    assert [o.status for o in ended.legs[-1].orders] == [pb.ORDER_STATUS_CANCELLED]
+    assert ended.position.units_held == ended.position.units_bought

@@ -103,6 +103,7 @@ class CreateFault(Enum):
     LOST = "lost"  # never placed, answered 503: the request never arrived
     HOLD = "hold"  # received, then held unanswered and never placed (the sender dies first)
     ACCEPT_THEN_HOLD = "accept-then-hold"  # placed, then the answer is held back forever
+    RATE_LIMITED = "rate-limited"  # not placed: 429 with a Retry-After of `seconds`
 
 
 @dataclass(frozen=True, slots=True)
@@ -761,6 +762,10 @@ class BinanceStub:
             raise BinanceError(400, -2010, "Duplicate order sent.")
         if fault is CreateFault.LOST:
             return web.Response(status=503, text="Service Unavailable", content_type="text/html")
+        if fault is CreateFault.RATE_LIMITED:
+            msg = "Too many requests; current limit is 6000 request weight per 1 MINUTE."
+            headers = {"Retry-After": str(int(seconds))}
+            return web.json_response({"code": -1003, "msg": msg}, status=429, headers=headers)
         if fault is CreateFault.HOLD:
             await self._closing.wait()  # until the stub stops; the sender is gone by then
             return web.Response(status=503, text="Service Unavailable", content_type="text/html")

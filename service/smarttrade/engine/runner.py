@@ -53,6 +53,7 @@ from smarttrade.domain.messages import (
     Input,
     InputOf,
     Intent,
+    OrderReported,
     PlaceOrder,
     PriceTicked,
     TimeElapsed,
@@ -369,9 +370,25 @@ class TradeRunner:
         pending = self._pending[key]
         if not self._still_wanted(pending.intent):
             return Outcome(None, True)
+        if self._cancelled_unsent(pending):
+            # The trade cancelled an order the venue never had (every attempt so far was
+            # refused before it was placed, as by a rate limit): it is not sent now.
+            message = "cancelled before it was sent"
+            unsent = OrderReported(
+                pending.intent.client_order_id, OrderStatus.CANCELLED, self._clock(), error=message
+            )
+            return Outcome(unsent, True)
         return await self._executor.carry_out(
             self._exchange, pending.intent, pending.attempt, self._clock()
         )
+
+    def _cancelled_unsent(self, pending: _Pending) -> bool:
+        """A placement whose order the trade has asked to cancel, and that the venue
+        certainly never received (no attempt's outcome is unknown)."""
+        if not isinstance(pending.intent, PlaceOrder) or pending.attempt.unknown_since:
+            return False
+        found = self.trade.find_order(pending.intent.client_order_id)
+        return found is not None and found[1].cancel_requested
 
     def _still_wanted(self, intent: Intent) -> bool:
         """An intent outlives its reason when the order's fate is already known."""
