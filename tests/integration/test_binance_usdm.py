@@ -363,3 +363,18 @@ async def test_the_perpetual_is_a_linear_contract_market_settled_in_usdt(
     assert perpetual.is_contract
     assert perpetual.settle == "USDT"
     assert all(market.is_contract for market in markets.values())  # binanceusdm: only those
+
+
+async def test_a_contract_that_is_not_one_unit_of_the_base_is_not_offered(
+    exchange: CcxtExchange,
+) -> None:
+    # Arrange: the venue's perpetual as a venue counting in contracts of 1,000 coins would
+    # describe it (OKX's DOGE-USDT-SWAP); a trade's sizes are in coins.
+    raw = await exchange._ccxt.load_markets()
+    raw[PERPETUAL] = raw[PERPETUAL] | {"contractSize": 1000}
+
+    # Act
+    markets = await exchange.load_markets()
+
+    # Assert
+    assert PERPETUAL not in markets

@@ -296,11 +296,16 @@ class CcxtExchange:
 
     def _market(self, entry: Mapping[str, Any]) -> Market | None:
         """None for a market without precision (it cannot be traded safely), and for a
-        contract that is not linear (inverse, options: nothing here runs them). A linear
-        contract is marked with its settle currency and the highest leverage it allows."""
+        contract that is not linear (inverse, options: nothing here runs them) or whose
+        contract is not one unit of the base (OKX's DOGE-USDT-SWAP is 1,000 DOGE): a trade's
+        sizes are in the base, while such a venue counts orders and fills in contracts. A
+        linear contract is marked with its settle currency and the highest leverage it
+        allows."""
         precision, limits = entry.get("precision") or {}, entry.get("limits") or {}
         contract = bool(entry.get("contract"))
         if contract and not entry.get("linear"):
+            return None
+        if contract and _decimal(entry.get("contractSize")) not in (None, Decimal(1)):
             return None
         amount_step = self._step(precision.get("amount"))
         price_tick = self._step(precision.get("price"))
