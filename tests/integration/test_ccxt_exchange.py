@@ -287,6 +287,38 @@ async def test_a_cancel_reports_our_client_order_id_not_the_cancel_requests_own(
     )
 
 
+async def test_a_cancelled_order_whose_fills_the_history_lacks_yet_is_reported_open(
+    exchange: CcxtExchange, venue: BinanceStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: a resting buy of 0.01 filled 0.004 at the venue; the trade history lags.
+    client_order_id = new_client_order_id("part")
+    await exchange.create_order(limit_buy(client_order_id, Decimal("0.01"), Decimal(40000)))
+    await venue.fill_in_parts(client_order_id, [Decimal("0.004")])
+    fetch_my_trades = exchange._ccxt.fetch_my_trades
+
+    async def no_trades_yet(*args: object, **kwargs: object) -> list[object]:
+        return []
+
+    monkeypatch.setattr(exchange._ccxt, "fetch_my_trades", no_trades_yet)
+
+    # Act: the cancel's answer says 0.004 executed, with no fills.
+    cancelled = await exchange.cancel_order(SYMBOL, client_order_id)
+    monkeypatch.setattr(exchange._ccxt, "fetch_my_trades", fetch_my_trades)
+    found = await exchange.fetch_order(SYMBOL, client_order_id)
+
+    # Assert: OPEN until its fills are known (the 0.006 left must not be taken for 0.01),
+    # then CANCELLED with them.
+    assert (cancelled.status, cancelled.filled, cancelled.fills) == (
+        OrderStatus.OPEN,
+        Decimal("0.004"),
+        (),
+    )
+    assert (found.status, [f.amount for f in found.fills]) == (
+        OrderStatus.CANCELLED,
+        [Decimal("0.004")],
+    )
+
+
 async def test_a_wrong_secret_is_an_authentication_rejection(venue: BinanceStub) -> None:
     exchange = binance_at(venue, secret="not-" + SECRET)
     try:

@@ -460,8 +460,10 @@ class CcxtExchange:
         when its answer did not carry them all (a spot order's FULL answer does; a futures
         one, RESULT, has none). A report never says more is filled than its fills show: the
         trade counts fills, and an order FILLED with its fills missing would look unfilled
-        and be placed again. So until the history has them (it may lag the order), an order
-        the venue calls FILLED is reported OPEN with the fills found, and looked up again."""
+        and be placed again; one CANCELLED or EXPIRED with its fills missing would have its
+        unfilled share sold again (a step closed at market, a stop-limit's fallback). So
+        until the history has them (it may lag the order), an order the venue calls ended
+        is reported OPEN with the fills found, and looked up again."""
         order_id = report.exchange_order_id
         if report.filled <= _filled(report.fills) or order_id is None:
             return report
@@ -471,7 +473,7 @@ class CcxtExchange:
         mine = (t for t in trades if str(t.get("order") or order_id) == order_id)
         fills = _unique_fills([*report.fills, *(_fill(t, report.at) for t in mine)])
         status = report.status
-        if status is OrderStatus.FILLED and _filled(fills) < report.filled:
+        if not status.is_live and _filled(fills) < report.filled:
             status = OrderStatus.OPEN
         return dataclasses.replace(report, fills=fills, status=status)
 
