@@ -174,14 +174,42 @@ def test_a_trailing_last_step_closed_at_market_stops_watching_and_sells_at_once(
     assert (run.trade.state, run.trade.close_reason) == (TradeState.CLOSED, CloseReason.TAKE_PROFIT)
 
 
-def test_a_step_closed_at_market_moves_a_breakeven_stop_to_the_average() -> None:
+def test_a_step_closed_at_market_at_a_profit_moves_a_breakeven_stop_to_the_average() -> None:
     run = opened(Side.BUY, TWO_STEPS, stop(percent="5", breakeven=True))
     assert run.trade.stop_loss_leg is not None
     assert run.trade.stop_loss_leg.price == D("47547.55")  # 5 % below 50,050.05
+    run.tick("50500")
 
-    run.feed(CloseStep(run.now, 1))
+    run.feed(CloseStep(run.now, 1))  # sold at 50,500, above the average
 
     assert run.trade.stop_loss_leg.price == D("50050.05")  # the average, on the tick
+    assert run.trade.state is TradeState.ACTIVE
+
+
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+def test_a_step_closed_at_market_at_a_loss_leaves_a_breakeven_stop_where_it_was(
+    side: Side,
+) -> None:
+    # Arrange: 2 % against the trade (a BUY at 49,000, a SELL at 51,000).
+    run = opened(side, TWO_STEPS, stop(percent="5", breakeven=True))
+    assert run.trade.stop_loss_leg is not None
+    before = run.trade.stop_loss_leg.price
+    run.tick(mirrored_price(side, "49000"))
+
+    # Act: the trader cuts part of the loss.
+    run.feed(CloseStep(run.now, 1))
+    run.tick(mirrored_price(side, "49000"))
+
+    # Assert: the stop did not move to the average (beyond the price: it would have sold
+    # the rest at once); the trade goes on with step 2.
+    assert run.trade.leg("tp1").state is LegState.FILLED
+    assert run.trade.stop_loss_leg.price == before
+    assert run.trade.state is TradeState.ACTIVE
+
+
+def mirrored_price(side: Side, price: str) -> str:
+    """A price as far from 50,000 on the other side, for a SELL."""
+    return price if side is Side.BUY else str(100000 - Decimal(price))
 
 
 def test_close_step_is_on_the_menu_only_while_a_step_is_open() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from smarttrade.domain.fsm import LegState
-from smarttrade.domain.model import SmartTrade
+from smarttrade.domain.model import Leg, SmartTrade
 from smarttrade.domain.spec import StopLossSpec, TakeProfitStepSpec
 from smarttrade.domain.values import Side
 
@@ -66,7 +66,10 @@ def stop_trigger(trade: SmartTrade, average: Decimal | None) -> Decimal | None:
     filled) and the trailing level below the best price since the position opened.
 
     Breakeven is "the first take-profit step to complete", whichever step that is: with
-    targets in order it is step 1. After an edit set a new level, it stands as given: a
+    targets in order it is step 1. A step counts when it took a profit: one the trader
+    closed at market below the average (a BUY's; above, a SELL's) cut a loss, and moving
+    the stop to the average then would sell the rest at once (decided 2026-12-03). After an
+    edit set a new level, it stands as given: a
     breakeven move made before the edit is spent, and the trailing level counts again only
     once the price has gone beyond the extreme at the edit (DESIGN §2.7).
     """
@@ -83,7 +86,10 @@ def stop_trigger(trade: SmartTrade, average: Decimal | None) -> Decimal | None:
         stop.move_to_breakeven
         and average is not None
         and not leg.breakeven_spent
-        and any(step.state is LegState.FILLED for step in trade.take_profit_legs)
+        and any(
+            step.state is LegState.FILLED and _took_profit(step, side, average)
+            for step in trade.take_profit_legs
+        )
     ):
         candidates.append(average)
     extreme = leg.trailing_extreme
@@ -96,3 +102,14 @@ def stop_trigger(trade: SmartTrade, average: Decimal | None) -> Decimal | None:
     if not candidates:
         return None
     return trade.market.round_price(best(side, *candidates))
+
+
+def _took_profit(step: Leg, side: Side, average: Decimal) -> bool:
+    """Whether a completed take-profit step exited beyond the average entry (a step with no
+    fills of its own, as a share rounded away, counts as its target says: it does)."""
+    fills = [fill for order in step.orders for fill in order.fills]
+    amount = sum((fill.amount for fill in fills), Decimal(0))
+    if not amount:
+        return True
+    price = sum((fill.price * fill.amount for fill in fills), Decimal(0)) / amount
+    return side.sign * (price - average) > 0
