@@ -425,3 +425,24 @@ async def test_ccxt_rounding_does_not_leak_into_the_decimal_context(
         before.rounding,
         before.traps[decimal.Underflow],
     )
+
+
+async def test_the_watches_of_a_closed_adapter_end_instead_of_calling_the_venue_forever(
+    venue: BinanceStub,
+) -> None:
+    # Arrange: an adapter whose key the venue no longer accepts (rotated), still watched.
+    exchange = binance_at(venue, poll_interval=0.01)
+    prices, orders = exchange.watch_ticker(SYMBOL), exchange.watch_orders(SYMBOL)
+    await asyncio.wait_for(anext(prices), timeout=5)
+    venue.api_key = "rotated-" + API_KEY
+    pending = asyncio.ensure_future(anext(orders))  # failing auth, and retrying
+    await asyncio.sleep(0.1)
+
+    # Act: the adapter is retired.
+    await exchange.close()
+
+    # Assert: both watches end (their consumer opens the next on the current adapter).
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(pending, timeout=5)
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(prices), timeout=5)

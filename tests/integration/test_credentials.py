@@ -380,7 +380,10 @@ async def test_an_adapter_built_with_credentials_since_rotated_elsewhere_is_buil
         sealed = seal(Credentials("rotated-key-77", "rotated-secret-77"), account.id, keys)
         rotated = dataclasses.replace(account, sealed_credentials=sealed)
 
-        # Act: the shard back here, its account read from the store again.
+        # Act: the shard back here, its account read from the store again. (An account
+        # object from before is no reason to rebuild: only a shard's return is.)
+        assert venues.exchange(account) is exchange
+        venues.recheck_tenants(lambda tenant: tenant == account.tenant_id)
         again = venues.exchange(rotated)
         balances = await again.fetch_balances()
         await venues.close()  # this adapter, and the one it replaced

@@ -241,6 +241,7 @@ class Ownership:
 
         engine = self._make_engine(tenants_of(shard), lambda: self.leases.holds(shard))
         self.engines.forget_accounts(tenants_of(shard))
+        self.engines.venues.recheck_tenants(tenants_of(shard))
         try:
             await self.engines.venues.paper.start(tenants_of(shard))
             await engine.start()

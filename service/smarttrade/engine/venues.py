@@ -60,14 +60,18 @@ class AccountExchange:
     watch) makes its next call with the new ones. A stream already open goes on with the
     adapter it was opened on until it ends; the next one opens on the new adapter."""
 
-    def __init__(self, adapter: Exchange, sealed: bytes | None) -> None:
+    def __init__(self, adapter: Exchange, account: ExchangeAccount) -> None:
         self._adapter = adapter
-        self.sealed = sealed  # the credentials it was built with, as stored
+        self.tenant_id = account.tenant_id
+        self.sealed = account.sealed_credentials  # the credentials it was built with
+        # Set when the account's shard comes back to this replica: the credentials may
+        # have been rotated elsewhere meanwhile, so the next use compares them.
+        self.recheck = False
 
-    def replace(self, adapter: Exchange, sealed: bytes | None) -> Exchange:
-        """Use `adapter` (built with `sealed`) from now on; the one it replaces, for the
-        caller to close."""
-        old, self._adapter, self.sealed = self._adapter, adapter, sealed
+    def replace(self, adapter: Exchange, account: ExchangeAccount) -> Exchange:
+        """Use `adapter` (built with `account`'s credentials) from now on; the one it
+        replaces, for the caller to close."""
+        old, self._adapter, self.sealed = self._adapter, adapter, account.sealed_credentials
         return old
 
     @property
@@ -135,12 +139,13 @@ class Venues:
         self._retiring: set[asyncio.Task[None]] = set()
 
     def exchange(self, account: ExchangeAccount) -> Exchange:
-        """The account's adapter. One built with other credentials than `account` has (they
-        were rotated on another replica while it held the account's shard) is built again
-        first, so a shard coming back never trades on revoked keys."""
+        """The account's adapter. After `recheck_tenants`, one built with other credentials
+        than `account` (read afresh) has is built again first."""
         exchange = self._exchanges.get(account.id)
-        if isinstance(exchange, AccountExchange) and exchange.sealed != account.sealed_credentials:
-            self.credentials_changed(account)
+        if isinstance(exchange, AccountExchange) and exchange.recheck:
+            exchange.recheck = False
+            if exchange.sealed != account.sealed_credentials:
+                self.credentials_changed(account)
         if exchange is None:
             if account.is_paper:
                 exchange = self.paper.exchange(
@@ -151,9 +156,17 @@ class Venues:
                     "EXCHANGE_NOT_SUPPORTED", f"exchange {account.exchange!r} is not available"
                 )
             else:
-                exchange = AccountExchange(self._real(account), account.sealed_credentials)
+                exchange = AccountExchange(self._real(account), account)
             self._exchanges[account.id] = exchange
         return exchange
+
+    def recheck_tenants(self, tenants: Callable[[str], bool]) -> None:
+        """The `tenants`' shard comes back to this replica, their accounts read afresh: the
+        next use of each of their adapters compares its credentials with the account's (a
+        rotation made on another replica meanwhile), so no trade runs on revoked keys."""
+        for exchange in self._exchanges.values():
+            if isinstance(exchange, AccountExchange) and tenants(exchange.tenant_id):
+                exchange.recheck = True
 
     def credentials_changed(self, account: ExchangeAccount) -> None:
         """The account's credentials were replaced: its adapter is built again with them,
@@ -161,7 +174,7 @@ class Venues:
         exchange = self._exchanges.get(account.id)
         if not isinstance(exchange, AccountExchange) or self._real is None:
             return
-        old = exchange.replace(self._real(account), account.sealed_credentials)
+        old = exchange.replace(self._real(account), account)
         task = asyncio.get_running_loop().create_task(self._retire(old))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)

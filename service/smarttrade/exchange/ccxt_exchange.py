@@ -228,6 +228,9 @@ class CcxtExchange:
         self._markets: dict[str, Market] | None = None
         self._markets_lock = asyncio.Lock()
         self._cooldown_until = 0.0  # time.monotonic() before which no request is sent
+        # Closed: its watches end (their consumer opens the next on the account's current
+        # adapter, say after a credentials rotation) instead of calling the venue forever.
+        self._closed = False
 
     @property
     def exchange_id(self) -> str:
@@ -534,7 +537,7 @@ class CcxtExchange:
         mode = _StreamOrPoll(
             f"ticker stream of {symbol}", self._streams("watchTicker"), self._stream_retry
         )
-        while True:
+        while not self._closed:
             streaming = mode.streaming()
             try:
                 ticker = await (
@@ -576,7 +579,7 @@ class CcxtExchange:
         )
         waiting: asyncio.Future[list[Any]] | None = None  # the next streamed batch
         try:
-            while True:
+            while not self._closed:
                 streaming = mode.streaming()
                 try:
                     if streaming:
@@ -693,6 +696,7 @@ class CcxtExchange:
         )
 
     async def close(self) -> None:
+        self._closed = True
         await self._ccxt.close()
 
     # ----- error translation -----------------------------------------------------------
