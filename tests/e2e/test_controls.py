@@ -8,8 +8,7 @@ BTC/USDT at 1,000: a BUY of 10 holds 9.99 (the 0.1 % fee in BTC), 50/50 targets 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 import grpc
 import pytest
@@ -18,7 +17,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from smarttrade.v1 import smart_trade_pb2 as pb
 from smarttrade.v1 import smart_trade_service_pb2 as trades_pb
-from tests.support.service import Client, Service, request_id, rich_error
+from tests.support.service import Client, Service, eventually, request_id, rich_error
 
 BTC = "BTC/USDT"
 SIDES = {"BUY": pb.SIDE_BUY, "SELL": pb.SIDE_SELL}
@@ -72,18 +71,6 @@ async def refused(call: Awaitable[object]) -> tuple[grpc.StatusCode, str]:
 
 def leg(trade: pb.SmartTrade, leg_id: str) -> pb.Leg:
     return next(item for item in trade.legs if item.id == leg_id)
-
-
-async def eventually(
-    client: Client, name: str, holds: Callable[[pb.SmartTrade], bool], seconds: float = 10
-) -> pb.SmartTrade:
-    """The trade once `holds` is true of it (the engine's timers run in real time)."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        trade = await client.get(name)
-        if holds(trade) or asyncio.get_running_loop().time() > deadline:
-            return trade
-        await asyncio.sleep(0.05)
 
 
 # ---- Close Step ----------------------------------------------------------------------------
