@@ -76,26 +76,6 @@ async def answered(
     return stored
 
 
-class InFlight:
-    """Calls in progress in this process, by key: a duplicate waits for the first to finish
-    instead of racing it (then finds its answer, or does the work if the first wrote
-    nothing)."""
-
-    def __init__(self) -> None:
-        self._running: dict[Hashable, asyncio.Future[None]] = {}
-
-    async def once(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> T:
-        while (first := self._running.get(key)) is not None:
-            await asyncio.shield(first)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._running[key] = done
-        try:
-            return await work()
-        finally:
-            del self._running[key]
-            done.set_result(None)
-
-
 class Turns:
     """One holder at a time per key, in this process; a holder may hand the turn on before
     its work is done (`async with turns.turn(key) as hand_on: ... hand_on() ...`)."""
@@ -131,3 +111,13 @@ class Turns:
     def __len__(self) -> int:
         """Keys in use (held or waited for)."""
         return len(self._keys)
+
+
+class InFlight(Turns):
+    """Calls in progress in this process, by key: a duplicate waits for the first to finish
+    instead of racing it (then finds its answer, or does the work if the first wrote
+    nothing)."""
+
+    async def once(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> T:
+        async with self.turn(key):
+            return await work()
